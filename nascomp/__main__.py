@@ -1,0 +1,5 @@
+import sys
+
+from nascomp.cli import main
+
+sys.exit(main())

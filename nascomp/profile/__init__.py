@@ -1,0 +1,1 @@
+"""Cost and measurement: analytic/counted MACs and params, latency, energy, latency prediction."""
