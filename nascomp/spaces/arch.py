@@ -1,0 +1,217 @@
+"""`Arch`: one hierarchical (Swin-like) ViT architecture as plain, hashable, JSON-serialisable data.
+
+An architecture has a fixed patch size and a list of stages; each stage has an embed dim and a list of
+blocks, and each block chooses its own number of heads, Q-K-V dim (``heads × head_dim``, may differ from
+the embed dim), MLP ratio and window size. Depth is the number of blocks. Shifted windows are not part of
+the data: as in Swin/S3, odd blocks of a stage shift by half their window (see `nascomp.spaces.layout`).
+
+JSON form (what search writes and ``nascomp flops ARCH.json`` reads)::
+
+    {"patch_size": 4,
+     "stages": [{"embed_dim": 96, "blocks": [{"heads": 3, "qkv_dim": 96, "mlp_ratio": 4.0, "window": 7}, ...]},
+                ...]}
+
+A stage may instead be written compactly as ``{"embed_dim": 96, "depth": 2, "heads": 3, "qkv_dim": 96,
+"mlp_ratio": 4.0, "window": 7}`` (all blocks alike); `Arch.to_dict` always writes the per-block form.
+Objects are frozen and hashable so search can deduplicate candidates and cache their costs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from nascomp.errors import NascompError
+
+__all__ = ["BlockArch", "StageArch", "Arch", "BLOCK_FIELDS"]
+
+BLOCK_FIELDS = ("heads", "qkv_dim", "mlp_ratio", "window")
+
+
+def _int(value: Any, where: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < minimum:
+        raise NascompError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _ratio(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise NascompError(f"{where}: expected a positive number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class BlockArch:
+    """One transformer block: attention width is ``qkv_dim`` split into ``heads`` heads of ``qkv_dim // heads``."""
+
+    heads: int
+    qkv_dim: int
+    mlp_ratio: float
+    window: int
+
+    @property
+    def head_dim(self) -> int:
+        return self.qkv_dim // self.heads
+
+    def hidden_dim(self, embed_dim: int) -> int:
+        """MLP hidden width, rounded down exactly as timm's ``int(dim * mlp_ratio)``."""
+        return int(embed_dim * self.mlp_ratio)
+
+    def to_dict(self) -> dict:
+        return {"heads": self.heads, "qkv_dim": self.qkv_dim, "mlp_ratio": self.mlp_ratio, "window": self.window}
+
+    @classmethod
+    def from_dict(cls, d: Mapping, where: str = "block") -> "BlockArch":
+        if not isinstance(d, Mapping):
+            raise NascompError(f"{where}: expected an object with {', '.join(BLOCK_FIELDS)}")
+        unknown = sorted(set(d) - set(BLOCK_FIELDS))
+        missing = [k for k in BLOCK_FIELDS if k not in d]
+        if unknown or missing:
+            raise NascompError(f"{where}: " + "; ".join(
+                ([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else [])
+            ) + f" (a block has exactly {', '.join(BLOCK_FIELDS)})")
+        block = cls(
+            heads=_int(d["heads"], f"{where}.heads"),
+            qkv_dim=_int(d["qkv_dim"], f"{where}.qkv_dim"),
+            mlp_ratio=_ratio(d["mlp_ratio"], f"{where}.mlp_ratio"),
+            window=_int(d["window"], f"{where}.window"),
+        )
+        if block.qkv_dim % block.heads:
+            raise NascompError(f"{where}: qkv_dim {block.qkv_dim} is not divisible by heads {block.heads}; "
+                               "qkv_dim must be heads × head_dim")
+        return block
+
+
+@dataclass(frozen=True)
+class StageArch:
+    embed_dim: int
+    blocks: tuple[BlockArch, ...]
+
+    @property
+    def depth(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def uniform(self) -> bool:
+        """True when every block is alike, i.e. the stage is exactly a timm ``SwinTransformerStage``."""
+        return all(b == self.blocks[0] for b in self.blocks)
+
+    def to_dict(self) -> dict:
+        return {"embed_dim": self.embed_dim, "blocks": [b.to_dict() for b in self.blocks]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping, where: str = "stage") -> "StageArch":
+        if not isinstance(d, Mapping) or "embed_dim" not in d:
+            raise NascompError(f"{where}: expected an object with 'embed_dim' and 'blocks' (or 'depth' + block fields)")
+        embed = _int(d["embed_dim"], f"{where}.embed_dim")
+        if "blocks" in d:
+            extra = sorted(set(d) - {"embed_dim", "blocks"})
+            if extra:
+                raise NascompError(f"{where}: unknown keys {extra} next to 'blocks'")
+            if not isinstance(d["blocks"], Sequence) or isinstance(d["blocks"], str) or not d["blocks"]:
+                raise NascompError(f"{where}.blocks: expected a non-empty list of blocks")
+            blocks = tuple(BlockArch.from_dict(b, f"{where}.blocks[{j}]") for j, b in enumerate(d["blocks"]))
+        else:
+            extra = sorted(set(d) - {"embed_dim", "depth", *BLOCK_FIELDS})
+            if extra:
+                raise NascompError(f"{where}: unknown keys {extra}")
+            depth = _int(d.get("depth"), f"{where}.depth")
+            block = BlockArch.from_dict({k: d.get(k) for k in BLOCK_FIELDS if k in d}, where)
+            blocks = (block,) * depth
+        return cls(embed, blocks)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A hierarchical ViT: ``patch_size`` and one `StageArch` per stage (patch merging between stages)."""
+
+    stages: tuple[StageArch, ...]
+    patch_size: int = 4
+    name: str | None = field(default=None, compare=False)
+
+    @property
+    def depths(self) -> tuple[int, ...]:
+        return tuple(s.depth for s in self.stages)
+
+    @property
+    def embed_dims(self) -> tuple[int, ...]:
+        return tuple(s.embed_dim for s in self.stages)
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stages)
+
+    def blocks(self) -> Iterator[tuple[int, int, BlockArch]]:
+        """(stage index, block index within the stage, block) for every block in order."""
+        for i, stage in enumerate(self.stages):
+            for j, block in enumerate(stage.blocks):
+                yield i, j, block
+
+    def replace_stage(self, index: int, stage: StageArch) -> "Arch":
+        stages = list(self.stages)
+        stages[index] = stage
+        return replace(self, stages=tuple(stages))
+
+    # --- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"patch_size": self.patch_size, "stages": [s.to_dict() for s in self.stages]}
+        if self.name:
+            d = {"name": self.name, **d}
+        return d
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, d: Mapping, where: str = "arch") -> "Arch":
+        if isinstance(d, Arch):
+            return d
+        if not isinstance(d, Mapping) or "stages" not in d:
+            raise NascompError(f"{where}: expected an object with 'stages' (see nascomp.spaces.arch for the format)")
+        unknown = sorted(set(d) - {"stages", "patch_size", "name"})
+        if unknown:
+            raise NascompError(f"{where}: unknown keys {unknown} (an arch has 'patch_size', 'stages' and an optional 'name')")
+        stages = d["stages"]
+        if not isinstance(stages, Sequence) or isinstance(stages, str) or not stages:
+            raise NascompError(f"{where}.stages: expected a non-empty list of stages")
+        name = d.get("name")
+        return cls(
+            stages=tuple(StageArch.from_dict(s, f"{where}.stages[{i}]") for i, s in enumerate(stages)),
+            patch_size=_int(d.get("patch_size", 4), f"{where}.patch_size"),
+            name=str(name) if name is not None else None,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Arch":
+        """Read an arch JSON file (errors name the file and the offending key)."""
+        path = Path(path)
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise NascompError(f"arch file {path} not found") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise NascompError(f"{path}: not valid JSON ({e})") from None
+        return cls.from_dict(doc, where=str(path))
+
+    @classmethod
+    def swin(
+        cls,
+        depths: Sequence[int],
+        embed_dims: Sequence[int],
+        heads: Sequence[int],
+        windows: Sequence[int] | int = 7,
+        mlp_ratio: float = 4.0,
+        head_dim: int | None = None,
+        patch_size: int = 4,
+        name: str | None = None,
+    ) -> "Arch":
+        """A stage-uniform arch from timm-style per-stage lists (``head_dim`` defaults to ``dim // heads``)."""
+        windows = [windows] * len(depths) if isinstance(windows, int) else list(windows)
+        stages = []
+        for depth, dim, h, w in zip(depths, embed_dims, heads, windows, strict=True):
+            qkv = h * (head_dim or dim // h)
+            stages.append(StageArch(int(dim), (BlockArch(int(h), int(qkv), float(mlp_ratio), int(w)),) * int(depth)))
+        arch = cls(tuple(stages), patch_size, name)
+        return cls.from_dict(arch.to_dict())  # validates
