@@ -1,0 +1,134 @@
+"""`nascomp profile MODEL --target cpu|mobile-cpu|cuda|android[:SERIAL]`: measured latency (and energy) with its protocol.
+
+Also builds and checks latency lookup tables for search:
+`nascomp profile --build-lut --space s3-vit --target mobile-cpu [--validate 50]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from nascomp.commands.common import add_model_args, model_overrides_from_args, print_json
+from nascomp.errors import NascompError
+from nascomp.io import atomic_write_json
+
+__all__ = ["register", "run"]
+
+
+def _list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("profile", help="measure latency/energy on a target; build latency lookup tables", description=__doc__)
+    p.add_argument("model", metavar="MODEL", nargs="?", help="timm model name, arch JSON, or saved model directory")
+    p.add_argument("--target", default="cpu", help="cpu | mobile-cpu | cuda | android[:SERIAL] (default: %(default)s)")
+    p.add_argument("--runtime", type=_list, help="torch, onnxruntime or both comma-separated (default: per target)")
+    p.add_argument("--precision", type=_list, help="fp32, int8 (ONNX Runtime dynamic quantization) (default: per target)")
+    p.add_argument("--threads", type=int, help="intra-op threads (default: all allowed cores on cpu, 1 on mobile-cpu/android)")
+    p.add_argument("--cores", help="pin to these cores, e.g. 1 or 0-3 (default: the last core on mobile-cpu; taskset on android)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--resolution", type=int, help="input resolution (default: the model's)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default: %(default)s)")
+    p.add_argument("--repeat", type=int, default=50, help="timed runs (default: %(default)s)")
+    p.add_argument("--timer", choices=["wall", "thread-cpu"], default="wall",
+                   help="wall clock (default), or the thread's CPU time (1 thread only; for shared, loaded machines)")
+    g = p.add_argument_group("energy")
+    g.add_argument("--energy", action="store_true", help="energy per inference: NVML (cuda), RAPL (cpu), battery (android), else estimated")
+    g.add_argument("--power-w", help="state the power model used when no counter exists: ACTIVE[:IDLE] watts")
+    g.add_argument("--energy-window", type=float, default=2.0, help="minimum seconds of back-to-back inferences per energy reading")
+    g = p.add_argument_group("android")
+    g.add_argument("--perf-test", help="onnxruntime_perf_test built for the phone: a host file to push, or a path on the phone")
+    g = p.add_argument_group("output")
+    g.add_argument("--json", action="store_true", help="print the report as JSON")
+    g.add_argument("--out", help="also write the JSON report to this file")
+    g.add_argument("--samples", action="store_true", help="include every per-run latency in the JSON")
+    g.add_argument("--keep-onnx", metavar="DIR", help="keep the exported ONNX files in DIR")
+    g.add_argument("--quiet", action="store_true", help="no progress messages")
+    g = p.add_argument_group("latency lookup table (predictor for search budgets)")
+    g.add_argument("--build-lut", action="store_true", help="measure every block configuration of --space on --target")
+    g.add_argument("--space", help="search space name or YAML file for --build-lut")
+    g.add_argument("--lut", help="LUT file (default: the per-user LUT directory, see nascomp.profile.predictor)")
+    g.add_argument("--calibrate", type=int, default=12, help="random subnets measured end to end to fit the offset (default: %(default)s)")
+    g.add_argument("--validate", type=int, default=0, help="after building (or alone with --lut), measure N random subnets and report accuracy")
+    g.add_argument("--seed", type=int, default=0)
+    add_model_args(p)
+    p.set_defaults(func=run)
+
+
+def _options(args: argparse.Namespace, log):
+    from nascomp.profile.energy import parse_power_override
+    from nascomp.profile.host import parse_cores
+    from nascomp.profile.profiler import ProfileOptions
+    from nascomp.profile.targets import parse_target
+
+    return ProfileOptions(
+        target=parse_target(args.target), runtimes=args.runtime, precisions=args.precision, threads=args.threads,
+        cores=parse_cores(args.cores) if args.cores else None, batch=args.batch, resolution=args.resolution, warmup=args.warmup,
+        repeat=args.repeat, energy=args.energy, power_model=parse_power_override(args.power_w) if args.power_w else None,
+        energy_window_s=args.energy_window, perf_test=args.perf_test, onnx_dir=args.keep_onnx, include_samples=args.samples, timer=args.timer, log=log,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=True, quiet=args.quiet or False)
+    log = lambda msg: console.print(f"[dim]{msg}[/]")  # noqa: E731
+    if args.build_lut or (args.validate and args.model is None):
+        return _run_lut(args, _options(args, log), console)
+    if not args.model:
+        raise NascompError("give a MODEL to profile (timm name, arch JSON or model directory), or --build-lut --space NAME")
+    from nascomp.models import resolve_model
+    from nascomp.profile.profiler import profile_model
+
+    opts = _options(args, log)
+    overrides = model_overrides_from_args(args)
+    if args.resolution and "img_size" not in overrides and not args.model.endswith(".json") and not Path(args.model).is_dir():
+        overrides["img_size"] = args.resolution  # timm models bake the resolution into position tables
+    model, _ = resolve_model(args.model, checkpoint=args.checkpoint, **overrides)
+    report = profile_model(model, opts, name=args.model)
+    doc = report.to_dict(include_samples=args.samples)
+    if args.out:
+        atomic_write_json(args.out, doc)
+    if args.json:
+        print_json(doc)
+    else:
+        _print_report(doc)
+    return 0
+
+
+def _print_report(doc: dict) -> None:
+    out = Console()
+    proto = doc["protocol"]
+    out.print(f"[bold]{doc['model']}[/] on [bold]{doc['target']}[/]: {doc['note']}")
+    table = Table("runtime", "precision", "median ms", "IQR ms", "p90 ms", "runs", "energy mJ/inf", "energy")
+    for m in doc["measurements"]:
+        if "skipped" in m:
+            table.add_row(m["runtime"], m["precision"], "-", "-", "-", "-", "-", f"skipped: {m['skipped'][:60]}")
+            continue
+        e = m.get("energy") or {}
+        table.add_row(
+            m["runtime"], m["precision"], f"{m['latency_ms']:.3f}", f"{m['iqr_ms']:.3f}", f"{m['p90_ms']:.3f}", str(m["runs"]),
+            "-" if m["energy_mj"] is None else f"{m['energy_mj']:.3f}", e.get("kind", "") + (f" ({e['source']})" if e else ""),
+        )
+    out.print(table)
+    device = proto.get("gpu_model") or (proto.get("phone") or {}).get("model") or proto.get("cpu_model")
+    out.print(f"  device: {device}; threads {proto['threads']}, affinity {proto['affinity']}, batch {proto['batch']}, "
+              f"{proto['resolution']} px, {proto['warmup']} warm-up + {proto['repetitions']} timed runs, {proto['statistic']}")
+    if doc.get("macs"):
+        out.print(f"  cost: {doc['params'] / 1e6:.2f} M params, {doc['gmacs']:.3f} G MACs")
+    for m in doc["measurements"]:
+        e = m.get("energy")
+        if e:
+            extra = f"; fallback because: {e['fallback_reason']}" if e.get("fallback_reason") else ""
+            out.print(f"  energy {m['runtime']}/{m['precision']}: {e['kind']} via {e['source']}, total {e['total_mj_per_inference']} mJ, "
+                      f"idle {e['idle_mj_per_inference']} mJ (idle {e['idle_power_w']} W) subtracted{extra}")
+    out.print("  [dim]full protocol: --json[/]")
+
+
+
+def _run_lut(args: argparse.Namespace, opts, console: Console) -> int:
+    raise NascompError("--build-lut is not available yet")
