@@ -122,6 +122,7 @@ _STDOUT_KEYS = {
     "First inference time cost": ("first_inference_ms", 1.0),
     "Total inference requests": ("requests", 1.0),
     "Average inference time cost": ("mean_ms", 1.0),
+    "Average time cost": ("mean_ms", 1.0),  # perf_test before ORT 1.8
     "Total inference run time": ("run_time_s", 1.0),
     "Avg CPU usage": ("cpu_usage_pct", 1.0),
     "Peak working set size": ("peak_working_set_bytes", 1.0),
