@@ -17,6 +17,7 @@ COMMANDS = (
     "nascomp.commands.train",
     "nascomp.commands.flops",
     "nascomp.commands.export",
+    "nascomp.commands.supernet",
     "nascomp.commands.adapt",
     "nascomp.commands.profile",
 )

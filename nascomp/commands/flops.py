@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nascomp.commands.common import add_model_args, model_overrides_from_args, print_json
+from nascomp.errors import NascompError
 from nascomp.models import model_input_size, resolve_model
 from nascomp.profile.cost import count_cost
 
@@ -23,13 +24,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _arch_json_report(args: argparse.Namespace, overrides: dict):
+    """Arch JSON: the exact analytic cost (equal to counting the built model), without building it."""
+    from nascomp.profile.arch_cost import arch_cost_report
+    from nascomp.spaces.arch import Arch
+
+    unsupported = sorted(set(overrides) - {"img_size", "in_chans", "num_classes"})
+    if unsupported:
+        raise NascompError(f"an arch JSON fixes the architecture; options {unsupported} cannot change it")
+    resolution = args.resolution or overrides.get("img_size") or 224
+    return arch_cost_report(Arch.load(args.model), resolution, overrides.get("in_chans", 3), overrides.get("num_classes", 1000))
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = model_overrides_from_args(args)
-    if args.resolution and "img_size" not in overrides and not args.model.endswith(".json"):
-        overrides["img_size"] = args.resolution  # timm models bake the resolution into position tables
-    model, spec = resolve_model(args.model, checkpoint=args.checkpoint, **overrides)
-    in_chans, native = model_input_size(model)
-    report = count_cost(model, args.resolution or native, in_chans, batch=args.batch)
+    if args.model.endswith(".json") and not args.cross_check and not args.checkpoint:
+        report = _arch_json_report(args, overrides)
+        in_chans = report.in_chans
+    else:
+        if args.resolution and "img_size" not in overrides:
+            overrides["img_size"] = args.resolution  # timm models (and arch JSONs' windows) depend on the resolution
+        model, spec = resolve_model(args.model, checkpoint=args.checkpoint, **overrides)
+        in_chans, native = model_input_size(model)
+        report = count_cost(model, args.resolution or native, in_chans, batch=args.batch)
     doc = {"model": args.model, **report.to_dict()}
     if args.cross_check:
         from nascomp.profile.crosscheck import cross_check

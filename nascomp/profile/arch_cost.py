@@ -15,10 +15,11 @@ import math
 from functools import lru_cache
 from typing import Mapping, NamedTuple
 
+from nascomp.profile.cost import CostReport
 from nascomp.spaces.arch import Arch
 from nascomp.spaces.layout import BlockConfig, MergeConfig, StemConfig, arch_layout
 
-__all__ = ["ArchCost", "arch_cost", "stem_cost", "merge_cost", "block_cost", "head_cost"]
+__all__ = ["ArchCost", "arch_cost", "arch_cost_report", "stem_cost", "merge_cost", "block_cost", "head_cost"]
 
 
 class ArchCost(NamedTuple):
@@ -86,3 +87,20 @@ def arch_cost(arch: Arch | Mapping, resolution: int = 224, in_chans: int = 3, nu
         params, macs = params + p, macs + m
     p, m = head_cost(layout.head.dim, num_classes)
     return ArchCost(params + p, macs + m)
+
+
+def arch_cost_report(arch: Arch | Mapping, resolution: int = 224, in_chans: int = 3, num_classes: int = 1000) -> CostReport:
+    """`arch_cost` as a `CostReport` with the counter's MAC categories (convolution = patch embedding,
+    batched matmul = Q·Kᵀ and A·V, linear/matmul = every linear layer), for ``nascomp flops ARCH.json``."""
+    if not isinstance(arch, Arch):
+        arch = Arch.from_dict(arch)
+    layout = arch_layout(arch, resolution, in_chans, num_classes)
+    total = arch_cost(arch, resolution, in_chans, num_classes)
+    conv = stem_cost(layout.stem).macs
+    attention = 0
+    for b in layout.blocks:
+        padded = math.ceil(b.resolution / b.window) * b.window
+        attention += padded * padded * b.window * b.window * 2 * b.qkv_dim
+    categories = {"linear/matmul": total.macs - conv - attention, "batched matmul": attention, "convolution": conv}
+    return CostReport(params=total.params, macs=total.macs, resolution=resolution, in_chans=in_chans,
+                      macs_by_category=categories)

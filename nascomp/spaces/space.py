@@ -238,6 +238,29 @@ class SearchSpace:
             total *= len(s.embed_dim) * sum(per_block ** d for d in s.depth)
         return total
 
+    def degenerate_windows(self, resolution: int) -> list[str]:
+        """Human-readable notes on window choices that a (proxy) ``resolution`` makes degenerate.
+
+        timm clamps a window >= the feature map to the feature map (global attention, no shift), so at a
+        proxy resolution several choices can become the same layer; the training report lists them.
+        """
+        notes = []
+        sides = stage_resolutions(resolution, self.patch_size, self.num_stages)
+        for i, (s, side) in enumerate(zip(self.stages, sides)):
+            effective = {w: min(w, side) for w in s.window}
+            distinct = sorted(set(effective.values()))
+            if len(s.window) > 1 and len(distinct) < len(s.window):
+                notes.append(f"stage {i + 1}: window choices {list(s.window)} become {distinct} on its {side}x{side} feature map "
+                             f"at {resolution} px, so they are not distinguished there")
+            elif any(w >= side for w in s.window):
+                notes.append(f"stage {i + 1}: window {[w for w in s.window if w >= side]} is global attention (no shift) on its "
+                             f"{side}x{side} feature map at {resolution} px")
+            padded = [w for w in distinct if side % w]
+            if padded:
+                notes.append(f"stage {i + 1}: window {padded} does not tile the {side}x{side} feature map at {resolution} px; "
+                             "timm pads it")
+        return notes
+
     # --- membership ------------------------------------------------------------------------------
     def violation(self, arch: Arch) -> str | None:
         """Why ``arch`` is not a member (the first offending key), or None if it is."""
