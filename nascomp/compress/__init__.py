@@ -1,0 +1,1 @@
+"""Compression of pretrained vision transformers: MiniViT weight multiplexing and distillation."""
