@@ -313,6 +313,8 @@ def fit(
                 ctx = StepContext(epoch, step, global_step, steps_per_epoch, cfg.seed, info.device, info, amp_dtype, scaler, criterion)
                 optimizer.zero_grad(set_to_none=True)
                 loss = step_fn(train_module, images, targets, ctx)
+                if info.enabled and extra_modules:
+                    _average_gradients(extra_modules.values(), info.world_size)
                 if not torch.isfinite(loss):
                     raise NascompError(f"training diverged at epoch {epoch + 1} step {step} (loss {loss.item()}); lower --lr")
                 if cfg.grad_clip:
@@ -353,6 +355,17 @@ def fit(
             save_model(out, model, spec, {"metrics": {"val_top1": val["top1"], "test_top1": metrics.get("test", {}).get("top1")}})
         atomic_write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _average_gradients(modules, world_size: int) -> None:
+    """DDP all-reduces only the model's gradients; extra modules (e.g. an SRD connector) would drift apart per rank."""
+    for module in modules:
+        for p in module.parameters():
+            if p.requires_grad:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                torch.distributed.all_reduce(p.grad)
+                p.grad.div_(world_size)
 
 
 def _save_checkpoint(out: Path, epoch: int, modules, optimizer, scaler, config_doc, history, keep: int) -> None:

@@ -11,7 +11,8 @@ Layout, so further methods slot in without touching the others:
 3. **Distillers**: an `nn.Module` per method turning a batch into a loss, kept in the `DISTILLERS` registry
    (`register_distiller`, `build_distiller`); `distillation_step` adapts one to `nascomp.train.fit`.
    Registered here: ``none`` (ground truth only), ``kd`` (prediction-logit KD), ``minivit`` (MiniViT's
-   weight distillation: logits + Q/K/V relations + hidden relations).
+   weight distillation: logits + Q/K/V relations + hidden relations), ``srd`` (SRD: student features
+   through a connector and the teacher's classifier must reproduce the teacher's logits; own section at the end).
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ __all__ = [
     "register_distiller",
     "build_distiller",
     "distillation_step",
+    "srd_loss",
+    "PenultimateTap",
+    "SRDConnector",
+    "SemanticRepresentationDistillation",
 ]
 
 
@@ -374,3 +379,170 @@ def distillation_step(distiller: Distiller) -> Callable:
 
     return step
 
+
+# ------------------------------------------------------------------------------------------------ SRD
+
+
+def srd_loss(
+    cross_logits: torch.Tensor, teacher_logits: torch.Tensor, student_features: torch.Tensor, teacher_features: torch.Tensor,
+    feature_weight: float = 1.0,
+) -> torch.Tensor:
+    """SRD's representation loss: ``MSE(z_{t<-s}, z_t) + feature_weight * mean((f_s - f_t)^2)``.
+
+    ``cross_logits`` are the student's connector-mapped features through the teacher's classifier; both
+    MSEs average over batch x classes / channels and use raw logits with no temperature, as in SRD's
+    released code (`statm_loss` + logit MSE), where the feature weight is 1 (10 for ShuffleV1).
+    """
+    logit_term = F.mse_loss(cross_logits.float(), teacher_logits.float())
+    feature_term = F.mse_loss(student_features.float(), teacher_features.float())
+    return logit_term + feature_weight * feature_term
+
+
+def _check_timm_head(model: nn.Module, role: str) -> nn.Linear:
+    """SRD relies on timm's split ``forward = forward_head(forward_features(x))`` and a Linear classifier."""
+    if not all(hasattr(model, a) for a in ("forward_features", "forward_head", "get_classifier")):
+        raise NascompError(f"SRD needs a timm-style {role} (forward_features, forward_head, get_classifier); {type(model).__name__} has not")
+    head = model.get_classifier()
+    if not isinstance(head, nn.Linear):
+        raise NascompError(f"SRD needs the {role}'s classifier to be a Linear layer, got {type(head).__name__} (a model built with num_classes=0?)")
+    return head
+
+
+class PenultimateTap:
+    """Records the input of a timm model's ``forward_head`` (its penultimate features) during forward.
+
+    The model's own ``forward`` (possibly through DDP) stays the only forward pass: the tap shadows the
+    bound ``forward_head`` with a recording wrapper on the instance, and `remove` restores it.
+    """
+
+    def __init__(self, model: nn.Module):
+        _check_timm_head(model, "student")
+        self.model, self.features, self._active = model, None, False
+        original = model.forward_head
+
+        def forward_head(x, *args, **kwargs):
+            if self._active:
+                self.features = x
+            return original(x, *args, **kwargs)
+
+        self._wrapper = forward_head
+        model.forward_head = forward_head
+
+    @contextlib.contextmanager
+    def record(self) -> Iterator["PenultimateTap"]:
+        self.features, self._active = None, True
+        try:
+            yield self
+        finally:
+            self._active = False
+        if self.features is None:
+            raise RuntimeError("the student's forward_head did not run in the forward pass")
+
+    def remove(self) -> None:
+        if self.model.__dict__.get("forward_head") is self._wrapper:
+            del self.model.forward_head
+
+
+class SRDConnector(nn.Module):
+    """Maps student features to the teacher's feature width: a Linear on pooled token features, or SRD's
+    1x1 conv (no bias, He fan-out init) + BN + ReLU on a CNN feature map followed by global average pooling."""
+
+    def __init__(self, in_features: int, out_features: int, feature_map: bool):
+        super().__init__()
+        self.feature_map = feature_map
+        if feature_map:
+            conv = nn.Conv2d(in_features, out_features, kernel_size=1, bias=False)
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            self.map = nn.Sequential(conv, nn.BatchNorm2d(out_features), nn.ReLU(inplace=True))
+        else:
+            self.map = nn.Linear(in_features, out_features)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, C_s, H, W) map or (B, C_s) pooled features -> (B, C_t) pooled features."""
+        out = self.map(features)
+        return out.mean(dim=(2, 3)) if self.feature_map else out
+
+
+@register_distiller("srd")
+class SemanticRepresentationDistillation(Distiller):
+    """SRD: the student's penultimate features, through a trainable connector and the frozen teacher classifier,
+    give cross-network logits z_{t<-s} that must match the teacher's logits z_t.
+
+    ``loss = truth_weight * CE(z_s, y) + srd_weight * srd_loss + kd_weight * T^2 KL(z_t/T || z_s/T)``; the
+    defaults (1, 1, 0; T = 4) are SRD's released CIFAR settings. Works for any timm student/teacher pair:
+    student features come from a `PenultimateTap`; CNN students (NCHW feature maps) get the conv connector,
+    ViT/Swin students a Linear on their pooled pre-logit features. The teacher's "features" are its pre-logits.
+    """
+
+    def __init__(
+        self, student: nn.Module, teacher: nn.Module | None, srd_weight: float = 1.0, feature_weight: float = 1.0,
+        truth_weight: float = 1.0, kd_weight: float = 0.0, temperature: float = 4.0,
+    ):
+        super().__init__(student, teacher)
+        if min(srd_weight, feature_weight, truth_weight, kd_weight) < 0 or temperature <= 0:
+            raise NascompError("SRD weights must be >= 0 and --temperature > 0")
+        self.srd_weight, self.feature_weight = srd_weight, feature_weight
+        self.truth_weight, self.kd_weight, self.temperature = truth_weight, kd_weight, temperature
+        teacher_head = _check_timm_head(self.teacher, "teacher")
+        if getattr(student, "num_classes", teacher_head.out_features) != teacher_head.out_features:
+            raise NascompError(f"student predicts {student.num_classes} classes but the teacher {teacher_head.out_features}; they must agree")
+        feature_map, student_width = self._student_features(student)
+        self.connector = SRDConnector(student_width, teacher_head.in_features, feature_map)
+        self._tap = PenultimateTap(student)
+
+    @staticmethod
+    @torch.no_grad()
+    def _student_features(student: nn.Module) -> tuple[bool, int]:
+        """(is a CNN feature map, channels the connector takes), from one probe forward at the model's input size."""
+        from nascomp.models import model_input_size
+
+        _, resolution = model_input_size(student)
+        first = next((m for m in student.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
+        in_chans = first.in_channels if isinstance(first, nn.Conv2d) else model_input_size(student)[0]
+        ref = next(student.parameters())
+        was_training = student.training
+        student.eval()
+        try:
+            features = student.forward_features(torch.zeros(1, in_chans, resolution, resolution, device=ref.device, dtype=ref.dtype))
+            feature_map = features.ndim == 4 and getattr(student, "output_fmt", "NCHW") == "NCHW"
+            width = features.shape[1] if feature_map else student.forward_head(features, pre_logits=True).shape[-1]
+        finally:
+            student.train(was_training)
+        return feature_map, int(width)
+
+    @torch.no_grad()
+    def teacher_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, pre-logit features) of the frozen teacher."""
+        teacher = self.teacher
+        if next(teacher.parameters()).device != images.device:
+            teacher.to(images.device)
+        teacher.eval()
+        features = teacher.forward_head(teacher.forward_features(images), pre_logits=True)
+        return teacher.get_classifier()(features), features
+
+    def forward(self, student, images, targets, ctx):
+        teacher_logits, teacher_features = self.teacher_outputs(images)
+        with self._tap.record() as tap:
+            student_logits = student(images)
+        features = tap.features if self.connector.feature_map else self._tap.model.forward_head(tap.features, pre_logits=True)
+        mapped = self.connector(features)
+        cross_logits = self.teacher.get_classifier()(mapped)  # frozen, but gradients pass through to the connector
+        srd = srd_loss(cross_logits, teacher_logits, mapped, teacher_features, self.feature_weight)
+        truth = ctx.criterion(student_logits, targets)
+        loss = self.truth_weight * truth + self.srd_weight * srd
+        parts = {"truth": truth.item(), "srd": srd.item()}
+        if self.kd_weight > 0:
+            t = self.temperature
+            kl = F.kl_div(F.log_softmax(student_logits.float() / t, -1), F.softmax(teacher_logits.float() / t, -1), reduction="batchmean") * t * t
+            loss, parts["kd"] = loss + self.kd_weight * kl, kl.item()
+        return loss, parts
+
+    def describe(self) -> dict:
+        return {
+            "method": self.name, "srd_weight": self.srd_weight, "feature_weight": self.feature_weight, "truth_weight": self.truth_weight,
+            "kd_weight": self.kd_weight, "temperature": self.temperature,
+            "connector": "conv1x1-bn-relu" if self.connector.feature_map else "linear",
+        }
+
+    def close(self) -> None:
+        self._tap.remove()
