@@ -21,6 +21,7 @@ COMMANDS = (
     "nascomp.commands.compress",
     "nascomp.commands.adapt",
     "nascomp.commands.profile",
+    "nascomp.commands.pareto",
 )
 
 

@@ -86,9 +86,15 @@ def run(args: argparse.Namespace) -> int:
 
     opts = _options(args, log)
     overrides = model_overrides_from_args(args)
+    model = None
     if args.resolution and "img_size" not in overrides and not args.model.endswith(".json") and not Path(args.model).is_dir():
-        overrides["img_size"] = args.resolution  # timm models bake the resolution into position tables
-    model, _ = resolve_model(args.model, checkpoint=args.checkpoint, **overrides)
+        try:  # ViT/Swin bake the resolution into position tables; convolutional models take any input size
+            model, _ = resolve_model(args.model, checkpoint=args.checkpoint, img_size=args.resolution, **overrides)
+        except NascompError as e:
+            if "does not accept" not in str(e):
+                raise
+    if model is None:
+        model, _ = resolve_model(args.model, checkpoint=args.checkpoint, **overrides)
     report = profile_model(model, opts, name=args.model)
     doc = report.to_dict(include_samples=args.samples)
     if args.out:
