@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, help="input resolution (default: the model's)")
     p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default: %(default)s)")
     p.add_argument("--repeat", type=int, default=50, help="timed runs (default: %(default)s)")
+    p.add_argument("--exporter", choices=["auto", "torchscript", "dynamo"], default="auto",
+                   help="ONNX exporter for ONNX Runtime runs (default auto: TorchScript, dynamo if that fails)")
     p.add_argument("--timer", choices=["wall", "thread-cpu"], default="wall",
                    help="wall clock (default), or the thread's CPU time (1 thread only; for shared, loaded machines)")
     g = p.add_argument_group("energy")
@@ -70,7 +72,8 @@ def _options(args: argparse.Namespace, log):
         target=parse_target(args.target), runtimes=args.runtime, precisions=args.precision, threads=args.threads,
         cores=parse_cores(args.cores) if args.cores else None, batch=args.batch, resolution=args.resolution, warmup=args.warmup,
         repeat=args.repeat, energy=args.energy, power_model=parse_power_override(args.power_w) if args.power_w else None,
-        energy_window_s=args.energy_window, perf_test=args.perf_test, onnx_dir=args.keep_onnx, include_samples=args.samples, timer=args.timer, log=log,
+        energy_window_s=args.energy_window, perf_test=args.perf_test, onnx_dir=args.keep_onnx, include_samples=args.samples, timer=args.timer,
+        exporter=args.exporter, log=log,
     )
 
 

@@ -49,6 +49,7 @@ class ProfileOptions:
     onnx_dir: str | None = None
     include_samples: bool = False
     timer: str = "wall"
+    exporter: str = "auto"
     count_cost: bool = True
     log: Callable[[str], None] | None = None
 
@@ -176,24 +177,25 @@ def _device_facts(target: Target) -> dict:
 
 
 class _OnnxFiles:
-    """Exports the model once and derives the int8 file; errors are remembered per precision."""
+    """Exports the model once (see `nascomp.profile.onnx_export`) and derives the int8 file."""
 
-    def __init__(self, model: nn.Module, workdir: Path, resolution: int, in_chans: int, batch: int, log) -> None:
+    def __init__(self, model: nn.Module, workdir: Path, resolution: int, in_chans: int, batch: int, exporter: str, log) -> None:
         self.model, self.workdir, self.resolution, self.in_chans, self.batch, self.log = model, workdir, resolution, in_chans, batch, log
+        self.exporter = exporter
         self.paths: dict[str, Path] = {}
         self.info: dict[str, dict] = {}
 
     def get(self, precision: str) -> Path:
         if precision in self.paths:
             return self.paths[precision]
-        from nascomp.export import export_onnx
+        from nascomp.profile.onnx_export import export_for_profiling
 
         if "fp32" not in self.paths:
-            self.log("exporting to ONNX (checked against PyTorch with ONNX Runtime)")
-            export = export_onnx(self.model, self.workdir / "model.onnx", self.resolution, self.in_chans, self.batch)
+            self.log(f"exporting to ONNX ({self.exporter} exporter; checked against PyTorch with ONNX Runtime)")
+            x = torch.randn(self.batch, self.in_chans, self.resolution, self.resolution, generator=torch.Generator().manual_seed(0))
+            export = export_for_profiling(self.model, x, self.workdir / "model.onnx", self.exporter)
             self.paths["fp32"] = export.path
-            self.info["fp32"] = {"exporter": export.exporter, "opset": export.opset, "onnx_bytes": export.size_bytes,
-                                 "max_abs_diff_vs_torch": export.max_abs_diff}
+            self.info["fp32"] = export.info()
         if precision == "int8":
             from nascomp.profile.quantize import QUANTIZATION, quantize_int8
 
@@ -279,7 +281,7 @@ def profile_model(model: nn.Module, opts: ProfileOptions, name: str = "model") -
     with contextlib.ExitStack() as stack:
         workdir = Path(opts.onnx_dir) if opts.onnx_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nascomp-profile-")))
         workdir.mkdir(parents=True, exist_ok=True)
-        onnx_files = _OnnxFiles(model, workdir, resolution, in_chans, opts.batch, log)
+        onnx_files = _OnnxFiles(model, workdir, resolution, in_chans, opts.batch, opts.exporter, log)
         adb = None
         if target.name == "android":
             from nascomp.profile.android import Adb, device_facts
