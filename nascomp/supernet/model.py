@@ -133,8 +133,8 @@ class Supernet(nn.Module):
             if why:
                 raise NascompError(f"the supernet (space {self.space.name!r}) cannot run this arch: {why}")
             layout = arch_layout(arch, img_size, self.in_chans, self.num_classes)
-            n = len(layout.blocks)
-            rates = tuple(self.drop_path_rate * k / (n - 1) if n > 1 else 0.0 for k in range(n))
+            # timm's per-block rates (float32 linspace), so train-mode outputs match the extracted model too
+            rates = tuple(torch.linspace(0, self.drop_path_rate, len(layout.blocks)).tolist())
             if len(self._layouts) > 4096:
                 self._layouts.clear()
             hit = self._layouts[key] = (layout, rates)

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -173,8 +174,10 @@ def train_supernet(
     if isinstance(data, str):
         data = load_data(data, data_dir, limit_train=recipe.limit_train, limit_val=recipe.limit_val, resolution=resolution)
     if supernet is None:
-        supernet = Supernet(space, num_classes=data.num_classes, in_chans=in_chans, img_size=resolution,
-                            drop_path_rate=recipe.drop_path_rate)
+        with torch.random.fork_rng(devices=[]):  # the initial weights are a function of the seed
+            torch.manual_seed(seed)
+            supernet = Supernet(space, num_classes=data.num_classes, in_chans=in_chans, img_size=resolution,
+                                drop_path_rate=recipe.drop_path_rate)
     else:
         if supernet.num_classes != data.num_classes:
             raise NascompError(f"the given supernet has {supernet.num_classes} classes, the data {data.num_classes}")
