@@ -33,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cores", help="pin to these cores, e.g. 1 or 0-3 (default: the last core on mobile-cpu; taskset on android)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--resolution", type=int, help="input resolution (default: the model's)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default: %(default)s)")
-    p.add_argument("--repeat", type=int, default=50, help="timed runs (default: %(default)s)")
+    p.add_argument("--warmup", type=int, help="untimed runs first (default: 10; 3 per layer/subnet with --build-lut)")
+    p.add_argument("--repeat", type=int, help="timed runs (default: 50; 15 per layer/subnet with --build-lut)")
     p.add_argument("--exporter", choices=["auto", "torchscript", "dynamo"], default="auto",
                    help="ONNX exporter for ONNX Runtime runs (default auto: TorchScript, dynamo if that fails)")
     p.add_argument("--timer", choices=["wall", "thread-cpu"], default="wall",
@@ -78,9 +78,12 @@ def _options(args: argparse.Namespace, log):
 
 
 def run(args: argparse.Namespace) -> int:
+    lut_mode = args.build_lut or (args.validate and args.model is None)
+    args.warmup = args.warmup if args.warmup is not None else (3 if lut_mode else 10)
+    args.repeat = args.repeat if args.repeat is not None else (15 if lut_mode else 50)
     console = Console(stderr=True, quiet=args.quiet or False)
     log = lambda msg: console.print(f"[dim]{msg}[/]")  # noqa: E731
-    if args.build_lut or (args.validate and args.model is None):
+    if lut_mode:
         return _run_lut(args, _options(args, log), console)
     if not args.model:
         raise NascompError("give a MODEL to profile (timm name, arch JSON or model directory), or --build-lut --space NAME")
@@ -140,4 +143,61 @@ def _print_report(doc: dict) -> None:
 
 
 def _run_lut(args: argparse.Namespace, opts, console: Console) -> int:
-    raise NascompError("--build-lut is not available yet")
+    """--build-lut (then optionally --validate N), or --validate N alone on an existing table."""
+    from nascomp.profile.predictor import LutProtocol, build_lut, lut_path, validate_lut
+    from nascomp.progress import progress_bar
+    from nascomp.spaces import SearchSpace
+
+    if args.model:
+        raise NascompError("--build-lut / --validate work on a search space, not on MODEL; drop MODEL and pass --space")
+    if not args.space:
+        raise NascompError("--build-lut needs --space NAME (e.g. s3-vit) or a space YAML file")
+    space = SearchSpace.load(args.space)
+    path = Path(args.lut) if args.lut else lut_path(space.name, opts.target.label)
+    if args.build_lut:
+        proto = LutProtocol(
+            target=opts.target.label, runtime=(opts.runtimes or [None])[0], precision=(opts.precisions or ["fp32"])[0],
+            threads=opts.threads, cores=opts.cores, timer=opts.timer, exporter=opts.exporter, warmup=args.warmup,
+            repeat=args.repeat, batch=opts.batch, resolution=opts.resolution or space.resolution,
+        )
+        with progress_bar(not args.quiet) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total, info="")
+                bar.update(tasks[stage], completed=done)
+
+            table = build_lut(space, proto, path, calibrate=args.calibrate, seed=args.seed, energy=args.energy, progress=progress)
+    else:
+        from nascomp.io import read_json
+
+        if not path.is_file():
+            raise NascompError(f"no lookup table at {path}; build it with --build-lut")
+        table = read_json(path)
+    summary = {"lut": str(path), "target": table["target"], "entries": len(table["entries"]), "protocol": table["protocol"],
+               "fit": {k: v for k, v in (table.get("fit") or {}).items() if k != "calibration"}, "power": table.get("power"),
+               "build_seconds": table.get("build_seconds")}
+    if args.validate:
+        with progress_bar(not args.quiet) as bar:
+            task = bar.add_task("validation subnets", total=args.validate, info="")
+            result = validate_lut(table, space, n=args.validate, seed=args.seed + 1000, path=path,
+                                  progress=lambda stage, done, total: bar.update(task, completed=done))
+        summary["validation"] = {k: v for k, v in result.items() if k != "rows"}
+    if args.json:
+        print_json(summary)
+        return 0
+    out = Console()
+    fit = summary["fit"]
+    out.print(f"lookup table {path}: {summary['entries']} layer configurations of {space.name} on {table['target']}")
+    p = table["protocol"]
+    out.print(f"  protocol: {p['runtime']} {p['precision']}, {p['threads']} thread(s), cores {p['cores']}, {p['timer']} timer, "
+              f"{p['warmup']} warm-up + {p['repeat']} runs, {p['resolution']} px")
+    if fit:
+        out.print(f"  fit: predicted = {fit['scale']:.4f} x sum + {fit['offset_ms']:.3f} ms ({fit['method']}, "
+                  f"{len((table.get('fit') or {}).get('calibration', []))} calibration subnets)")
+    if "validation" in summary:
+        v = summary["validation"]
+        out.print(f"  accuracy: {v['within_tolerance']:.1%} of {v['subnets']} random subnets within ±{v['tolerance']:.0%} of measured "
+                  f"(mean |error| {v['mean_abs_error']:.1%}, max {v['max_abs_error']:.1%})")
+    return 0

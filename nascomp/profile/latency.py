@@ -201,12 +201,13 @@ class OrtRun:
 
 
 def ort_runner(path: str, batch: int, in_chans: int, resolution: int, threads: int | None, device: str = "cpu",
-               ort: Any = None) -> OrtRun:
+               ort: Any = None, example: np.ndarray | None = None) -> OrtRun:
     """An ORT session on the CPU or CUDA execution provider, input and output bound once.
 
     On CUDA the input is copied to the GPU once and bound with I/O binding, so the timed call is
     the model alone, not host-device copies. ORT falls back to CPU silently when a provider is
-    missing; here that is an error, because the number would be mislabelled.
+    missing; here that is an error, because the number would be mislabelled. ``example`` replaces the
+    default image input (batch, in_chans, resolution, resolution), e.g. for a single block's feature map.
     """
     if ort is None:
         import onnxruntime as ort
@@ -227,7 +228,7 @@ def ort_runner(path: str, batch: int, in_chans: int, resolution: int, threads: i
     if session.get_providers()[0] != want:
         raise NascompError(f"ONNX Runtime did not start {want} (got {session.get_providers()}); check the CUDA/cuDNN install")
     name = session.get_inputs()[0].name
-    x = _example_input(batch, in_chans, resolution).numpy()
+    x = example if example is not None else _example_input(batch, in_chans, resolution).numpy()
     info = {
         "execution_provider": want,
         "graph_optimization": "ORT_ENABLE_ALL",

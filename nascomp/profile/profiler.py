@@ -26,7 +26,7 @@ from nascomp.profile.host import host_facts, load_average, pinned_to
 from nascomp.profile.latency import CudaEventTimer, LatencyStats, ThreadCpuTimer, WallTimer, ort_runner, time_runs, torch_runner, torch_threads
 from nascomp.profile.targets import PRECISIONS, Target
 
-__all__ = ["ProfileOptions", "Measurement", "ProfileReport", "profile_model", "STATISTIC"]
+__all__ = ["ProfileOptions", "Measurement", "ProfileReport", "profile_model", "make_timer", "STATISTIC"]
 
 STATISTIC = "median of the timed runs; spread = interquartile range (p75 - p25)"
 
@@ -325,7 +325,7 @@ def _measure_host(model, target: Target, runtime: str, precision: str, onnx_path
             run = ort.run
             details.update({"runtime_version": onnxruntime.__version__, **ort.info, **onnx_info.get(precision, {})})
             sync = None
-        timer = _timer(opts.timer, cuda and runtime == "torch", threads if not cuda else None)
+        timer = make_timer(opts.timer, cuda and runtime == "torch", threads if not cuda else None)
         details["timer"] = timer.name
         details["affinity_in_effect"] = affinity
         with _load_record(details, threads if not cuda else None):
@@ -342,7 +342,7 @@ def _measure_host(model, target: Target, runtime: str, precision: str, onnx_path
     return Measurement(runtime, precision, stats, details, energy)
 
 
-def _timer(kind: str, cuda_events: bool, threads: int | None) -> WallTimer | ThreadCpuTimer | CudaEventTimer:
+def make_timer(kind: str, cuda_events: bool, threads: int | None) -> WallTimer | ThreadCpuTimer | CudaEventTimer:
     if cuda_events:
         if kind != "wall":
             raise NascompError("--timer thread-cpu measures host CPU work; on cuda the timer is CUDA events")
