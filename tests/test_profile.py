@@ -204,3 +204,76 @@ def test_profile_cli_errors_are_user_errors(capsys):
     assert "unknown model" in capsys.readouterr().err
     assert main(["profile", "vit_tiny_patch16_224", "--target", "tpu"]) == 2
     assert main(["profile"]) == 2
+
+
+class _FakeOrt:
+    """The slice of onnxruntime's API that ort_runner uses, for the CUDA provider path (no GPU here)."""
+
+    class SessionOptions:
+        pass
+
+    class ExecutionMode:
+        ORT_SEQUENTIAL = "sequential"
+
+    class GraphOptimizationLevel:
+        ORT_ENABLE_ALL = "all"
+
+    class OrtValue:
+        @staticmethod
+        def ortvalue_from_numpy(x, device, index):
+            return ("ortvalue", x.shape, device, index)
+
+    def __init__(self, providers, started):
+        self.providers, self.started, self.log = providers, started, []
+
+    def get_available_providers(self):
+        return self.providers
+
+    def InferenceSession(self, path, opts, providers):
+        fake = self
+
+        class Binding:
+            def bind_ortvalue_input(self, name, value):
+                fake.log.append(("input", name, value[2]))
+
+            def bind_output(self, name, device, index):
+                fake.log.append(("output", name, device))
+
+        class Session:
+            def get_providers(self):
+                return fake.started
+
+            def get_inputs(self):
+                return [type("I", (), {"name": "input"})()]
+
+            def get_outputs(self):
+                return [type("O", (), {"name": "output"})()]
+
+            def io_binding(self):
+                return Binding()
+
+            def run_with_iobinding(self, binding):
+                fake.log.append(("run",))
+
+        self.log.append(("providers", providers, opts.intra_op_num_threads))
+        return Session()
+
+
+def test_ort_cuda_provider_binds_input_and_output_on_the_gpu():
+    from nascomp.profile.latency import ort_runner
+
+    ort = _FakeOrt(["CUDAExecutionProvider", "CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    runner = ort_runner("m.onnx", 1, 3, 32, threads=2, device="cuda", ort=ort)
+    runner.run()
+    assert ("providers", ["CUDAExecutionProvider", "CPUExecutionProvider"], 2) in ort.log
+    assert ("input", "input", "cuda") in ort.log and ("output", "output", "cuda") in ort.log and ort.log[-1] == ("run",)
+    assert runner.provider == "CUDAExecutionProvider" and "GPU" in runner.info["io_binding"]
+
+
+def test_ort_cuda_provider_missing_or_silently_falling_back_is_an_error():
+    from nascomp.profile.latency import ort_runner
+
+    with pytest.raises(NascompError, match="onnxruntime-gpu"):
+        ort_runner("m.onnx", 1, 3, 32, 1, "cuda", ort=_FakeOrt(["CPUExecutionProvider"], ["CPUExecutionProvider"]))
+    with pytest.raises(NascompError, match="did not start CUDAExecutionProvider"):
+        ort_runner("m.onnx", 1, 3, 32, 1, "cuda", ort=_FakeOrt(["CUDAExecutionProvider"], ["CPUExecutionProvider"]))

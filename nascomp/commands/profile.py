@@ -116,30 +116,42 @@ def _print_report(doc: dict) -> None:
     out = Console()
     proto = doc["protocol"]
     out.print(f"[bold]{doc['model']}[/] on [bold]{doc['target']}[/]: {doc['note']}")
-    table = Table("runtime", "precision", "median ms", "IQR ms", "p90 ms", "runs", "energy mJ/inf", "energy")
+    with_energy = any(m.get("energy") for m in doc["measurements"])
+    columns = ["runtime", "precision", "median ms", "IQR ms", "p90 ms", "runs"] + (["mJ/inference", "energy"] if with_energy else [])
+    table = Table(*columns)
     for m in doc["measurements"]:
         if "skipped" in m:
-            table.add_row(m["runtime"], m["precision"], "-", "-", "-", "-", "-", f"skipped: {m['skipped'][:60]}")
+            table.add_row(m["runtime"], m["precision"], "-", "-", "-", "-", *(["-", "skipped"] if with_energy else []))
             continue
-        e = m.get("energy") or {}
-        table.add_row(
-            m["runtime"], m["precision"], f"{m['latency_ms']:.3f}", f"{m['iqr_ms']:.3f}", f"{m['p90_ms']:.3f}", str(m["runs"]),
-            "-" if m["energy_mj"] is None else f"{m['energy_mj']:.3f}", e.get("kind", "") + (f" ({e['source']})" if e else ""),
-        )
+        row = [m["runtime"], m["precision"], f"{m['latency_ms']:.3f}", f"{m['iqr_ms']:.3f}", f"{m['p90_ms']:.3f}", str(m["runs"])]
+        if with_energy:
+            e = m.get("energy") or {}
+            row += ["-" if m["energy_mj"] is None else f"{m['energy_mj']:.3f}", f"{e.get('kind', '')} ({e.get('source', '')})"]
+        table.add_row(*row)
     out.print(table)
+    for m in doc["measurements"]:
+        if "skipped" in m:
+            out.print(f"  [yellow]{m['runtime']}/{m['precision']} skipped:[/] {m['skipped']}")
     device = proto.get("gpu_model") or (proto.get("phone") or {}).get("model") or proto.get("cpu_model")
+    timer = next((m["details"]["timer"] for m in doc["measurements"] if "details" in m and "timer" in m["details"]), None)
     out.print(f"  device: {device}; threads {proto['threads']}, affinity {proto['affinity']}, batch {proto['batch']}, "
               f"{proto['resolution']} px, {proto['warmup']} warm-up + {proto['repetitions']} timed runs, {proto['statistic']}")
+    if timer:
+        out.print(f"  timer: {timer}")
+    for m in doc["measurements"]:
+        ratio = (m.get("details") or {}).get("wall_over_cpu")
+        if ratio and ratio > 1.15:
+            out.print(f"  [yellow]{m['runtime']}/{m['precision']}: wall time is {ratio:.2f}x the thread's CPU time: other load took the core "
+                      "(load average {}); consider --timer thread-cpu[/]".format(m["details"].get("load_average_before")))
     if doc.get("macs"):
-        out.print(f"  cost: {doc['params'] / 1e6:.2f} M params, {doc['gmacs']:.3f} G MACs")
+        out.print(f"  cost: {doc['params'] / 1e6:.2f} M params, {doc['gmacs']:.3f} G MACs (what papers call FLOPs)")
     for m in doc["measurements"]:
         e = m.get("energy")
         if e:
-            extra = f"; fallback because: {e['fallback_reason']}" if e.get("fallback_reason") else ""
-            out.print(f"  energy {m['runtime']}/{m['precision']}: {e['kind']} via {e['source']}, total {e['total_mj_per_inference']} mJ, "
-                      f"idle {e['idle_mj_per_inference']} mJ (idle {e['idle_power_w']} W) subtracted{extra}")
+            extra = f"; estimated because: {e['fallback_reason']}" if e.get("fallback_reason") else ""
+            out.print(f"  energy {m['runtime']}/{m['precision']}: {e['kind']} via {e['source']}, total {e['total_mj_per_inference']} mJ "
+                      f"minus idle {e['idle_mj_per_inference']} mJ ({e['idle_power_w']} W idle){extra}")
     out.print("  [dim]full protocol: --json[/]")
-
 
 
 def _run_lut(args: argparse.Namespace, opts, console: Console) -> int:
