@@ -147,6 +147,8 @@ def _plan(target: Target, opts: ProfileOptions, ort_cuda: bool) -> list[tuple[st
     for p in precisions:
         if p not in PRECISIONS:
             raise NascompError(f"--precision {p!r}: choose from {', '.join(PRECISIONS)}")
+    if target.name == "android" and opts.timer != "wall":
+        raise NascompError("on android, onnxruntime_perf_test times itself (wall clock on the phone); drop --timer")
     if target.name == "cuda" and "int8" in precisions:
         raise NascompError("int8 (ONNX Runtime dynamic quantization) is a CPU kernel path; on cuda profile fp32")
     plan = [(r, p) for r in runtimes for p in precisions if not (r == "torch" and p == "int8")]
@@ -264,7 +266,7 @@ def profile_model(model: nn.Module, opts: ProfileOptions, name: str = "model") -
         facts = _device_facts(target)
     protocol = {
         "target": target.label,
-        "device": target.note(cores, threads),
+        "device": target.note(cores, threads, opts.batch),
         **facts,
         "threads": threads,
         "affinity": cores if cores else "not pinned (OS scheduler)",
@@ -288,7 +290,7 @@ def profile_model(model: nn.Module, opts: ProfileOptions, name: str = "model") -
 
             adb = Adb(target.serial)
             protocol["phone"] = device_facts(adb)
-            protocol["device"] = target.note(cores, threads).replace("the only attached device", adb.serial)
+            protocol["device"] = target.note(cores, threads, opts.batch).replace("the only attached device", adb.serial)
         for runtime, precision in plan:
             try:
                 onnx_path = onnx_files.get(precision) if runtime == "onnxruntime" else None

@@ -62,10 +62,10 @@ class Target:
     def device(self) -> str:
         return "cuda" if self.name == "cuda" else "cpu"
 
-    def note(self, cores: list[int] | None, threads: int | None) -> str:
+    def note(self, cores: list[int] | None, threads: int | None, batch: int = 1) -> str:
         if self.name == "mobile-cpu":
             where = f"core {cores[0]}" if cores and len(cores) == 1 else f"cores {cores}"
-            return (f"host CPU under a mobile-class profile ({threads} thread(s) pinned to {where}, batch 1, ONNX Runtime); "
+            return (f"host CPU under a mobile-class profile ({threads} thread(s) pinned to {where}, batch {batch}); "
                     "this is not a phone: use --target android for on-device numbers")
         if self.name == "cpu":
             return "host CPU"
