@@ -164,3 +164,18 @@ def test_extra_module_gradients_are_averaged_across_ranks():
     for rank in range(2):
         weight, bias = out[rank]
         assert torch.equal(weight, torch.full((2, 2), 1.5)) and torch.equal(bias, torch.zeros(2))
+
+
+def test_compress_with_distill_srd(tmp_path, fake_fmnist, capsys):
+    """`nascomp compress --distill srd`: the MiniViT student learns from its uncompressed teacher through SRD."""
+    torch.manual_seed(0)
+    kw = {**VIT, "depth": 4}
+    save_model(tmp_path / "base", timm.create_model("vit_tiny_patch16_224", **kw), timm_spec("vit_tiny_patch16_224", **kw))
+    code = main(["compress", str(tmp_path / "base"), "--distill", "srd", "--feature-weight", "2", "--data", "fashion-mnist",
+                 "--data-dir", str(fake_fmnist), "--limit-train", "64", "--limit-val", "32", "--limit-test", "32", "--epochs", "1",
+                 "--batch-size", "32", "--quiet", "--json", "--out", str(tmp_path / "mini")])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["distill"]["method"] == "srd" and result["distill"]["feature_weight"] == 2.0
+    weights = json.loads((tmp_path / "mini" / "metrics.json").read_text())
+    assert weights["compress"]["distill"]["connector"] == "linear"

@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny models and a tiny on-disk Fashion-MNIST-format dataset (no network, no Debian package)."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def make_fake_fashion_mnist(folder: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
+    """Learnable synthetic data in the idx.gz layout: class = stripe period (2..6 px) x orientation.
+
+    A tiny ViT learns it within a few dozen steps; tests that train on it turn augmentation off.
+    """
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    grid = np.arange(28)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, size=n)
+        period, vertical = 2 + labels % 5, labels >= 5
+        rows = np.broadcast_to((grid[None, :, None] // period[:, None, None]) % 2, (n, 28, 28))
+        cols = np.broadcast_to((grid[None, None, :] // period[:, None, None]) % 2, (n, 28, 28))
+        images = rng.integers(0, 40, size=(n, 28, 28)) + 200 * np.where(vertical[:, None, None], cols, rows)
+        write_idx(folder / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def fake_fmnist(tmp_path_factory) -> Path:
+    return make_fake_fashion_mnist(tmp_path_factory.mktemp("fmnist"))
+
+
+TINY_VIT = dict(img_size=28, patch_size=7, in_chans=1, embed_dim=32, depth=2, num_heads=2, num_classes=10)
+
+
+@pytest.fixture
+def tiny_vit():
+    import timm
+
+    return timm.create_model("vit_tiny_patch16_224", **TINY_VIT)

@@ -1,0 +1,111 @@
+import os
+import pickle
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+from nascomp.errors import NascompError
+from nascomp.io import atomic_directory, atomic_write_text, load_state_dict_file, load_tensors, save_tensors
+from nascomp.models import build_from_spec, load_model, resolve_model, save_model, timm_spec
+from tests.conftest import TINY_VIT
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: the classic malicious checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_is_refused_and_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"weight": _RunsCode(marker)}, f)
+    with pytest.raises(NascompError, match="refusing to load"):
+        load_state_dict_file(path)
+    assert not marker.exists()
+
+
+def test_plain_pth_state_dict_loads(tmp_path):
+    torch.save({"state_dict": {"module.w": torch.ones(2)}}, tmp_path / "ok.pth")
+    assert torch.equal(load_state_dict_file(tmp_path / "ok.pth")["w"], torch.ones(2))
+
+
+def test_truncated_checkpoints_are_clear_errors(tmp_path):
+    save_tensors(tmp_path / "w.safetensors", {"a": torch.randn(100)})
+    data = (tmp_path / "w.safetensors").read_bytes()
+    (tmp_path / "t.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(NascompError, match="corrupt or truncated"):
+        load_tensors(tmp_path / "t.safetensors")
+    torch.save({"a": torch.randn(1000)}, tmp_path / "w.pth")
+    (tmp_path / "t.pth").write_bytes((tmp_path / "w.pth").read_bytes()[:500])
+    with pytest.raises(NascompError, match="corrupt or truncated"):
+        load_state_dict_file(tmp_path / "t.pth")
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "f.txt"
+    atomic_write_text(target, "old")
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_atomic_directory_is_all_or_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_directory(tmp_path / "d") as d:
+            (d / "a").write_text("x")
+            raise RuntimeError
+    assert not (tmp_path / "d").exists() and list(tmp_path.iterdir()) == []
+    with atomic_directory(tmp_path / "d") as d:
+        (d / "a").write_text("x")
+    assert (tmp_path / "d" / "a").read_text() == "x"
+
+
+def test_unknown_model_suggests_names():
+    with pytest.raises(NascompError, match="did you mean.*deit_tiny_patch16_224"):
+        resolve_model("deit_tiny_patch16_22")
+
+
+def test_bad_size_override_is_a_clear_error():
+    with pytest.raises(NascompError, match="does not accept"):
+        resolve_model("resnet18", window_size=7)
+
+
+def test_spec_cannot_import_foreign_code():
+    with pytest.raises(NascompError, match="only nascomp builders"):
+        build_from_spec({"builder": "os:system", "kwargs": {"command": "true"}})
+
+
+def test_save_load_round_trip_stores_tied_weights_once(tmp_path):
+    spec = timm_spec("vit_tiny_patch16_224", **TINY_VIT)
+    model = build_from_spec(spec)
+    blocks = model.blocks
+    blocks[1].mlp.fc1.weight = blocks[0].mlp.fc1.weight  # tie two tensors
+    save_model(tmp_path / "m", model, spec)
+    stored = load_tensors(tmp_path / "m" / "model.safetensors")
+    assert "blocks.1.mlp.fc1.weight" not in stored and "blocks.0.mlp.fc1.weight" in stored
+    loaded, meta = load_model(tmp_path / "m")
+    assert meta["aliases"] == {"blocks.1.mlp.fc1.weight": "blocks.0.mlp.fc1.weight"}
+    x = torch.randn(2, 1, 28, 28)
+    model.eval(), loaded.eval()
+    loaded.blocks[1].mlp.fc1.weight = loaded.blocks[0].mlp.fc1.weight  # tying itself is the builder's job
+    assert torch.equal(model(x), loaded(x))
+
+
+def test_checkpoint_not_matching_model(tmp_path):
+    torch.save(timm.create_model("vit_tiny_patch16_224", **{**TINY_VIT, "embed_dim": 64}).state_dict(), tmp_path / "other.pth")
+    with pytest.raises(NascompError, match="does not match the model.*shape mismatches"):
+        resolve_model("vit_tiny_patch16_224", checkpoint=str(tmp_path / "other.pth"), **TINY_VIT)
