@@ -277,3 +277,8 @@ def test_ort_cuda_provider_missing_or_silently_falling_back_is_an_error():
         ort_runner("m.onnx", 1, 3, 32, 1, "cuda", ort=_FakeOrt(["CPUExecutionProvider"], ["CPUExecutionProvider"]))
     with pytest.raises(NascompError, match="did not start CUDAExecutionProvider"):
         ort_runner("m.onnx", 1, 3, 32, 1, "cuda", ort=_FakeOrt(["CUDAExecutionProvider"], ["CPUExecutionProvider"]))
+
+
+def test_wrong_resolution_is_a_user_error(tiny_vit):
+    with pytest.raises(NascompError, match="cannot run on a 1x56x56 input"):
+        profile_model(tiny_vit, ProfileOptions(parse_target("cpu"), runtimes=["torch"], resolution=56, repeat=1))

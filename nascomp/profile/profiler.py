@@ -255,10 +255,17 @@ def profile_model(model: nn.Module, opts: ProfileOptions, name: str = "model") -
     explicit_runtimes = bool(opts.runtimes)
 
     cost = None
-    if opts.count_cost:
-        from nascomp.profile.cost import count_cost
+    try:  # fail early, with a user error, when the model cannot take this input (e.g. a ViT at another resolution)
+        if opts.count_cost:
+            from nascomp.profile.cost import count_cost
 
-        cost = count_cost(model, resolution, in_chans).to_dict()
+            cost = count_cost(model, resolution, in_chans).to_dict()
+        else:
+            with torch.inference_mode():
+                model(torch.zeros(1, in_chans, resolution, resolution))
+    except (RuntimeError, AssertionError, ValueError) as e:
+        raise NascompError(f"the model cannot run on a {in_chans}x{resolution}x{resolution} input "
+                           f"({str(e).splitlines()[0][:160]}); profile it at its own resolution ({native}) or rebuild it for {resolution}") from None
 
     if target.name == "android":
         facts = {"host": host_facts()}
