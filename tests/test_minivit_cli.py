@@ -74,6 +74,10 @@ def test_clear_errors(teacher_dir, fake_fmnist, tmp_path, capsys):
     code, _, err = _run(["compress", str(teacher_dir), "--data", "fashion-mnist", "--data-dir", str(fake_fmnist), "--classes", "0,1",
                          "--out", str(tmp_path / "z")], capsys)
     assert code == 2 and "predicts 10 classes" in err
+    other = tmp_path / "five-class-teacher"
+    save_model(other, timm.create_model(SWIN, **{**TINY_SWIN, "num_classes": 5}), timm_spec(SWIN, **{**TINY_SWIN, "num_classes": 5}))
+    code, _, err = _run(["compress", str(teacher_dir), "--teacher", str(other), "--dry-run"], capsys)
+    assert code == 2 and "they must agree" in err
 
 
 @pytest.mark.slow

@@ -22,10 +22,10 @@ from nascomp.compress.blocks import drop_blocks, model_family, stage_depths
 from nascomp.compress.distill import DISTILLERS, build_distiller, distillation_step, parse_layer_pairs
 from nascomp.compress.minivit import MiniViTConfig, default_share, minivit_spec, multiplex, parse_share, sharing_summary
 from nascomp.errors import NascompError
-from nascomp.io import ensure_writable_dir
+from nascomp.io import ensure_writable_dir, load_state_dict_file
 from nascomp.models import TIMM_BUILDER, build_from_spec, load_weights_into, model_input_size, resolve_model
 from nascomp.profile.cost import count_cost
-from nascomp.train import fit
+from nascomp.train import fit, seed_everything
 
 __all__ = ["register", "run", "add_distill_args", "distill_options_from_args"]
 
@@ -89,8 +89,6 @@ def _load_base(args: argparse.Namespace):
     is_dir = Path(args.model).is_dir()
     model, spec = resolve_model(args.model, pretrained=args.pretrained, **({} if is_dir else model_overrides_from_args(args)))
     if args.checkpoint:
-        from nascomp.io import load_state_dict_file
-
         try:
             load_weights_into(model, load_state_dict_file(args.checkpoint), args.checkpoint)
         except NascompError as e:
@@ -102,6 +100,7 @@ def _load_base(args: argparse.Namespace):
 
 
 def _student(args: argparse.Namespace, model, spec: dict):
+    seed_everything(args.seed)  # a random-init student (and random transforms) must be reproducible
     base = copy.deepcopy(model) if args.init == "teacher" else build_from_spec(spec)
     if args.method == "minivit":
         share = parse_share(args.share, stage_depths(model)) if args.share else default_share(model)
@@ -142,6 +141,11 @@ def run(args: argparse.Namespace) -> int:
     teacher = model
     if args.teacher:
         teacher, _ = resolve_model(args.teacher, checkpoint=args.teacher_checkpoint, **({} if Path(args.teacher).is_dir() else args.teacher_kwargs))
+        if model_input_size(teacher) != (in_chans, resolution) or getattr(teacher, "num_classes", None) != getattr(model, "num_classes", None):
+            raise NascompError(
+                f"--teacher {args.teacher} takes {model_input_size(teacher)} (channels, px) and predicts {getattr(teacher, 'num_classes', '?')} "
+                f"classes, but {args.model} takes {(in_chans, resolution)} and predicts {getattr(model, 'num_classes', '?')}; they must agree"
+            )
     before, after = count_cost(model, resolution, in_chans), count_cost(student, resolution, in_chans)
     distiller = build_distiller(args.distill, student, teacher, **distill_options_from_args(args))
     summary = {
