@@ -119,10 +119,11 @@ def test_nvml_window_is_long_enough_and_idle_is_subtracted():
                             clock=lambda: clock.now, sleep=lambda s: clock.advance(s, busy=False))
     assert report.kind == "measured" and report.source == "nvml"
     assert report.window_s >= 10 * 0.1 - 1e-9 and report.inferences >= 500
-    # 300 W x 2 ms = 600 mJ total, 60 W x 2 ms = 120 mJ idle; the refresh granularity costs < 10 %
-    assert report.total_mj_per_inference == pytest.approx(600, rel=0.1)
-    assert report.idle_power_w == pytest.approx(60, rel=0.1)
-    assert report.mj_per_inference == pytest.approx(480, rel=0.1)
+    # 300 W x 2 ms = 600 mJ, 60 W x 2 ms = 120 mJ idle. Windows aligned to counter refreshes leave only the
+    # polling step as error (unaligned reads could be off by 2 refresh periods / window = 20 % here)
+    assert report.idle_power_w == pytest.approx(60, rel=0.02)
+    assert report.mj_per_inference == pytest.approx(480, rel=0.02)
+    assert report.total_mj_per_inference > report.mj_per_inference  # the idle tail until the last refresh is in the total
 
 
 def test_nvml_unsupported_gpu_falls_back_with_a_reason():

@@ -181,6 +181,22 @@ class RaplCounter:
 # ---------------------------------------------------------------------------------------------- measuring
 
 
+def _aligned_read(counter: NvmlCounter | RaplCounter, clock: Callable[[], float], sleep: Callable[[float], None]) -> tuple[float, float]:
+    """(energy J, time) taken just after the counter's next refresh, so a window starts and ends on an update.
+
+    Without this, each end of a window can be stale by up to one refresh period (NVML: up to 100 ms),
+    i.e. up to 2 periods / window of error; aligned, the error is the polling step.
+    """
+    first, t_start = counter.read_j(), clock()
+    step = max(counter.update_period_s / 50, 0.0005)
+    while clock() - t_start < 3 * counter.update_period_s:
+        sleep(step)
+        value = counter.read_j()
+        if value != first:
+            return value, clock()
+    return first, t_start  # a counter that does not move (idle package with coarse units): use the plain reading
+
+
 def measure_energy(counter: NvmlCounter | RaplCounter, run: Callable[[], Any], latency_ms: float, batch: int = 1,
                    min_window_s: float = 2.0, idle_window_s: float | None = None, sync: Callable[[], Any] | None = None,
                    clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep,
@@ -194,19 +210,19 @@ def measure_energy(counter: NvmlCounter | RaplCounter, run: Callable[[], Any], l
     idle_window = idle_window_s if idle_window_s is not None else window
     notes = []
 
-    e0, t0 = counter.read_j(), clock()
+    e0, t0 = _aligned_read(counter, clock, sleep)
     slept = 0.0
     while slept < idle_window:  # sleep in slices so the counter is polled often enough not to miss a wrap
         step = min(poll_every_s, idle_window - slept)
         sleep(step)
         slept += step
         counter.read_j()
-    e1, t1 = counter.read_j(), clock()
+    e1, t1 = _aligned_read(counter, clock, sleep)
     idle_duration = t1 - t0
     idle_w = (e1 - e0) / max(idle_duration, 1e-9)
 
     n = 0
-    e0, t0 = counter.read_j(), clock()
+    e0, t0 = _aligned_read(counter, clock, sleep)
     last_poll = t0
     planned = max(1, math.ceil(window * 1000.0 / max(latency_ms, 1e-6)))
     while True:
@@ -221,7 +237,7 @@ def measure_energy(counter: NvmlCounter | RaplCounter, run: Callable[[], Any], l
                 sync()
             if clock() - t0 >= window:
                 break
-    e1, t1 = counter.read_j(), clock()
+    e1, t1 = _aligned_read(counter, clock, sleep)  # the idle tail until the refresh is removed with the idle power
     duration = t1 - t0
     total_j = e1 - e0
     if total_j <= 0:
