@@ -14,7 +14,6 @@ from nascomp.commands.common import (
 from nascomp.commands.compress import add_distill_args, distill_options_from_args
 from nascomp.compress.distill import build_distiller, distillation_step
 from nascomp.errors import NascompError
-from nascomp.io import ensure_writable_dir
 from nascomp.models import model_input_size, resolve_model
 from nascomp.train import fit
 
@@ -50,9 +49,7 @@ def _teacher(args: argparse.Namespace, num_classes: int, in_chans: int, resoluti
 
 
 def run(args: argparse.Namespace) -> int:
-    ensure_writable_dir(args.out)
-    probe_res = args.img_size or 224
-    data = data_from_args(args, resolution=probe_res)
+    data = data_from_args(args, resolution=args.img_size or 224)
     model, spec = resolve_model(args.model, checkpoint=args.checkpoint, pretrained=args.pretrained, **model_overrides_from_args(args, None if Path(args.model).is_dir() else data.num_classes))
     in_chans, resolution = model_input_size(model)
     cfg = train_config_from_args(args, resolution, in_chans)
