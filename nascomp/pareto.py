@@ -377,7 +377,10 @@ def plot_front(table: Table, out: str | Path, label: str | None = None, group: s
             items = [(xs[i], ys[i], str(table.rows[i].get(label, "")), {"fontsize": 7.5, "color": "#111111"}) for i in front_idx]
             if label_dominated:
                 items += [(xs[i], ys[i], str(table.rows[i].get(label, "")), {"fontsize": 6.8, "color": "#7a7a7a"}) for i in dominated]
-            _place_labels(ax, fig, [it for it in items if it[2]], table.values[:, :2])
+            # keep labels off the points and off the front's staircase line
+            line = np.concatenate([np.linspace((sx[k], sy[k]), (sx[k + 1], sy[k + 1]), 12) for k in range(len(sx) - 1)]) \
+                if len(sx) > 1 else np.zeros((0, 2))
+            _place_labels(ax, fig, [it for it in items if it[2]], np.vstack([table.values[:, :2], line]))
         if protocol:
             wrapped = "\n".join(textwrap.wrap(protocol, 118))
             fig.text(0.01, 0.0, wrapped, ha="left", va="top", fontsize=6.3, color="#444444", transform=fig.transFigure)
