@@ -35,6 +35,7 @@ from torch import nn
 from nascomp.spaces.layout import BlockConfig, MergeConfig
 
 __all__ = [
+    "lead",
     "ElasticLinear",
     "ElasticLayerNorm",
     "ElasticQKV",
@@ -51,6 +52,14 @@ __all__ = [
 LN_EPS = 1e-5  # nn.LayerNorm's default, which timm's Swin uses
 
 
+def lead(tensor: torch.Tensor, *sizes: int) -> torch.Tensor:
+    """``tensor[:sizes[0], :sizes[1], ...]``; the tensor itself when nothing is cut, so a subnet at full width
+    adds no slicing to the autograd graph (and no full-size zero-filled gradient in the backward pass)."""
+    if tuple(tensor.shape[: len(sizes)]) == sizes:
+        return tensor
+    return tensor[tuple(slice(0, n) for n in sizes)]
+
+
 class ElasticLinear(nn.Module):
     def __init__(self, in_max: int, out_max: int, bias: bool = True):
         super().__init__()
@@ -59,7 +68,7 @@ class ElasticLinear(nn.Module):
         trunc_normal_(self.weight, std=0.02)
 
     def sliced(self, out: int, inp: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self.weight[:out, :inp], None if self.bias is None else self.bias[:out]
+        return lead(self.weight, out, inp), None if self.bias is None else lead(self.bias, out)
 
     def forward(self, x: torch.Tensor, out: int, inp: int) -> torch.Tensor:
         return F.linear(x, *self.sliced(out, inp))
@@ -76,10 +85,10 @@ class ElasticLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim_max))
 
     def forward(self, x: torch.Tensor, dim: int) -> torch.Tensor:
-        return F.layer_norm(x, (dim,), self.weight[:dim], self.bias[:dim], LN_EPS)
+        return F.layer_norm(x, (dim,), lead(self.weight, dim), lead(self.bias, dim), LN_EPS)
 
     def export(self, prefix: str, dim: int) -> dict[str, torch.Tensor]:
-        return {f"{prefix}weight": self.weight[:dim], f"{prefix}bias": self.bias[:dim]}
+        return {f"{prefix}weight": lead(self.weight, dim), f"{prefix}bias": lead(self.bias, dim)}
 
 
 class ElasticQKV(nn.Module):
@@ -92,8 +101,8 @@ class ElasticQKV(nn.Module):
         trunc_normal_(self.weight, std=0.02)
 
     def sliced(self, qkv_dim: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        weight = self.weight[:, :qkv_dim, :dim].reshape(3 * qkv_dim, dim)
-        return weight, self.bias[:, :qkv_dim].reshape(3 * qkv_dim)
+        weight = lead(self.weight, 3, qkv_dim, dim).reshape(3 * qkv_dim, dim)
+        return weight, lead(self.bias, 3, qkv_dim).reshape(3 * qkv_dim)
 
     def forward(self, x: torch.Tensor, qkv_dim: int, dim: int) -> torch.Tensor:
         return F.linear(x, *self.sliced(qkv_dim, dim))
@@ -151,7 +160,8 @@ class ElasticWindowAttention(nn.Module):
 
     def relative_position_bias(self, window: int, heads: int) -> torch.Tensor:
         index = relative_position_index(window, self.window_max, self.relative_position_bias_table.device)
-        table = self.relative_position_bias_table.view(-1, self.heads_max)[:, :heads]
+        table = self.relative_position_bias_table.view(-1, self.heads_max)
+        table = table if heads == self.heads_max else table[:, :heads]
         n = window * window
         return table[index.view(-1)].view(n, n, heads).permute(2, 0, 1).contiguous().unsqueeze(0)
 
@@ -263,9 +273,9 @@ class ElasticPatchMerging(nn.Module):
 
     def sliced(self, in_dim: int, out_dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return (
-            self.norm.weight[:, :in_dim].reshape(4 * in_dim),
-            self.norm.bias[:, :in_dim].reshape(4 * in_dim),
-            self.reduction.weight[:out_dim, :, :in_dim].reshape(out_dim, 4 * in_dim),
+            lead(self.norm.weight, 4, in_dim).reshape(4 * in_dim),
+            lead(self.norm.bias, 4, in_dim).reshape(4 * in_dim),
+            lead(self.reduction.weight, out_dim, 4, in_dim).reshape(out_dim, 4 * in_dim),
         )
 
     def forward(self, x: torch.Tensor, cfg: MergeConfig) -> torch.Tensor:
@@ -291,11 +301,11 @@ class ElasticPatchEmbed(nn.Module):
         self.norm = ElasticLayerNorm(dim_max)
 
     def forward(self, x: torch.Tensor, dim: int) -> torch.Tensor:
-        x = F.conv2d(x, self.proj.weight[:dim], self.proj.bias[:dim], stride=self.patch_size)
+        x = F.conv2d(x, lead(self.proj.weight, dim), lead(self.proj.bias, dim), stride=self.patch_size)
         return self.norm(x.permute(0, 2, 3, 1), dim)
 
     def export(self, prefix: str, dim: int) -> dict[str, torch.Tensor]:
-        return {f"{prefix}proj.weight": self.proj.weight[:dim], f"{prefix}proj.bias": self.proj.bias[:dim]} | self.norm.export(
+        return {f"{prefix}proj.weight": lead(self.proj.weight, dim), f"{prefix}proj.bias": lead(self.proj.bias, dim)} | self.norm.export(
             f"{prefix}norm.", dim)
 
 
