@@ -18,7 +18,7 @@ from nascomp.models import load_model, resolve_model, save_model
 from nascomp.spaces import Arch, SearchSpace, load_arch
 from nascomp.supernet import Supernet, arch_spec, build_from_arch, extract, load_supernet
 from nascomp.supernet.evaluate import evaluate_archs
-from nascomp.supernet.train import sample_subnets, train_supernet
+from nascomp.supernet.train import make_step, sample_subnets, train_supernet
 from nascomp.train import StepContext, evaluate
 
 CPU_SPACE = SearchSpace.load("s3-vit-cpu")
@@ -171,6 +171,8 @@ def test_sandwich_and_uniform_sampling_are_a_function_of_the_step():
     assert len(sample_subnets(CPU_SPACE, ctx.rng(), "uniform")) == 1
     with pytest.raises(NascompError, match="unknown sampler"):
         sample_subnets(CPU_SPACE, ctx.rng(), "greedy")
+    with pytest.raises(NascompError, match="needs the sandwich sampler"):
+        make_step(CPU_SPACE, "uniform", distill=True)
 
 
 def _tiny_data(fake_fmnist):
@@ -235,7 +237,7 @@ def test_supernet_cli_train_eval_extract(fake_fmnist, tmp_path, capsys):
     TINY.save(space_file)
     common = ["--data-dir", str(fake_fmnist), "--limit-val", "32"]
     assert main(["supernet", "train", "--space", str(space_file), "--preset", "smoke", "--resolution", "16", "--limit-train", "64",
-                 "--out", str(tmp_path / "run"), "--quiet", "--json", *common]) == 0
+                 "--distill", "--out", str(tmp_path / "run"), "--quiet", "--json", *common]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert set(summary["val"]["subnets"]) == {"largest", "smallest"}
     assert main(["supernet", "eval", str(tmp_path / "run"), "--arch", "largest", "--arch", "smallest", "--json", *common]) == 0

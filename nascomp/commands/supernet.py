@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--preset", default="cpu", help="smoke | cpu | full (default: %(default)s); explicit options override it")
     t.add_argument("--sampler", choices=["uniform", "sandwich"], help="subnets per step (default: the preset's)")
     t.add_argument("--num-random", type=int, help="random subnets per sandwich step (default: the preset's)")
+    t.add_argument("--distill", action="store_true", default=None,
+                   help="in-place distillation: sandwich subnets learn the largest subnet's outputs")
     t.add_argument("--resolution", type=int, help="training (proxy) resolution (default: the preset's)")
     t.add_argument("--drop-path", type=float, help="stochastic depth rate of the last block")
     t.add_argument("--in-chans", type=int, default=3, help="input channels (grey images are repeated)")
@@ -86,7 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
     from nascomp.supernet.train import resolve_recipe, train_supernet
 
     overrides = {f: getattr(args, f) for f in _RECIPE_FIELDS}
-    overrides.update(sampler=args.sampler, num_random=args.num_random, resolution=args.resolution, drop_path_rate=args.drop_path,
+    overrides.update(sampler=args.sampler, num_random=args.num_random, distill=args.distill, resolution=args.resolution, drop_path_rate=args.drop_path,
                      limit_train=args.limit_train, limit_val=args.limit_val, grad_clip=args.grad_clip or None,
                      amp=not args.no_amp, num_workers=args.workers, augment=not args.no_augment)
     recipe = resolve_recipe(args.preset, overrides)

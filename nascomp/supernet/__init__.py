@@ -6,8 +6,10 @@
 - `evaluate_archs` (`nascomp.supernet.evaluate`): inherited-weight accuracy of many archs, cheaply.
 """
 
+from nascomp.supernet.evaluate import evaluate_archs
 from nascomp.supernet.extract import arch_spec, build_block, build_from_arch, build_head, build_merging, build_stem, extract
 from nascomp.supernet.model import StageCapacity, Supernet, build_supernet, load_supernet
+from nascomp.supernet.train import PRESETS, SupernetPreset, sample_subnets, train_supernet
 
 __all__ = [
     "Supernet",
@@ -21,4 +23,9 @@ __all__ = [
     "build_merging",
     "build_block",
     "build_head",
+    "evaluate_archs",
+    "train_supernet",
+    "sample_subnets",
+    "PRESETS",
+    "SupernetPreset",
 ]

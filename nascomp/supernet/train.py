@@ -4,7 +4,8 @@ Each optimiser step samples subnets from the space and accumulates their gradien
 
 - ``uniform``: one subnet drawn uniformly per step (AutoFormer v1, which S3 builds on);
 - ``sandwich``: the smallest, ``num_random`` uniformly drawn, and the largest subnet per step (BigNAS's
-  sandwich rule), which trains the extremes every step and ranks subnets better after short training.
+  sandwich rule), which trains the extremes every step and ranks subnets better after short training;
+  ``distill=True`` adds BigNAS's in-place distillation (the other subnets learn the largest one's outputs).
 
 Subnets are drawn from ``ctx.rng()``, a generator seeded by (seed, epoch, step), so every DDP rank draws
 the same sequence and a resumed run continues it exactly. The largest subnet runs last, so the one
@@ -60,6 +61,7 @@ class SupernetPreset:
     drop_path_rate: float = 0.1
     sampler: str = "sandwich"
     num_random: int = 1
+    distill: bool = False  # in-place distillation from the largest subnet (sandwich only)
     limit_train: int | None = None
     limit_val: int | None = None
 
@@ -87,22 +89,36 @@ def _unwrap(model: nn.Module) -> Supernet:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
-def make_step(space: SearchSpace, sampler: str = "sandwich", num_random: int = 1):
-    """A `nascomp.train.fit` ``step_fn`` that accumulates the gradients of the step's subnets."""
+def make_step(space: SearchSpace, sampler: str = "sandwich", num_random: int = 1, distill: bool = False):
+    """A `nascomp.train.fit` ``step_fn`` that accumulates the gradients of the step's subnets.
+
+    With ``distill`` (BigNAS's in-place distillation, sandwich only) the largest subnet runs first on the
+    labels and every other subnet learns its detached soft predictions instead of the labels.
+    """
     if sampler not in SAMPLERS:
         raise NascompError(f"unknown sampler {sampler!r}; choose {' or '.join(SAMPLERS)}")
+    if distill and sampler != "sandwich":
+        raise NascompError("in-place distillation needs the sandwich sampler (the largest subnet is the teacher)")
 
     def step(model: nn.Module, images, targets, ctx: StepContext):
         net = _unwrap(model)
         archs = sample_subnets(space, ctx.rng(), sampler, num_random)
-        total = 0.0
+        if distill:
+            archs = archs[-1:] + archs[:-1]  # teacher first
+        total, teacher = 0.0, None
         for i, arch in enumerate(archs):
             net.set_arch(arch)
             last = i == len(archs) - 1
             with contextlib.nullcontext() if last else ctx.no_sync(model):
                 with ctx.autocast():
-                    loss = ctx.criterion(model(images), targets)
+                    logits = model(images)
+                    if teacher is None:
+                        loss = ctx.criterion(logits, targets)
+                    else:
+                        loss = -(teacher * torch.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
                 ctx.backward(loss)
+            if distill and teacher is None:
+                teacher = torch.softmax(logits.detach().float(), dim=-1)
             total = total + loss.detach()
         return total / len(archs)
 
@@ -210,7 +226,7 @@ def train_supernet(
                      "notes": notes},
     }
     return fit(
-        supernet, data, cfg, out_dir, spec=supernet.spec(), step_fn=make_step(space, recipe.sampler, recipe.num_random),
+        supernet, data, cfg, out_dir, spec=supernet.spec(), step_fn=make_step(space, recipe.sampler, recipe.num_random, recipe.distill),
         eval_fn=make_eval(archs, cfg.eval_batch_size), resume=resume, quiet=quiet, evaluate_test=False,
         metadata=metadata, device=device,
     )
