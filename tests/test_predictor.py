@@ -69,11 +69,11 @@ def fake_measurements(monkeypatch):
     """Layers cost `_fake_cost`; a whole network costs 1.08 x the sum + 0.7 ms (the fit must recover this)."""
     calls = {"layers": 0, "archs": 0}
 
-    def layer(cfg, proto, workdir):
+    def layer(cfg, proto, workdir, probe=None):
         calls["layers"] += 1
         return {"ms": _fake_cost(cfg), "iqr_ms": 0.0}
 
-    def arch(a, proto, energy=False):
+    def arch(a, proto, energy=False, probe=None, workdir=None):
         calls["archs"] += 1
         total = sum(_fake_cost(c) for c in P.arch_layers(a, proto.resolution, proto.in_chans, proto.num_classes))
         return {"ms": 1.08 * total + 0.7, "iqr_ms": 0.0}
@@ -103,10 +103,10 @@ def test_build_resumes_and_extends_instead_of_remeasuring(space, tmp_path, fake_
     lut = tmp_path / "lut.json"
     real = P.measure_layer
 
-    def flaky(cfg, proto, workdir):
+    def flaky(cfg, proto, workdir, probe=None):
         if fake_measurements["layers"] >= 5:
             raise KeyboardInterrupt  # the user stops a long build
-        return real(cfg, proto, workdir)
+        return real(cfg, proto, workdir, probe)
 
     monkeypatch.setattr(P, "measure_layer", flaky)
     with pytest.raises(KeyboardInterrupt):
@@ -176,3 +176,41 @@ def test_cli_lut_errors(tmp_path, capsys):
     assert main(["profile", "--build-lut", "--space", "s3-vit", "--target", "android"]) == 2
     assert "host targets" in capsys.readouterr().err
     assert main(["profile", "--validate", "3", "--space", "s3-vit", "--lut", str(tmp_path / "none.json")]) == 2
+
+
+def test_reference_probe_cancels_a_drifting_machine(monkeypatch):
+    """The machine slows down 3x while measuring; probe-normalised latency stays at its reference speed."""
+    import nascomp.profile.profiler as profiler
+
+    class ReturnTimer:  # 'times' a call as whatever the call returns: the simulated duration
+        name = "simulated"
+
+        def time(self, fn):
+            return fn()
+
+    monkeypatch.setattr(profiler, "make_timer", lambda *a: ReturnTimer())
+    speed = {"factor": 1.0}
+
+    def drifting(ms):
+        def run():
+            speed["factor"] *= 1.02  # every call the machine gets 2 % slower
+            return ms * speed["factor"]
+        return run
+
+    probe = type("Probe", (), {"run": staticmethod(drifting(10.0)), "reference_ms": 10.0})()
+    proto = _proto().resolved()
+    plain = P._timed(drifting(25.0), proto, None)["ms"]
+    normalised = P._timed(drifting(25.0), proto, probe)["ms"]
+    assert plain > 30  # the drift leaks into the plain median
+    assert normalised == pytest.approx(25.0 * 1.02, rel=1e-3)  # the run follows its probe by one 2 % step
+
+
+@pytest.mark.slow
+def test_real_probe_build_and_validation(space, tmp_path):
+    lut = tmp_path / "probe.json"
+    table = P.build_lut(space, _proto(probe=True, warmup=1, repeat=3), lut, calibrate=2)
+    assert table["probe"]["reference_ms"] > 0 and table["probe"]["layer"] == P.layer_key(P.PROBE_LAYER)
+    result = P.validate_lut(table, space, n=2, path=lut)
+    assert result["subnets"] == 2 and all(r["measured_ms"] > 0 for r in result["rows"])
+    P.build_lut(space, _proto(probe=True, warmup=1, repeat=3), lut, calibrate=1)  # resumes with the stored reference
+    assert json.loads(lut.read_text())["probe"]["reference_ms"] == table["probe"]["reference_ms"]

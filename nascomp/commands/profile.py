@@ -55,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--build-lut", action="store_true", help="measure every block configuration of --space on --target")
     g.add_argument("--space", help="search space name or YAML file for --build-lut")
     g.add_argument("--lut", help="LUT file (default: the per-user LUT directory, see nascomp.profile.predictor)")
+    g.add_argument("--reference-probe", action="store_true",
+                   help="time a fixed reference block before every run and keep the ratio (for shared or throttling machines)")
     g.add_argument("--calibrate", type=int, default=12, help="random subnets measured end to end to fit the offset (default: %(default)s)")
     g.add_argument("--validate", type=int, default=0, help="after building (or alone with --lut), measure N random subnets and report accuracy")
     g.add_argument("--seed", type=int, default=0)
@@ -169,7 +171,7 @@ def _run_lut(args: argparse.Namespace, opts, console: Console) -> int:
     if args.build_lut:
         proto = LutProtocol(
             target=opts.target.label, runtime=(opts.runtimes or [None])[0], precision=(opts.precisions or ["fp32"])[0],
-            threads=opts.threads, cores=opts.cores, timer=opts.timer, exporter=opts.exporter, warmup=args.warmup,
+            threads=opts.threads, cores=opts.cores, timer=opts.timer, exporter=opts.exporter, probe=args.reference_probe, warmup=args.warmup,
             repeat=args.repeat, batch=opts.batch, resolution=opts.resolution or space.resolution,
         )
         with progress_bar(not args.quiet) as bar:
@@ -204,7 +206,8 @@ def _run_lut(args: argparse.Namespace, opts, console: Console) -> int:
     out.print(f"lookup table {path}: {summary['entries']} layer configurations of {space.name} on {table['target']}")
     p = table["protocol"]
     out.print(f"  protocol: {p['runtime']} {p['precision']}, {p['threads']} thread(s), cores {p['cores']}, {p['timer']} timer, "
-              f"{p['warmup']} warm-up + {p['repeat']} runs, {p['resolution']} px")
+              f"{p['warmup']} warm-up + {p['repeat']} runs, {p['resolution']} px"
+              + (f", reference probe ({table['probe']['reference_ms']:.2f} ms)" if p.get("probe") else ""))
     if fit:
         out.print(f"  fit: predicted = {fit['scale']:.4f} x sum + {fit['offset_ms']:.3f} ms ({fit['method']}, "
                   f"{len((table.get('fit') or {}).get('calibration', []))} calibration subnets)")

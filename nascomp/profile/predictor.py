@@ -54,6 +54,8 @@ __all__ = [
     "arch_layers",
     "measure_layer",
     "measure_arch",
+    "ReferenceProbe",
+    "PROBE_LAYER",
     "build_lut",
     "validate_lut",
     "LatencyPredictor",
@@ -155,6 +157,7 @@ class LutProtocol:
     cores: list[int] | None = None
     timer: str = "wall"
     exporter: str = "auto"
+    probe: bool = False
     warmup: int = 3
     repeat: int = 15
     batch: int = 1
@@ -177,8 +180,8 @@ class LutProtocol:
             raise NascompError("int8 tables are measured with ONNX Runtime; add --runtime onnxruntime")
         threads = self.threads or t.default_threads()
         cores = self.cores or t.default_cores(threads)
-        return LutProtocol(t.label, runtime, self.precision, threads, cores, self.timer, self.exporter, self.warmup, self.repeat,
-                           self.batch, self.resolution, self.in_chans, self.num_classes)
+        return LutProtocol(t.label, runtime, self.precision, threads, cores, self.timer, self.exporter, self.probe, self.warmup,
+                           self.repeat, self.batch, self.resolution, self.in_chans, self.num_classes)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -199,50 +202,114 @@ def _layer_module(cfg: Layer) -> torch.nn.Module:
     return builder(cfg).eval()
 
 
-def measure_layer(cfg: Layer, proto: LutProtocol, workdir: Path) -> dict:
-    """Median latency (ms) of one layer alone, under ``proto``; returns {'ms', 'iqr_ms', 'exporter'?}."""
+def _runner(module: torch.nn.Module, example: torch.Tensor, proto: LutProtocol, workdir: Path, name: str) -> tuple[Callable, dict]:
+    """One run of ``module`` on ``example`` in the table's runtime (ONNX export and int8 as `profile_model` does)."""
+    from nascomp.profile.latency import ort_runner
+
+    cuda = proto.target == "cuda"
+    if proto.runtime == "torch":
+        device = torch.device("cuda" if cuda else "cpu")
+        module = module.to(device)
+        x = example.to(device)
+
+        def run():
+            with torch.inference_mode():
+                return module(x)
+
+        return run, {}
+    from nascomp.profile.onnx_export import export_for_profiling
+
+    path = workdir / f"{name}.onnx"
+    exported = export_for_profiling(module, example, path, proto.exporter)
+    if proto.precision == "int8":
+        from nascomp.profile.quantize import quantize_int8
+
+        path = quantize_int8(path, workdir / f"{name}.int8.onnx")
+    runner = ort_runner(str(path), proto.batch, proto.in_chans, proto.resolution, proto.threads, "cuda" if cuda else "cpu",
+                        example=example.numpy())
+    return runner.run, {"exporter": exported.exporter}
+
+
+# A fixed mid-network Swin block (Swin-T stage 2): the yardstick of the reference-probe mode.
+PROBE_LAYER = BlockConfig(stage=1, index=0, resolution=28, dim=192, heads=6, qkv_dim=192, mlp_ratio=4.0, window=7, shift=0)
+
+
+class ReferenceProbe:
+    """Times a fixed reference block right before every timed run, for shared or throttling machines.
+
+    On a machine whose speed drifts (other jobs on the sibling hyperthread or the memory bus, thermal
+    or frequency changes) a layer measured at minute 5 and a network measured at minute 50 are not
+    comparable. Timing the probe and the measured code back to back and keeping the median of their
+    *ratio* cancels the drift; ratios are converted back to milliseconds with the probe's latency
+    measured once when the table was built (``reference_ms``), so every number of a table, and every
+    end-to-end check of it, is expressed at the machine speed of that moment.
+    """
+
+    def __init__(self, proto: LutProtocol, workdir: Path, reference_ms: float | None = None) -> None:
+        from nascomp.profile.host import pinned_to
+        from nascomp.profile.latency import time_runs, torch_threads
+        from nascomp.profile.profiler import make_timer
+
+        torch.manual_seed(0)
+        example = torch.randn(*PROBE_LAYER.input_shape(proto.batch), generator=torch.Generator().manual_seed(1))
+        self.run, _ = _runner(_layer_module(PROBE_LAYER), example, proto, workdir, "probe")
+        if reference_ms is None:
+            cuda = proto.target == "cuda"
+            with pinned_to(proto.cores), torch_threads(proto.threads if not cuda else None):
+                timer = make_timer(proto.timer, cuda and proto.runtime == "torch", proto.threads if not cuda else None)
+                reference_ms = time_runs(self.run, proto.warmup, max(30, proto.repeat), timer).median_ms
+        self.reference_ms = float(reference_ms)
+
+    def to_dict(self) -> dict:
+        return {"layer": layer_key(PROBE_LAYER), "reference_ms": self.reference_ms,
+                "method": "median over runs of (measured / probe timed just before) x reference_ms"}
+
+
+def _timed(run: Callable, proto: LutProtocol, probe: ReferenceProbe | None) -> dict:
+    """Median (ms) and IQR of ``run`` under the protocol's pinning and threads, optionally probe-normalised."""
     from nascomp.profile.host import pinned_to
-    from nascomp.profile.latency import ort_runner, time_runs, torch_threads
+    from nascomp.profile.latency import LatencyStats, time_runs, torch_threads
     from nascomp.profile.profiler import make_timer
 
-    torch.manual_seed(0)
-    module = _layer_module(cfg)
-    example = torch.randn(*cfg.input_shape(proto.batch), generator=torch.Generator().manual_seed(0))
     cuda = proto.target == "cuda"
-    info: dict[str, Any] = {}
     with pinned_to(proto.cores), torch_threads(proto.threads if not cuda else None):
-        if proto.runtime == "torch":
-            device = torch.device("cuda" if cuda else "cpu")
-            module = module.to(device)
-            x = example.to(device)
-
-            def run():
-                with torch.inference_mode():
-                    return module(x)
-        else:
-            from nascomp.profile.onnx_export import export_for_profiling
-
-            path = workdir / "layer.onnx"
-            exported = export_for_profiling(module, example, path, proto.exporter)
-            info["exporter"] = exported.exporter
-            if proto.precision == "int8":
-                from nascomp.profile.quantize import quantize_int8
-
-                path = quantize_int8(path, workdir / "layer.int8.onnx")
-            run = ort_runner(str(path), proto.batch, proto.in_chans, proto.resolution, proto.threads, "cuda" if cuda else "cpu",
-                             example=example.numpy()).run
         timer = make_timer(proto.timer, cuda and proto.runtime == "torch", proto.threads if not cuda else None)
-        stats = time_runs(run, proto.warmup, proto.repeat, timer)
-    return {"ms": round(stats.median_ms, 5), "iqr_ms": round(stats.iqr_ms, 5), **info}
+        if probe is None:
+            stats = time_runs(run, proto.warmup, proto.repeat, timer)
+        else:
+            for _ in range(proto.warmup):
+                probe.run()
+                run()
+            ratios = []
+            for _ in range(proto.repeat):
+                reference = timer.time(probe.run)
+                ratios.append(timer.time(run) / reference)
+            stats = LatencyStats([r * probe.reference_ms for r in ratios])
+    return {"ms": round(stats.median_ms, 5), "iqr_ms": round(stats.iqr_ms, 5)}
 
 
-def measure_arch(arch: Arch, proto: LutProtocol, energy: bool = False) -> dict:
-    """End-to-end measurement of ``arch`` with `nascomp.profile.profile_model` under ``proto``."""
-    from nascomp.profile.profiler import profile_model
+def measure_layer(cfg: Layer, proto: LutProtocol, workdir: Path, probe: ReferenceProbe | None = None) -> dict:
+    """Median latency (ms) of one layer alone, under ``proto``; returns {'ms', 'iqr_ms', 'exporter'?}."""
+    torch.manual_seed(0)
+    example = torch.randn(*cfg.input_shape(proto.batch), generator=torch.Generator().manual_seed(0))
+    run, info = _runner(_layer_module(cfg), example, proto, workdir, "layer")
+    return {**_timed(run, proto, probe), **info}
+
+
+def measure_arch(arch: Arch, proto: LutProtocol, energy: bool = False, probe: ReferenceProbe | None = None,
+                 workdir: Path | None = None) -> dict:
+    """End-to-end latency of ``arch`` under ``proto``: `nascomp.profile.profile_model`, or probe-normalised runs."""
     from nascomp.supernet.extract import build_from_arch
 
     torch.manual_seed(0)
-    model = build_from_arch(arch, num_classes=proto.num_classes, in_chans=proto.in_chans, img_size=proto.resolution)
+    model = build_from_arch(arch, num_classes=proto.num_classes, in_chans=proto.in_chans, img_size=proto.resolution).eval()
+    if probe is not None:
+        example = torch.randn(proto.batch, proto.in_chans, proto.resolution, proto.resolution, generator=torch.Generator().manual_seed(0))
+        with tempfile.TemporaryDirectory(prefix="nascomp-arch-", dir=workdir) as tmp:
+            run, _ = _runner(model, example, proto, Path(tmp), "arch")
+            return _timed(run, proto, probe)
+    from nascomp.profile.profiler import profile_model
+
     report = profile_model(model, proto.profile_options(energy=energy, energy_window_s=1.0))
     m = report.primary
     out = {"ms": round(m.stats.median_ms, 5), "iqr_ms": round(m.stats.iqr_ms, 5)}
@@ -309,28 +376,33 @@ def build_lut(space: SearchSpace, proto: LutProtocol, path: str | Path, calibrat
         table["entries"] = old.get("entries", {})
         table["build_seconds"] = old.get("build_seconds", 0.0)
         table["spaces"] = sorted(set(old.get("spaces", [])) | set(table["spaces"]))
+        table["probe"] = old.get("probe")
     layers = space_layers(space, proto.resolution, proto.in_chans, proto.num_classes)
     todo = [(k, cfg) for k, cfg in layers.items() if k not in table["entries"]]
     start = time.perf_counter()
     report = progress or (lambda *a: None)
     with tempfile.TemporaryDirectory(prefix="nascomp-lut-") as tmp:
+        probe = None
+        if proto.probe:  # a resumed table keeps its reference so all entries share one machine speed
+            probe = ReferenceProbe(proto, Path(tmp), (table.get("probe") or {}).get("reference_ms"))
+            table["probe"] = probe.to_dict()
         for n, (key, cfg) in enumerate(todo, 1):
-            table["entries"][key] = measure_layer(cfg, proto, Path(tmp))
+            table["entries"][key] = measure_layer(cfg, proto, Path(tmp), probe)
             report("layers", n, len(todo))
             if n % checkpoint_every == 0:
                 table["build_seconds"] += time.perf_counter() - start
                 start = time.perf_counter()
                 atomic_write_json(path, table)  # a killed build resumes from here
-    rng = random.Random(seed)
-    calibration = []
-    for n in range(calibrate):
-        arch = space.sample(rng)
-        result = measure_arch(arch, proto, energy=energy)
-        point = {"arch": arch.to_dict(), "sum_ms": _sum_ms(table["entries"], arch, table["protocol"]), "measured_ms": result["ms"]}
-        if "energy" in result:
-            point["energy"] = result["energy"]
-        calibration.append(point)
-        report("calibration subnets", n + 1, calibrate)
+        rng = random.Random(seed)
+        calibration = []
+        for n in range(calibrate):
+            arch = space.sample(rng)
+            result = measure_arch(arch, proto, probe=probe, workdir=Path(tmp))
+            point = {"arch": arch.to_dict(), "sum_ms": _sum_ms(table["entries"], arch, table["protocol"]), "measured_ms": result["ms"]}
+            if energy:
+                point["energy"] = measure_arch(arch, proto, energy=True)["energy"] if probe else result["energy"]
+            calibration.append(point)
+            report("calibration subnets", n + 1, calibrate)
     fit = _fit([(c["sum_ms"], c["measured_ms"]) for c in calibration])
     table["fit"] = {**fit, "calibration_seed": seed, "calibration": calibration}
     table["power"] = _power(proto, calibration)
@@ -353,6 +425,7 @@ def _empty_table(space: SearchSpace, proto: LutProtocol) -> dict:
         "statistic": "median of the timed runs per layer; prediction = scale x sum over layers + offset",
         "entries": {},
         "fit": None,
+        "probe": None,
         "power": None,
         "validation": None,
         "build_seconds": 0.0,
@@ -369,13 +442,15 @@ def validate_lut(table: dict, space: SearchSpace, n: int = 50, seed: int = 1000,
     rows = []
     report = progress or (lambda *a: None)
     start = time.perf_counter()
-    for i in range(n):
-        arch = space.sample(rng)
-        measured = measure_arch(arch, proto)["ms"]
-        predicted = predictor.predict(arch)
-        rows.append({"predicted_ms": round(predicted, 4), "measured_ms": measured, "error": round(predicted / measured - 1, 5),
-                     "depths": list(arch.depths), "embed_dims": list(arch.embed_dims)})
-        report("validation subnets", i + 1, n)
+    with tempfile.TemporaryDirectory(prefix="nascomp-lut-") as tmp:
+        probe = ReferenceProbe(proto, Path(tmp), table["probe"]["reference_ms"]) if proto.probe else None
+        for i in range(n):
+            arch = space.sample(rng)
+            measured = measure_arch(arch, proto, probe=probe, workdir=Path(tmp))["ms"]
+            predicted = predictor.predict(arch)
+            rows.append({"predicted_ms": round(predicted, 4), "measured_ms": measured, "error": round(predicted / measured - 1, 5),
+                         "depths": list(arch.depths), "embed_dims": list(arch.embed_dims)})
+            report("validation subnets", i + 1, n)
     errors = np.array([abs(r["error"]) for r in rows])
     result = {
         "subnets": n,
