@@ -7,7 +7,7 @@ load and the exact command; benchmarks/bench_profiler.md summarises the numbers)
         CV of the median latency across `--runs` complete, independent profiles of the same model
         (fresh export, session and warm-up each time). Both the wall clock and the inference thread's
         CPU time are recorded in the same runs, side by side. Goal: CV <= 3 % on mobile-cpu.
-    python benchmarks/bench_profiler.py predictor --target cpu|mobile-cpu [--space s3-vit] [--calibrate 12] [--validate 50]
+    python benchmarks/bench_profiler.py predictor --target cpu|mobile-cpu [--probe] [--space s3-vit] [--calibrate 12] [--validate 50]
         Builds (or resumes) the latency lookup table, then measures >= 50 random subnets end to end:
         share predicted within +-10 %, mean and max error, build time. Goal: >= 95 % within +-10 %.
     python benchmarks/bench_profiler.py runtimes [--models ...] [--rounds 2]
@@ -96,8 +96,9 @@ def predictor(args: argparse.Namespace) -> None:
     from nascomp.spaces import SearchSpace
 
     space = SearchSpace.load(args.space)
-    lut = RESULTS / f"lut_{space.name}_{args.target}.json"
-    proto = LutProtocol(target=args.target, threads=1, timer=args.timer, warmup=args.warmup, repeat=args.repeat,
+    suffix = f"{args.target}{'_probe' if args.probe else ''}"
+    lut = RESULTS / f"lut_{space.name}_{suffix}.json"
+    proto = LutProtocol(target=args.target, threads=1, timer=args.timer, probe=args.probe, warmup=args.warmup, repeat=args.repeat,
                         resolution=space.resolution)
     doc = {**_header(args), "section": "predictor", "target": args.target, "space": space.name, "lut": str(lut.relative_to(RESULTS.parent))}
     last = [0.0]
@@ -119,7 +120,8 @@ def predictor(args: argparse.Namespace) -> None:
     })
     print(f"{args.target}: {result['within_tolerance']:.1%} of {result['subnets']} within ±10 % "
           f"(mean |err| {result['mean_abs_error']:.2%}, max {result['max_abs_error']:.2%}); build {table['build_seconds']:.0f} s")
-    _save(f"bench_profiler_predictor_{args.target}", doc)
+    doc["probe"] = table.get("probe")
+    _save(f"bench_profiler_predictor_{suffix}", doc)
 
 
 def runtimes(args: argparse.Namespace) -> None:
@@ -168,6 +170,7 @@ def main() -> None:
     q.add_argument("--calibrate", type=int, default=12)
     q.add_argument("--validate", type=int, default=50)
     q.add_argument("--timer", default="thread-cpu", choices=["wall", "thread-cpu"])
+    q.add_argument("--probe", action="store_true", help="reference-probe mode (see nascomp.profile.predictor.ReferenceProbe)")
     q.add_argument("--warmup", type=int, default=3)
     q.add_argument("--repeat", type=int, default=15)
     t = sub.add_parser("runtimes")
