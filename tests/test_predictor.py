@@ -89,10 +89,14 @@ def _proto(**kw):
 
 def test_build_fits_scale_and_offset_and_validates(space, tmp_path, fake_measurements):
     lut = tmp_path / "lut.json"
-    table = P.build_lut(space, _proto(), lut, calibrate=8)
+    table = P.build_lut(space, _proto(), lut, calibrate=8, fit="affine")
     assert fake_measurements["layers"] == len(P.space_layers(space)) and fake_measurements["archs"] == 8
     assert table["fit"]["method"] == "affine"
     assert table["fit"]["scale"] == pytest.approx(1.08) and table["fit"]["offset_ms"] == pytest.approx(0.7)
+    offset_only = P.refit(json.loads(json.dumps(table)))["fit"]  # the default: sum + median residual
+    residuals = [c["measured_ms"] - c["sum_ms"] for c in table["fit"]["calibration"]]
+    assert offset_only["method"] == "offset" and offset_only["scale"] == 1.0
+    assert offset_only["offset_ms"] == pytest.approx(sorted(residuals)[3:5][0] / 2 + sorted(residuals)[3:5][1] / 2)
     result = P.validate_lut(table, space, n=10, path=lut)
     assert result["within_tolerance"] == 1.0 and result["max_abs_error"] < 1e-9
     stored = json.loads(lut.read_text())
@@ -129,7 +133,7 @@ def test_load_predictor_for_budgets(space, tmp_path, fake_measurements, monkeypa
         P.load_predictor("mobile-cpu", space=space)
     path = P.lut_path(space.name, "cpu")
     assert path == tmp_path / "luts" / "tiny-test__cpu.json"
-    P.build_lut(space, _proto(), path, calibrate=6)
+    P.build_lut(space, _proto(), path, calibrate=6, fit="affine")
     latency = P.budget_predictor("ms", "cpu", space)
     arch = space.sample(3)
     expected = 1.08 * sum(_fake_cost(c) for c in P.arch_layers(arch, 32)) + 0.7
