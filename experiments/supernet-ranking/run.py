@@ -5,6 +5,7 @@ Steps (each skipped when its output exists, so the script resumes after an inter
 1. train the supernet:   nascomp supernet train --space s3-vit-cpu --preset cpu ...
 2. pick N archs spread over the space: 1000 uniform samples sorted by MACs, taken at evenly spaced ranks;
 3. stand-alone accuracy: nascomp train A.json ... (one short recipe, same training subset, random init);
+   (two training seeds; the ground truth is their mean);
 4. inherited accuracy:   nascomp supernet eval RUN --arch A.json ... on the full validation split, and the
    stand-alone models re-evaluated on the same split;
 5. Kendall's tau between the two accuracy lists, per supernet variant (sandwich, sandwich + in-place
@@ -59,7 +60,19 @@ def pick_archs(space: SearchSpace, n: int, seed: int = 0) -> list:
     return [pool[round(i * (len(pool) - 1) / (n - 1))] for i in range(n)]
 
 
-VARIANTS = {"sandwich": [], "sandwich-distill": ["--distill"]}  # supernet training variants compared
+# Supernet training variants compared (all: s3-vit-cpu, cpu preset, the same 2000 images, seed 0).
+VARIANTS = {
+    "sandwich": [],  # the cpu preset: smallest + 1 random + largest per step, 8 epochs
+    "sandwich-distill": ["--distill"],  # + in-place distillation from the largest subnet
+    "sandwich-r2e12": ["--num-random", "2", "--epochs", "12"],  # 2 random subnets per step, 12 epochs
+}
+
+
+STANDALONE_SEEDS = (0, 1)  # stand-alone accuracy = mean over these training seeds
+
+
+def standalone_dir(out: Path, seed: int) -> Path:
+    return out / ("standalone" if seed == 0 else f"standalone-seed{seed}")
 
 
 def evaluate_standalone(run_dir: Path, data) -> dict:
@@ -97,28 +110,36 @@ def main() -> None:
         path.write_text(arch.to_json(indent=1))
         paths.append(path)
 
-    standalone = []
-    for i, path in enumerate(paths):
-        run_dir = out / "standalone" / path.stem
-        if not (run_dir / "metrics.json").is_file():
-            run(["train", str(path), "--out", str(run_dir), "--resume", "--seed", str(args.seed), *STANDALONE, *DATA], log)
-        standalone.append(read_json(run_dir / "metrics.json"))
+    for seed in STANDALONE_SEEDS:
+        for path in paths:
+            run_dir = standalone_dir(out, seed) / path.stem
+            if not (run_dir / "metrics.json").is_file():
+                run(["train", str(path), "--out", str(run_dir), "--resume", "--seed", str(seed), *STANDALONE, *DATA], log)
+    standalone = [read_json(standalone_dir(out, STANDALONE_SEEDS[0]) / p.stem / "metrics.json") for p in paths]
 
     # Every accuracy below is on the full fixed validation split (6000 images): 1000 images leave a standard
     # error of ~1.5 points at 70 %, as large as the differences being ranked.
     from nascomp.data import load_data
 
     full_val = load_data("fashion-mnist", limit_train=1)
-    full_file = out / "standalone-full-val.json"
-    if not full_file.is_file():
-        atomic_write_json(full_file, [evaluate_standalone(out / "standalone" / p.stem, full_val) for p in paths])
-    standalone_full = read_json(full_file)
+    per_seed = {}
+    for seed in STANDALONE_SEEDS:
+        full_file = out / f"standalone-seed{seed}-full-val.json"
+        if not full_file.is_file():
+            atomic_write_json(full_file, [evaluate_standalone(standalone_dir(out, seed) / p.stem, full_val) for p in paths])
+        per_seed[seed] = [r["top1"] for r in read_json(full_file)]
+    # ground truth: the mean over training seeds of the stand-alone accuracy
+    standalone_full = [{"top1": sum(v) / len(v)} for v in zip(*per_seed.values())]
 
     result: dict = {"space": SPACE, "n_archs": len(archs), "variants": {}, "standalone_recipe": STANDALONE, "data": DATA,
                     "validation": f"full fixed validation split ({len(full_val.val)} images)", "torch_threads": torch.get_num_threads()}
     y = [r["top1"] for r in standalone_full]
     macs = [arch_cost(a, space.resolution, num_classes=10).macs / 1e6 for a in archs]
     result["kendall_tau_macs_vs_standalone"] = kendalltau(macs, y)[0]
+    result["standalone_seeds"] = {str(k): v for k, v in per_seed.items()}
+    if len(STANDALONE_SEEDS) > 1:  # how well one stand-alone run ranks another: the ceiling for any proxy
+        a, b = (per_seed[s] for s in STANDALONE_SEEDS[:2])
+        result["kendall_tau_seed_vs_seed"] = kendalltau(a, b)[0]
     for variant in VARIANTS:
         supernet_dir = out / ("supernet" if variant == "sandwich" else f"supernet-{variant.split('-', 1)[1]}")
         inherited_file = out / f"inherited-{variant}.json"
@@ -142,6 +163,7 @@ def main() -> None:
     result["rows"] = [
         {"arch": p.stem, "depths": a.depths, "embed_dims": a.embed_dims, "mmacs": m,
          "params": arch_cost(a, space.resolution, num_classes=10).params, "standalone_val_top1": s["top1"],
+         **{f"standalone_seed{k}_val_top1": v[i] for k, v in per_seed.items()},
          "standalone_val1000_top1": alone["val"]["top1"], "standalone_test1000_top1": alone["test"]["top1"],
          "standalone_seconds": alone["train_seconds"],
          **{f"inherited_{v}": result["variants"][v]["inherited_val_top1"][i] for v in VARIANTS}}
@@ -151,6 +173,8 @@ def main() -> None:
     for v, r in result["variants"].items():
         print(f"{v:<18} Kendall tau {r['kendall_tau']:.3f} (p {r['kendall_p']:.3f})  Spearman {r['spearman_rho']:.3f}")
     print(f"MACs alone         Kendall tau {result['kendall_tau_macs_vs_standalone']:.3f}")
+    if "kendall_tau_seed_vs_seed" in result:
+        print(f"seed 0 vs seed 1   Kendall tau {result['kendall_tau_seed_vs_seed']:.3f}")
     for r in result["rows"]:
         inh = "  ".join(f"{v} {r[f'inherited_{v}']:6.2f}" for v in VARIANTS)
         print(f"{r['arch']}  {r['mmacs']:6.2f} MMACs  {r['params'] / 1e6:5.3f} M  stand-alone {r['standalone_val_top1']:6.2f}  {inh}")
