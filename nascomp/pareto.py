@@ -275,33 +275,39 @@ def _staircase(xs: np.ndarray, ys: np.ndarray, x_sense: str, y_sense: str) -> tu
     return np.array(sx), np.array(sy)
 
 
-def _place_labels(ax, fig, items: list[tuple[float, float, str, dict]], avoid_points: np.ndarray) -> None:
-    """Greedy label placement: try offsets around each point, keep the first box that overlaps nothing placed."""
+def _place_labels(ax, fig, items: list[tuple[float, float, str, dict]], markers: np.ndarray, line: np.ndarray) -> None:
+    """Greedy label placement: for each point (front first) try positions at growing distances in 8 directions
+    and keep the cheapest: overlapping another label costs most, covering a marker less, crossing the front
+    line least; far positions get a thin leader line back to their point."""
     renderer = fig.canvas.get_renderer()
+    axes_box = ax.get_window_extent(renderer)
+    marker_px = ax.transData.transform(markers) if len(markers) else np.zeros((0, 2))
+    line_px = ax.transData.transform(line) if len(line) else np.zeros((0, 2))
+    directions = [(1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1), (0, -1), (1, 0), (-1, 0)]
+    candidates = [(dx * d, dy * d * 0.8, d) for d in (5, 12, 22) for dx, dy in directions]
     placed = []
-    pts_disp = ax.transData.transform(avoid_points) if len(avoid_points) else np.zeros((0, 2))
-    offsets = [(5, 4, "left", "bottom"), (5, -4, "left", "top"), (-5, 4, "right", "bottom"), (-5, -4, "right", "top"),
-               (0, 7, "center", "bottom"), (0, -7, "center", "top"), (9, 12, "left", "bottom"), (9, -12, "left", "top"),
-               (-9, 12, "right", "bottom"), (-9, -12, "right", "top")]
+
+    def inside(box, pts) -> int:
+        return int(np.sum((pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1) & (pts[:, 1] >= box.y0) & (pts[:, 1] <= box.y1))) if len(pts) else 0
+
     for x, y, text, style in items:
-        best, best_cost = None, None
-        for dx, dy, ha, va in offsets:
+        best = None
+        for rank, (dx, dy, dist) in enumerate(candidates):
+            ha = "left" if dx > 0 else "right" if dx < 0 else "center"
+            va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
             t = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, **style)
-            box = t.get_window_extent(renderer).expanded(1.05, 1.15)
-            cost = sum(box.overlaps(p) for p in placed)
-            cost += sum(1 for px, py in pts_disp if box.x0 <= px <= box.x1 and box.y0 <= py <= box.y1)
-            axes_box = ax.get_window_extent(renderer)
+            box = t.get_window_extent(renderer).expanded(1.04, 1.12)
+            t.remove()
+            cost = 10 * sum(box.overlaps(p) for p in placed) + 3 * inside(box, marker_px) + inside(box, line_px)
             if box.x0 < axes_box.x0 or box.x1 > axes_box.x1 or box.y0 < axes_box.y0 or box.y1 > axes_box.y1:
-                cost += 0.5
-            if best_cost is None or cost < best_cost:
-                if best is not None:
-                    best[0].remove()
-                best, best_cost = (t, box), cost
-            else:
-                t.remove()
-            if cost == 0:
-                break
-        placed.append(best[1])
+                cost += 4
+            cost += 0.05 * rank
+            if best is None or cost < best[0]:
+                best = (cost, dx, dy, ha, va, dist, box)
+        _, dx, dy, ha, va, dist, box = best
+        arrow = {"arrowprops": {"arrowstyle": "-", "color": "#9a9a9a", "lw": 0.5, "shrinkA": 0, "shrinkB": 3}} if dist > 5 else {}
+        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, **style, **arrow)
+        placed.append(box)
 
 
 def plot_front(table: Table, out: str | Path, label: str | None = None, group: str | None = None, title: str | None = None,
@@ -355,8 +361,13 @@ def plot_front(table: Table, out: str | Path, label: str | None = None, group: s
                    markeredgecolor="black", markersize=6, label="Pareto-optimal"),
             Line2D([], [], ls="none", marker="o", color="#8c8c8c", alpha=faded, markersize=5.5, label="dominated (faded)"),
         ]
-        if log_x:
+        if log_x:  # plain numbers (5, 10, 20, 50...) read better in a paper than powers of ten
+            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabel or axis_label(table.columns[0]))
         ax.set_ylabel(ylabel or axis_label(table.columns[1]))
         ax.grid(True, which="major", color="#e6e6e6", lw=0.6, zorder=0)
@@ -380,7 +391,7 @@ def plot_front(table: Table, out: str | Path, label: str | None = None, group: s
             # keep labels off the points and off the front's staircase line
             line = np.concatenate([np.linspace((sx[k], sy[k]), (sx[k + 1], sy[k + 1]), 12) for k in range(len(sx) - 1)]) \
                 if len(sx) > 1 else np.zeros((0, 2))
-            _place_labels(ax, fig, [it for it in items if it[2]], np.vstack([table.values[:, :2], line]))
+            _place_labels(ax, fig, [it for it in items if it[2]], table.values[:, :2], line)
         if protocol:
             wrapped = "\n".join(textwrap.wrap(protocol, 118))
             fig.text(0.01, 0.0, wrapped, ha="left", va="top", fontsize=6.3, color="#444444", transform=fig.transFigure)
