@@ -168,6 +168,8 @@ class Arch:
     def from_dict(cls, d: Mapping, where: str = "arch") -> "Arch":
         if isinstance(d, Arch):
             return d
+        if isinstance(d, Mapping) and "stages" not in d and isinstance(d.get("arch"), Mapping):
+            d = d["arch"]  # a search result (best_arch.json): the arch next to its costs and accuracy
         if not isinstance(d, Mapping) or "stages" not in d:
             raise NascompError(f"{where}: expected an object with 'stages' (see nascomp.spaces.arch for the format)")
         unknown = sorted(set(d) - {"stages", "patch_size", "name"})
