@@ -1,0 +1,172 @@
+"""Space evolution (slopes, shift rule, validity) and the evolutionary search (constraint, duplicates, Pareto)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nascomp.errors import NascompError
+from nascomp.pareto import dominates
+from nascomp.profile.arch_cost import arch_cost
+from nascomp.search import EvolutionConfig, EvolutionRule, et_table, evolutionary_search, evolve_space, fit_slopes, sample_candidates
+from nascomp.search.space_evolution import shifted_choices
+from nascomp.spaces import SearchSpace
+
+S3_VIT = SearchSpace.load("s3-vit")
+S3_CPU = SearchSpace.load("s3-vit-cpu")
+
+
+def _planted(space: SearchSpace, n: int = 400, seed: int = 0):
+    """Subnets whose error rises 3 points per stage-3 block and falls 2 points per 0.5 of stage-1 MLP ratio."""
+    archs = sample_candidates(space, n, lambda a: True, random.Random(seed))
+    noise = np.random.default_rng(seed).normal(0, 0.3, n)
+    errors = [40 + 3 * a.stages[2].depth - 4 * np.mean([b.mlp_ratio for b in a.stages[0].blocks]) + e
+              for a, e in zip(archs, noise)]
+    return archs, errors
+
+
+def test_slopes_recover_planted_trends_and_shift_against_them():
+    archs, errors = _planted(S3_VIT)
+    table = et_table(S3_VIT, archs, errors)
+    rule = EvolutionRule(tau=1.0, significance=2.0, bootstrap=50)
+    slopes = fit_slopes(S3_VIT, archs, errors, table.k, rule, seed=0)
+    by_key = {(r["stage"], r["dimension"]): r for r in slopes}
+    assert by_key[(2, "depth")]["slope"] == pytest.approx(3.0, abs=0.6)  # E-T points per step of 1 block
+    # -2 per step of 0.5 on the stage mean; a block counts for its choice with its share of the stage, which
+    # dilutes the per-choice contrast in stages of 2-3 mixed blocks (by ~(1 + 1/2 + 1/3) / 3)
+    assert -2.0 < by_key[(0, "mlp_ratio")]["slope"] < -0.8
+    new, decisions = evolve_space(S3_VIT, slopes, rule, "evolved")
+    assert new.choices(2, "depth") == (3, 4, 5, 6, 7)  # error grows with depth: shift down by 1
+    assert new.choices(0, "mlp_ratio") == (3.5, 4.0, 4.5)  # error falls with the ratio: shift up by 0.5
+    moved = {(d["stage"], d["dimension"]) for d in decisions if d["action"] != "keep"}
+    assert moved == {(2, "depth"), (0, "mlp_ratio")}
+    assert all(d["reason"] for d in decisions) and len(decisions) == len(S3_VIT.subspaces())
+
+
+def test_the_noise_guard_and_tau_keep_choices():
+    archs, errors = _planted(S3_VIT)
+    slopes = fit_slopes(S3_VIT, archs, errors, 20, EvolutionRule(bootstrap=20), seed=0)
+    new, decisions = evolve_space(S3_VIT, slopes, EvolutionRule(tau=10.0), "kept")
+    assert new == S3_VIT and all(d["action"] == "keep" and "tau" in d["reason"] for d in decisions if d["slope"] is not None)
+
+
+def test_window_shifts_walk_the_ladder_of_tiling_windows():
+    assert shifted_choices(S3_VIT, 0, "window", 7, +1) == [14, 28]  # 56x56: 7, 14, 28, 56 tile it
+    assert shifted_choices(S3_VIT, 0, "window", 7, -1) == [7]  # S3: the stage-1 window space shrinks
+    assert shifted_choices(S3_VIT, 2, "window", 7, +1) == [14]  # 14x14: 14 is global
+    assert shifted_choices(S3_VIT, 3, "window", 7, +1) == []  # 7x7: nothing beyond 7
+    assert shifted_choices(S3_VIT, 0, "depth", 1, -1) == [1, 2]  # depth 0 is dropped
+    assert shifted_choices(S3_VIT, 1, "embed_dim", 32, +1) == [192, 224, 256]
+
+
+def _record(stage, dim, space, slope, step):
+    return {"stage": stage, "dimension": dim, "choices": list(space.choices(stage, dim)), "step": step, "slope": slope, "se": 0.01}
+
+
+def test_invalid_shifts_are_repaired_or_refused():
+    space = S3_VIT.with_choices({(0, "qkv_dim"): [96]})
+    new, [d] = evolve_space(space, [_record(0, "heads", space, -3.0, 1.0)], EvolutionRule(), "x")
+    assert new.choices(0, "heads") == (3, 4)  # {3, 4, 5}: 5 heads divide no qkv_dim choice
+    new, [d] = evolve_space(S3_VIT, [_record(2, "depth", S3_VIT, -3.0, 1.0)], EvolutionRule(), "x",
+                            validator=lambda s: "its smallest arch exceeds the budget")
+    assert new == S3_VIT and d["action"] == "keep" and "exceeds the budget" in d["reason"]
+    new, [d] = evolve_space(S3_VIT, [_record(3, "window", S3_VIT, -3.0, 7.0)], EvolutionRule(), "x")
+    assert new == S3_VIT and "no valid value" in d["reason"]
+
+
+def test_windows_that_the_training_resolution_merges_get_no_slope():
+    archs, errors = _planted(S3_VIT, n=100)
+    slopes = fit_slopes(S3_VIT, archs, errors, 5, EvolutionRule(bootstrap=5), train_resolution=32)
+    windows = {r["stage"]: r for r in slopes if r["dimension"] == "window"}
+    assert windows[0]["slope"] is not None  # 8x8 at 32 px: 7 (padded, local) vs 14 (global) differ
+    assert windows[1]["slope"] is None and "32 px" in windows[1]["note"]  # 4x4: both global
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from([S3_VIT, S3_CPU]), st.lists(st.sampled_from([-5.0, 0.0, 5.0]), min_size=24, max_size=24),
+       st.integers(0, 3))
+def test_evolved_spaces_are_always_valid(space, signs, rounds):
+    for _ in range(rounds + 1):
+        rule = EvolutionRule(significance=0.0)
+        slopes = [_record(s, d, space, signs[i % len(signs)], rule.step(space, s, d)) for i, (s, d, _) in enumerate(space.subspaces())]
+        space, _ = evolve_space(space, slopes, rule, "evolved")
+        SearchSpace.from_dict(space.to_dict())  # re-validates
+        arch = space.sample(random.Random(0))
+        assert space.contains(arch)
+
+
+def test_evolution_rule_rejects_unknown_dimensions():
+    with pytest.raises(NascompError, match="unknown dimension"):
+        EvolutionRule(steps={"depht": 1})
+    assert EvolutionRule(steps={"3:depth": 2}).step(S3_VIT, 2, "depth") == 2
+    assert EvolutionRule().step(S3_VIT, 2, "depth") == 1 and EvolutionRule().step(S3_VIT, 0, "mlp_ratio") == 0.5
+
+
+# --- evolutionary search -----------------------------------------------------------------------------------------
+
+def _macs(arch):
+    return arch_cost(arch, 224, num_classes=10).macs
+
+
+def test_autoformer_defaults():
+    c = EvolutionConfig()  # AutoFormer v1 evolution.py (research/s3.md §4)
+    assert (c.population, c.generations, c.parents, c.mutations, c.crossovers) == (50, 20, 10, 25, 25)
+    assert (c.mutation_prob, c.stage_prob) == (0.2, 0.4)
+
+
+def test_search_climbs_a_known_fitness_under_the_budget_without_duplicates():
+    """Fitness = MACs: the best member under 4 G MACs sits just below the budget; random search does worse."""
+    limit = 4e9
+    scored = []
+
+    def score(archs):
+        scored.extend(archs)
+        return [_macs(a) / 1e8 for a in archs]
+
+    cfg = EvolutionConfig(population=20, generations=8, parents=5, mutations=10, crossovers=10)
+    result = evolutionary_search(S3_VIT, lambda a: _macs(a) <= limit, _macs, score, cfg, seed=1)
+    assert len(scored) == len(set(scored)) == len(result.candidates)  # no arch evaluated twice
+    assert all(c.cost <= limit and S3_VIT.contains(c.arch) for c in result.candidates)
+    gen0 = max(c.top1 for c in result.candidates if c.generation == 0)
+    assert result.best.top1 > gen0
+    assert result.best.cost > 0.97 * limit
+    assert [h["generation"] for h in result.history] == list(range(9))
+    assert {c.origin for c in result.candidates} >= {"random", "mutation", "crossover"}
+
+
+def test_search_is_a_pure_function_of_seed_and_scores():
+    def score(archs):
+        return [float(sum(a.depths)) + a.stages[0].embed_dim / 100 for a in archs]
+
+    cfg = EvolutionConfig(population=10, generations=3, parents=4, mutations=5, crossovers=5)
+    run = lambda seed: evolutionary_search(S3_VIT, lambda a: _macs(a) <= 4e9, _macs, score, cfg, seed=seed)  # noqa: E731
+    a, b = run(0), run(0)
+    assert [c.arch for c in a.candidates] == [c.arch for c in b.candidates]
+    assert [c.arch for c in run(1).candidates] != [c.arch for c in a.candidates]
+
+
+def test_seeds_join_generation_zero():
+    seeds = sample_candidates(S3_VIT, 30, lambda a: _macs(a) <= 4e9, random.Random(5))
+    cfg = EvolutionConfig(population=10, generations=1, parents=3, mutations=2, crossovers=2)
+    result = evolutionary_search(S3_VIT, lambda a: _macs(a) <= 4e9, _macs, lambda archs: [1.0] * len(archs), cfg, initial=seeds)
+    assert [c.arch for c in result.candidates if c.generation == 0] == seeds
+
+
+def test_pareto_mode_returns_a_non_dominated_front():
+    def score(archs):  # accuracy rises with cost, with a bonus for deep stage 3: a real trade-off
+        return [_macs(a) / 1e8 + 3 * a.stages[2].depth for a in archs]
+
+    cfg = EvolutionConfig(population=16, generations=4, parents=6, mutations=8, crossovers=8, objective="pareto")
+    result = evolutionary_search(S3_VIT, lambda a: _macs(a) <= 5e9, _macs, score, cfg, seed=0)
+    front, rest = result.front, [c for c in result.candidates if c not in result.front]
+    senses = ["max", "min"]
+    assert len(front) >= 3 and [c.cost for c in front] == sorted(c.cost for c in front)
+    assert not any(dominates((o.top1, o.cost), (f.top1, f.cost), senses) for f in front for o in result.candidates)
+    assert all(any(dominates((f.top1, f.cost), (r.top1, r.cost), senses) or (f.top1, f.cost) == (r.top1, r.cost) for f in front)
+               for r in rest)
+    with pytest.raises(NascompError, match="objective"):
+        EvolutionConfig(objective="latency")
