@@ -18,6 +18,7 @@ COMMANDS = (
     "nascomp.commands.flops",
     "nascomp.commands.export",
     "nascomp.commands.supernet",
+    "nascomp.commands.search",
     "nascomp.commands.compress",
     "nascomp.commands.adapt",
     "nascomp.commands.profile",

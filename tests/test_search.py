@@ -1,0 +1,182 @@
+"""`nascomp search` end to end: outputs, resume, user errors; slow: the smoke preset on s3-vit and a real kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nascomp.cli import main
+from nascomp.errors import NascompError
+from nascomp.io import read_json
+from nascomp.profile.arch_cost import arch_cost
+from nascomp.search import SearchJob, default_out_dir, run_search
+from nascomp.spaces import Arch, SearchSpace
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {
+    "name": "tiny-search", "resolution": 16, "patch_size": 2,
+    "stages": [
+        {"depth": [1, 2], "embed_dim": [8, 16], "heads": [1, 2], "qkv_dim": [8, 16], "mlp_ratio": [1.0, 2.0], "window": [4, 8]},
+        {"depth": [1, 2], "embed_dim": [16, 24], "heads": [2, 4], "qkv_dim": [8, 16], "mlp_ratio": [1.0, 2.0], "window": [2, 4]},
+    ],
+}
+RESULT_FILES = ("best_arch.json", "candidates.csv", "pareto.json", "evolution/history.json", "search/result.json")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_space(tmp_path) -> Path:
+    path = tmp_path / "tiny-search.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+def _budget(space_path: Path) -> str:
+    space = SearchSpace.load(space_path)
+    lo, hi = (arch_cost(a, 16, in_chans=1, num_classes=10).macs for a in (space.smallest(), space.largest()))
+    return f"{(lo + hi) / 2:.0f}macs"
+
+
+def _job(space_path: Path, data_dir: Path, **overrides) -> SearchJob:
+    return SearchJob(space=str(space_path), budget=_budget(space_path), preset="smoke", data="fashion-mnist", data_dir=str(data_dir),
+                     in_chans=1, overrides={"resolution": 16, "limit_test": 50, **overrides})
+
+
+def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, fake_fmnist, tmp_path):
+    out = tmp_path / "run"
+    job = _job(tiny_space, fake_fmnist)
+    summary = run_search(job, out, quiet=True)
+    for name in (*RESULT_FILES, "pareto.png", "report.md", "run.json", "timings.json", "evolution/et_steps.png",
+                 "evolution/step-0/space.yaml", "evolution/step-1/space.yaml", "evolution/step-1/et.json",
+                 "finalists/rank-1/model/model.safetensors", "finalists/rank-2/result.json"):
+        assert (out / name).is_file(), name
+    best = read_json(out / "best_arch.json")
+    assert best == summary
+    arch = Arch.from_dict(best)  # best_arch.json is accepted wherever an arch JSON is
+    assert best["macs"] == arch_cost(arch, 16, in_chans=1, num_classes=10).macs <= best["budget"]["limit"]
+    assert best["budget"]["metric"] == "macs" and best["budget"]["within"]
+    assert SearchSpace.load(out / "evolution" / "step-1" / "space.yaml").contains(arch)
+    assert 0 <= best["test_top1"] <= 100 and best["val_top1"] == max(r["val_top1"] for r in read_json(out / "search/result.json")["candidates"])
+    history = read_json(out / "evolution" / "history.json")["steps"]
+    assert len(history) == 2 and len(history[0]["decisions"]) == 12 and history[1]["decisions"] == []
+    assert (out / "candidates.csv").read_text().count("\n") == len(read_json(out / "search/result.json")["candidates"]) + 1
+
+    before = {name: (out / name).read_bytes() for name in RESULT_FILES}
+    for name in ("search", "finalists", "best_arch.json", "candidates.csv", "evolution/step-1/et.json"):
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    assert run_search(job, out, resume=True, quiet=True) == summary
+    assert {name: (out / name).read_bytes() for name in RESULT_FILES} == before
+
+    with pytest.raises(NascompError, match="already holds a search run; add --resume"):
+        run_search(job, out, quiet=True)
+    with pytest.raises(NascompError, match="other settings"):
+        run_search(_job(tiny_space, fake_fmnist, et_samples=9), out, resume=True, quiet=True)
+
+
+def test_pareto_objective_and_retraining(tiny_space, fake_fmnist, tmp_path):
+    job = _job(tiny_space, fake_fmnist, evolve_steps=0, objective="pareto", retrain_epochs=1, retrain_from="scratch", top=1)
+    summary = run_search(job, tmp_path / "run", quiet=True)
+    front = read_json(tmp_path / "run" / "pareto.json")["front"]
+    finalists = sorted((tmp_path / "run" / "finalists").iterdir())
+    assert len(finalists) == len(front) >= 1  # pareto mode finishes the whole front (up to 10)
+    metrics = read_json(finalists[0] / "model" / "metrics.json")
+    assert metrics["epochs"] == 1 and "test" in metrics
+    assert summary["accuracy_note"].startswith("retrained 1 epoch(s) from scratch")
+
+
+def test_default_out_dir_numbers_new_runs_and_resumes_the_newest(tmp_path):
+    job = SearchJob(space="s3-vit", budget="4gflops")
+    base = tmp_path / "s3-vit-4gflops-cpu-seed0"
+    assert default_out_dir(job, False, tmp_path) == base
+    base.mkdir()
+    assert default_out_dir(job, False, tmp_path) == tmp_path / "s3-vit-4gflops-cpu-seed0-2"
+    assert default_out_dir(job, True, tmp_path) == base
+    (tmp_path / "s3-vit-4gflops-cpu-seed0-2").mkdir()
+    assert default_out_dir(job, True, tmp_path) == tmp_path / "s3-vit-4gflops-cpu-seed0-2"
+    assert default_out_dir(SearchJob(space="s3-vit", budget="25ms@mobile-cpu"), False, tmp_path).name == \
+        "s3-vit-25ms-at-mobile-cpu-cpu-seed0"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--space", "s3-vit", "--budget", "1gflops"], r"below the cheapest member of search space 's3-vit'.*1\.60"),
+    (["--space", "no-such-space", "--budget", "4gflops"], r"unknown search space 'no-such-space'; available: s3-vit, s3-vit-cpu"),
+    (["--space", "s3-vit", "--budget", "4 gigaflops"], r"cannot parse budget.*4gflops.*4e9macs.*25mparams.*25ms@mobile-cpu"),
+    (["--space", "s3-vit", "--budget", "4gflops", "--preset", "huge"], r"unknown preset 'huge'"),
+])
+def test_user_errors_exit_2_with_one_line_and_no_output(argv, message, tmp_path, capsys):
+    import re
+
+    out = tmp_path / "run"
+    assert main(["search", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and re.search(message, err), err
+    assert not out.exists()
+
+
+# --- slow: the real command on s3-vit ----------------------------------------------------------------------------
+
+def _nascomp(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nascomp", "search", "--space", "s3-vit", "--budget", "4gflops", "--preset", "smoke", *args]
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    proc = subprocess.run(_nascomp("--out", str(out), "--quiet"), env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "best arch under 4gflops" in proc.stdout
+    return out
+
+
+@pytest.mark.slow
+def test_smoke_preset_meets_the_budget_at_224(smoke_run):
+    best = read_json(smoke_run / "best_arch.json")
+    assert best["resolution"] == 224 and best["budget"]["unit"] == "MACs"
+    assert best["macs"] <= 4e9
+    assert best["macs"] == arch_cost(Arch.from_dict(best), 224, in_chans=3, num_classes=10).macs
+    assert (smoke_run / "pareto.png").stat().st_size > 10_000
+    assert SearchSpace.load("s3-vit").name in (smoke_run / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_killed_search_resumes_to_the_uninterrupted_result(smoke_run, tmp_path):
+    """SIGKILL while the evolved space's supernet trains; --resume must reproduce the uninterrupted run exactly."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_nascomp("--out", str(out), "--quiet"), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    marker = out / "evolution" / "step-1" / "space.yaml"  # written when step 0 is done, before step 1 trains
+    deadline = time.time() + 300
+    while not marker.is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    time.sleep(2.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "best_arch.json").exists()
+    resumed = subprocess.run(_nascomp("--out", str(out), "--quiet", "--resume"), env=_env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    for name in RESULT_FILES:
+        a, b = (smoke_run / name).read_text(), (out / name).read_text()
+        assert a.replace(str(smoke_run), "RUN") == b.replace(str(out), "RUN"), name
