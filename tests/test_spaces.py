@@ -17,7 +17,8 @@ from timm.models.swin_transformer import SwinTransformerBlock
 from nascomp.errors import NascompError
 from nascomp.profile.arch_cost import arch_cost
 from nascomp.spaces import (
-    DIMENSIONS, Arch, BlockArch, SearchSpace, arch_layout, block_configs, clamp_window, list_archs, list_spaces, load_arch,
+    DIMENSIONS, Arch, BlockArch, SearchSpace, StageArch, arch_layout, block_configs, clamp_window, list_archs, list_spaces,
+    load_arch,
 )
 
 SPACES = {name: SearchSpace.load(name) for name in ("s3-vit", "s3-vit-cpu")}
@@ -53,8 +54,6 @@ def _brute_force_members(space: SearchSpace) -> set[Arch]:
                     stage_options.append((embed, combo))
         per_stage.append(stage_options)
     members = set()
-    from nascomp.spaces import StageArch
-
     for choice in itertools.product(*per_stage):
         members.add(Arch(tuple(StageArch(e, b) for e, b in choice), space.patch_size))
     return members
@@ -125,7 +124,7 @@ def test_constrained_sampling_and_impossible_constraint():
 def test_membership_names_the_offending_key():
     space = SPACES["s3-vit"]
     s3_t = load_arch("s3-t")
-    deeper = s3_t.replace_stage(2, s3_t.stages[2].__class__(384, s3_t.stages[2].blocks * 2))
+    deeper = s3_t.replace_stage(2, StageArch(384, s3_t.stages[2].blocks * 2))
     assert "stages[2].depth 12" in space.violation(deeper)
     other_patch = Arch(s3_t.stages, patch_size=2)
     assert "patch_size" in space.violation(other_patch)

@@ -15,7 +15,7 @@ from nascomp.data import load_data
 from nascomp.errors import NascompError
 from nascomp.io import load_tensors
 from nascomp.models import load_model, resolve_model, save_model
-from nascomp.spaces import Arch, SearchSpace, load_arch
+from nascomp.spaces import SearchSpace, StageArch, load_arch
 from nascomp.supernet import Supernet, arch_spec, build_from_arch, extract, load_supernet
 from nascomp.supernet.evaluate import evaluate_archs
 from nascomp.supernet.train import make_step, sample_subnets, train_supernet
@@ -137,7 +137,8 @@ def test_set_arch_switches_without_rebuilding_and_refuses_what_does_not_fit(cpu_
     cpu_supernet.set_arch(CPU_SPACE.smallest())
     cpu_supernet.set_arch(CPU_SPACE.largest().to_dict())
     assert [id(p) for p in cpu_supernet.parameters()] == params
-    too_wide = CPU_SPACE.largest().replace_stage(0, CPU_SPACE.largest().stages[0].__class__(40, CPU_SPACE.largest().stages[0].blocks))
+    largest = CPU_SPACE.largest()
+    too_wide = largest.replace_stage(0, StageArch(40, largest.stages[0].blocks))
     with pytest.raises(NascompError, match=r"stages\[0\]\.embed_dim 40 > 16"):
         cpu_supernet.set_arch(too_wide)
 
