@@ -16,6 +16,12 @@ What the table holds:
 - ``power``: watts used to turn latency into energy (measured on the calibration subnets when built with
   ``--energy`` on a machine with a counter, otherwise the target's stated power model: ``estimated``).
 
+Search budgets use it like this (``--budget 25ms@mobile-cpu`` / ``--budget 50mj@cuda``)::
+
+    predictor = budget_predictor("ms", "mobile-cpu", space)   # or load_predictor("cuda", "energy", space)
+    ok = predictor.predict(arch) <= 25.0                      # predictor.unit == "ms" ("mJ" for energy)
+    print(predictor.describe())                               # what the number means (protocol, accuracy)
+
 Where tables live: ``--lut PATH`` when given; else ``$NASCOMP_LUT_DIR``, else
 ``${XDG_CACHE_HOME:-~/.cache}/nascomp/luts``, as ``<space>__<target>.json``. A table is specific to the
 machine it was measured on. A missing table, or one that lacks layers of the space asked for (an evolved
