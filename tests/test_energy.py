@@ -84,6 +84,10 @@ class FakeNvml:
     def nvmlDeviceGetHandleByIndex(self, i):
         return i
 
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        assert uuid.startswith("GPU-")
+        return {"GPU-5f0e3c5a-0000-1111-2222-333344445555": 3}[uuid]
+
     def nvmlDeviceGetName(self, h):
         return b"NVIDIA H100 80GB HBM3"
 
@@ -124,6 +128,13 @@ def test_nvml_window_is_long_enough_and_idle_is_subtracted():
     assert report.idle_power_w == pytest.approx(60, rel=0.02)
     assert report.mj_per_inference == pytest.approx(480, rel=0.02)
     assert report.total_mj_per_inference > report.mj_per_inference  # the idle tail until the last refresh is in the total
+
+
+def test_nvml_matches_torch_device_by_uuid():
+    """Under CUDA_VISIBLE_DEVICES=3, torch's cuda:0 is NVML's GPU 3: the UUID finds it."""
+    nvml = FakeNvml(FakeClock(1, 1), watts=None)
+    assert NvmlCounter(0, nvml=nvml, uuid="5f0e3c5a-0000-1111-2222-333344445555").handle == 3
+    assert NvmlCounter(0, nvml=nvml).handle == 0
 
 
 def test_nvml_unsupported_gpu_falls_back_with_a_reason():

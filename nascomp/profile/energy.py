@@ -91,7 +91,7 @@ class NvmlCounter:
     source = "nvml"
     scope = "whole GPU board (all processes on this GPU)"
 
-    def __init__(self, index: int = 0, nvml: Any = None, update_period_s: float = 0.1) -> None:
+    def __init__(self, index: int = 0, nvml: Any = None, update_period_s: float = 0.1, uuid: str | None = None) -> None:
         if nvml is None:
             try:
                 import pynvml as nvml
@@ -100,7 +100,11 @@ class NvmlCounter:
         self.nvml = nvml
         try:
             nvml.nvmlInit()
-            self.handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            # torch numbers the devices CUDA_VISIBLE_DEVICES leaves, NVML all of them: match by UUID when known
+            if uuid:
+                self.handle = nvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
+            else:
+                self.handle = nvml.nvmlDeviceGetHandleByIndex(index)
             name = nvml.nvmlDeviceGetName(self.handle)
             self.device_name = name.decode() if isinstance(name, bytes) else str(name)
             nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)

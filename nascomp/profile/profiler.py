@@ -227,7 +227,11 @@ def _energy_host(target: Target, opts: ProfileOptions, run: Callable, latency_ms
                  sync: Callable | None) -> EnergyReport:
     model = opts.power_model or default_power_model(target.name, threads)
     try:
-        counter = NvmlCounter(torch.cuda.current_device()) if target.name == "cuda" else RaplCounter()
+        if target.name == "cuda":
+            device = torch.cuda.current_device()
+            counter = NvmlCounter(device, uuid=str(getattr(torch.cuda.get_device_properties(device), "uuid", "") or "") or None)
+        else:
+            counter = RaplCounter()
     except EnergyUnavailable as e:
         return estimate_energy(model, latency_ms, opts.batch, reason=str(e))
     report = measure_energy(counter, run, latency_ms, opts.batch, min_window_s=opts.energy_window_s, sync=sync)
