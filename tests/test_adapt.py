@@ -149,3 +149,29 @@ def test_adapt_user_errors(capsys):
     assert main(["adapt", "vit_base_patch32_224", "--method", "kadaptation", "--kron-n", "7", "--dry-run"]) == 2
     assert main(["adapt", "resnet18", "--method", "lora", "--dry-run"]) == 2
     assert "qkv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method, options", [("lora", {"rank": 2}), ("lokr", {"rank": 1, "decompose_factor": 4}), ("kadaptation", {"n": 4})])
+def test_adapted_and_merged_specs_rebuild_the_same_network(tmp_path, method, options):
+    from nascomp.compress.adapters import adapted_spec
+    from nascomp.models import load_model
+
+    torch.manual_seed(0)
+    base = timm_spec("vit_tiny_patch16_224", **VIT)
+    model = vit()
+    model.reset_classifier(3)
+    apply_method(model, method, options)
+    mark_trainable(model, method)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n in adapter_parameter_names(model):
+                p.add_(0.05 * torch.randn_like(p))
+    x = torch.randn(2, 1, 28, 28)
+    expected = model.eval()(x)
+    save_model(tmp_path / "adapted", model, adapted_spec(base, method, 3, options))
+    loaded, _ = load_model(tmp_path / "adapted")
+    torch.testing.assert_close(loaded.eval()(x), expected)
+    biased = merge_method(model, method)
+    save_model(tmp_path / "merged", model, adapted_spec(base, method, 3, options, merged=True, biased=biased))
+    merged, _ = load_model(tmp_path / "merged")
+    torch.testing.assert_close(merged.eval()(x), expected, atol=1e-5, rtol=1e-4)

@@ -28,6 +28,7 @@ from nascomp.models import build_from_spec
 
 __all__ = [
     "METHODS",
+    "PeftOptions",
     "SplitQKV",
     "split_fused_qkv",
     "fuse_split_qkv",

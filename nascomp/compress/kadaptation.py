@@ -36,6 +36,8 @@ __all__ = [
     "SlowWeights",
     "KroneckerLinear",
     "QKV_PARTS",
+    "LINEAR_TARGETS",
+    "INITS",
     "SLOW_WEIGHTS_ATTR",
     "apply_kadaptation",
     "merge_kadaptation",
