@@ -204,10 +204,12 @@ class _Run:
         return record
 
     def _validator(self, space: SearchSpace) -> str | None:
+        """Why an evolved space is unusable: the budget cannot price it, or even its smallest arch exceeds it."""
+        why = self.constraint.supports(space)
+        if why:
+            return why
         cheapest = self.constraint.cost(space.smallest())
-        if cheapest > self.constraint.limit:
-            return f"its smallest arch ({self.budget.format(cheapest)}) exceeds the budget"
-        return self.constraint.supports(space)
+        return f"its smallest arch ({self.budget.format(cheapest)}) exceeds the budget" if cheapest > self.constraint.limit else None
 
     # --- 3. evolutionary search ---------------------------------------------------------------------
     def search(self, space: SearchSpace, supernet: Supernet, step: int, seeds: list[Arch]) -> dict:
