@@ -218,3 +218,13 @@ def test_real_probe_build_and_validation(space, tmp_path):
     assert result["subnets"] == 2 and all(r["measured_ms"] > 0 for r in result["rows"])
     P.build_lut(space, _proto(probe=True, warmup=1, repeat=3), lut, calibrate=1)  # resumes with the stored reference
     assert json.loads(lut.read_text())["probe"]["reference_ms"] == table["probe"]["reference_ms"]
+
+
+def test_energy_budget_on_cuda_plugs_in(space, tmp_path, fake_measurements, monkeypatch):
+    """'50mj@cuda': a cuda table (here with fake measurements; no GPU on this machine) gives mJ predictions."""
+    monkeypatch.setenv("NASCOMP_LUT_DIR", str(tmp_path))
+    P.build_lut(space, P.LutProtocol(target="cuda", resolution=32), P.lut_path(space.name, "cuda"), calibrate=3)
+    energy = P.budget_predictor("mj", "cuda", space)
+    arch = space.sample(5)
+    assert energy.latency.protocol["runtime"] == "torch" and energy.kind == "estimated"
+    assert energy.predict(arch) == pytest.approx(energy.latency.predict(arch) * (250.0 - 60.0))  # stated GPU power model
