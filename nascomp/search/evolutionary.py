@@ -21,7 +21,7 @@ reproduces it exactly — that is how an interrupted run resumes.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np

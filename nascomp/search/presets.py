@@ -15,7 +15,7 @@ Unknown in the paper and chosen here (research/s3.md): epochs per evolution step
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
 from nascomp.errors import NascompError
@@ -68,7 +68,7 @@ PRESETS: dict[str, SearchPreset] = {
         top=3, limit_test=None, eval_batch_size=250,
     ),
     "full": SearchPreset(
-        supernet=SUPERNET_PRESETS["full"],
+        supernet=replace(SUPERNET_PRESETS["full"], limit_val=25_000),  # 25 images per class score each candidate
         evolve_steps=2, evolve_epochs=100, evolve_warmup_epochs=5.0, et_samples=1000,
         rule=EvolutionRule(tau=0.5, significance=1.0),
         evolution=EvolutionConfig(),

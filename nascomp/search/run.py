@@ -21,6 +21,7 @@ output that differs between an interrupted and an uninterrupted run, with report
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import shutil
@@ -28,7 +29,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -41,7 +42,7 @@ from nascomp.progress import console
 from nascomp.search.budget import Budget, parse_budget
 from nascomp.search.constraints import Constraint, check_feasible, deploy_cost, make_constraint
 from nascomp.search.et_error import et_table, sample_candidates
-from nascomp.search.evolutionary import Candidate, evolutionary_search
+from nascomp.search.evolutionary import evolutionary_search
 from nascomp.search.presets import SearchPreset, resolve_preset
 from nascomp.search.scoring import SupernetScorer
 from nascomp.search.space_evolution import evolve_space, fit_slopes
@@ -99,23 +100,21 @@ class _Timer:
         self.path, self.main = path, main
         self.doc = read_json(path) if path.is_file() else {"stages": {}}
 
-    def stage(self, name: str):
-        timer = self
-
-        class _Span:
-            def __enter__(self):
-                self.w, self.c = time.time(), time.process_time()
-
-            def __exit__(self, exc_type, *_):
-                rec = timer.doc["stages"].setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0, "sessions": 0})
-                rec["wall_s"] += time.time() - self.w
-                rec["cpu_s"] += time.process_time() - self.c
-                rec["sessions"] += 1
-                rec["finished"] = exc_type is None
-                if timer.main:
-                    atomic_write_json(timer.path, timer.doc)
-
-        return _Span()
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        wall, cpu = time.time(), time.process_time()
+        finished = False
+        try:
+            yield
+            finished = True
+        finally:
+            rec = self.doc["stages"].setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0, "sessions": 0})
+            rec["wall_s"] += time.time() - wall
+            rec["cpu_s"] += time.process_time() - cpu
+            rec["sessions"] += 1
+            rec["finished"] = finished
+            if self.main:
+                atomic_write_json(self.path, self.doc)
 
 
 class _Run:
