@@ -9,7 +9,7 @@ Steps (each skipped when its output exists, so the script resumes after an inter
 4. inherited accuracy:   nascomp supernet eval RUN --arch A.json ... on the full validation split, and the
    stand-alone models re-evaluated on the same split;
 5. Kendall's tau between the two accuracy lists, per supernet variant (sandwich, sandwich + in-place
-   distillation) -> results.json (README.md reports it).
+   distillation, ...) -> results.json (README.md reports it).
 
 Usage: nice -n 10 .venv/bin/python experiments/supernet-ranking/run.py [--out runs/supernet-ranking] [--archs 10]
 """
@@ -60,11 +60,11 @@ def pick_archs(space: SearchSpace, n: int, seed: int = 0) -> list:
     return [pool[round(i * (len(pool) - 1) / (n - 1))] for i in range(n)]
 
 
-# Supernet training variants compared (all: s3-vit-cpu, cpu preset, the same 2000 images, seed 0).
+# Supernet training variants compared (all: s3-vit-cpu, the same 2000 images, seed 0): name -> (run dir, flags).
 VARIANTS = {
-    "sandwich": [],  # the cpu preset: smallest + 1 random + largest per step, 8 epochs
-    "sandwich-distill": ["--distill"],  # + in-place distillation from the largest subnet
-    "sandwich-r2e12": ["--num-random", "2", "--epochs", "12"],  # 2 random subnets per step, 12 epochs
+    "cpu-preset": ("supernet-r2e12", []),  # sandwich: smallest + 2 random + largest per step, 12 epochs
+    "sandwich-1random-8ep": ("supernet", ["--num-random", "1", "--epochs", "8"]),
+    "sandwich-1random-8ep-distill": ("supernet-distill", ["--num-random", "1", "--epochs", "8", "--distill"]),
 }
 
 
@@ -96,8 +96,8 @@ def main() -> None:
     log = open(out / "commands.log", "a")
     space = SearchSpace.load(SPACE)
 
-    for variant, flags in VARIANTS.items():
-        supernet_dir = out / ("supernet" if variant == "sandwich" else f"supernet-{variant.split('-', 1)[1]}")
+    for variant, (name, flags) in VARIANTS.items():
+        supernet_dir = out / name
         if not (supernet_dir / "metrics.json").is_file():
             run(["supernet", "train", "--space", SPACE, "--preset", "cpu", *flags, "--out", str(supernet_dir), "--quiet",
                  "--resume", "--seed", str(args.seed), *DATA], log)
@@ -140,9 +140,9 @@ def main() -> None:
     if len(STANDALONE_SEEDS) > 1:  # how well one stand-alone run ranks another: the ceiling for any proxy
         a, b = (per_seed[s] for s in STANDALONE_SEEDS[:2])
         result["kendall_tau_seed_vs_seed"] = kendalltau(a, b)[0]
-    for variant in VARIANTS:
-        supernet_dir = out / ("supernet" if variant == "sandwich" else f"supernet-{variant.split('-', 1)[1]}")
-        inherited_file = out / f"inherited-{variant}.json"
+    for variant, (name, _) in VARIANTS.items():
+        supernet_dir = out / name
+        inherited_file = out / f"inherited-{name}.json"
         if not inherited_file.is_file():
             buf = io.StringIO()
             argv = ["supernet", "eval", str(supernet_dir), *sum((["--arch", str(p)] for p in paths), []), "--json",
