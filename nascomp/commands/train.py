@@ -15,7 +15,7 @@ from nascomp.commands.compress import add_distill_args, distill_options_from_arg
 from nascomp.compress.distill import build_distiller, distillation_step
 from nascomp.errors import NascompError
 from nascomp.models import model_input_size, resolve_model
-from nascomp.train import fit
+from nascomp.train import fit, seed_everything
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,6 +50,7 @@ def _teacher(args: argparse.Namespace, num_classes: int, in_chans: int, resoluti
 
 def run(args: argparse.Namespace) -> int:
     data = data_from_args(args, resolution=args.img_size or 224)
+    seed_everything(args.seed)  # the initial weights belong to the seed too
     model, spec = resolve_model(args.model, checkpoint=args.checkpoint, pretrained=args.pretrained, **model_overrides_from_args(args, None if Path(args.model).is_dir() else data.num_classes))
     in_chans, resolution = model_input_size(model)
     cfg = train_config_from_args(args, resolution, in_chans)
