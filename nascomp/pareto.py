@@ -32,6 +32,7 @@ __all__ = [
     "load_rows",
     "Table",
     "axis_label",
+    "label_text",
     "plot_front",
     "RUN_DIR_FILES",
 ]
@@ -256,6 +257,13 @@ _AXIS_LABELS = {
 }
 
 
+def label_text(value: Any) -> str:
+    """How a label cell is printed: 3.0 -> '3' (CSV readers turn ids and ranks into floats)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
 def axis_label(column: str) -> str:
     return _AXIS_LABELS.get(column, column.replace("_", " "))
 
@@ -385,9 +393,9 @@ def plot_front(table: Table, out: str | Path, label: str | None = None, group: s
             ax.set_title(title)
         fig.tight_layout()
         if label:
-            items = [(xs[i], ys[i], str(table.rows[i].get(label, "")), {"fontsize": 7.5, "color": "#111111"}) for i in front_idx]
+            items = [(xs[i], ys[i], label_text(table.rows[i].get(label)), {"fontsize": 7.5, "color": "#111111"}) for i in front_idx]
             if label_dominated:
-                items += [(xs[i], ys[i], str(table.rows[i].get(label, "")), {"fontsize": 6.8, "color": "#7a7a7a"}) for i in dominated]
+                items += [(xs[i], ys[i], label_text(table.rows[i].get(label)), {"fontsize": 6.8, "color": "#7a7a7a"}) for i in dominated]
             # keep labels off the points and off the front's staircase line
             line = np.concatenate([np.linspace((sx[k], sy[k]), (sx[k + 1], sy[k + 1]), 12) for k in range(len(sx) - 1)]) \
                 if len(sx) > 1 else np.zeros((0, 2))

@@ -152,3 +152,15 @@ def test_filter_and_senses_override(zoo_csv, capsys):
     assert main(["pareto", str(zoo_csv), "--minimize", "top1", "--no-plot", "--json"]) == 0  # now lower is better
     doc = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in doc["front"]] == ["mobilevit_xs", "deit_tiny"]
+
+
+def test_search_run_directory_candidates_csv(tmp_path, capsys):
+    """A search run directory: candidates.csv with a quoted arch-JSON column; ranks label the points."""
+    (tmp_path / "candidates.csv").write_text(
+        "rank,val_top1,gmacs,arch\n"
+        '1,71.2,3.9,"{""patch_size"": 4, ""stages"": []}"\n'
+        '2,70.1,3.1,"{""patch_size"": 4}"\n'
+        '3,69.0,3.5,"{""patch_size"": 4}"\n')
+    assert main(["pareto", str(tmp_path), "--x", "gmacs", "--y", "val_top1", "--no-plot", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["rank"] for r in doc["front"]] == ["2", "1"] and doc["objectives"][1]["sense"] == "max"

@@ -58,7 +58,7 @@ def _apply_filters(rows: list[dict], filters: list[str]) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nascomp.pareto import Table, default_reference, load_rows, objective_sense, plot_front
+    from nascomp.pareto import Table, default_reference, label_text, load_rows, objective_sense, plot_front
 
     columns = [args.x, args.y, *args.objective]
     clash = set(args.maximize) & set(args.minimize)
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             raise NascompError(f"--reference needs {len(columns)} values, one per objective {columns}")
     ref = reference or list(default_reference(table.values, senses))
     front = table.front()
-    label = args.label or next((c for c in ("model", "name", "arch", "id") if any(c in r for r in table.rows)), None)
+    label = args.label or next((c for c in ("model", "name", "id", "rank") if any(c in r for r in table.rows)), None)
     protocol = args.protocol
     if protocol is None:
         values = {r.get("protocol") for r in table.rows if r.get("protocol")}
@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         "objectives": [{"column": c, "sense": s} for c, s in zip(columns, senses)],
         "points": len(table.rows),
         "dropped_rows_missing_values": table.dropped,
-        "front": [{**({label: table.rows[i].get(label)} if label else {}), **{c: table.rows[i][c] for c in columns}} for i in front],
+        "front": [{**({label: label_text(table.rows[i].get(label))} if label else {}), **{c: table.rows[i][c] for c in columns}}
+                  for i in front],
         "hypervolume": table.hypervolume(ref),
         "reference": ref,
         "plots": [str(p) for p in paths],
