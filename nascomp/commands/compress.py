@@ -184,6 +184,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _si(n: int) -> str:
+    return f"{n / 1e9:.3f} G" if n >= 1e9 else f"{n / 1e6:.2f} M"
+
+
 def _print_summary(summary: dict, as_json: bool) -> None:
     if as_json:
         print_json(summary)
@@ -191,6 +195,6 @@ def _print_summary(summary: dict, as_json: bool) -> None:
     b0, b1 = summary["blocks_before"], summary["blocks_after"]
     print(f"{summary['model']} -> {summary['method']} ({summary['family']}, {summary['resolution']} px)")
     print(f"  params  {summary['params_before'] / 1e6:.2f} M -> {summary['params_after'] / 1e6:.2f} M  ({summary['params_ratio']:.1%})")
-    print(f"  MACs    {summary['gmacs_before']:.3f} G -> {summary['gmacs_after']:.3f} G  (MACs = what papers call FLOPs)")
+    print(f"  MACs    {_si(summary['macs_before'])} -> {_si(summary['macs_after'])}  (MACs = what papers call FLOPs)")
     print(f"  blocks  {b1['unique']} unique of {b1['total']} layers (before: {b0['unique']} of {b0['total']})")
     print(f"  distill {summary['distill']}")
