@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -158,6 +159,14 @@ def test_smoke_preset_meets_the_budget_at_224(smoke_run):
     assert best["macs"] == arch_cost(Arch.from_dict(best), 224, in_chans=3, num_classes=10).macs
     assert (smoke_run / "pareto.png").stat().st_size > 10_000
     assert SearchSpace.load("s3-vit").name in (smoke_run / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_best_arch_json_is_an_arch_for_other_commands(smoke_run, capsys):
+    best = read_json(smoke_run / "best_arch.json")
+    assert main(["flops", str(smoke_run / "best_arch.json"), "--num-classes", "10", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["macs"], report["params"], report["resolution"]) == (best["macs"], best["params"], 224)
 
 
 @pytest.mark.slow
