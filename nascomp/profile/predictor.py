@@ -537,8 +537,9 @@ class LatencyPredictor:
         p = self.protocol
         v = self.table.get("validation")
         acc = f"; {v['within_tolerance']:.0%} of {v['subnets']} random subnets within ±{v['tolerance']:.0%}" if v else ""
+        probe = ", reference-probe normalised to the machine speed when built" if p.get("probe") else ""
         return (f"predicted {self.metric} on {self.target} ({p['runtime']} {p['precision']}, {p['threads']} thread(s), "
-                f"{p['resolution']} px, {p['timer']} timer) from the lookup table {self.source or ''}{acc}")
+                f"{p['resolution']} px, {p['timer']} timer{probe}) from the lookup table {self.source or ''}{acc}")
 
 
 class EnergyPredictor:
