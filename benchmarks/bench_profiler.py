@@ -7,9 +7,10 @@ load and the exact command; benchmarks/bench_profiler.md summarises the numbers)
         CV of the median latency across `--runs` complete, independent profiles of the same model
         (fresh export, session and warm-up each time). Both the wall clock and the inference thread's
         CPU time are recorded in the same runs, side by side. Goal: CV <= 3 % on mobile-cpu.
-    python benchmarks/bench_profiler.py predictor --target cpu|mobile-cpu [--probe] [--space s3-vit] [--calibrate 12] [--validate 50]
+    python benchmarks/bench_profiler.py predictor --target cpu|mobile-cpu [--probe] [--space s3-vit] [--calibrate 12] [--validate 50] [--skip-build]
         Builds (or resumes) the latency lookup table, then measures >= 50 random subnets end to end:
         share predicted within +-10 %, mean and max error, build time. Goal: >= 95 % within +-10 %.
+        --skip-build validates an existing complete table only (its build time is the one it recorded).
     python benchmarks/bench_profiler.py runtimes [--models ...] [--rounds 2]
         torch eager vs ONNX Runtime fp32 (and ORT int8) on the host CPU, 1 pinned thread, measured in the
         same profile, repeated in interleaved rounds; reports per-model ratios.
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from nascomp.io import atomic_write_json
+from nascomp.io import atomic_write_json, read_json
 from nascomp.profile.host import allowed_cores, host_facts, load_average
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -108,7 +109,12 @@ def predictor(args: argparse.Namespace) -> None:
             last[0] = time.time()
             print(f"{stage}: {done}/{total} (load {load_average()})", flush=True)
 
-    table = build_lut(space, proto, lut, calibrate=args.calibrate, seed=0, progress=progress)
+    if args.skip_build:  # validate a finished table again (e.g. after a killed validation) without re-measuring it
+        table = read_json(lut) if lut.exists() else {}
+        if not table.get("complete"):
+            sys.exit(f"{lut} is missing or incomplete; run without --skip-build to build it")
+    else:
+        table = build_lut(space, proto, lut, calibrate=args.calibrate, seed=0, progress=progress)
     result = validate_lut(table, space, n=args.validate, seed=1000, path=lut, progress=progress)
     doc.update({
         "entries": len(table["entries"]),
@@ -173,6 +179,7 @@ def main() -> None:
     q.add_argument("--probe", action="store_true", help="reference-probe mode (see nascomp.profile.predictor.ReferenceProbe)")
     q.add_argument("--warmup", type=int, default=3)
     q.add_argument("--repeat", type=int, default=15)
+    q.add_argument("--skip-build", action="store_true", help="only validate the existing, complete table")
     t = sub.add_parser("runtimes")
     t.add_argument("--models", nargs="+", default=RUNTIME_MODELS)
     t.add_argument("--rounds", type=int, default=2)

@@ -228,3 +228,24 @@ def test_energy_budget_on_cuda_plugs_in(space, tmp_path, fake_measurements, monk
     arch = space.sample(5)
     assert energy.latency.protocol["runtime"] == "torch" and energy.kind == "estimated"
     assert energy.predict(arch) == pytest.approx(energy.latency.predict(arch) * (250.0 - 60.0))  # stated GPU power model
+
+
+def test_nascomp_search_ms_budget_goes_through_the_lookup_table(tmp_path, fake_measurements, monkeypatch, capsys):
+    """`nascomp search --space s3-vit --budget 25ms@mobile-cpu` from the command line: no table is a user error
+    naming the build command; with a (fake-measured) table the budget is priced by its predictor."""
+    import re
+
+    monkeypatch.setenv("NASCOMP_LUT_DIR", str(tmp_path / "luts"))
+    out = tmp_path / "run"
+    assert main(["search", "--space", "s3-vit", "--budget", "25ms@mobile-cpu", "--out", str(out)]) == 2
+    assert "nascomp profile --build-lut --space s3-vit --target mobile-cpu" in capsys.readouterr().err
+    assert not out.exists()
+
+    s3 = SearchSpace.load("s3-vit")
+    P.build_lut(s3, P.LutProtocol(target="mobile-cpu", resolution=224), P.lut_path("s3-vit", "mobile-cpu"), calibrate=3)
+    cheapest = P.budget_predictor("ms", "mobile-cpu", s3).predict(s3.smallest())
+    below = f"{cheapest * 0.9:.1f}ms@mobile-cpu"  # just under the smallest member's predicted latency
+    assert main(["search", "--space", "s3-vit", "--budget", below, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"below the cheapest member of search space 's3-vit'.*{cheapest:.2f} ms on mobile-cpu", err), err
+    assert not out.exists()
