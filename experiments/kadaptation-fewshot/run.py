@@ -119,8 +119,20 @@ def table() -> str:
     for name in METHODS:
         rs = sorted((r for r in rows if r["method"] == name and r["tag"].startswith("sweep-")), key=lambda r: r["lr"])
         sweep.append(f"| {name} | " + ", ".join(f"{r['lr']:g}: {r['val_top1']:.1f} ({r['test_top1']:.1f})" for r in rs) + " |")
+    paired = ["| KAdaptation variant minus | " + " | ".join(f"K={k}" for k in SHOTS) + " |", "|---|" + "---|" * len(SHOTS)]
+    for ref in ("kadaptation", "kadaptation-s1"):
+        for name in MAIN_METHODS:
+            if name.startswith("kadaptation"):
+                continue
+            cells = []
+            for k in SHOTS:
+                diffs = [a["test_top1"] - b["test_top1"] for a, b in zip(_main_rows(rows, ref, k), _main_rows(rows, name, k))]
+                cells.append(f"{statistics.mean(diffs):+.1f} ± {statistics.stdev(diffs):.1f} ({', '.join(f'{d:+.1f}' for d in diffs)})")
+            paired.append(f"| {ref} − {name} | " + " | ".join(cells) + " |")
     extra = [r for r in rows if r["tag"].startswith("main-") and r["shots"] not in SHOTS]
     out = "\n".join(lines) + "\n\nPer seed (test top-1, %):\n\n" + "\n".join(per_seed)
+    out += ("\n\nPaired differences in test top-1 (points; a seed fixes the same K images for every method), "
+            "mean ± std over seeds (per seed):\n\n" + "\n".join(paired))
     out += "\n\nLearning-rate sweep (K=5, seed 0, 500 validation images):\n\n" + "\n".join(sweep)
     if extra:
         out += "\n\nOutside the table (no other method was run there):\n\n" + "\n".join(
@@ -133,7 +145,7 @@ def delta_norms() -> str:
     from nascomp.compress.kadaptation import kadaptation_layers
     from nascomp.models import load_model
 
-    lines = ["| run | median ||ΔW||/||W|| | max |", "|---|---|---|"]
+    lines = ["| run | median ‖ΔW‖/‖W‖ | max |", "|---|---|---|"]
     for name in ("kadaptation", "kadaptation-s1"):
         for seed in SEEDS:
             tag = f"main-{name}-k5-s{seed}"
