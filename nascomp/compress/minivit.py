@@ -196,7 +196,8 @@ def multiplex(model: nn.Module, config: MiniViTConfig, transform_init: str = "id
     block; the other blocks' copies are dropped. Norms stay per layer. ``transform_init="identity"`` makes
     the transforms no-ops (head mixing = I, depth-wise conv = 0) so a student copied from a teacher starts
     from the teacher's weights; ``"random"`` is the released code's initialisation (trunc-normal 0.02 head
-    mixing, PyTorch-default conv) for students trained from scratch.
+    mixing, PyTorch-default conv) for students trained from scratch. Change the input size (timm's
+    ``set_input_size``) before multiplexing: resizing afterwards gives each layer its own bias table again.
     """
     family = model_family(model)
     stages = transformer_stages(model)
