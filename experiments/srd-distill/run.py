@@ -82,7 +82,15 @@ def table() -> str:
             spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
             params = next(r["params"] for r in rows if r["method"] == name)
             lines.append(f"| ViT student | {name} | {params:,} | {statistics.mean(accs):.2f}{spread} | {', '.join(f'{a:.2f}' for a in accs)} |")
-    return "\n".join(lines)
+    by_seed = {name: {r["seed"]: r["test_top1"] for r in rows if r["method"] == name} for name in METHODS}
+    paired = ["| difference | mean ± std over seeds | per seed |", "|---|---|---|"]
+    for a, b in (("srd", "kd"), ("srd", "none"), ("kd", "none")):
+        seeds = sorted(set(by_seed[a]) & set(by_seed[b]))
+        diffs = [by_seed[a][s] - by_seed[b][s] for s in seeds]
+        if len(diffs) > 1:
+            paired.append(f"| {a} − {b} | {statistics.mean(diffs):+.2f} ± {statistics.stdev(diffs):.2f} | "
+                          + ", ".join(f"seed {s}: {d:+.2f}" for s, d in zip(seeds, diffs)) + " |")
+    return "\n".join(lines) + "\n\nPaired differences in test top-1 (points; a --seed fixes the initial student weights and the per-epoch data order for every method):\n\n" + "\n".join(paired)
 
 
 if __name__ == "__main__":
