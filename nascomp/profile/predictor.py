@@ -344,7 +344,7 @@ def _fit(points: list[tuple[float, float]], method: str = "offset") -> dict:
     'offset' (default): predicted = sum + median(measured - sum): robust to a noisy calibration point.
     'affine': least-squares scale and offset; needs >= 6 points and a quiet machine. On the shared
     2-core VM of benchmarks/bench_profiler.md, 12 noisy calibration points gave an affine fit
-    (x1.29, -32 ms) that scored 56 % within +-10 % where the offset-only fit scored 68 %.
+    (x1.29, -32 ms) that scored 56 % within +-10 % where the offset-only refit of the same points scored 62 %.
     """
     sums = np.array([p[0] for p in points], dtype=float)
     measured = np.array([p[1] for p in points], dtype=float)
