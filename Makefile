@@ -17,9 +17,9 @@ $(VENV)/.installed: pyproject.toml
 data:
 	scripts/ensure-data.sh
 
+# The main job: S3 search of the s3-vit space under a 4 GFLOPs budget, default preset, Fashion-MNIST.
 demo: setup
-	$(BIN)/nascomp train vit_tiny_patch16_224 --img-size 28 --patch-size 4 --in-chans 1 --embed-dim 96 --depth 6 --num-heads 3 \
-		--data fashion-mnist --epochs 5 --lr 2e-3 --out runs/demo-train
+	$(BIN)/nascomp search --space s3-vit --budget 4gflops
 
 test: setup
 	$(BIN)/python -m pytest
