@@ -295,7 +295,6 @@ def load_data(
         samples, names = ImageFolderDataset.scan(root / "train" if (root / "train").is_dir() else root)
         test_root = root / "val" if (root / "val").is_dir() else root / "test"
         test_samples = ImageFolderDataset.scan(test_root)[0] if test_root.is_dir() else None
-        labels = torch.tensor([s[1] for s in samples])
         train_idx, val_idx = split_indices(len(samples), val_fraction)
         if test_samples is None:  # no held-out folder: carve the test set from the training images too
             half = len(val_idx) // 2

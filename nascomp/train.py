@@ -18,7 +18,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,7 +36,7 @@ from nascomp.io import atomic_directory, atomic_write_json, ensure_writable_dir,
 from nascomp.models import save_model
 from nascomp.progress import console, progress_bar
 
-__all__ = ["TrainConfig", "StepContext", "fit", "evaluate", "lr_at", "seed_everything", "default_step"]
+__all__ = ["TrainConfig", "StepContext", "Tally", "fit", "evaluate", "lr_at", "seed_everything", "default_step"]
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -143,21 +143,38 @@ def evaluate(
     was_training = model.training
     model.eval()
     forward = forward or model
-    correct1 = correct5 = loss_sum = count = 0.0
+    tally = Tally()
     for images, targets in loader:
         images, targets = images.to(dist_info.device), targets.to(dist_info.device)
-        logits = forward(images).float()
-        loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        hits = top.eq(targets.view(-1, 1))
-        correct1 += hits[:, 0].sum().item()
-        correct5 += hits.any(dim=1).sum().item()
-        count += len(targets)
+        tally.add(forward(images).float(), targets)
     model.train(was_training)
-    correct1, correct5, loss_sum, count = all_reduce_sum([correct1, correct5, loss_sum, count], dist_info)
-    if count == 0:
-        raise NascompError("evaluation set is empty; check --limit-* options")
-    return {"top1": 100.0 * correct1 / count, "top5": 100.0 * correct5 / count, "loss": loss_sum / count, "n": int(count)}
+    return Tally(*all_reduce_sum(tally.totals(), dist_info)).summary()
+
+
+@dataclass
+class Tally:
+    """Top-1/top-5 hits and summed cross-entropy over batches: the one definition every evaluator shares."""
+
+    correct1: float = 0.0
+    correct5: float = 0.0
+    loss_sum: float = 0.0
+    count: float = 0.0
+
+    def add(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        self.loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
+        hits = logits.topk(min(5, logits.shape[1]), dim=1).indices.eq(targets.view(-1, 1))
+        self.correct1 += hits[:, 0].sum().item()
+        self.correct5 += hits.any(dim=1).sum().item()
+        self.count += len(targets)
+
+    def totals(self) -> list[float]:
+        return [self.correct1, self.correct5, self.loss_sum, self.count]
+
+    def summary(self) -> dict:
+        if self.count == 0:
+            raise NascompError("evaluation set is empty; check --limit-* options")
+        n = self.count
+        return {"top1": 100.0 * self.correct1 / n, "top5": 100.0 * self.correct5 / n, "loss": self.loss_sum / n, "n": int(n)}
 
 
 def _param_groups(modules: dict[str, nn.Module], weight_decay: float) -> list[dict]:

@@ -21,13 +21,7 @@ S3_T_PARAMS = 28_328_674
 SWIN_T_PARAMS = 28_288_354
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models: one thread avoids OpenMP synchronisation costs on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

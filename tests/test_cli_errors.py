@@ -3,7 +3,6 @@
 import os
 import pickle
 
-import pytest
 import torch
 
 from nascomp.cli import main

@@ -4,7 +4,6 @@ import pickle
 import pytest
 import timm
 import torch
-from torch import nn
 
 from nascomp.errors import NascompError
 from nascomp.io import atomic_directory, atomic_write_text, load_state_dict_file, load_tensors, save_tensors

@@ -32,14 +32,7 @@ TINY = {
 RESULT_FILES = ("best_arch.json", "candidates.csv", "pareto.json", "evolution/history.json", "search/result.json")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

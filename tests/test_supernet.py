@@ -32,13 +32,7 @@ TINY = SearchSpace.from_dict({
 })
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread avoids OpenMP synchronisation costs on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomise(module: torch.nn.Module, seed: int = 0, std: float = 0.3) -> None:

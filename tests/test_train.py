@@ -92,8 +92,6 @@ def test_evaluate_top1_top5_against_fixed_logits():
             logits = torch.arange(10.0).repeat(len(x), 1)  # always predicts 9, then 8, 7, 6, 5
             return logits
 
-    from torch.utils.data import TensorDataset
-
     labels = torch.tensor([9, 5, 0, 8])
     ds = [(torch.zeros(1, 2, 2, dtype=torch.uint8), int(y)) for y in labels]
     from nascomp.data import BatchTransform

@@ -47,7 +47,7 @@ def _baddbmm(args, out) -> int:
 
 
 def _conv(args, out) -> int:
-    weight, transposed, groups = args[1], bool(args[6]), int(args[8])
+    weight, transposed = args[1], bool(args[6])  # weight.shape[1] is already per group
     kernel = _prod(weight.shape[2:])
     if transposed:  # each input element is scattered through C_out/groups * kernel weights
         return _prod(args[0].shape) * int(weight.shape[1]) * kernel

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from nascomp.data import BatchTransform
 from nascomp.progress import progress_bar
 from nascomp.spaces.arch import Arch
 from nascomp.supernet.model import Supernet
+from nascomp.train import Tally
 
 __all__ = ["evaluate_archs"]
 
@@ -58,18 +58,13 @@ def evaluate_archs(
             task = bars.add_task("subnets", total=len(archs), info="")
             for arch in archs:
                 supernet.set_arch(arch)
-                correct1 = correct5 = loss_sum = count = 0.0
+                tally = Tally()
                 for x, y in cached if cached is not None else _batches(dataset, transform, batch_size):
                     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                     with autocast:
                         logits = supernet(x).float()
-                    loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-                    top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-                    hits = top.eq(y.view(-1, 1))
-                    correct1 += hits[:, 0].sum().item()
-                    correct5 += hits.any(dim=1).sum().item()
-                    count += len(y)
-                results.append({"top1": 100 * correct1 / count, "top5": 100 * correct5 / count, "loss": loss_sum / count, "n": int(count)})
+                    tally.add(logits, y)
+                results.append(tally.summary())
                 bars.update(task, advance=1, info=f"top-1 {results[-1]['top1']:.2f}%")
     finally:
         supernet.set_arch(previous)
