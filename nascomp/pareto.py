@@ -285,8 +285,9 @@ def _staircase(xs: np.ndarray, ys: np.ndarray, x_sense: str, y_sense: str) -> tu
 
 def _place_labels(ax, fig, items: list[tuple[float, float, str, dict]], markers: np.ndarray, line: np.ndarray) -> None:
     """Greedy label placement: for each point (front first) try positions at growing distances in 8 directions
-    and keep the cheapest: overlapping another label costs most, covering a marker less, crossing the front
-    line least; far positions get a thin leader line back to their point."""
+    and keep the cheapest: overlapping another label costs most, covering a marker less, sitting nearer to
+    another labelled point than to its own (which would misattribute it) and crossing the front line least;
+    far positions get a leader line back to their point."""
     renderer = fig.canvas.get_renderer()
     axes_box = ax.get_window_extent(renderer)
     marker_px = ax.transData.transform(markers) if len(markers) else np.zeros((0, 2))
@@ -294,11 +295,12 @@ def _place_labels(ax, fig, items: list[tuple[float, float, str, dict]], markers:
     directions = [(1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1), (0, -1), (1, 0), (-1, 0)]
     candidates = [(dx * d, dy * d * 0.8, d) for d in (5, 12, 22) for dx, dy in directions]
     placed = []
+    labelled_px = ax.transData.transform(np.array([(x, y) for x, y, _, _ in items])) if items else np.zeros((0, 2))
 
     def inside(box, pts) -> int:
         return int(np.sum((pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1) & (pts[:, 1] >= box.y0) & (pts[:, 1] <= box.y1))) if len(pts) else 0
 
-    for x, y, text, style in items:
+    for i, (x, y, text, style) in enumerate(items):
         best = None
         for rank, (dx, dy, dist) in enumerate(candidates):
             ha = "left" if dx > 0 else "right" if dx < 0 else "center"
@@ -307,13 +309,17 @@ def _place_labels(ax, fig, items: list[tuple[float, float, str, dict]], markers:
             box = t.get_window_extent(renderer).expanded(1.04, 1.12)
             t.remove()
             cost = 10 * sum(box.overlaps(p) for p in placed) + 3 * inside(box, marker_px) + inside(box, line_px)
+            centre = np.array([(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2])
+            gaps = np.linalg.norm(labelled_px - centre, axis=1)
+            if len(gaps) > 1 and np.delete(gaps, i).min() < gaps[i]:
+                cost += 2
             if box.x0 < axes_box.x0 or box.x1 > axes_box.x1 or box.y0 < axes_box.y0 or box.y1 > axes_box.y1:
                 cost += 4
             cost += 0.05 * rank
             if best is None or cost < best[0]:
                 best = (cost, dx, dy, ha, va, dist, box)
         _, dx, dy, ha, va, dist, box = best
-        arrow = {"arrowprops": {"arrowstyle": "-", "color": "#9a9a9a", "lw": 0.5, "shrinkA": 0, "shrinkB": 3}} if dist > 5 else {}
+        arrow = {"arrowprops": {"arrowstyle": "-", "color": "#555555", "lw": 0.7, "shrinkA": 0, "shrinkB": 3}} if dist > 5 else {}
         ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, **style, **arrow)
         placed.append(box)
 
