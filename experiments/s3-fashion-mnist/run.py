@@ -3,8 +3,11 @@
 Steps (each skipped when its output exists, so the script resumes after an interruption):
 
 1. the main command with the default preset:  nascomp search --space s3-vit --budget 4gflops (+ --out, --seed);
-2. the control: the same search with no space evolution and the same supernet budget (4 + 2 x 2 = 8 epochs on
-   the initial space), so the evolved space's E-T error is compared with the initial space's after equal training;
+2. two controls with the same supernet budget (4 + 2 x 2 = 8 epochs) on the initial space, so the evolved space's
+   E-T error is compared with the initial space's after equal training: `control` trains 8 epochs in one schedule
+   (--evolve-steps 0 --supernet-epochs 8); `control-restarts` runs the main pipeline with a threshold no slope
+   reaches (--tau 1000), so it has the same three warm-up + cosine legs as the main run and only the space
+   decisions differ;
 3. one fixed stand-alone recipe (nascomp train, from scratch) for: the found arch (best_arch.json), 5 uniform random
    members of s3-vit that meet the same 4 G MACs budget, and a hand-designed Swin-like baseline under the budget
    (Swin-T with 4 instead of 6 stage-3 blocks: 3.78 G MACs);
@@ -58,10 +61,12 @@ def search(out: Path, seed: int, log, *extra: str) -> dict:
     return read_json(out / "best_arch.json")
 
 
-def archs_to_retrain(found: dict | None, seed: int, n_random: int) -> dict[str, Arch]:
+def archs_to_retrain(found: dict | None, seed: int, n_random: int, found_no_evolution: dict | None = None) -> dict[str, Arch]:
     space = SearchSpace.load(SPACE)
     constraint = make_constraint(parse_budget(BUDGET), space, in_chans=3, num_classes=10)
     archs = {"found": Arch.from_dict(found)} if found else {}
+    if found_no_evolution:  # the control's winner: the same search without space evolution
+        archs["found-no-evolution"] = Arch.from_dict(found_no_evolution)
     archs["swin-like"] = Arch.swin([2, 2, 4, 2], [96, 192, 384, 768], [3, 6, 12, 24], 7, name="swin-t with 2-2-4-2 blocks")
     for i, a in enumerate(sample_candidates(space, n_random, constraint, random.Random(f"random-archs:{seed}"))):
         archs[f"random-{i}"] = a
@@ -78,7 +83,7 @@ def retrain(archs: dict[str, Arch], out: Path, seeds: list[int], seed: int, log)
     for name, arch in archs.items():
         path = arch_dir / f"{name}.json"
         path.write_text(arch.to_json(indent=1))
-        for s in (seeds if name in ("found", "swin-like") else [seed]):
+        for s in (seeds if name in ("found", "found-no-evolution", "swin-like") else [seed]):
             run_dir = out / "retrain" / f"{name}-seed{s}"
             if not (run_dir / "metrics.json").is_file():
                 run(["train", str(path), "--out", str(run_dir), "--resume", "--seed", str(s), *RETRAIN], log)
@@ -109,38 +114,40 @@ def main() -> None:
 
     main_best = search(out / "main", args.seed, log)
     control_best = search(out / "control", args.seed, log, "--evolve-steps", "0", "--supernet-epochs", "8")
-    main_steps = read_json(out / "main" / "evolution" / "history.json")["steps"]
-    control_step = read_json(out / "control" / "evolution" / "history.json")["steps"][0]
-    et = {
-        "evolved_space_final": {k: main_steps[-1][k] for k in ("Q", "E", "T", "n", "k")},
-        "initial_space_same_budget": {k: control_step[k] for k in ("Q", "E", "T", "n", "k")},
-        "main_steps": [{k: s[k] for k in ("step", "Q", "E", "T")} | {"space": s["space"]["name"]} for s in main_steps],
-        "supernet_epochs": {"main": "4 + 2 + 2 (inherited across evolution steps)", "control": "8"},
+    restarts_best = search(out / "control-restarts", args.seed, log, "--tau", "1000")
+    steps = {name: read_json(out / name / "evolution" / "history.json")["steps"] for name in ("main", "control", "control-restarts")}
+    finals = {"evolved_space_final": "main", "initial_space_same_budget": "control", "initial_space_same_schedule": "control-restarts"}
+    et = {key: {k: steps[name][-1][k] for k in ("Q", "E", "T", "n", "k")} for key, name in finals.items()}
+    et |= {
+        "steps": {name: [{k: s[k] for k in ("step", "Q", "E", "T")} | {"space": s["space"]["name"]} for s in st] for name, st in steps.items()},
+        "supernet_epochs": {"main": "4 + 2 + 2 (inherited across evolution steps)", "control": "8",
+                            "control-restarts": "4 + 2 + 2, nothing moves (tau 1000)"},
     }
-    # a paired view: the same subnets' errors cannot be paired across spaces, so also report the bootstrap SE of Q
-    for key, step in (("evolved_space_final", main_steps[-1]), ("initial_space_same_budget", control_step)):
-        samples = read_json((out / ("main" if key.startswith("evolved") else "control") / "evolution" /
-                             f"step-{step['step']}" / "et.json"))["samples"]
+    # the same subnets' errors cannot be paired across spaces, so report the bootstrap SE of each Q
+    for key, name in finals.items():
+        samples = read_json(out / name / "evolution" / f"step-{steps[name][-1]['step']}" / "et.json")["samples"]
         errors = [100 - s["val_top1"] for s in samples]
         rng = random.Random(0)
         boots = [et_error([errors[rng.randrange(len(errors))] for _ in errors])["Q"] for _ in range(1000)]
         et[key]["Q_bootstrap_se"] = statistics.stdev(boots)
 
-    rows = retrain(archs_to_retrain(main_best, args.seed, args.random), out, seeds, args.seed, log)
+    rows = retrain(archs_to_retrain(main_best, args.seed, args.random, control_best), out, seeds, args.seed, log)
     random_test = [r["test_top1"] for r in rows if r["arch"].startswith("random")]
     mean = lambda name: statistics.mean(r["test_top1"] for r in rows if r["arch"] == name)  # noqa: E731
     result = {
         "space": SPACE, "budget": BUDGET, "seed": args.seed, "et_error": et,
         "search": {"main": {k: main_best[k] for k in ("gmacs", "params", "val_top1", "test_top1")},
                    "control": {k: control_best[k] for k in ("gmacs", "params", "val_top1", "test_top1")},
-                   "main_timings": read_json(out / "main" / "timings.json"), "control_timings": read_json(out / "control" / "timings.json")},
+                   "control-restarts": {k: restarts_best[k] for k in ("gmacs", "params", "val_top1", "test_top1")},
+                   "timings": {name: read_json(out / name / "timings.json") for name in steps}},
         "retrain_recipe": RETRAIN, "retrain": rows,
-        "summary": {"found_mean_test": mean("found"), "swin_like_mean_test": mean("swin-like"),
+        "summary": {"found_mean_test": mean("found"), "found_no_evolution_mean_test": mean("found-no-evolution"),
+                    "swin_like_mean_test": mean("swin-like"),
                     "random_median_test": statistics.median(random_test)},
         "torch_threads": torch.get_num_threads(),
     }
     atomic_write_json(HERE / "results.json", result)
-    print(json.dumps({"et_error": {k: v for k, v in et.items() if k != "main_steps"}, "summary": result["summary"]}, indent=1))
+    print(json.dumps({"et_error": {k: v for k, v in et.items() if k != "steps"}, "summary": result["summary"]}, indent=1))
     for r in rows:
         print(f"{r['arch']:<10} seed {r['seed']}  {r['gmacs_224']:.3f} G MACs  {r['params_m']:6.2f} M  val {r['val_top1']:6.2f}  "
               f"test {r['test_top1']:6.2f}")
