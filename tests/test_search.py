@@ -18,7 +18,7 @@ from nascomp.cli import main
 from nascomp.errors import NascompError
 from nascomp.io import read_json
 from nascomp.profile.arch_cost import arch_cost
-from nascomp.search import SearchJob, default_out_dir, run_search
+from nascomp.search import PRESETS, SearchJob, default_out_dir, run_search
 from nascomp.spaces import Arch, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def _job(space_path: Path, data_dir: Path, **overrides) -> SearchJob:
 
 def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, fake_fmnist, tmp_path):
     out = tmp_path / "run"
-    job = _job(tiny_space, fake_fmnist)
+    job = _job(tiny_space, fake_fmnist, evolve_lr=3e-4)
     summary = run_search(job, out, quiet=True)
     for name in (*RESULT_FILES, "pareto.png", "report.md", "run.json", "timings.json", "evolution/et_steps.png",
                  "evolution/step-0/space.yaml", "evolution/step-1/space.yaml", "evolution/step-1/et.json",
@@ -70,6 +70,8 @@ def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, f
     assert 0 <= best["test_top1"] <= 100 and best["val_top1"] == max(r["val_top1"] for r in read_json(out / "search/result.json")["candidates"])
     history = read_json(out / "evolution" / "history.json")["steps"]
     assert len(history) == 2 and len(history[0]["decisions"]) == 12 and history[1]["decisions"] == []
+    legs = [read_json(out / "supernet" / f"step-{t}" / "metrics.json")["config"]["lr"] for t in (0, 1)]
+    assert legs == [PRESETS["smoke"].supernet.lr, 3e-4]  # evolution steps train at --evolve-lr
     assert (out / "candidates.csv").read_text().count("\n") == len(read_json(out / "search/result.json")["candidates"]) + 1
 
     before = {name: (out / name).read_bytes() for name in RESULT_FILES}

@@ -53,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e = p.add_argument_group("space evolution")
     e.add_argument("--evolve-steps", type=int, help="space-evolution steps (0: search the initial space)")
     e.add_argument("--evolve-epochs", type=int, help="supernet epochs per evolution step (weights inherited)")
+    e.add_argument("--evolve-lr", type=float, help="peak learning rate of each evolution step's training (default: the preset's)")
     e.add_argument("--et-samples", type=int, help="N subnets per E-T error (top k = N x 50/1000)")
     e.add_argument("--tau", type=float, help="slope threshold in E-T points per step")
     e.add_argument("--evolve-step", type=_step, action="append", metavar="DIM=STEP",
@@ -74,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-_OVERRIDES = ("resolution", "epochs", "batch_size", "lr", "sampler", "evolve_steps", "evolve_epochs", "et_samples", "tau", "significance",
+_OVERRIDES = ("resolution", "epochs", "batch_size", "lr", "sampler", "evolve_steps", "evolve_epochs", "evolve_lr", "et_samples", "tau", "significance",
               "population", "generations", "parents", "mutations", "crossovers", "mutation_prob", "stage_prob", "objective", "top",
               "retrain_epochs", "retrain_from", "limit_train", "limit_val", "limit_test")
 

@@ -40,6 +40,7 @@ class SearchPreset:
     evolution: EvolutionConfig
     top: int  # finalists extracted as standalone models and evaluated on the test set
     retrain_epochs: int = 0
+    evolve_lr: float | None = None  # peak LR of each evolution step's training; None: step 0's
     retrain_from: str = "inherited"  # or "scratch"
     limit_test: int | None = None
     eval_batch_size: int = 256

@@ -151,7 +151,8 @@ class _Run:
             return load_supernet(run_dir).to(self.info.device)
         recipe = self.preset.supernet
         if step:
-            recipe = replace(recipe, epochs=self.preset.evolve_epochs, warmup_epochs=self.preset.evolve_warmup_epochs)
+            recipe = replace(recipe, epochs=self.preset.evolve_epochs, warmup_epochs=self.preset.evolve_warmup_epochs,
+                             lr=self.preset.evolve_lr or recipe.lr)
         with torch.random.fork_rng(devices=[]):  # initial (and newly grown) weights are a function of the seed
             torch.manual_seed(self.job.seed * 1009 + step)
             net = Supernet(space, num_classes=self.data.num_classes, in_chans=self.job.in_chans, img_size=self.resolution,
