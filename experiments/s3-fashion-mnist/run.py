@@ -8,6 +8,8 @@ Steps (each skipped when its output exists, so the script resumes after an inter
    (--evolve-steps 0 --supernet-epochs 8); `control-restarts` runs the main pipeline with a threshold no slope
    reaches (--tau 1000), so it has the same three warm-up + cosine legs as the main run and only the space
    decisions differ;
+   an ablation repeats the main run and control-restarts with evolution steps that re-warm to step 0's peak rate
+   (--evolve-lr 2e-3, the preset before this experiment);
 3. one fixed stand-alone recipe (nascomp train, from scratch) for: the found arch (best_arch.json), 5 uniform random
    members of s3-vit that meet the same 4 G MACs budget, and a hand-designed Swin-like baseline under the budget
    (Swin-T with 4 instead of 6 stage-3 blocks: 3.78 G MACs);
@@ -61,12 +63,13 @@ def search(out: Path, seed: int, log, *extra: str) -> dict:
     return read_json(out / "best_arch.json")
 
 
-def archs_to_retrain(found: dict | None, seed: int, n_random: int, found_no_evolution: dict | None = None) -> dict[str, Arch]:
+WINNERS = ("found", "found-no-evolution", "found-rewarm")  # main, control, main-rewarm
+
+
+def archs_to_retrain(winners: dict[str, dict], seed: int, n_random: int) -> dict[str, Arch]:
     space = SearchSpace.load(SPACE)
     constraint = make_constraint(parse_budget(BUDGET), space, in_chans=3, num_classes=10)
-    archs = {"found": Arch.from_dict(found)} if found else {}
-    if found_no_evolution:  # the control's winner: the same search without space evolution
-        archs["found-no-evolution"] = Arch.from_dict(found_no_evolution)
+    archs = {name: Arch.from_dict(best) for name, best in winners.items()}
     archs["swin-like"] = Arch.swin([2, 2, 4, 2], [96, 192, 384, 768], [3, 6, 12, 24], 7, name="swin-t with 2-2-4-2 blocks")
     for i, a in enumerate(sample_candidates(space, n_random, constraint, random.Random(f"random-archs:{seed}"))):
         archs[f"random-{i}"] = a
@@ -83,7 +86,7 @@ def retrain(archs: dict[str, Arch], out: Path, seeds: list[int], seed: int, log)
     for name, arch in archs.items():
         path = arch_dir / f"{name}.json"
         path.write_text(arch.to_json(indent=1))
-        for s in (seeds if name in ("found", "found-no-evolution", "swin-like") else [seed]):
+        for s in (seeds if name in (*WINNERS, "swin-like") else [seed]):
             run_dir = out / "retrain" / f"{name}-seed{s}"
             if not (run_dir / "metrics.json").is_file():
                 run(["train", str(path), "--out", str(run_dir), "--resume", "--seed", str(s), *RETRAIN], log)
@@ -109,19 +112,25 @@ def main() -> None:
     log = open(out / "commands.log", "a")
     seeds = [int(s) for s in args.retrain_seeds.split(",")]
     if args.baselines_only:  # the random and Swin-like retrains do not need the search: run them alongside it
-        retrain(archs_to_retrain(None, args.seed, args.random), out, seeds, args.seed, log)
+        retrain(archs_to_retrain({}, args.seed, args.random), out, seeds, args.seed, log)
         return
 
-    main_best = search(out / "main", args.seed, log)
-    control_best = search(out / "control", args.seed, log, "--evolve-steps", "0", "--supernet-epochs", "8")
-    restarts_best = search(out / "control-restarts", args.seed, log, "--tau", "1000")
-    steps = {name: read_json(out / name / "evolution" / "history.json")["steps"] for name in ("main", "control", "control-restarts")}
-    finals = {"evolved_space_final": "main", "initial_space_same_budget": "control", "initial_space_same_schedule": "control-restarts"}
+    runs = {  # run directory -> extra search options
+        "main": [],
+        "control": ["--evolve-steps", "0", "--supernet-epochs", "8"],
+        "control-restarts": ["--tau", "1000"],
+        "main-rewarm": ["--evolve-lr", "2e-3"],
+        "control-restarts-rewarm": ["--tau", "1000", "--evolve-lr", "2e-3"],
+    }
+    best = {name: search(out / name, args.seed, log, *extra) for name, extra in runs.items()}
+    steps = {name: read_json(out / name / "evolution" / "history.json")["steps"] for name in runs}
+    finals = {"evolved_space_final": "main", "initial_space_same_budget": "control", "initial_space_same_schedule": "control-restarts",
+              "evolved_space_rewarm": "main-rewarm", "initial_space_rewarm": "control-restarts-rewarm"}
     et = {key: {k: steps[name][-1][k] for k in ("Q", "E", "T", "n", "k")} for key, name in finals.items()}
     et |= {
         "steps": {name: [{k: s[k] for k in ("step", "Q", "E", "T")} | {"space": s["space"]["name"]} for s in st] for name, st in steps.items()},
         "supernet_epochs": {"main": "4 + 2 + 2 (inherited across evolution steps)", "control": "8",
-                            "control-restarts": "4 + 2 + 2, nothing moves (tau 1000)"},
+                            "control-restarts": "4 + 2 + 2, nothing moves (tau 1000)", "*-rewarm": "the same, evolution legs peak at 2e-3"},
     }
     # the same subnets' errors cannot be paired across spaces, so report the bootstrap SE of each Q
     for key, name in finals.items():
@@ -131,18 +140,16 @@ def main() -> None:
         boots = [et_error([errors[rng.randrange(len(errors))] for _ in errors])["Q"] for _ in range(1000)]
         et[key]["Q_bootstrap_se"] = statistics.stdev(boots)
 
-    rows = retrain(archs_to_retrain(main_best, args.seed, args.random, control_best), out, seeds, args.seed, log)
+    winners = dict(zip(WINNERS, (best["main"], best["control"], best["main-rewarm"])))
+    rows = retrain(archs_to_retrain(winners, args.seed, args.random), out, seeds, args.seed, log)
     random_test = [r["test_top1"] for r in rows if r["arch"].startswith("random")]
     mean = lambda name: statistics.mean(r["test_top1"] for r in rows if r["arch"] == name)  # noqa: E731
     result = {
         "space": SPACE, "budget": BUDGET, "seed": args.seed, "et_error": et,
-        "search": {"main": {k: main_best[k] for k in ("gmacs", "params", "val_top1", "test_top1")},
-                   "control": {k: control_best[k] for k in ("gmacs", "params", "val_top1", "test_top1")},
-                   "control-restarts": {k: restarts_best[k] for k in ("gmacs", "params", "val_top1", "test_top1")},
-                   "timings": {name: read_json(out / name / "timings.json") for name in steps}},
+        "search": {name: {k: b[k] for k in ("gmacs", "params", "val_top1", "test_top1")} for name, b in best.items()}
+                  | {"timings": {name: read_json(out / name / "timings.json") for name in runs}},
         "retrain_recipe": RETRAIN, "retrain": rows,
-        "summary": {"found_mean_test": mean("found"), "found_no_evolution_mean_test": mean("found-no-evolution"),
-                    "swin_like_mean_test": mean("swin-like"),
+        "summary": {**{f"{name.replace('-', '_')}_mean_test": mean(name) for name in WINNERS}, "swin_like_mean_test": mean("swin-like"),
                     "random_median_test": statistics.median(random_test)},
         "torch_threads": torch.get_num_threads(),
     }
