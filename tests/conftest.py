@@ -52,6 +52,14 @@ def fake_fmnist(tmp_path_factory) -> Path:
     return make_fake_fashion_mnist(tmp_path_factory.mktemp("fmnist"))
 
 
+# A two-stage hierarchical space at 16 px (8x8 and 4x4 maps): supernets over it train inside the default suite.
+TINY_SPACE = {
+    "name": "tiny", "resolution": 16, "patch_size": 2,
+    "stages": [
+        {"depth": [1, 2], "embed_dim": [8, 16], "heads": [1, 2], "qkv_dim": [8, 16], "mlp_ratio": [1.0, 2.0], "window": [4, 8]},
+        {"depth": [1, 2], "embed_dim": [16, 24], "heads": [2, 4], "qkv_dim": [8, 16], "mlp_ratio": [1.0, 2.0], "window": [2, 4]},
+    ],
+}
 TINY_VIT = dict(img_size=28, patch_size=7, in_chans=1, embed_dim=32, depth=2, num_heads=2, num_classes=10)
 
 

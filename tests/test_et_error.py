@@ -14,15 +14,10 @@ from nascomp.search import SupernetScorer, et_error, et_table, make_constraint, 
 from nascomp.search.et_error import choice_weights, weighted_et_error
 from nascomp.spaces import Arch, BlockArch, SearchSpace, StageArch
 from nascomp.supernet import Supernet, evaluate_archs
+from tests.conftest import TINY_SPACE
 
 S3_VIT = SearchSpace.load("s3-vit")
-TINY = SearchSpace.from_dict({
-    "name": "tiny-search", "resolution": 16, "patch_size": 2,
-    "stages": [
-        {"depth": [1, 2], "embed_dim": [8, 16], "heads": [1, 2], "qkv_dim": [8, 16], "mlp_ratio": [1.0, 2.0], "window": [4, 8]},
-        {"depth": [1, 2], "embed_dim": [16, 24], "heads": [2, 4], "qkv_dim": [8, 16], "mlp_ratio": [1.0, 2.0], "window": [2, 4]},
-    ],
-})
+TINY = SearchSpace.from_dict({**TINY_SPACE, "name": "tiny-search"})
 
 
 def test_top_k_scales_the_papers_50_of_1000():

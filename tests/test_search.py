@@ -20,15 +20,10 @@ from nascomp.io import read_json
 from nascomp.profile.arch_cost import arch_cost
 from nascomp.search import PRESETS, SearchJob, default_out_dir, run_search
 from nascomp.spaces import Arch, SearchSpace
+from tests.conftest import TINY_SPACE
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "name": "tiny-search", "resolution": 16, "patch_size": 2,
-    "stages": [
-        {"depth": [1, 2], "embed_dim": [8, 16], "heads": [1, 2], "qkv_dim": [8, 16], "mlp_ratio": [1.0, 2.0], "window": [4, 8]},
-        {"depth": [1, 2], "embed_dim": [16, 24], "heads": [2, 4], "qkv_dim": [8, 16], "mlp_ratio": [1.0, 2.0], "window": [2, 4]},
-    ],
-}
+TINY = {**TINY_SPACE, "name": "tiny-search"}
 RESULT_FILES = ("best_arch.json", "candidates.csv", "pareto.json", "evolution/history.json", "search/result.json")
 
 

@@ -20,16 +20,10 @@ from nascomp.supernet import Supernet, arch_spec, build_from_arch, extract, load
 from nascomp.supernet.evaluate import evaluate_archs
 from nascomp.supernet.train import make_step, sample_subnets, train_supernet
 from nascomp.train import StepContext, evaluate
+from tests.conftest import TINY_SPACE
 
 CPU_SPACE = SearchSpace.load("s3-vit-cpu")
-# Two stages at 16 px (8x8 and 4x4 maps): fast enough to train inside the default suite.
-TINY = SearchSpace.from_dict({
-    "name": "tiny", "resolution": 16, "patch_size": 2,
-    "stages": [
-        {"depth": [1, 2], "embed_dim": [8, 16], "heads": [1, 2], "qkv_dim": [8, 16], "mlp_ratio": [1.0, 2.0], "window": [4, 8]},
-        {"depth": [1, 2], "embed_dim": [16, 24], "heads": [2, 4], "qkv_dim": [8, 16], "mlp_ratio": [1.0, 2.0], "window": [2, 4]},
-    ],
-})
+TINY = SearchSpace.from_dict(TINY_SPACE)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
