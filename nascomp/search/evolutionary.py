@@ -170,27 +170,22 @@ def evolutionary_search(
         children: list[tuple[Arch, str]] = []
         taken: set[Arch] = set()
 
-        def offer(arch: Arch, origin: str) -> None:
-            if arch not in seen and arch not in taken and constraint(arch):
-                taken.add(arch)
-                children.append((arch, origin))
+        def breed(target: int, make: Callable[[], Arch], origin: str) -> None:
+            """Up to ``target`` new children meeting the constraint, from at most retry_factor x target attempts."""
+            made = 0
+            for _ in range(config.retry_factor * target):
+                if made >= target:
+                    break
+                arch = make()
+                if arch not in seen and arch not in taken and constraint(arch):
+                    taken.add(arch)
+                    children.append((arch, origin))
+                    made += 1
 
-        made = 0
-        for _ in range(config.retry_factor * config.mutations):
-            if made >= config.mutations:
-                break
-            parent = rng.choice(parents).arch
-            before = len(children)
-            offer(space.mutate(parent, rng, prob=config.mutation_prob, stage_prob=config.stage_prob), "mutation")
-            made += len(children) - before
-        made = 0
-        for _ in range(config.retry_factor * config.crossovers):
-            if made >= config.crossovers or len(parents) < 2:
-                break
-            a, b = rng.sample(parents, 2)
-            before = len(children)
-            offer(space.crossover(a.arch, b.arch, rng), "crossover")
-            made += len(children) - before
+        breed(config.mutations, lambda: space.mutate(rng.choice(parents).arch, rng, prob=config.mutation_prob,
+                                                     stage_prob=config.stage_prob), "mutation")
+        if len(parents) >= 2:
+            breed(config.crossovers, lambda: space.crossover(*(p.arch for p in rng.sample(parents, 2)), rng), "crossover")
         fill = random_fill(max(0, config.population - len(children)), rng, taken)
         new = add(children + [(a, "random") for a in fill], generation)
         population = new or population

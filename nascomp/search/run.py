@@ -126,7 +126,7 @@ class _Run:
         self.constraint, self.out, self.info, self.quiet = constraint, out, info, quiet
         self.resolution = preset.supernet.resolution or space.resolution
         self.timer = _Timer(out / "timings.json", info.is_main)
-        self.val_tf = data.transform(self.resolution, job.in_chans, train=False)
+        self.eval_tf = data.transform(self.resolution, job.in_chans, train=False)  # validation and test
 
     # --- helpers ---------------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -141,7 +141,7 @@ class _Run:
         return deploy_cost(arch, self.space0, self.job.in_chans, self.data.num_classes)
 
     def scorer(self, supernet: Supernet, step: int) -> SupernetScorer:
-        return SupernetScorer(supernet, self.data.val, self.val_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
+        return SupernetScorer(supernet, self.data.val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
                               memo=self.out / "evolution" / f"step-{step}" / "scores.jsonl", dist=self.info, quiet=self.quiet)
 
     # --- 1. supernet training per evolution step -----------------------------------------------
@@ -270,7 +270,6 @@ class _Run:
         p = self.preset
         drop_path = p.supernet.drop_path_rate
         spec = arch_spec(arch, self.data.num_classes, self.job.in_chans, self.resolution, drop_path)
-        test_tf = self.data.transform(self.resolution, self.job.in_chans, train=False)
         if p.retrain_epochs:
             if p.retrain_from == "scratch":
                 with torch.random.fork_rng(devices=[]):
@@ -291,12 +290,12 @@ class _Run:
             val, test = metrics["val"], metrics["test"]
             source = f"retrained {p.retrain_epochs} epoch(s) from {p.retrain_from} weights"
         else:
-            model = extract(supernet, arch).to(self.info.device)
+            model = extract(supernet, arch).cpu()
             if self.info.is_main:
-                save_model(folder / "model", model.cpu(), spec, {"search": {"rank": k, "source": "inherited supernet weights"}})
+                save_model(folder / "model", model, spec, {"search": {"rank": k, "source": "inherited supernet weights"}})
             model.to(self.info.device)
             val = {"top1": row["val_top1"], "top5": row["val_top5"], "loss": row["val_loss"], "n": len(self.data.val)}
-            test = evaluate(model, self.data.test, test_tf, p.eval_batch_size, dist_info=self.info)
+            test = evaluate(model, self.data.test, self.eval_tf, p.eval_batch_size, dist_info=self.info)
             source = "inherited supernet weights (no retraining)"
         self.say(f"finalist {k}: val top-1 {val['top1']:.2f}%  test top-1 {test['top1']:.2f}%  ({source})")
         return {"rank": k, "search_rank": row["rank"], "arch": arch.to_dict(), "val": val, "test": test, "source": source,
