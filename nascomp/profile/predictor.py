@@ -31,6 +31,7 @@ implicitly, because it takes minutes to an hour.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -40,7 +41,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -237,6 +238,18 @@ def _runner(module: torch.nn.Module, example: torch.Tensor, proto: LutProtocol, 
     return runner.run, {"exporter": exported.exporter}
 
 
+@contextlib.contextmanager
+def _protocol_timer(proto: LutProtocol) -> Iterator[Any]:
+    """The table protocol's core pinning and thread count, and its timer: what every table measurement runs under."""
+    from nascomp.profile.host import pinned_to
+    from nascomp.profile.latency import torch_threads
+    from nascomp.profile.profiler import make_timer
+
+    cuda = proto.target == "cuda"
+    with pinned_to(proto.cores), torch_threads(proto.threads if not cuda else None):
+        yield make_timer(proto.timer, cuda and proto.runtime == "torch", proto.threads if not cuda else None)
+
+
 # A fixed mid-network Swin block (Swin-T stage 2): the yardstick of the reference-probe mode.
 PROBE_LAYER = BlockConfig(stage=1, index=0, resolution=28, dim=192, heads=6, qkv_dim=192, mlp_ratio=4.0, window=7, shift=0)
 
@@ -253,17 +266,13 @@ class ReferenceProbe:
     """
 
     def __init__(self, proto: LutProtocol, workdir: Path, reference_ms: float | None = None) -> None:
-        from nascomp.profile.host import pinned_to
-        from nascomp.profile.latency import time_runs, torch_threads
-        from nascomp.profile.profiler import make_timer
+        from nascomp.profile.latency import time_runs
 
         torch.manual_seed(0)
         example = torch.randn(*PROBE_LAYER.input_shape(proto.batch), generator=torch.Generator().manual_seed(1))
         self.run, _ = _runner(_layer_module(PROBE_LAYER), example, proto, workdir, "probe")
         if reference_ms is None:
-            cuda = proto.target == "cuda"
-            with pinned_to(proto.cores), torch_threads(proto.threads if not cuda else None):
-                timer = make_timer(proto.timer, cuda and proto.runtime == "torch", proto.threads if not cuda else None)
+            with _protocol_timer(proto) as timer:
                 reference_ms = time_runs(self.run, proto.warmup, max(30, proto.repeat), timer).median_ms
         self.reference_ms = float(reference_ms)
 
@@ -274,13 +283,9 @@ class ReferenceProbe:
 
 def _timed(run: Callable, proto: LutProtocol, probe: ReferenceProbe | None) -> dict:
     """Median (ms) and IQR of ``run`` under the protocol's pinning and threads, optionally probe-normalised."""
-    from nascomp.profile.host import pinned_to
-    from nascomp.profile.latency import LatencyStats, time_runs, torch_threads
-    from nascomp.profile.profiler import make_timer
+    from nascomp.profile.latency import LatencyStats, time_runs
 
-    cuda = proto.target == "cuda"
-    with pinned_to(proto.cores), torch_threads(proto.threads if not cuda else None):
-        timer = make_timer(proto.timer, cuda and proto.runtime == "torch", proto.threads if not cuda else None)
+    with _protocol_timer(proto) as timer:
         if probe is None:
             stats = time_runs(run, proto.warmup, proto.repeat, timer)
         else:
@@ -424,8 +429,8 @@ def build_lut(space: SearchSpace, proto: LutProtocol, path: str | Path, calibrat
                 point["energy"] = measure_arch(arch, proto, energy=True)["energy"] if probe else result["energy"]
             calibration.append(point)
             report("calibration subnets", n + 1, calibrate)
-    table["fit"] = {**_fit([(c["sum_ms"], c["measured_ms"]) for c in calibration], fit), "calibration_seed": seed,
-                    "calibration": calibration}
+    table["fit"] = {"calibration_seed": seed, "calibration": calibration}
+    refit(table, fit)
     table["power"] = _power(proto, calibration)
     table["build_seconds"] = round(table["build_seconds"] + time.perf_counter() - start, 1)
     table["host"] = host_facts()
