@@ -6,7 +6,7 @@ Writes the JSON (with date, machine and command) and a Markdown rendering beside
 
 For each model every counter runs on the same model and input in one process, interleaved, so the
 time ratios are comparable on a noisy shared machine. Agreement is each tool's MACs / ours, with the
-reason for any gap (see nascomp.profile.crosscheck).
+reason for any gap (see nascomp.cost.crosscheck).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pathlib import Path
 import timm
 import torch
 
-from nascomp.profile.cost import count_cost
-from nascomp.profile.crosscheck import TOOLS, explain_difference
+from nascomp.cost.counter import count_module
+from nascomp.cost.crosscheck import TOOLS, explain_difference
 
 DEFAULT_MODELS = [
     "deit_tiny_patch16_224",
@@ -59,7 +59,7 @@ def bench_model(name: str, repeats: int) -> dict:
     macs = {}
     for _ in range(repeats):  # interleave the tools in every round
         t = time.perf_counter()
-        ours = count_cost(model, 224)
+        ours = count_module(model, 224)
         times["nascomp"].append(time.perf_counter() - t)
         for tool, fn in TOOLS.items():
             try:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-from nascomp.io import atomic_write_json, read_json
-from nascomp.profile.host import allowed_cores, host_facts, load_average
+from nascomp.core.io import atomic_write_json, read_json
+from nascomp.profiling.host import allowed_cores, host_facts, load_average
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_MODELS = ["deit_tiny_patch16_224", "swin_tiny_patch4_window7_224"]
@@ -66,8 +66,8 @@ def _model(name: str):
 
 
 def repeatability(args: argparse.Namespace) -> None:
-    from nascomp.profile.profiler import ProfileOptions, profile_model
-    from nascomp.profile.targets import parse_target
+    from nascomp.profiling.profiler import ProfileOptions, profile_model
+    from nascomp.profiling.targets import parse_target
 
     doc = {**_header(args), "section": "repeatability", "target": args.target, "runs": args.runs, "models": {}}
     for name in args.models:
@@ -93,7 +93,7 @@ def repeatability(args: argparse.Namespace) -> None:
 
 
 def predictor(args: argparse.Namespace) -> None:
-    from nascomp.profile.predictor import LutProtocol, build_lut, validate_lut
+    from nascomp.profiling.predictor import LutProtocol, build_lut, validate_lut
     from nascomp.spaces import SearchSpace
 
     space = SearchSpace.load(args.space)
@@ -131,8 +131,8 @@ def predictor(args: argparse.Namespace) -> None:
 
 
 def runtimes(args: argparse.Namespace) -> None:
-    from nascomp.profile.profiler import ProfileOptions, profile_model
-    from nascomp.profile.targets import parse_target
+    from nascomp.profiling.profiler import ProfileOptions, profile_model
+    from nascomp.profiling.targets import parse_target
 
     doc = {**_header(args), "section": "runtimes", "rounds": args.rounds, "models": {}}
     opts = ProfileOptions(parse_target("cpu"), runtimes=["torch", "onnxruntime"], precisions=["fp32", "int8"], threads=1,
@@ -176,7 +176,7 @@ def main() -> None:
     q.add_argument("--calibrate", type=int, default=12)
     q.add_argument("--validate", type=int, default=50)
     q.add_argument("--timer", default="thread-cpu", choices=["wall", "thread-cpu"])
-    q.add_argument("--probe", action="store_true", help="reference-probe mode (see nascomp.profile.predictor.ReferenceProbe)")
+    q.add_argument("--probe", action="store_true", help="reference-probe mode (see nascomp.profiling.predictor.ReferenceProbe)")
     q.add_argument("--warmup", type=int, default=3)
     q.add_argument("--repeat", type=int, default=15)
     q.add_argument("--skip-build", action="store_true", help="only validate the existing, complete table")

@@ -39,11 +39,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from nascomp.io import atomic_write_json
-from nascomp.profile.arch_cost import arch_cost
-from nascomp.profile.host import host_facts, load_average
+from nascomp.core.io import atomic_write_json
+from nascomp.cost.arch_cost import arch_cost
+from nascomp.profiling.host import host_facts, load_average
 from nascomp.spaces import SearchSpace
-from nascomp.supernet import Supernet, extract
+from nascomp.nas.supernet import Supernet, extract
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -1,3 +1,120 @@
-"""nascomp: neural architecture search and compression of vision transformers under a budget."""
+"""nascomp: neural architecture search and compression of vision transformers under a budget.
 
-__version__ = "0.1.0"
+The public API, imported on first use so that ``import nascomp`` stays cheap (no torch until needed)::
+
+    import nascomp
+
+    result = nascomp.search("s3-vit", "4gflops", preset="smoke", out="runs/smoke")   # S3 search
+    model = nascomp.create_model("swin_tiny_patch4_window7_224", num_classes=10)
+    cost = nascomp.count_cost(model)                                                 # params, MACs
+    small = nascomp.compress(model, "minivit", dry_run=True)                        # structure only
+    report = nascomp.profile(model, "mobile-cpu")                                    # latency + protocol
+
+Every function validates its input first and raises `NascompError` (one line naming the problem and the
+fix) before any work starts; each returns a typed result (a dataclass), never an exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+
+# public name -> module that defines it
+_API = {
+    # models and architectures
+    "create_model": "nascomp.models.resolve",
+    "register_model": "nascomp.models.registry",
+    "save_model": "nascomp.models.io",
+    "load_model": "nascomp.models.io",
+    "Arch": "nascomp.spaces.arch",
+    "SearchSpace": "nascomp.spaces.space",
+    "load_space": "nascomp.spaces.space",
+    "list_spaces": "nascomp.spaces.registry",
+    "list_archs": "nascomp.spaces.registry",
+    "load_arch": "nascomp.spaces.registry",
+    # data and training
+    "load_data": "nascomp.data.datasets",
+    "DataBundle": "nascomp.data.datasets",
+    "TrainConfig": "nascomp.engine.train",
+    "train": "nascomp.engine.api",
+    "TrainResult": "nascomp.engine.api",
+    "distill": "nascomp.distillation.api",
+    # cost
+    "count_cost": "nascomp.cost.api",
+    "CostReport": "nascomp.cost.counter",
+    # search
+    "search": "nascomp.nas.api",
+    "SearchResult": "nascomp.nas.api",
+    "Budget": "nascomp.nas.budget",
+    "parse_budget": "nascomp.nas.budget",
+    "SearchPreset": "nascomp.nas.presets",
+    "train_supernet": "nascomp.nas.supernet.train",
+    "evaluate_supernet": "nascomp.nas.supernet.api",
+    "extract_subnet": "nascomp.nas.supernet.api",
+    # compression and adaptation
+    "compress": "nascomp.compression.api",
+    "CompressResult": "nascomp.compression.api",
+    "adapt": "nascomp.adaptation.api",
+    "AdaptResult": "nascomp.adaptation.api",
+    # measurement and deployment
+    "profile": "nascomp.profiling.api",
+    "ProfileReport": "nascomp.profiling.profiler",
+    "build_latency_table": "nascomp.profiling.api",
+    "validate_latency_table": "nascomp.profiling.api",
+    "export": "nascomp.deploy.api",
+    "pareto_front": "nascomp.pareto.api",
+    "ParetoResult": "nascomp.pareto.api",
+    # errors
+    "NascompError": "nascomp.core.errors",
+}
+
+__all__ = [
+    "__version__", "create_model", "register_model", "save_model", "load_model", "Arch", "SearchSpace", "load_space",
+    "list_spaces", "list_archs", "load_arch", "load_data", "DataBundle", "TrainConfig", "train", "TrainResult",
+    "distill", "count_cost", "CostReport", "search", "SearchResult", "Budget", "parse_budget", "SearchPreset",
+    "train_supernet", "evaluate_supernet", "extract_subnet", "compress", "CompressResult", "adapt", "AdaptResult",
+    "profile", "ProfileReport", "build_latency_table", "validate_latency_table", "export", "pareto_front",
+    "ParetoResult", "NascompError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nascomp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above load lazily
+    from nascomp.adaptation.api import AdaptResult, adapt
+    from nascomp.compression.api import CompressResult, compress
+    from nascomp.core.errors import NascompError
+    from nascomp.cost.api import count_cost
+    from nascomp.cost.counter import CostReport
+    from nascomp.data.datasets import DataBundle, load_data
+    from nascomp.deploy.api import export
+    from nascomp.distillation.api import distill
+    from nascomp.engine.api import TrainResult, train
+    from nascomp.engine.train import TrainConfig
+    from nascomp.models.io import load_model, save_model
+    from nascomp.models.registry import register_model
+    from nascomp.models.resolve import create_model
+    from nascomp.nas.api import SearchResult, search
+    from nascomp.nas.budget import Budget, parse_budget
+    from nascomp.nas.presets import SearchPreset
+    from nascomp.nas.supernet.api import evaluate_supernet, extract_subnet
+    from nascomp.nas.supernet.train import train_supernet
+    from nascomp.pareto.api import ParetoResult, pareto_front
+    from nascomp.profiling.api import build_latency_table, profile, validate_latency_table
+    from nascomp.profiling.profiler import ProfileReport
+    from nascomp.spaces.arch import Arch
+    from nascomp.spaces.registry import list_archs, list_spaces, load_arch
+    from nascomp.spaces.space import SearchSpace, load_space

@@ -9,7 +9,7 @@ import timm
 import torch
 
 from nascomp.data import load_data
-from nascomp.train import TrainConfig, fit
+from nascomp.engine import TrainConfig, fit
 
 data_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
 torch.manual_seed(0)

@@ -9,12 +9,11 @@ import timm
 import torch
 
 from nascomp.cli import main
-from nascomp.commands.adapt import few_shot_subset
-from nascomp.compress.adapters import (
-    SplitQKV, adapter_parameter_names, apply_method, count_parameters, mark_trainable, merge_method, split_fused_qkv,
-)
+from nascomp.adaptation.fewshot import few_shot_subset
+from nascomp.adaptation.methods import adapter_parameter_names, apply_method, count_parameters, mark_trainable, merge_method
+from nascomp.adaptation.qkv import SplitQKV, split_fused_qkv
 from nascomp.data import load_data
-from nascomp.errors import NascompError
+from nascomp.core.errors import NascompError
 from nascomp.models import resolve_model, save_model, timm_spec
 
 VIT = dict(img_size=28, patch_size=7, in_chans=1, embed_dim=32, depth=2, num_heads=2, num_classes=5)
@@ -66,11 +65,11 @@ def test_adapter_trains_only_adapter_and_head_and_merges_back_to_timm(method, op
     apply_method(model, method, options)
     mark_trainable(model, method)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable == adapter_parameter_names(model) | {"head.weight", "head.bias"}
-    assert adapter_parameter_names(model)
+    assert trainable == adapter_parameter_names(model, method) | {"head.weight", "head.bias"}
+    assert adapter_parameter_names(model, method)
     with torch.no_grad():  # give the adapter a non-zero update so merging is tested for real
         params = dict(model.named_parameters())
-        for n in adapter_parameter_names(model):
+        for n in adapter_parameter_names(model, method):
             params[n].add_(0.05 * torch.randn_like(params[n]))
     model.eval()
     x = torch.randn(2, 1, 28, 28)
@@ -153,7 +152,7 @@ def test_adapt_user_errors(capsys):
 
 @pytest.mark.parametrize("method, options", [("lora", {"rank": 2}), ("lokr", {"rank": 1, "decompose_factor": 4}), ("kadaptation", {"n": 4})])
 def test_adapted_and_merged_specs_rebuild_the_same_network(tmp_path, method, options):
-    from nascomp.compress.adapters import adapted_spec
+    from nascomp.adaptation.model import adapted_spec
     from nascomp.models import load_model
 
     torch.manual_seed(0)
@@ -164,7 +163,7 @@ def test_adapted_and_merged_specs_rebuild_the_same_network(tmp_path, method, opt
     mark_trainable(model, method)
     with torch.no_grad():
         for n, p in model.named_parameters():
-            if n in adapter_parameter_names(model):
+            if n in adapter_parameter_names(model, method):
                 p.add_(0.05 * torch.randn_like(p))
     x = torch.randn(2, 1, 28, 28)
     expected = model.eval()(x)

@@ -11,10 +11,10 @@ import timm
 import torch
 
 from nascomp.cli import main
-from nascomp.profile.arch_cost import arch_cost, arch_cost_report, block_cost, head_cost, merge_cost, stem_cost
-from nascomp.profile.cost import count_cost
+from nascomp.cost.arch_cost import arch_cost, arch_cost_report, block_cost, head_cost, merge_cost, stem_cost
+from nascomp.cost.counter import count_module
 from nascomp.spaces import SearchSpace, arch_layout, load_arch
-from nascomp.supernet import build_block, build_from_arch, build_head, build_merging, build_stem
+from nascomp.models.swin import build_block, build_from_arch, build_head, build_merging, build_stem
 
 # timm's parameter counts (research/s3.md §7: S3-T 28.33 M, Swin-T 28.29 M / 4.49 G MACs)
 S3_T_PARAMS = 28_328_674
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def counted_s3_t():
-    return count_cost(timm.create_model("swin_s3_tiny_224"), 224)
+    return count_module(timm.create_model("swin_s3_tiny_224"), 224)
 
 
 def test_s3_t_and_swin_t_match_timm(counted_s3_t):
@@ -55,7 +55,7 @@ def test_analytic_cost_equals_counted_cost_of_the_built_model(name, resolution, 
     space = SearchSpace.load(name)
     arch = space.sample(random.Random(seed))
     model = build_from_arch(arch, num_classes=10, img_size=resolution)
-    counted = count_cost(model, resolution)
+    counted = count_module(model, resolution)
     analytic = arch_cost(arch, resolution, num_classes=10)
     assert analytic.params == counted.params
     assert analytic.macs == counted.macs
@@ -70,7 +70,7 @@ def test_per_layer_modules_cost_what_the_per_layer_formulas_say():
 
     def counted(module, shape):
         with torch.inference_mode():
-            from nascomp.profile.cost import MacCounter, count_params
+            from nascomp.cost.counter import MacCounter, count_params
 
             counter = MacCounter()
             with counter:

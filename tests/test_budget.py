@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nascomp.errors import NascompError
-from nascomp.profile.arch_cost import arch_cost
-from nascomp.search import check_feasible, make_constraint, parse_budget
+from nascomp.core.errors import NascompError
+from nascomp.cost.arch_cost import arch_cost
+from nascomp.nas import check_feasible, make_constraint, parse_budget
 from nascomp.spaces import SearchSpace, load_arch
 
 S3_VIT = SearchSpace.load("s3-vit")
@@ -77,7 +77,7 @@ class _FakeLatency:
 
 
 def test_latency_constraint_goes_through_the_predictor(monkeypatch):
-    import nascomp.profile.predictor as predictor
+    import nascomp.profiling.predictor as predictor
 
     calls = []
 

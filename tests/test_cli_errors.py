@@ -6,7 +6,7 @@ import pickle
 import torch
 
 from nascomp.cli import main
-from nascomp.io import save_tensors
+from nascomp.core.io import save_tensors
 
 TINY = ["vit_tiny_patch16_224", "--img-size", "28", "--patch-size", "7", "--in-chans", "1", "--embed-dim", "32", "--depth", "1", "--num-heads", "2"]
 
@@ -58,7 +58,7 @@ def test_code_running_pickle_is_never_executed(capsys, tmp_path):
 def test_unwritable_output_directory(capsys, tmp_path, fake_fmnist):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    _fails_cleanly(capsys, ["train", *TINY, "--data-dir", str(fake_fmnist), "--out", str(blocker / "run")], "not writable")
+    _fails_cleanly(capsys, ["train", *TINY, "--data-dir", str(fake_fmnist), "--out", str(blocker / "run")], "is a file")
 
 
 def test_resume_from_damaged_checkpoint_is_a_clear_error(capsys, tmp_path, fake_fmnist):

@@ -5,8 +5,8 @@ import timm
 import torch
 from torch import nn
 
-from nascomp.profile.cost import MacCounter, count_cost, count_params
-from nascomp.profile.crosscheck import cross_check
+from nascomp.cost.counter import MacCounter, count_module, count_params
+from nascomp.cost.crosscheck import cross_check
 
 
 @pytest.mark.parametrize(
@@ -18,7 +18,7 @@ from nascomp.profile.crosscheck import cross_check
     ],
 )
 def test_published_model_costs(name, params, lo, hi):
-    report = count_cost(timm.create_model(name), 224)
+    report = count_module(timm.create_model(name), 224)
     assert report.params == params
     assert lo <= report.macs <= hi
     assert report.flops == 2 * report.macs
@@ -50,7 +50,7 @@ def test_attention_matmuls_are_counted(fused):
 
 def test_convolution_formula_with_groups_and_stride():
     conv = nn.Conv2d(8, 16, kernel_size=3, stride=2, padding=1, groups=4)
-    report = count_cost(conv, resolution=10, in_chans=8)
+    report = count_module(conv, resolution=10, in_chans=8)
     assert report.macs == 16 * 5 * 5 * (8 // 4) * 3 * 3
 
 
@@ -62,7 +62,7 @@ def test_tied_parameters_counted_once():
 
 def test_cross_check_explains_fvcore_missing_sdpa():
     model = timm.create_model("deit_tiny_patch16_224", img_size=64, patch_size=16)
-    ours = count_cost(model, 64)
+    ours = count_module(model, 64)
     rows = {r["tool"]: r for r in cross_check(model, ours)}
     assert rows["torch.FlopCounterMode"]["why"] == "agrees"
     assert "scaled_dot_product_attention" in rows["fvcore"]["why"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nascomp.data import BatchTransform, load_data, read_idx, split_indices
-from nascomp.errors import NascompError
+from nascomp.core.errors import NascompError
 from tests.conftest import write_idx
 
 

@@ -10,13 +10,14 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from nascomp.compress.blocks import transformer_blocks
-from nascomp.compress.distill import (
-    DISTILLERS, ActivationTap, build_distiller, default_layer_pairs, hidden_relation_loss, parse_layer_pairs,
-    qkv_relation_loss, soft_cross_entropy,
-)
-from nascomp.compress.minivit import MiniViTConfig, multiplex
-from nascomp.errors import NascompError
+from nascomp.models.structure import transformer_blocks
+from nascomp.distillation import DISTILLERS
+from nascomp.distillation.base import build_distiller
+from nascomp.distillation.losses import hidden_relation_loss, qkv_relation_loss, soft_cross_entropy
+from nascomp.distillation.minivit import default_layer_pairs, parse_layer_pairs
+from nascomp.distillation.taps import ActivationTap
+from nascomp.compression.minivit import MiniViTConfig, multiplex
+from nascomp.core.errors import NascompError
 
 TINY_SWIN = dict(img_size=32, patch_size=4, window_size=4, embed_dim=16, depths=(2, 4), num_heads=(1, 2), in_chans=1, num_classes=10)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nascomp.errors import NascompError
-from nascomp.profile.energy import (
+from nascomp.core.errors import NascompError
+from nascomp.profiling.energy import (
     EnergyUnavailable, NvmlCounter, RaplCounter, battery_power_w, default_power_model, estimate_energy, measure_energy,
     median_power_w, parse_power_override,
 )

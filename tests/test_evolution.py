@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nascomp.errors import NascompError
+from nascomp.core.errors import NascompError
 from nascomp.pareto import dominates
-from nascomp.profile.arch_cost import arch_cost
-from nascomp.search import EvolutionConfig, EvolutionRule, et_table, evolutionary_search, evolve_space, fit_slopes, sample_candidates
-from nascomp.search.space_evolution import shifted_choices
+from nascomp.cost.arch_cost import arch_cost
+from nascomp.nas import EvolutionConfig, EvolutionRule, et_table, evolutionary_search, evolve_space, fit_slopes, sample_candidates
+from nascomp.nas.space_evolution import shifted_choices
 from nascomp.spaces import SearchSpace
 
 S3_VIT = SearchSpace.load("s3-vit")

@@ -5,8 +5,8 @@ import pytest
 import timm
 import torch
 
-from nascomp.errors import NascompError
-from nascomp.io import atomic_directory, atomic_write_text, load_state_dict_file, load_tensors, save_tensors
+from nascomp.core.errors import NascompError
+from nascomp.core.io import atomic_directory, atomic_write_text, load_state_dict_file, load_tensors, save_tensors
 from nascomp.models import build_from_spec, load_model, resolve_model, save_model, timm_spec
 from tests.conftest import TINY_VIT
 
@@ -84,7 +84,7 @@ def test_bad_size_override_is_a_clear_error():
 
 
 def test_spec_cannot_import_foreign_code():
-    with pytest.raises(NascompError, match="only nascomp builders"):
+    with pytest.raises(NascompError, match="does not know"):
         build_from_spec({"builder": "os:system", "kwargs": {"command": "true"}})
 
 

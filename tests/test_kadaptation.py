@@ -6,10 +6,10 @@ import pytest
 import timm
 import torch
 
-from nascomp.compress.kadaptation import (
-    SLOW_WEIGHTS_ATTR, KAdaptationConfig, KroneckerLinear, apply_kadaptation, find_targets, kadaptation_layers, merge_kadaptation,
-)
-from nascomp.errors import NascompError
+from nascomp.adaptation.kadaptation.config import SLOW_WEIGHTS_ATTR, KAdaptationConfig
+from nascomp.adaptation.kadaptation.layer import KroneckerLinear
+from nascomp.adaptation.kadaptation.model import apply_kadaptation, find_targets, kadaptation_layers, merge_kadaptation
+from nascomp.core.errors import NascompError
 
 VIT = dict(img_size=28, patch_size=7, in_chans=1, embed_dim=32, depth=2, num_heads=2, num_classes=5)
 SWIN = dict(img_size=28, patch_size=2, window_size=7, embed_dim=16, depths=(2, 2), num_heads=(2, 4), in_chans=1, num_classes=5)
@@ -75,7 +75,7 @@ def test_every_adapter_tensor_gets_gradient_and_moves_after_one_step(build):
     for p in params.values():
         p.requires_grad_(True)
     before = {n: p.detach().clone() for n, p in params.items()}
-    # Adam without weight decay (as nascomp.train.fit, minus decay): a parameter moves only if its gradient is non-zero
+    # Adam without weight decay (as nascomp.engine.fit, minus decay): a parameter moves only if its gradient is non-zero
     opt = torch.optim.Adam(params.values(), lr=1e-3)
     x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
     torch.nn.functional.cross_entropy(model(x), y).backward()

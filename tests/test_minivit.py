@@ -10,15 +10,16 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from nascomp.compress.blocks import drop_blocks, transformer_blocks
-from nascomp.compress.minivit import (
+from nascomp.compression.drop_blocks import drop_blocks
+from nascomp.models.structure import transformer_blocks
+from nascomp.compression.minivit import (
     HeadMixing, MiniViTConfig, MultiplexedSwinBlock, build_minivit, default_share, minivit_spec, multiplex, parse_share,
     sharing_summary,
 )
-from nascomp.errors import NascompError
-from nascomp.export import export_onnx
+from nascomp.core.errors import NascompError
+from nascomp.deploy.onnx import export_onnx
 from nascomp.models import load_model, save_model, timm_spec
-from nascomp.profile.cost import count_params
+from nascomp.cost.counter import count_params
 
 TINY_SWIN = dict(img_size=32, patch_size=4, window_size=4, embed_dim=16, depths=(2, 4), num_heads=(1, 2), in_chans=1, num_classes=10)
 TINY_DEIT = dict(img_size=32, patch_size=8, embed_dim=24, depth=4, num_heads=3, in_chans=1, num_classes=10)

@@ -9,7 +9,7 @@ import timm
 import torch
 
 from nascomp.cli import main
-from nascomp.io import save_tensors
+from nascomp.core.io import save_tensors
 from nascomp.models import save_model, timm_spec
 
 SWIN = "swin_tiny_patch4_window7_224"
@@ -55,7 +55,7 @@ def test_compress_trains_and_the_output_loads_everywhere(teacher_dir, fake_fmnis
     result = json.loads(out)
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert metrics["compress"]["params_after"] == result["params_after"] == metrics["params"]
-    assert json.loads((out_dir / "model.json").read_text())["spec"]["builder"] == "nascomp.compress.minivit:build_minivit"
+    assert json.loads((out_dir / "model.json").read_text())["spec"]["builder"] == "minivit"
     code, out, _ = _run(["flops", str(out_dir), "--json"], capsys)
     assert code == 0 and json.loads(out)["params"] == result["params_after"]
 

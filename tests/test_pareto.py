@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nascomp.cli import main
-from nascomp.errors import NascompError
+from nascomp.core.errors import NascompError
 from nascomp.pareto import (
-    Table, default_reference, dominates, hypervolume, load_rows, non_dominated_sort, objective_sense, pareto_front,
+    Table, default_reference, dominates, hypervolume, load_rows, non_dominated_sort, objective_sense, front_indices,
 )
 
 points_2d = st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=25)
@@ -42,13 +42,13 @@ def test_senses_from_column_names():
 
 def test_known_2d_front_and_hypervolume():
     pts = np.array([[1, 3], [2, 2], [3, 1], [3, 3], [2.5, 2.5]])
-    assert pareto_front(pts, ["min", "min"]) == [0, 1, 2]
+    assert front_indices(pts, ["min", "min"]) == [0, 1, 2]
     fronts = non_dominated_sort(pts, ["min", "min"])
     assert fronts == [[0, 1, 2], [4], [3]]
     assert hypervolume(pts, ["min", "min"], [4, 4]) == pytest.approx(6.0)
     # latency (min) vs accuracy (max): flipping the sense of y flips which points are optimal
-    assert pareto_front(pts, ["min", "max"]) == [0]  # (3, 3) ties (1, 3) on y and is slower
-    assert pareto_front(np.vstack([pts, [[4, 5]]]), ["min", "max"]) == [0, 5]
+    assert front_indices(pts, ["min", "max"]) == [0]  # (3, 3) ties (1, 3) on y and is slower
+    assert front_indices(np.vstack([pts, [[4, 5]]]), ["min", "max"]) == [0, 5]
 
 
 @settings(max_examples=60, deadline=None)

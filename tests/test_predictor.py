@@ -8,8 +8,8 @@ import json
 import pytest
 
 from nascomp.cli import main
-from nascomp.errors import NascompError
-from nascomp.profile import predictor as P
+from nascomp.core.errors import NascompError
+from nascomp.profiling import predictor as P
 from nascomp.spaces import Arch, SearchSpace
 from nascomp.spaces.arch import BlockArch, StageArch
 
@@ -184,7 +184,7 @@ def test_cli_lut_errors(tmp_path, capsys):
 
 def test_reference_probe_cancels_a_drifting_machine(monkeypatch):
     """The machine slows down 3x while measuring; probe-normalised latency stays at its reference speed."""
-    import nascomp.profile.profiler as profiler
+    import nascomp.profiling.profiler as profiler
 
     class ReturnTimer:  # 'times' a call as whatever the call returns: the simulated duration
         name = "simulated"

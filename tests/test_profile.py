@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from nascomp.cli import main
-from nascomp.errors import NascompError
-from nascomp.profile.host import allowed_cores, cpu_model, parse_cores, pinned_to
-from nascomp.profile.latency import CudaEventTimer, LatencyStats, ThreadCpuTimer, WallTimer, time_runs, torch_runner
-from nascomp.profile.profiler import ProfileOptions, profile_model
-from nascomp.profile.targets import parse_target
+from nascomp.core.errors import NascompError
+from nascomp.profiling.host import allowed_cores, cpu_model, parse_cores, pinned_to
+from nascomp.profiling.latency import CudaEventTimer, LatencyStats, ThreadCpuTimer, WallTimer, time_runs, torch_runner
+from nascomp.profiling.profiler import ProfileOptions, profile_model
+from nascomp.profiling.targets import parse_target
 from tests.conftest import TINY_VIT
 
 
@@ -260,7 +260,7 @@ class _FakeOrt:
 
 
 def test_ort_cuda_provider_binds_input_and_output_on_the_gpu():
-    from nascomp.profile.latency import ort_runner
+    from nascomp.profiling.latency import ort_runner
 
     ort = _FakeOrt(["CUDAExecutionProvider", "CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"])
     runner = ort_runner("m.onnx", 1, 3, 32, threads=2, device="cuda", ort=ort)
@@ -271,7 +271,7 @@ def test_ort_cuda_provider_binds_input_and_output_on_the_gpu():
 
 
 def test_ort_cuda_provider_missing_or_silently_falling_back_is_an_error():
-    from nascomp.profile.latency import ort_runner
+    from nascomp.profiling.latency import ort_runner
 
     with pytest.raises(NascompError, match="onnxruntime-gpu"):
         ort_runner("m.onnx", 1, 3, 32, 1, "cuda", ort=_FakeOrt(["CPUExecutionProvider"], ["CPUExecutionProvider"]))

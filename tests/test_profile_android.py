@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from nascomp.cli import main
-from nascomp.errors import NascompError
-from nascomp.profile.android import (
+from nascomp.core.errors import NascompError
+from nascomp.profiling.android import (
     Adb, measure_battery_energy, parse_perf_test_results, parse_perf_test_stdout, perf_test_command, run_perf_test,
 )
-from nascomp.profile.energy import EnergyUnavailable
+from nascomp.profiling.energy import EnergyUnavailable
 
 FIXTURES = Path(__file__).parent / "fixtures" / "profiler"
 ANDROID = FIXTURES / "android"

@@ -15,10 +15,11 @@ import pytest
 import yaml
 
 from nascomp.cli import main
-from nascomp.errors import NascompError
-from nascomp.io import read_json
-from nascomp.profile.arch_cost import arch_cost
-from nascomp.search import PRESETS, SearchJob, default_out_dir, run_search
+from nascomp.core.errors import NascompError
+from nascomp.core.io import read_json
+from nascomp.cost.arch_cost import arch_cost
+from nascomp import search
+from nascomp.nas import PRESETS, SearchJob, default_out_dir, parse_budget, resolve_preset
 from nascomp.spaces import Arch, SearchSpace
 from tests.conftest import TINY_SPACE
 
@@ -43,15 +44,17 @@ def _budget(space_path: Path) -> str:
     return f"{(lo + hi) / 2:.0f}macs"
 
 
-def _job(space_path: Path, data_dir: Path, **overrides) -> SearchJob:
-    return SearchJob(space=str(space_path), budget=_budget(space_path), preset="smoke", data="fashion-mnist", data_dir=str(data_dir),
-                     in_chans=1, overrides={"resolution": 16, "limit_test": 50, **overrides})
+def _search(space_path: Path, data_dir: Path, out: Path, resume: bool = False, **overrides) -> dict:
+    """The smoke preset on the tiny space at 16 px, through the public API; returns best_arch.json's summary."""
+    result = search(str(space_path), _budget(space_path), preset="smoke", data="fashion-mnist", data_dir=str(data_dir), in_chans=1,
+                    out=out, resume=resume, quiet=True, **{"resolution": 16, "limit_test": 50, **overrides})
+    assert result.run_dir == out and result.best_arch == Arch.from_dict(result.summary["arch"])
+    return result.summary
 
 
 def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, fake_fmnist, tmp_path):
     out = tmp_path / "run"
-    job = _job(tiny_space, fake_fmnist, evolve_lr=3e-4)
-    summary = run_search(job, out, quiet=True)
+    summary = _search(tiny_space, fake_fmnist, out, evolve_lr=3e-4)
     for name in (*RESULT_FILES, "pareto.png", "report.md", "run.json", "timings.json", "evolution/et_steps.png",
                  "evolution/step-0/space.yaml", "evolution/step-1/space.yaml", "evolution/step-1/et.json",
                  "finalists/rank-1/model/model.safetensors", "finalists/rank-2/result.json"):
@@ -73,18 +76,19 @@ def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, f
     for name in ("search", "finalists", "best_arch.json", "candidates.csv", "evolution/step-1/et.json"):
         path = out / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    assert run_search(job, out, resume=True, quiet=True) == summary
+    assert _search(tiny_space, fake_fmnist, out, resume=True, evolve_lr=3e-4) == summary
     assert {name: (out / name).read_bytes() for name in RESULT_FILES} == before
 
     with pytest.raises(NascompError, match="already holds a search run; add --resume"):
-        run_search(job, out, quiet=True)
+        _search(tiny_space, fake_fmnist, out, evolve_lr=3e-4)
     with pytest.raises(NascompError, match="other settings"):
-        run_search(_job(tiny_space, fake_fmnist, et_samples=9), out, resume=True, quiet=True)
+        _search(tiny_space, fake_fmnist, out, resume=True, evolve_lr=3e-4, et_samples=9)
+    assert (out / "best_arch.json").is_file()  # a refused resume leaves the run as it was
 
 
 def test_pareto_objective_and_retraining(tiny_space, fake_fmnist, tmp_path):
-    job = _job(tiny_space, fake_fmnist, evolve_steps=0, objective="pareto", retrain_epochs=1, retrain_from="scratch", top=1)
-    summary = run_search(job, tmp_path / "run", quiet=True)
+    summary = _search(tiny_space, fake_fmnist, tmp_path / "run", evolve_steps=0, objective="pareto", retrain_epochs=1,
+                      retrain_from="scratch", top=1)
     front = read_json(tmp_path / "run" / "pareto.json")["front"]
     finalists = sorted((tmp_path / "run" / "finalists").iterdir())
     assert len(finalists) == len(front) >= 1  # pareto mode finishes the whole front (up to 10)
@@ -93,8 +97,13 @@ def test_pareto_objective_and_retraining(tiny_space, fake_fmnist, tmp_path):
     assert summary["accuracy_note"].startswith("retrained 1 epoch(s) from scratch")
 
 
+def _default_job(budget: str) -> SearchJob:
+    """Naming the run directory needs only the space, budget, preset and seed (no data)."""
+    return SearchJob(SearchSpace.load("s3-vit"), parse_budget(budget), resolve_preset("cpu"), data=None, preset_name="cpu")
+
+
 def test_default_out_dir_numbers_new_runs_and_resumes_the_newest(tmp_path):
-    job = SearchJob(space="s3-vit", budget="4gflops")
+    job = _default_job("4gflops")
     base = tmp_path / "s3-vit-4gflops-cpu-seed0"
     assert default_out_dir(job, False, tmp_path) == base
     base.mkdir()
@@ -102,13 +111,13 @@ def test_default_out_dir_numbers_new_runs_and_resumes_the_newest(tmp_path):
     assert default_out_dir(job, True, tmp_path) == base
     (tmp_path / "s3-vit-4gflops-cpu-seed0-2").mkdir()
     assert default_out_dir(job, True, tmp_path) == tmp_path / "s3-vit-4gflops-cpu-seed0-2"
-    assert default_out_dir(SearchJob(space="s3-vit", budget="25ms@mobile-cpu"), False, tmp_path).name == \
+    assert default_out_dir(_default_job("25ms@mobile-cpu"), False, tmp_path).name == \
         "s3-vit-25ms-at-mobile-cpu-cpu-seed0"
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--space", "s3-vit", "--budget", "1gflops"], r"below the cheapest member of search space 's3-vit'.*1\.60"),
-    (["--space", "no-such-space", "--budget", "4gflops"], r"unknown search space 'no-such-space'; available: s3-vit, s3-vit-cpu"),
+    (["--space", "no-such-space", "--budget", "4gflops"], r"unknown search space 'no-such-space'.*available: s3-vit, s3-vit-cpu"),
     (["--space", "s3-vit", "--budget", "4 gigaflops"], r"cannot parse budget.*4gflops.*4e9macs.*25mparams.*25ms@mobile-cpu"),
     (["--space", "s3-vit", "--budget", "4gflops", "--preset", "huge"], r"unknown preset 'huge'"),
 ])

@@ -14,7 +14,7 @@ def _worker(rank: int, world: int, port: int, data_dir: str, space_path: str, ou
     torch.set_num_threads(1)
     import torch.distributed as dist
 
-    import nascomp.search.run as run_module
+    import nascomp.nas.pipeline as run_module
     from tests.test_search import _job
 
     scored = []
@@ -38,7 +38,7 @@ def test_ranks_share_scores_and_take_the_same_decisions(fake_fmnist, tmp_path):
     import torch.multiprocessing as mp
     import yaml
 
-    from nascomp.io import read_json
+    from nascomp.core.io import read_json
     from tests.test_search import TINY
 
     space_path = tmp_path / "tiny-search.yaml"

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from timm.models.swin_transformer import SwinTransformerBlock
 
-from nascomp.errors import NascompError
-from nascomp.profile.arch_cost import arch_cost
+from nascomp.core.errors import NascompError
+from nascomp.cost.arch_cost import arch_cost
 from nascomp.spaces import (
     DIMENSIONS, Arch, BlockArch, SearchSpace, StageArch, arch_layout, block_configs, clamp_window, list_archs, list_spaces,
     load_arch,

@@ -10,12 +10,13 @@ import timm
 import torch
 
 from nascomp.cli import main
-from nascomp.compress.distill import (
-    PenultimateTap, SemanticRepresentationDistillation, build_distiller, distillation_step, srd_loss,
-)
-from nascomp.errors import NascompError
+from nascomp.distillation.base import build_distiller, distillation_step
+from nascomp.distillation.losses import srd_loss
+from nascomp.distillation.srd import SemanticRepresentationDistillation
+from nascomp.distillation.taps import PenultimateTap
+from nascomp.core.errors import NascompError
 from nascomp.models import resolve_model, save_model, timm_spec
-from nascomp.train import StepContext
+from nascomp.engine import StepContext
 
 VIT = dict(img_size=28, patch_size=7, in_chans=1, embed_dim=32, depth=2, num_heads=2, num_classes=10)
 SWIN = dict(img_size=28, patch_size=2, window_size=7, embed_dim=16, depths=(2, 2), num_heads=(2, 4), in_chans=1, num_classes=10)
@@ -139,7 +140,7 @@ def test_train_with_distill_srd_and_kd(tmp_path, fake_fmnist, capsys):
 def _ddp_worker(rank: int, world: int, port: int, out):
     import torch.distributed as dist
 
-    from nascomp.train import _average_gradients
+    from nascomp.engine import _average_gradients
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     connector = torch.nn.Linear(2, 2)

@@ -12,14 +12,15 @@ from timm.models.swin_transformer import SwinTransformer
 
 from nascomp.cli import main
 from nascomp.data import load_data
-from nascomp.errors import NascompError
-from nascomp.io import load_tensors
+from nascomp.core.errors import NascompError
+from nascomp.core.io import load_tensors
 from nascomp.models import load_model, resolve_model, save_model
 from nascomp.spaces import SearchSpace, StageArch, load_arch
-from nascomp.supernet import Supernet, arch_spec, build_from_arch, extract, load_supernet
-from nascomp.supernet.evaluate import evaluate_archs
-from nascomp.supernet.train import make_step, sample_subnets, train_supernet
-from nascomp.train import StepContext, evaluate
+from nascomp.models.swin import arch_spec, build_from_arch
+from nascomp.nas.supernet import Supernet, extract, load_supernet
+from nascomp.nas.supernet.evaluate import evaluate_archs
+from nascomp.nas.supernet.train import make_step, sample_subnets, train_supernet
+from nascomp.engine import StepContext, evaluate
 from tests.conftest import TINY_SPACE
 
 CPU_SPACE = SearchSpace.load("s3-vit-cpu")
@@ -171,10 +172,10 @@ def _tiny_data(fake_fmnist):
 def test_training_resumes_to_identical_weights_and_saves_a_loadable_supernet(fake_fmnist, tmp_path, monkeypatch):
     data = _tiny_data(fake_fmnist)
     recipe = dict(preset="smoke", resolution=16, epochs=2, batch_size=32, quiet=True, seed=3, drop_path_rate=0.1)
-    metrics = train_supernet(TINY, data, tmp_path / "full", **recipe)
-    assert set(metrics["val"]["subnets"]) == {"largest", "smallest"}
+    result = train_supernet(TINY, data, tmp_path / "full", **recipe)
+    assert set(result.metrics["val"]["subnets"]) == {"largest", "smallest"} and result.out == tmp_path / "full"
 
-    import nascomp.supernet.train as train_module
+    import nascomp.nas.supernet.train as train_module
 
     real_make_step = train_module.make_step
 

@@ -14,7 +14,7 @@ def _worker(rank: int, world: int, port: int, data_dir: str, out_dir: str, disti
     torch.set_num_threads(1)
     import torch.distributed as dist
 
-    import nascomp.supernet.train as train_module
+    import nascomp.nas.supernet.train as train_module
     from nascomp.data import load_data
     from tests.test_supernet import TINY
 
@@ -27,7 +27,7 @@ def _worker(rank: int, world: int, port: int, data_dir: str, out_dir: str, disti
         return archs
 
     train_module.sample_subnets = recording
-    from nascomp.supernet import Supernet
+    from nascomp.nas.supernet import Supernet
 
     data = load_data("fashion-mnist", data_dir, limit_train=128, limit_val=32)
     torch.manual_seed(rank)  # different initial weights per rank: DDP must broadcast rank 0's

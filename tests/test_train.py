@@ -5,10 +5,10 @@ import timm
 import torch
 
 from nascomp.data import load_data
-from nascomp.errors import NascompError
-from nascomp.io import load_tensors
+from nascomp.core.errors import NascompError
+from nascomp.core.io import load_tensors
 from nascomp.models import load_model, timm_spec
-from nascomp.train import TrainConfig, default_step, evaluate, fit, lr_at
+from nascomp.engine import TrainConfig, default_step, evaluate, fit, lr_at
 from tests.conftest import TINY_VIT
 
 

@@ -142,7 +142,7 @@ def table() -> str:
 
 def delta_norms() -> str:
     """||ΔW|| / ||W|| of every adapted Q and V weight in the K=5 KAdaptation runs (why s = 160 fails here)."""
-    from nascomp.compress.kadaptation import kadaptation_layers
+    from nascomp.adaptation.kadaptation import kadaptation_layers
     from nascomp.models import load_model
 
     lines = ["| run | median ‖ΔW‖/‖W‖ | max |", "|---|---|---|"]

@@ -15,10 +15,10 @@ import json
 
 import torch
 
-from nascomp.compress.minivit import MiniViTConfig, default_share, multiplex
+from nascomp.compression.minivit import MiniViTConfig, default_share, multiplex
 from nascomp.data import load_data
 from nascomp.models import build_from_spec, load_model, model_input_size
-from nascomp.train import evaluate
+from nascomp.engine import evaluate
 
 
 def main() -> None:

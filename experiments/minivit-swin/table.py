@@ -1,6 +1,6 @@
 """Collect the runs of this experiment into the README's table (Markdown) and results.json.
 
-Params and MACs are counted here (nascomp.profile.cost.count_cost at the model's resolution); checkpoint size
+Params and MACs are counted here (nascomp.cost.counter.count_module at the model's resolution); checkpoint size
 is the size of model.safetensors; latencies come from the `nascomp profile ... --out` JSON files; top-1 from
 each run's metrics.json (test split, 10,000 images).
 
@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from nascomp.models import load_model, model_input_size
-from nascomp.profile.cost import count_cost
+from nascomp.cost.counter import count_module
 
 ROWS = [
     ("teacher", "Teacher: Swin (2-2-6-2), `nascomp train`"),
@@ -44,7 +44,7 @@ def collect(root: Path) -> list[dict]:
         metrics = json.loads((run / "metrics.json").read_text())
         model, _ = load_model(run)
         in_chans, resolution = model_input_size(model)
-        cost = count_cost(model, resolution, in_chans)
+        cost = count_module(model, resolution, in_chans)
         rows.append({
             "run": name, "label": label, "params": cost.params, "macs": cost.macs, "resolution": resolution,
             "checkpoint_bytes": (run / "model.safetensors").stat().st_size,

@@ -34,9 +34,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from nascomp.cli import main as nascomp  # noqa: E402
-from nascomp.io import atomic_write_json, read_json  # noqa: E402
-from nascomp.profile.arch_cost import arch_cost  # noqa: E402
-from nascomp.search import et_error, make_constraint, parse_budget, sample_candidates  # noqa: E402
+from nascomp.core.io import atomic_write_json, read_json  # noqa: E402
+from nascomp.cost.arch_cost import arch_cost  # noqa: E402
+from nascomp.nas import et_error, make_constraint, parse_budget, sample_candidates  # noqa: E402
 from nascomp.spaces import Arch, SearchSpace  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

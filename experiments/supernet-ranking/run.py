@@ -32,8 +32,8 @@ import torch  # noqa: E402
 from scipy.stats import kendalltau, spearmanr  # noqa: E402
 
 from nascomp.cli import main as nascomp  # noqa: E402
-from nascomp.io import atomic_write_json, read_json  # noqa: E402
-from nascomp.profile.arch_cost import arch_cost  # noqa: E402
+from nascomp.core.io import atomic_write_json, read_json  # noqa: E402
+from nascomp.cost.arch_cost import arch_cost  # noqa: E402
 from nascomp.spaces import SearchSpace  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -78,7 +78,7 @@ def standalone_dir(out: Path, seed: int) -> Path:
 def evaluate_standalone(run_dir: Path, data) -> dict:
     """Top-1 of a trained stand-alone model on the full validation split (python API; no CLI command evaluates)."""
     from nascomp.models import load_model
-    from nascomp.train import evaluate
+    from nascomp.engine import evaluate
 
     model, _ = load_model(run_dir)
     return evaluate(model, data.val, data.transform(32, 3, train=False))

@@ -12,7 +12,7 @@ from nascomp.spaces.layout import (
     ArchLayout, BlockConfig, HeadConfig, MergeConfig, StemConfig, arch_layout, block_configs, clamp_window, stage_resolutions,
 )
 from nascomp.spaces.registry import list_archs, list_spaces, load_arch
-from nascomp.spaces.space import BLOCK_DIMENSIONS, DIMENSIONS, STAGE_DIMENSIONS, SearchSpace, StageChoices
+from nascomp.spaces.space import BLOCK_DIMENSIONS, DIMENSIONS, STAGE_DIMENSIONS, SearchSpace, StageChoices, load_space
 
 __all__ = [
     "Arch",
@@ -31,6 +31,7 @@ __all__ = [
     "list_spaces",
     "load_arch",
     "SearchSpace",
+    "load_space",
     "StageChoices",
     "DIMENSIONS",
     "STAGE_DIMENSIONS",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from nascomp.errors import NascompError
+from nascomp.core.errors import NascompError
 
 __all__ = ["BlockArch", "StageArch", "Arch", "BLOCK_FIELDS"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterator
 
-from nascomp.errors import NascompError
+from nascomp.core.errors import NascompError
 from nascomp.spaces.arch import Arch
 
 __all__ = [

@@ -1,7 +1,8 @@
 """Where shipped search spaces and reference archs live, and how a user names them.
 
-Spaces are YAML files in the repository's ``search_spaces/`` folder (``s3-vit`` → ``search_spaces/s3-vit.yaml``);
-reference architectures are JSON files in ``search_spaces/archs/`` (``swin-t`` → ``archs/swin-t.json``).
+Spaces are YAML files shipped inside the package, in ``nascomp/spaces/builtin/`` (``s3-vit`` → ``builtin/s3-vit.yaml``;
+the repository's top-level ``search_spaces/`` links there); reference architectures are JSON files in
+``builtin/archs/`` (``swin-t`` → ``archs/swin-t.json``). They are package data, so an installed wheel finds them.
 Anything that is an existing file path is used as is, so users can keep their own spaces anywhere.
 ``$NASCOMP_SPACES`` points at another folder with the same layout.
 """
@@ -12,7 +13,7 @@ import difflib
 import os
 from pathlib import Path
 
-from nascomp.errors import NascompError
+from nascomp.core.errors import NascompError
 from nascomp.spaces.arch import Arch
 
 __all__ = ["spaces_dir", "list_spaces", "list_archs", "space_path", "arch_path", "load_arch"]
@@ -20,7 +21,7 @@ __all__ = ["spaces_dir", "list_spaces", "list_archs", "space_path", "arch_path",
 
 def spaces_dir() -> Path:
     env = os.environ.get("NASCOMP_SPACES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "search_spaces"
+    return Path(env) if env else Path(__file__).resolve().parent / "builtin"
 
 
 def list_spaces() -> list[str]:

@@ -36,13 +36,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
-from nascomp.errors import NascompError
-from nascomp.io import atomic_write_text
+from nascomp.core.errors import NascompError
+from nascomp.core.io import atomic_write_text
 from nascomp.spaces.arch import Arch, BlockArch, StageArch
 from nascomp.spaces.layout import stage_resolutions
 from nascomp.spaces.registry import space_path
 
-__all__ = ["DIMENSIONS", "STAGE_DIMENSIONS", "BLOCK_DIMENSIONS", "StageChoices", "SearchSpace"]
+__all__ = ["DIMENSIONS", "STAGE_DIMENSIONS", "BLOCK_DIMENSIONS", "StageChoices", "SearchSpace", "load_space"]
 
 STAGE_DIMENSIONS = ("depth", "embed_dim")
 BLOCK_DIMENSIONS = ("heads", "qkv_dim", "mlp_ratio", "window")
@@ -379,3 +379,15 @@ class SearchSpace:
 def _suggest(word: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """A shipped search space by name (``s3-vit``, ``s3-vit-cpu``; see `list_spaces`) or a space YAML file.
+
+    Args:
+        name_or_path: the space's name or the path of a YAML file in the format of ``nascomp/spaces/builtin``.
+
+    Returns:
+        The `SearchSpace` (its choices per stage and dimension, resolution and patch size).
+    """
+    return SearchSpace.load(name_or_path)

@@ -1,0 +1,65 @@
+"""`nascomp` command line: parse the arguments, call the Python API, print the result.
+
+Each sub-command is one module here with ``register(subparsers)`` (its arguments) and ``run(args)`` (the call
+into `nascomp`'s public functions). Only the module of the sub-command being run is imported, and those
+modules import the library inside ``run``, so ``nascomp --help`` and ``nascomp SUBCOMMAND --help`` load no
+torch. A `NascompError` anywhere becomes one ``error: ...`` line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nascomp import __version__
+from nascomp.core.errors import EXIT_USER_ERROR, NascompError
+
+# sub-command -> (module, one-line help shown by `nascomp --help`)
+COMMANDS = {
+    "search": ("nascomp.cli.search", "S3 search: evolve the space by E-T error, then evolutionary search under a budget"),
+    "supernet": ("nascomp.cli.supernet", "S3 search spaces and weight-entangled supernet"),
+    "train": ("nascomp.cli.train", "train a timm model or arch JSON (optionally distilling from a teacher)"),
+    "flops": ("nascomp.cli.flops", "count params and MACs (attention included)"),
+    "compress": ("nascomp.cli.compress", "compress a trained Swin or ViT/DeiT (MiniViT weight multiplexing, drop-blocks) with distillation"),
+    "adapt": ("nascomp.cli.adapt", "parameter-efficient transfer: KAdaptation, LoRA, LoKr, linear probe, full"),
+    "profile": ("nascomp.cli.profile", "measure latency/energy on a target; build latency lookup tables"),
+    "export": ("nascomp.cli.export", "export a model to ONNX (verified with ONNX Runtime)"),
+    "pareto": ("nascomp.cli.pareto", "non-dominated front, hypervolume and plot of a result table"),
+}
+
+
+def _chosen(argv: list[str]) -> str | None:
+    return next((a for a in argv if a in COMMANDS), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the sub-command named in ``argv`` gets its full argument list (all of them when None)."""
+    parser = argparse.ArgumentParser(prog="nascomp", description="Search, compress and profile vision transformers under a budget.")
+    parser.add_argument("--version", action="version", version=f"nascomp {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = _chosen(argv) if argv is not None else None
+    for name, (module, text) in COMMANDS.items():
+        if argv is None or name == chosen:
+            importlib.import_module(module).register(subparsers)
+        else:
+            subparsers.add_parser(name, help=text)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    try:
+        result = args.func(args)
+    except NascompError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""`nascomp profile MODEL --target cpu|mobile-cpu|cuda|android[:SERIAL]`: measured latency (and energy) with its protocol.
+
+Also builds and checks latency lookup tables for search:
+`nascomp profile --build-lut --space s3-vit --target mobile-cpu [--validate 50]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nascomp.cli.common import add_model_args, model_overrides, print_json, str_list
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("profile", help="measure latency/energy on a target; build latency lookup tables", description=__doc__)
+    p.add_argument("model", metavar="MODEL", nargs="?", help="timm model name, arch JSON, or saved model directory")
+    p.add_argument("--target", default="cpu", help="cpu | mobile-cpu | cuda | android[:SERIAL] (default: %(default)s)")
+    p.add_argument("--runtime", type=str_list, help="torch, onnxruntime or both comma-separated (default: per target)")
+    p.add_argument("--precision", type=str_list, help="fp32, int8 (ONNX Runtime dynamic quantization) (default: per target)")
+    p.add_argument("--threads", type=int, help="intra-op threads (default: all allowed cores on cpu, 1 on mobile-cpu/android)")
+    p.add_argument("--cores", help="pin to these cores, e.g. 1 or 0-3 (default: the last core on mobile-cpu; taskset on android)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--resolution", type=int, help="input resolution (default: the model's)")
+    p.add_argument("--warmup", type=int, help="untimed runs first (default: 10; 3 per layer/subnet with --build-lut)")
+    p.add_argument("--repeat", type=int, help="timed runs (default: 50; 15 per layer/subnet with --build-lut)")
+    p.add_argument("--exporter", choices=["auto", "torchscript", "dynamo"], default="auto",
+                   help="ONNX exporter for ONNX Runtime runs (default auto: TorchScript, dynamo if that fails)")
+    p.add_argument("--timer", choices=["wall", "thread-cpu"], default="wall",
+                   help="wall clock (default), or the thread's CPU time (1 thread only; for shared, loaded machines)")
+    g = p.add_argument_group("energy")
+    g.add_argument("--energy", action="store_true", help="energy per inference: NVML (cuda), RAPL (cpu), battery (android), else estimated")
+    g.add_argument("--power-w", help="state the power model used when no counter exists: ACTIVE[:IDLE] watts")
+    g.add_argument("--energy-window", type=float, default=2.0, help="minimum seconds of back-to-back inferences per energy reading")
+    g = p.add_argument_group("android")
+    g.add_argument("--perf-test", help="onnxruntime_perf_test built for the phone: a host file to push, or a path on the phone")
+    g = p.add_argument_group("output")
+    g.add_argument("--json", action="store_true", help="print the report as JSON")
+    g.add_argument("--out", help="also write the JSON report to this file")
+    g.add_argument("--samples", action="store_true", help="include every per-run latency in the JSON")
+    g.add_argument("--keep-onnx", metavar="DIR", help="keep the exported ONNX files in DIR")
+    g.add_argument("--quiet", action="store_true", help="no progress messages")
+    g = p.add_argument_group("latency lookup table (predictor for search budgets)")
+    g.add_argument("--build-lut", action="store_true", help="measure every block configuration of --space on --target")
+    g.add_argument("--space", help="search space name or YAML file for --build-lut")
+    g.add_argument("--lut", help="LUT file (default: the per-user LUT directory, see nascomp.profiling.predictor)")
+    g.add_argument("--reference-probe", action="store_true",
+                   help="time a fixed reference block before every run and keep the ratio (for shared or throttling machines)")
+    g.add_argument("--calibrate", type=int, default=12, help="random subnets measured end to end to fit the offset (default: %(default)s)")
+    g.add_argument("--validate", type=int, default=0, help="after building (or alone with --lut), measure N random subnets and report accuracy")
+    g.add_argument("--seed", type=int, default=0)
+    add_model_args(p)
+    p.set_defaults(func=run)
+
+
+def _settings(args: argparse.Namespace, log) -> dict:
+    """`nascomp.profile` keyword settings from the command line."""
+    return dict(runtimes=args.runtime, precisions=args.precision, threads=args.threads, cores=args.cores, batch=args.batch,
+                resolution=args.resolution, warmup=args.warmup, repeat=args.repeat, energy=args.energy, power_model=args.power_w,
+                energy_window_s=args.energy_window, perf_test=args.perf_test, onnx_dir=args.keep_onnx, include_samples=args.samples,
+                timer=args.timer, exporter=args.exporter, log=log)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from nascomp.core.errors import NascompError
+
+    lut_mode = args.build_lut or (args.validate and args.model is None)
+    args.warmup = args.warmup if args.warmup is not None else (3 if lut_mode else 10)
+    args.repeat = args.repeat if args.repeat is not None else (15 if lut_mode else 50)
+    console = Console(stderr=True, quiet=args.quiet or False)
+    log = lambda msg: console.print(f"[dim]{msg}[/]")  # noqa: E731
+    if lut_mode:
+        return _run_lut(args)
+    if not args.model:
+        raise NascompError("give a MODEL to profile (timm name, arch JSON or model directory), or --build-lut --space NAME")
+    import nascomp
+
+    report = nascomp.profile(args.model, args.target, out=args.out, checkpoint=args.checkpoint, model_kwargs=model_overrides(args),
+                             **_settings(args, log))
+    doc = report.to_dict(include_samples=args.samples)
+    if args.json:
+        print_json(doc)
+    else:
+        _print_report(doc)
+    return 0
+
+
+def _print_report(doc: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console()
+    proto = doc["protocol"]
+    out.print(f"[bold]{doc['model']}[/] on [bold]{doc['target']}[/]: {doc['note']}")
+    with_energy = any(m.get("energy") for m in doc["measurements"])
+    columns = ["runtime", "precision", "median ms", "IQR ms", "p90 ms", "runs"] + (["mJ/inference", "energy"] if with_energy else [])
+    table = Table(*columns)
+    for m in doc["measurements"]:
+        if "skipped" in m:
+            table.add_row(m["runtime"], m["precision"], "-", "-", "-", "-", *(["-", "skipped"] if with_energy else []))
+            continue
+        row = [m["runtime"], m["precision"], f"{m['latency_ms']:.3f}", f"{m['iqr_ms']:.3f}", f"{m['p90_ms']:.3f}", str(m["runs"])]
+        if with_energy:
+            e = m.get("energy") or {}
+            row += ["-" if m["energy_mj"] is None else f"{m['energy_mj']:.3f}", f"{e.get('kind', '')} ({e.get('source', '')})"]
+        table.add_row(*row)
+    out.print(table)
+    for m in doc["measurements"]:
+        if "skipped" in m:
+            out.print(f"  [yellow]{m['runtime']}/{m['precision']} skipped:[/] {m['skipped']}")
+    device = proto.get("gpu_model") or (proto.get("phone") or {}).get("model") or proto.get("cpu_model")
+    timer = next((m["details"]["timer"] for m in doc["measurements"] if "details" in m and "timer" in m["details"]), None)
+    out.print(f"  device: {device}; threads {proto['threads']}, affinity {proto['affinity']}, batch {proto['batch']}, "
+              f"{proto['resolution']} px, {proto['warmup']} warm-up + {proto['repetitions']} timed runs, {proto['statistic']}")
+    if timer:
+        out.print(f"  timer: {timer}")
+    for m in doc["measurements"]:
+        ratio = (m.get("details") or {}).get("wall_over_cpu")
+        if ratio and ratio > 1.15:
+            out.print(f"  [yellow]{m['runtime']}/{m['precision']}: wall time is {ratio:.2f}x the thread's CPU time: other load took the core "
+                      "(load average {}); consider --timer thread-cpu[/]".format(m["details"].get("load_average_before")))
+    if doc.get("macs"):
+        out.print(f"  cost: {doc['params'] / 1e6:.2f} M params, {doc['gmacs']:.3f} G MACs (what papers call FLOPs)")
+    for m in doc["measurements"]:
+        e = m.get("energy")
+        if e:
+            extra = f"; estimated because: {e['fallback_reason']}" if e.get("fallback_reason") else ""
+            out.print(f"  energy {m['runtime']}/{m['precision']}: {e['kind']} via {e['source']}, total {e['total_mj_per_inference']} mJ "
+                      f"minus idle {e['idle_mj_per_inference']} mJ ({e['idle_power_w']} W idle){extra}")
+    out.print("  [dim]full protocol: --json[/]")
+
+
+def _run_lut(args: argparse.Namespace) -> int:
+    """--build-lut (then optionally --validate N), or --validate N alone on an existing table."""
+    from rich.console import Console
+
+    import nascomp
+    from nascomp.core.errors import NascompError
+    from nascomp.core.io import read_json
+    from nascomp.core.progress import progress_bar
+    from nascomp.profiling.predictor import lut_path
+    from nascomp.profiling.targets import parse_target
+
+    if args.model:
+        raise NascompError("--build-lut / --validate work on a search space, not on MODEL; drop MODEL and pass --space")
+    if not args.space:
+        raise NascompError("--build-lut needs --space NAME (e.g. s3-vit) or a space YAML file")
+    space = nascomp.load_space(args.space)
+    with progress_bar(not args.quiet) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total, info="")
+            bar.update(tasks[stage], completed=done)
+
+        if args.build_lut:
+            table = nascomp.build_latency_table(
+                space, args.target, lut=args.lut, runtime=(args.runtime or [None])[0], precision=(args.precision or ["fp32"])[0],
+                threads=args.threads, cores=args.cores, timer=args.timer, exporter=args.exporter, probe=args.reference_probe,
+                warmup=args.warmup, repeat=args.repeat, batch=args.batch, resolution=args.resolution, calibrate=args.calibrate,
+                seed=args.seed, energy=args.energy, progress=progress)
+            path = table["path"]
+        else:
+            path = args.lut or str(lut_path(space.name, parse_target(args.target).label))
+            if not Path(path).is_file():
+                raise NascompError(f"no lookup table at {path}; build it with --build-lut")
+            table = read_json(path)
+        summary = {"lut": str(path), "target": table["target"], "entries": len(table["entries"]), "protocol": table["protocol"],
+                   "fit": {k: v for k, v in (table.get("fit") or {}).items() if k != "calibration"}, "power": table.get("power"),
+                   "build_seconds": table.get("build_seconds")}
+        if args.validate:
+            result = nascomp.validate_latency_table(space, args.target, lut=path, n=args.validate, seed=args.seed + 1000, progress=progress)
+            summary["validation"] = {k: v for k, v in result.items() if k != "rows"}
+    if args.json:
+        print_json(summary)
+        return 0
+    out = Console()
+    fit = summary["fit"]
+    out.print(f"lookup table {path}: {summary['entries']} layer configurations of {space.name} on {table['target']}")
+    p = table["protocol"]
+    out.print(f"  protocol: {p['runtime']} {p['precision']}, {p['threads']} thread(s), cores {p['cores']}, {p['timer']} timer, "
+              f"{p['warmup']} warm-up + {p['repeat']} runs, {p['resolution']} px"
+              + (f", reference probe ({table['probe']['reference_ms']:.2f} ms)" if p.get("probe") else ""))
+    if fit:
+        out.print(f"  fit: predicted = {fit['scale']:.4f} x sum + {fit['offset_ms']:.3f} ms ({fit['method']}, "
+                  f"{len((table.get('fit') or {}).get('calibration', []))} calibration subnets)")
+    if "validation" in summary:
+        v = summary["validation"]
+        out.print(f"  accuracy: {v['within_tolerance']:.1%} of {v['subnets']} random subnets within ±{v['tolerance']:.0%} of measured "
+                  f"(mean |error| {v['mean_abs_error']:.1%}, max {v['max_abs_error']:.1%})")
+    return 0

@@ -1,1 +1,0 @@
-"""One module per `nascomp` sub-command: argument definitions and the call into the library."""

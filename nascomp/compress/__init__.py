@@ -1,1 +1,0 @@
-"""Compression of pretrained vision transformers: MiniViT weight multiplexing and distillation."""

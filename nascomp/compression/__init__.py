@@ -1,0 +1,1 @@
+"""Compression of a trained vision transformer: MiniViT weight multiplexing, drop-blocks."""

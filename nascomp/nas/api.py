@@ -1,0 +1,100 @@
+"""`search`: the S3 search of a space under a budget, from the supernet to the finalists, in one run directory."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nascomp.core.errors import NascompError
+from nascomp.core.validate import fraction, output_dir, positive, removed_on_failure
+from nascomp.data import DataBundle, load_data
+from nascomp.nas.budget import Budget, parse_budget
+from nascomp.nas.pipeline import SearchJob, default_out_dir, run_search
+from nascomp.nas.presets import SearchPreset, resolve_preset
+from nascomp.spaces.arch import Arch
+from nascomp.spaces.space import SearchSpace
+
+__all__ = ["SearchResult", "search"]
+
+
+@dataclass
+class SearchResult:
+    """A finished search: the run directory, the winning arch and everything ``best_arch.json`` records."""
+
+    run_dir: Path
+    best_arch: Arch
+    summary: dict
+
+    @property
+    def params(self) -> int:
+        return self.summary["params"]
+
+    @property
+    def macs(self) -> int:
+        return self.summary["macs"]
+
+    @property
+    def val_top1(self) -> float:
+        return self.summary["val_top1"]
+
+    @property
+    def test_top1(self) -> float:
+        return self.summary["test_top1"]
+
+    @property
+    def budget(self) -> dict:
+        return self.summary["budget"]
+
+
+def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle | str = "fashion-mnist", preset: SearchPreset | str = "cpu",
+           out: str | os.PathLike | None = None, seed: int = 0, resume: bool = False, quiet: bool = False, device: str | None = None,
+           in_chans: int = 3, lut: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None, download: bool = False,
+           val_fraction: float = 0.1, **overrides: Any) -> SearchResult:
+    """Search ``space`` for the most accurate architecture within ``budget`` (S3: supernet, E-T error, space
+    evolution, evolutionary search), then extract the finalists and evaluate them on the test set.
+
+    Args:
+        space: a `SearchSpace` or a shipped space name (``s3-vit``; `nascomp.list_spaces`) or YAML path.
+        budget: a `Budget` or its text: ``4gflops`` (= 4e9 MACs, the papers' FLOPs), ``4e9macs``, ``25mparams``,
+            ``25ms@mobile-cpu`` or ``50mj@cuda`` (these need a latency table, `nascomp.build_latency_table`).
+        data: a dataset name (loaded with the preset's training / validation limits) or a `DataBundle` (used as given).
+        preset: ``smoke``, ``cpu`` (default) or ``full``, or a `SearchPreset`; keyword ``overrides`` replace its
+            fields (``epochs``, ``resolution``, ``evolve_steps``, ``et_samples``, ``tau``, ``population``,
+            ``generations``, ``top``, ``retrain_epochs``, ``limit_train``...; see `nascomp.nas.presets.resolve_preset`).
+        out: the run directory (default ``runs/search/<space>-<budget>-<preset>-seed<seed>``).
+        seed: the run's seed. resume: continue an interrupted run in ``out`` (same result as uninterrupted).
+        in_chans: model input channels (grey images are repeated). lut: latency table for ms/mJ budgets.
+        data_dir, download, val_fraction: where and how a dataset given by name is loaded.
+
+    Returns:
+        `SearchResult` with the run directory, the best `Arch`, its params/MACs, validation and test top-1.
+    """
+    positive("in_chans", in_chans)
+    fraction("--val-fraction", val_fraction)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise NascompError(f"seed must be an integer, got {seed!r}")
+    space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    budget = budget if isinstance(budget, Budget) else parse_budget(budget)
+    if isinstance(preset, SearchPreset):
+        preset_name, recipe = "custom", resolve_preset(preset, overrides)
+    else:
+        preset_name, recipe = str(preset), resolve_preset(str(preset), overrides)
+    out = output_dir(out)
+    if lut is not None and not Path(lut).is_file():
+        raise NascompError(f"latency table {lut} not found; build it with `nascomp profile --build-lut --space {space.name}`")
+    resolution = recipe.supernet.resolution or space.resolution
+    if isinstance(data, DataBundle):
+        bundle = data
+    else:
+        bundle = load_data(data, data_dir, val_fraction=val_fraction, limit_train=recipe.supernet.limit_train,
+                           limit_val=recipe.supernet.limit_val, limit_test=recipe.limit_test, download=download, resolution=resolution)
+    job = SearchJob(space, budget, recipe, bundle, preset_name, seed, in_chans, str(lut) if lut else None, device)
+    run_dir = out or default_out_dir(job, resume)
+    with removed_on_failure(run_dir):
+        summary = run_search(job, run_dir, resume=resume, quiet=quiet)
+    if not summary:  # a non-main DDP rank
+        return SearchResult(Path(run_dir), space.largest(), {})
+    return SearchResult(Path(run_dir), Arch.from_dict(summary["arch"]), summary)
+

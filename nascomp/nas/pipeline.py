@@ -1,0 +1,350 @@
+"""`run_search`: the whole S3 search in one run directory — and `--resume` after a kill at any point.
+
+Stages (research/s3.md §3–4; DESIGN.md's data flow):
+
+1. for each evolution step t = 0..S: train the supernet on space A_t (step 0 from scratch, later steps
+   inheriting every weight the new shapes allow), sample N budget-meeting subnets, score them with
+   inherited weights on the validation split, compute the E-T table and slopes, and (t < S) evolve A_t
+   into A_{t+1};
+2. evolutionary search in A_S under the budget, seeded with A_S's E-T samples;
+3. finish: the top archs (or the Pareto front) as standalone timm models, optionally retrained, and
+   evaluated on the test set — the only time the test set is read;
+4. outputs: best_arch.json, candidates.csv, pareto.png, evolution/history.json + et_steps.png, report.md.
+
+Resume: every stage writes its result atomically and is skipped when that file exists; supernet
+training resumes from its per-epoch checkpoint (`nascomp.engine.fit`); scores are memoised per supernet
+(`SupernetScorer`), and sampling, evolution and search are pure functions of the seed and the scores,
+so a resumed run replays to exactly the uninterrupted run's result. ``run.json`` holds the settings;
+resuming with other settings is refused. Wall and CPU time per stage go to ``timings.json`` (the only
+output that differs between an interrupted and an uninterrupted run, with report.md that quotes it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from nascomp.data import DataBundle
+from nascomp.core.distributed import DistInfo, barrier, init_distributed
+from nascomp.core.errors import NascompError
+from nascomp.core.io import atomic_write_json, read_json
+from nascomp.models import save_model
+from nascomp.core.progress import console
+from nascomp.nas.budget import Budget
+from nascomp.nas.constraints import Constraint, check_feasible, deploy_cost, make_constraint
+from nascomp.nas.et_error import et_table, sample_candidates
+from nascomp.nas.evolutionary import evolutionary_search
+from nascomp.nas.presets import SearchPreset
+from nascomp.nas.report import RunFacts, write_outputs
+from nascomp.nas.scoring import SupernetScorer
+from nascomp.nas.space_evolution import evolve_space, fit_slopes
+from nascomp.spaces import Arch, SearchSpace
+from nascomp.models.swin import arch_spec, build_from_arch
+from nascomp.nas.supernet import Supernet, extract, load_supernet, train_supernet
+from nascomp.engine import TrainConfig, evaluate, fit
+
+__all__ = ["SearchJob", "run_search", "default_out_dir"]
+
+
+@dataclass
+class SearchJob:
+    """Everything one search run is: the space, the budget, the recipe, the data and the seed."""
+
+    space: SearchSpace
+    budget: Budget
+    preset: SearchPreset
+    data: DataBundle
+    preset_name: str = "custom"
+    seed: int = 0
+    in_chans: int = 3
+    lut: str | None = None
+    device: str | None = None
+
+    def settings(self) -> dict:
+        """What must match for ``--resume`` (not where the data lives nor which device runs it)."""
+        return {"space": self.space.to_dict(), "budget": self.budget.text, "preset": self.preset_name, "data": self.data.describe(),
+                "seed": self.seed, "in_chans": self.in_chans, "lut": self.lut, "resolved": self.preset.to_dict()}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower().replace("@", "-at-")).strip("-")
+
+
+def default_out_dir(job: SearchJob, resume: bool, root: str | Path = "runs/search") -> Path:
+    """``runs/search/<space>-<budget>-<preset>-seed<seed>``; a new run takes the next free ``-2``, ``-3``...,
+    ``--resume`` the newest existing one."""
+    base = Path(root) / f"{_slug(job.space.name)}-{_slug(job.budget.text)}-{_slug(job.preset_name)}-seed{job.seed}"
+    taken = [base] + [base.with_name(f"{base.name}-{i}") for i in range(2, 1000)]
+    existing = [p for p in taken if p.exists()]
+    if resume:
+        return existing[-1] if existing else base
+    return next(p for p in taken if not p.exists())
+
+
+class _Timer:
+    """Wall and CPU seconds per stage, merged into timings.json (stages resumed later add up)."""
+
+    def __init__(self, path: Path, main: bool):
+        self.path, self.main = path, main
+        self.doc = read_json(path) if path.is_file() else {"stages": {}}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        wall, cpu = time.time(), time.process_time()
+        finished = False
+        try:
+            yield
+            finished = True
+        finally:
+            rec = self.doc["stages"].setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0, "sessions": 0})
+            rec["wall_s"] += time.time() - wall
+            rec["cpu_s"] += time.process_time() - cpu
+            rec["sessions"] += 1
+            rec["finished"] = finished
+            if self.main:
+                atomic_write_json(self.path, self.doc)
+
+
+class _Run:
+    """One search run; methods are the stages, each skipped when its output exists."""
+
+    def __init__(self, job: SearchJob, preset: SearchPreset, space: SearchSpace, budget: Budget, data: DataBundle,
+                 constraint: Constraint, out: Path, info: DistInfo, quiet: bool):
+        self.job, self.preset, self.space0, self.budget, self.data = job, preset, space, budget, data
+        self.constraint, self.out, self.info, self.quiet = constraint, out, info, quiet
+        self.resolution = preset.supernet.resolution or space.resolution
+        self.timer = _Timer(out / "timings.json", info.is_main)
+        self.eval_tf = data.transform(self.resolution, job.in_chans, train=False)  # validation and test
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        if not self.quiet and self.info.is_main:
+            console.print(text)
+
+    def write_json(self, path: Path, obj: Any) -> None:
+        if self.info.is_main:
+            atomic_write_json(path, obj)
+
+    def cost_row(self, arch: Arch) -> dict:
+        return deploy_cost(arch, self.space0, self.job.in_chans, self.data.num_classes)
+
+    def scorer(self, supernet: Supernet, step: int) -> SupernetScorer:
+        return SupernetScorer(supernet, self.data.val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
+                              memo=self.out / "evolution" / f"step-{step}" / "scores.jsonl", dist=self.info, quiet=self.quiet)
+
+    # --- 1. supernet training per evolution step -----------------------------------------------
+    def train_step(self, step: int, space: SearchSpace, previous: Supernet | None) -> Supernet:
+        run_dir = self.out / "supernet" / f"step-{step}"
+        if (run_dir / "metrics.json").is_file() and (run_dir / "model.safetensors").is_file():
+            return load_supernet(run_dir).to(self.info.device)
+        recipe = self.preset.supernet
+        if step:
+            recipe = replace(recipe, epochs=self.preset.evolve_epochs, warmup_epochs=self.preset.evolve_warmup_epochs,
+                             lr=self.preset.evolve_lr or recipe.lr)
+        with torch.random.fork_rng(devices=[]):  # initial (and newly grown) weights are a function of the seed
+            torch.manual_seed(self.job.seed * 1009 + step)
+            net = Supernet(space, num_classes=self.data.num_classes, in_chans=self.job.in_chans, img_size=self.resolution,
+                           drop_path_rate=recipe.drop_path_rate)
+        if previous is not None:
+            net.inherit_from(previous)
+        what = "from scratch" if previous is None else "inheriting the previous step's weights"
+        self.say(f"[bold]supernet step {step}[/]: {recipe.epochs} epoch(s) on {space.name} at {self.resolution} px, {what}")
+        with self.timer.stage(f"supernet-{step}"):
+            train_supernet(space, self.data, run_dir, preset=recipe, supernet=net, in_chans=self.job.in_chans, resume=True,
+                           quiet=self.quiet, device=self.job.device, seed=self.job.seed + step, keep_checkpoints=1)
+        barrier(self.info)
+        if self.info.is_main:
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the finished weights are in model.safetensors
+        return net
+
+    # --- 2. E-T error and space evolution --------------------------------------------------------
+    def et_step(self, step: int, space: SearchSpace, supernet: Supernet, last: bool) -> dict:
+        step_dir = self.out / "evolution" / f"step-{step}"
+        done = step_dir / "et.json"
+        if done.is_file():
+            return read_json(done)
+        n = self.preset.et_samples
+        with self.timer.stage(f"et-{step}"):
+            archs = sample_candidates(space, n, self.constraint, random.Random(f"{self.job.seed}:et:{step}"))
+            scores = self.scorer(supernet, step).score(archs)
+            errors = [100.0 - s["top1"] for s in scores]
+            table = et_table(space, archs, errors)
+            slopes = fit_slopes(space, archs, errors, table.k, self.preset.rule, seed=self.job.seed * 7919 + step,
+                                train_resolution=self.resolution)
+        record = {
+            "step": step, "space": space.to_dict(), "et": table.to_dict(), "slopes": slopes,
+            "supernet": read_json(self.out / "supernet" / f"step-{step}" / "metrics.json")["val"],
+            "samples": [{"arch": a.to_dict(), "val_top1": s["top1"], "cost": self.constraint.cost(a)} for a, s in zip(archs, scores)],
+        }
+        self.say(f"E-T error of {space.name}: Q {table.Q:.2f}% (E {table.E:.2f}, T {table.T:.2f}; {table.n} subnets, top {table.k})")
+        if not last:
+            validator = self._validator
+            new_space, decisions = evolve_space(space, slopes, self.preset.rule, f"{self.space0.name}-evolved-{step + 1}", validator)
+            record["decisions"] = decisions
+            record["next_space"] = new_space.to_dict()
+            moved = [f"stage {d['stage'] + 1} {d['dimension']} {d['choices']} -> {d['new_choices']}" for d in decisions if d["action"] != "keep"]
+            self.say(f"space evolution step {step + 1}: " + ("; ".join(moved) if moved else "no choice moved"))
+            if self.info.is_main:
+                new_space.save(self.out / "evolution" / f"step-{step + 1}" / "space.yaml")
+        if self.info.is_main:
+            space.save(step_dir / "space.yaml")
+        self.write_json(done, record)
+        return record
+
+    def _validator(self, space: SearchSpace) -> str | None:
+        """Why an evolved space is unusable: the budget cannot price it, or even its smallest arch exceeds it."""
+        why = self.constraint.supports(space)
+        if why:
+            return why
+        cheapest = self.constraint.cost(space.smallest())
+        return f"its smallest arch ({self.budget.format(cheapest)}) exceeds the budget" if cheapest > self.constraint.limit else None
+
+    # --- 3. evolutionary search ---------------------------------------------------------------------
+    def search(self, space: SearchSpace, supernet: Supernet, step: int, seeds: list[Arch]) -> dict:
+        done = self.out / "search" / "result.json"
+        if done.is_file():
+            return read_json(done)
+        scorer = self.scorer(supernet, step)
+        cfg = self.preset.evolution
+        self.say(f"[bold]evolutionary search[/] in {space.name}: population {cfg.population}, {cfg.generations} generations, "
+                 f"top-{cfg.parents} parents, objective {cfg.objective}")
+
+        def progress(rec: dict) -> None:
+            self.say(f"  generation {rec['generation']}: {rec['evaluated']} new, best val top-1 {rec['best_top1']:.2f}% "
+                     f"at {self.budget.format(rec['best_cost'])}")
+
+        with self.timer.stage("search"):
+            result = evolutionary_search(space, self.constraint, self.constraint.cost,
+                                         lambda archs: [s["top1"] for s in scorer.score(archs)], cfg, seed=self.job.seed,
+                                         initial=seeds, on_generation=progress)
+            full = scorer.score([c.arch for c in result.candidates])
+        front = {c.arch for c in result.front}
+        ranked = sorted(range(len(result.candidates)), key=lambda i: (-result.candidates[i].top1, result.candidates[i].cost))
+        rank = {i: r + 1 for r, i in enumerate(ranked)}
+        rows = []
+        for i, (c, s) in enumerate(zip(result.candidates, full)):
+            rows.append({"rank": rank[i], "generation": c.generation, "origin": c.origin, "val_top1": s["top1"], "val_top5": s["top5"],
+                         "val_loss": s["loss"], "cost": c.cost, "pareto": c.arch in front, **self.cost_row(c.arch), "arch": c.arch.to_dict()})
+        doc = {"space": space.to_dict(), "config": asdict(cfg), "history": result.history, "candidates": rows}
+        self.write_json(done, doc)
+        return doc
+
+    # --- 4. finish: standalone finalists, optional retraining, test set ----------------------------
+    def finalists(self, search: dict) -> list[dict]:
+        rows = sorted(search["candidates"], key=lambda r: r["rank"])
+        if self.preset.evolution.objective == "pareto":
+            front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["cost"])
+            if len(front) > max(self.preset.top, 10):
+                k = max(self.preset.top, 10)
+                front = [front[round(i * (len(front) - 1) / (k - 1))] for i in range(k)]
+            return front
+        return rows[: self.preset.top]
+
+    def finish(self, picks: list[dict], supernet: Supernet) -> list[dict]:
+        results = []
+        for k, row in enumerate(picks, start=1):
+            done = self.out / "finalists" / f"rank-{k}" / "result.json"
+            if done.is_file():
+                results.append(read_json(done))
+                continue
+            with self.timer.stage(f"finalist-{k}"):
+                results.append(self._finish_one(k, row, supernet))
+            self.write_json(done, results[-1])
+        return results
+
+    def _finish_one(self, k: int, row: dict, supernet: Supernet) -> dict:
+        arch = Arch.from_dict(row["arch"])
+        folder = self.out / "finalists" / f"rank-{k}"
+        p = self.preset
+        drop_path = p.supernet.drop_path_rate
+        spec = arch_spec(arch, self.data.num_classes, self.job.in_chans, self.resolution, drop_path)
+        if p.retrain_epochs:
+            if p.retrain_from == "scratch":
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.job.seed)
+                    model = build_from_arch(arch, self.data.num_classes, self.job.in_chans, self.resolution, drop_path)
+            else:
+                model = extract(supernet, arch)
+            lr = p.supernet.lr if p.retrain_from == "scratch" else p.supernet.lr / 4  # fine-tuning inherited weights: gentler
+            cfg = TrainConfig(epochs=p.retrain_epochs, batch_size=p.supernet.batch_size, lr=lr, min_lr=p.supernet.min_lr,
+                              warmup_epochs=min(p.supernet.warmup_epochs, p.retrain_epochs / 4), weight_decay=p.supernet.weight_decay,
+                              label_smoothing=p.supernet.label_smoothing, seed=self.job.seed, resolution=self.resolution,
+                              in_chans=self.job.in_chans, eval_batch_size=p.eval_batch_size, keep_checkpoints=1)
+            self.say(f"finalist {k}: retraining {p.retrain_epochs} epoch(s) from {p.retrain_from} weights")
+            metrics = fit(model, self.data, cfg, folder / "model", spec=spec, resume=True, quiet=self.quiet, device=self.job.device,
+                          metadata={"search": {"rank": k, "source": p.retrain_from}})
+            if self.info.is_main:
+                shutil.rmtree(folder / "model" / "checkpoints", ignore_errors=True)
+            val, test = metrics["val"], metrics["test"]
+            source = f"retrained {p.retrain_epochs} epoch(s) from {p.retrain_from} weights"
+        else:
+            model = extract(supernet, arch).cpu()
+            if self.info.is_main:
+                save_model(folder / "model", model, spec, {"search": {"rank": k, "source": "inherited supernet weights"}})
+            model.to(self.info.device)
+            val = {"top1": row["val_top1"], "top5": row["val_top5"], "loss": row["val_loss"], "n": len(self.data.val)}
+            test = evaluate(model, self.data.test, self.eval_tf, p.eval_batch_size, dist_info=self.info)
+            source = "inherited supernet weights (no retraining)"
+        self.say(f"finalist {k}: val top-1 {val['top1']:.2f}%  test top-1 {test['top1']:.2f}%  ({source})")
+        return {"rank": k, "search_rank": row["rank"], "arch": arch.to_dict(), "val": val, "test": test, "source": source,
+                "search_val_top1": row["val_top1"], "cost": row["cost"], **self.cost_row(arch),
+                "model_dir": str((folder / "model").relative_to(self.out))}
+
+
+def _check_settings(out: Path, settings: dict, resume: bool) -> None:
+    run_file = out / "run.json"
+    if run_file.is_file():
+        if not resume:
+            raise NascompError(f"{out} already holds a search run; add --resume to continue (or re-read) it, "
+                               "or choose a new --out")
+        stored = read_json(run_file).get("settings")
+        if stored != settings:
+            diff = sorted(k for k in set(stored or {}) | set(settings) if (stored or {}).get(k) != settings.get(k))
+            raise NascompError(f"cannot resume {out}: it was started with other settings ({', '.join(diff)}); "
+                               "rerun with the original options or choose a new --out")
+    elif out.is_dir() and any(out.iterdir()):
+        raise NascompError(f"{out} is not empty and holds no search run; choose a new --out")
+
+
+def run_search(job: SearchJob, out: str | Path | None = None, resume: bool = False, quiet: bool = False) -> dict:
+    """Run (or resume) a search; returns the summary also written to best_arch.json (empty on non-main DDP ranks)."""
+    space, budget, preset, data = job.space, job.budget, job.preset, job.data
+    info = init_distributed(job.device)
+    if preset.data_hint and data.name == "fashion-mnist" and info.is_main and not quiet:
+        console.print(f"[yellow]note:[/] {preset.data_hint}")
+    constraint = make_constraint(budget, space, job.in_chans, data.num_classes, job.lut)
+    cheapest = check_feasible(constraint, space)
+    out = Path(out) if out else default_out_dir(job, resume)
+    settings = job.settings()
+    _check_settings(out, settings, resume)
+    barrier(info)  # every rank has checked before rank 0 writes run.json
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / "run.json").is_file():
+            atomic_write_json(out / "run.json", {"settings": settings, "command": ["nascomp", *sys.argv[1:]], "out": str(out)})
+    barrier(info)
+    run = _Run(job, preset, space, budget, data, constraint, out, info, quiet)
+    run.say(f"[bold]S3 search[/] of {space.name} under {budget.describe()} (cheapest member {budget.format(cheapest)}) -> {out}")
+
+    steps, supernet, current = [], None, space
+    for t in range(preset.evolve_steps + 1):
+        if t:
+            current = SearchSpace.from_dict(steps[-1]["next_space"], f"{space.name}-evolved-{t}")
+        supernet = run.train_step(t, current, supernet)
+        steps.append(run.et_step(t, current, supernet, last=t == preset.evolve_steps))
+    seeds = [Arch.from_dict(s["arch"]) for s in steps[-1]["samples"]]
+    search = run.search(current, supernet, preset.evolve_steps, seeds)
+    finalists = run.finish(run.finalists(search), supernet)
+    facts = RunFacts(out, space, budget, preset, job.preset_name, job.seed, job.in_chans, data.describe(), run.resolution)
+    summary = write_outputs(facts, steps, search, finalists, cheapest) if info.is_main else {}
+    barrier(info)
+    return summary

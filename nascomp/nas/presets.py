@@ -1,0 +1,128 @@
+"""Search recipes: supernet training per step, E-T sampling, space evolution, evolutionary search, finish.
+
+- ``smoke``: about 2 minutes on a loaded 2-core CPU; what the end-to-end tests run.
+- ``cpu`` (the default): ``nascomp search --space s3-vit --budget 4gflops`` on 2 CPU cores in about half an
+  hour (measured: experiments/s3-fashion-mnist/README.md). The supernet trains at a 32 px proxy resolution
+  on 4000 Fashion-MNIST images; budgets and reported costs stay at the space's 224 px.
+- ``full``: the paper-scale recipe for ImageNet (``--data imagefolder:PATH``) on GPUs under ``torchrun``:
+  AutoFormer v1's supernet recipe at 224 px, E-T from 1000 subnets (top 50), two evolution steps (S3's
+  ablation compares spaces after one and two steps), AutoFormer's evolutionary search (population 50, 20
+  generations, top-10 parents, 25 + 25 offspring, m_prob 0.2, s_prob 0.4), and the top 5 retrained from
+  scratch for 300 epochs (DeiT-style; S3's own retraining recipe is not released). Not run here.
+
+Unknown in the paper and chosen here (research/s3.md): epochs per evolution step, τ, steps γ, and N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping
+
+from nascomp.core.errors import NascompError
+from nascomp.core.validate import non_negative, positive
+from nascomp.nas.evolutionary import EvolutionConfig
+from nascomp.nas.space_evolution import EvolutionRule
+from nascomp.nas.supernet.train import PRESETS as SUPERNET_PRESETS
+from nascomp.nas.supernet.train import SupernetPreset
+
+__all__ = ["SearchPreset", "PRESETS", "resolve_preset"]
+
+
+@dataclass(frozen=True)
+class SearchPreset:
+    """Everything one search run does, apart from the space, the budget, the data and the seed."""
+
+    supernet: SupernetPreset  # step 0's recipe (epochs = the initial supernet training)
+    evolve_steps: int
+    evolve_epochs: int  # supernet training per evolution step, inheriting the previous weights
+    evolve_warmup_epochs: float
+    et_samples: int  # N subnets per E-T evaluation
+    rule: EvolutionRule
+    evolution: EvolutionConfig
+    top: int  # finalists extracted as standalone models and evaluated on the test set
+    retrain_epochs: int = 0
+    evolve_lr: float | None = None  # peak LR of each evolution step's training; None: step 0's
+    retrain_from: str = "inherited"  # or "scratch"
+    limit_test: int | None = None
+    eval_batch_size: int = 256
+    data_hint: str = ""
+
+    def __post_init__(self):
+        if self.et_samples < 2:
+            raise NascompError(f"--et-samples must be at least 2 (an E-T table needs a spread), got {self.et_samples}")
+        for name in ("top", "eval_batch_size", "limit_test"):
+            positive(f"--{name.replace('_', '-')}", getattr(self, name))
+        for name in ("evolve_steps", "evolve_epochs", "retrain_epochs"):
+            non_negative(f"--{name.replace('_', '-')}", getattr(self, name))
+        non_negative("--evolve-warmup-epochs", self.evolve_warmup_epochs, integer=False)
+        positive("--evolve-lr", self.evolve_lr, integer=False)
+        if self.evolve_steps and self.evolve_epochs < 1:
+            raise NascompError("each evolution step needs at least one supernet epoch (--evolve-epochs)")
+        if self.retrain_from not in ("inherited", "scratch"):
+            raise NascompError(f"--retrain-from must be inherited or scratch, got {self.retrain_from!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["rule"] = self.rule.to_dict()
+        return d
+
+
+PRESETS: dict[str, SearchPreset] = {
+    "smoke": SearchPreset(
+        supernet=replace(SUPERNET_PRESETS["smoke"], sampler="uniform", limit_train=64, limit_val=32),
+        evolve_steps=1, evolve_epochs=1, evolve_warmup_epochs=0.0, et_samples=8,
+        rule=EvolutionRule(tau=0.5, significance=0.0, min_weight=1.0, bootstrap=20),
+        evolution=EvolutionConfig(population=8, generations=1, parents=3, mutations=3, crossovers=3),
+        top=2, limit_test=100, eval_batch_size=64,
+    ),
+    "cpu": SearchPreset(
+        supernet=SupernetPreset(resolution=32, epochs=4, batch_size=64, lr=2e-3, warmup_epochs=0.5, drop_path_rate=0.0,
+                                sampler="sandwich", limit_train=4000, limit_val=500),
+        # evolution steps continue at a quarter of the peak rate: re-warming to 2e-3 for a 2-epoch leg left the
+        # supernet worse than before it (E-T 24.2 -> 26.3 % with nothing moved; experiments/s3-fashion-mnist)
+        evolve_steps=2, evolve_epochs=2, evolve_warmup_epochs=0.25, evolve_lr=5e-4, et_samples=60,
+        # 60 subnets on 500 images put a bootstrap SE of 0.1-0.3 E-T points on each slope, so τ = 0.5 never
+        # fires; a small τ with a 2-SE guard moves only the dimensions whose trend clears the noise.
+        rule=EvolutionRule(tau=0.1, significance=2.0),
+        evolution=EvolutionConfig(population=20, generations=6, parents=5, mutations=10, crossovers=10),
+        top=3, limit_test=None, eval_batch_size=250,
+    ),
+    "full": SearchPreset(
+        supernet=replace(SUPERNET_PRESETS["full"], limit_val=25_000),  # 25 images per class score each candidate
+        evolve_steps=2, evolve_epochs=100, evolve_warmup_epochs=5.0, et_samples=1000,
+        rule=EvolutionRule(tau=0.5, significance=1.0),
+        evolution=EvolutionConfig(),
+        top=5, retrain_epochs=300, retrain_from="scratch", limit_test=None, eval_batch_size=256,
+        data_hint="the full preset is the paper-scale recipe: pass --data imagefolder:/path/to/imagenet and run it on GPUs "
+                  "(torchrun --nproc-per-node N -m nascomp search ...)",
+    ),
+}
+_SUPERNET_FIELDS = {f.name for f in fields(SupernetPreset)}
+
+
+def resolve_preset(name: str | SearchPreset, overrides: Mapping[str, Any] | None = None) -> SearchPreset:
+    """``PRESETS[name]`` (or the given preset) with explicit options (``None`` = keep the preset's) replacing its fields.
+
+    Keys: any `SearchPreset` field; any `SupernetPreset` field (``epochs`` = step 0's supernet epochs,
+    ``resolution``, ``limit_train``...); any `EvolutionConfig` field; ``tau`` / ``steps`` / ``significance``
+    for the evolution rule.
+    """
+    if isinstance(name, SearchPreset):
+        preset = name
+    elif name not in PRESETS:
+        raise NascompError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    else:
+        preset = PRESETS[name]
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    evo_fields = {f.name for f in fields(EvolutionConfig)}
+    rule_fields = {f.name for f in fields(EvolutionRule)}
+    top_fields = {f.name for f in fields(SearchPreset)} - {"supernet", "rule", "evolution"}
+    unknown = sorted(set(overrides) - evo_fields - rule_fields - top_fields - _SUPERNET_FIELDS)
+    if unknown:
+        raise NascompError(f"unknown search options {unknown}")
+    supernet = replace(preset.supernet, **{k: v for k, v in overrides.items() if k in _SUPERNET_FIELDS})
+    rule = replace(preset.rule, **{k: v for k, v in overrides.items() if k in rule_fields})
+    evolution = replace(preset.evolution, **{k: v for k, v in overrides.items() if k in evo_fields})
+    out = replace(preset, supernet=supernet, rule=rule, evolution=evolution,
+                  **{k: v for k, v in overrides.items() if k in top_fields})
+    return out

@@ -1,0 +1,223 @@
+"""The run directory's outputs: best_arch.json, candidates.csv, pareto.png, evolution history and plot, report.md.
+
+Everything here is derived from the stage results `nascomp.nas.pipeline` stored, so it is rewritten
+identically by a resumed run. ``best_arch.json`` carries the arch under ``"arch"`` next to its costs and
+accuracies; every command that takes an arch JSON accepts the file as it is (``nascomp train
+best_arch.json``, ``nascomp flops best_arch.json``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from nascomp.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from nascomp.pareto import Table, plot_front
+from nascomp.nas.budget import Budget
+from nascomp.nas.presets import SearchPreset
+from nascomp.spaces import DIMENSIONS, Arch, SearchSpace
+
+__all__ = ["RunFacts", "write_outputs", "plot_et_steps", "candidates_csv"]
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the outputs say about a run; the pipeline fills it in, so this module never reads the pipeline's state."""
+
+    out: Path
+    space: SearchSpace  # the initial space (costs at its resolution)
+    budget: Budget
+    preset: SearchPreset
+    preset_name: str
+    seed: int
+    in_chans: int
+    data: dict  # DataBundle.describe(): dataset, train / val / test sizes, classes
+    resolution: int  # the supernet's (proxy) training resolution
+
+_COST_COLUMN = {"macs": "gmacs", "params": "params_m", "latency": "latency_ms", "energy": "energy_mj"}
+_X_LABEL = {"macs": "MACs at {res} px (G) — what papers call FLOPs", "params": "Parameters (M)",
+            "latency": "Predicted latency on {target} (ms)", "energy": "Predicted energy per inference on {target} (mJ)"}
+
+
+def _compact(arch: dict) -> str:
+    return json.dumps(arch, separators=(",", ":"))
+
+
+def candidates_csv(rows: list[dict], metric: str) -> str:
+    """One line per evaluated search candidate, best first (the arch itself as compact JSON in the last column)."""
+    extra = [_COST_COLUMN[metric]] if metric in ("latency", "energy") else []
+    header = ["rank", "generation", "origin", "val_top1", "val_top5", "val_loss", "gmacs", "gflops", "params_m", *extra,
+              "pareto", "depths", "embed_dims", "arch"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for r in sorted(rows, key=lambda r: r["rank"]):
+        arch = Arch.from_dict(r["arch"])
+        writer.writerow([r["rank"], r["generation"], r["origin"], f"{r['val_top1']:.4f}", f"{r['val_top5']:.4f}", f"{r['val_loss']:.6f}",
+                         f"{r['macs'] / 1e9:.6f}", f"{r['flops'] / 1e9:.6f}", f"{r['params'] / 1e6:.6f}",
+                         *[f"{r['cost']:.6f}" for _ in extra], int(r["pareto"]), "-".join(map(str, arch.depths)),
+                         "-".join(map(str, arch.embed_dims)), _compact(r["arch"])])
+    return buf.getvalue()
+
+
+def plot_et_steps(steps: list[dict], path: Path) -> None:
+    """Per (stage, dimension): the E-T error of each choice at every evolution step (S3 Fig. 2 style)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = len(steps[0]["space"]["stages"])
+    cmap = plt.get_cmap("viridis")
+    with plt.rc_context({"font.size": 7, "axes.titlesize": 7.5, "axes.spines.top": False, "axes.spines.right": False}):
+        fig, axes = plt.subplots(stages, len(DIMENSIONS), figsize=(2.0 * len(DIMENSIONS), 1.55 * stages + 0.6), squeeze=False)
+        for t, step in enumerate(steps):
+            colour = cmap(t / max(1, len(steps) - 1) * 0.85)
+            for s in range(stages):
+                for d, dim in enumerate(DIMENSIONS):
+                    pts = sorted((r["value"], r["Q"]) for r in step["et"]["choices"]
+                                 if r["stage"] == s and r["dimension"] == dim and r["Q"] is not None)
+                    if pts:
+                        axes[s][d].plot(*zip(*pts), marker="o", ms=3, lw=1, color=colour, label=f"step {t}")
+        for s in range(stages):
+            for d, dim in enumerate(DIMENSIONS):
+                ax = axes[s][d]
+                ax.set_title(f"stage {s + 1} {dim}")
+                ax.grid(True, color="#e6e6e6", lw=0.5)
+                if d == 0:
+                    ax.set_ylabel("E-T error Q (%)")
+        qs = ", ".join(f"step {t}: {st['et']['Q']:.2f}" for t, st in enumerate(steps))
+        fig.suptitle(f"E-T error per choice across space-evolution steps (whole space Q: {qs})", fontsize=8.5)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="lower center", ncol=len(steps), fontsize=7, frameon=False)
+        fig.subplots_adjust(left=0.05, right=0.99, bottom=0.09, top=0.92, wspace=0.32, hspace=0.55)  # tight_layout: slow
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=120)
+        plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _history(steps: list[dict]) -> dict:
+    return {"steps": [{
+        "step": s["step"], "space": s["space"], "E": s["et"]["E"], "T": s["et"]["T"], "Q": s["et"]["Q"], "n": s["et"]["n"],
+        "k": s["et"]["k"], "supernet_val": s["supernet"], "et_table": s["et"]["choices"], "slopes": s["slopes"],
+        "decisions": s.get("decisions", []),
+    } for s in steps]}
+
+
+def write_outputs(run: RunFacts, steps: list[dict], search: dict, finalists: list[dict], cheapest: float) -> dict:
+    out, budget, preset = run.out, run.budget, run.preset
+    metric = budget.metric
+    rows = search["candidates"]
+    atomic_write_text(out / "candidates.csv", candidates_csv(rows, metric))
+    atomic_write_json(out / "evolution" / "history.json", _history(steps))
+    plot_et_steps(steps, out / "evolution" / "et_steps.png")
+
+    xcol = _COST_COLUMN[metric]
+    plot_rows = [{**r, xcol: r["cost"] / (1e9 if metric == "macs" else 1e6 if metric == "params" else 1), "name": f"#{r['rank']}"}
+                 for r in rows]
+    table = Table.from_rows(plot_rows, [xcol, "val_top1"], ["min", "max"])
+    protocol = (f"{len(rows)} candidates of {search['space']['name']} under {budget.text} ({budget.format(budget.limit)}); "
+                f"validation top-1 with inherited supernet weights, {run.data['dataset']} at {run.resolution} px, "
+                f"{run.data['val']} validation images; cost at {run.space.resolution} px; seed {run.seed}")
+    plot_front(table, out / "pareto.png", label="name", title=f"S3 search: {run.space.name} under {budget.text}", protocol=protocol,
+               xlabel=_X_LABEL[metric].format(res=run.space.resolution, target=budget.target),
+               ylabel=f"Validation top-1 (%), inherited weights, {run.resolution} px",
+               label_dominated=False)
+    front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["cost"])
+    atomic_write_json(out / "pareto.json", {"objectives": {"val_top1": "max", xcol: "min"}, "front": front})
+
+    best = max(finalists, key=lambda f: (f["val"]["top1"], -f["cost"]))
+    arch = Arch.from_dict(best["arch"])
+    arch = Arch(arch.stages, arch.patch_size, name=f"{run.space.name}-{budget.text}-seed{run.seed}")
+    summary = {
+        "arch": arch.to_dict(),
+        "params": best["params"], "macs": best["macs"], "flops": best["flops"], "gmacs": best["macs"] / 1e9,
+        "resolution": run.space.resolution,
+        "cost_note": (f"params and MACs of the standalone model at {run.space.resolution} px, {run.in_chans} input channels, "
+                      f"{run.data['classes']} classes; MACs are what papers call FLOPs (FLOPs = 2 x MACs)"),
+        "budget": {**budget.to_dict(), "cost": best["cost"], "within": best["cost"] <= budget.limit, "cheapest_in_space": cheapest},
+        "val_top1": best["val"]["top1"], "test_top1": best["test"]["top1"],
+        "val_top5": best["val"]["top5"], "test_top5": best["test"]["top5"],
+        "accuracy_note": (f"{best['source']}; {run.data['dataset']} at {run.resolution} px ({run.data['val']} validation, "
+                          f"{run.data['test']} test images); the test set was read only for the {len(finalists)} finalist(s)"),
+        "finalist_rank": best["rank"], "model_dir": best["model_dir"],
+        "space": {"initial": run.space.name, "final": search["space"]["name"], "evolve_steps": preset.evolve_steps,
+                  "final_space_file": f"evolution/step-{preset.evolve_steps}/space.yaml"},
+        "et_error": [{"step": s["step"], "Q": s["et"]["Q"], "E": s["et"]["E"], "T": s["et"]["T"]} for s in steps],
+        "preset": run.preset_name, "seed": run.seed, "data": run.data['dataset'], "run_dir": str(out),
+    }
+    atomic_write_json(out / "best_arch.json", summary)
+    atomic_write_text(out / "report.md", _report_md(run, steps, search, finalists, summary))
+    return summary
+
+
+def _fmt_choices(values: list) -> str:
+    return "{" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) + "}"
+
+
+def _report_md(run: RunFacts, steps: list[dict], search: dict, finalists: list[dict], summary: dict) -> str:
+    from nascomp.core.io import read_json
+
+    budget, preset, out = run.budget, run.preset, run.out
+    timings = read_json(out / "timings.json")["stages"] if (out / "timings.json").is_file() else {}
+    run_doc = read_json(out / "run.json")
+    lines = [
+        f"# S3 search: {run.space.name} under {budget.text}", "",
+        f"Command: `{' '.join(run_doc.get('command', []))}`  ",
+        f"Preset `{run.preset_name}`, seed {run.seed}, data {run.data['dataset']} ({run.data['train']} training / {run.data['val']} validation / "
+        f"{run.data['test']} test images) at a {run.resolution} px training resolution; costs at {run.space.resolution} px.", "",
+        "## Result", "",
+        f"Best architecture (`best_arch.json`): **{summary['gmacs']:.3f} G MACs ({2 * summary['gmacs']:.2f} GFLOPs), "
+        f"{summary['params'] / 1e6:.2f} M params** at {run.space.resolution} px, within {budget.describe()}.  ",
+        f"Validation top-1 {summary['val_top1']:.2f}%, test top-1 {summary['test_top1']:.2f}% ({finalists[0]['source']}).  ",
+        f"Depths {Arch.from_dict(summary['arch']).depths}, embed dims {Arch.from_dict(summary['arch']).embed_dims}.", "",
+        "## Space evolution (E-T error)", "",
+        f"Each step trains the supernet, samples {preset.et_samples} budget-meeting subnets, scores them with inherited weights "
+        f"on the validation split and computes E (mean error), T (mean of the best k) and Q = (E + T) / 2. "
+        f"Shift rule: slope beyond τ = {preset.rule.tau} E-T points per step"
+        + (f" and beyond {preset.rule.significance} bootstrap standard errors" if preset.rule.significance else "") + ".", "",
+        "| step | space | supernet epochs | Q (%) | E (%) | T (%) | n | k |", "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in steps:
+        epochs = preset.supernet.epochs if s["step"] == 0 else preset.evolve_epochs
+        lines.append(f"| {s['step']} | {s['space']['name']} | {epochs} | {s['et']['Q']:.2f} | {s['et']['E']:.2f} | {s['et']['T']:.2f} | "
+                     f"{s['et']['n']} | {s['et']['k']} |")
+    lines.append("")
+    for s in steps:
+        moved = [d for d in s.get("decisions", []) if d["action"] != "keep"]
+        if "decisions" in s:
+            lines.append(f"Step {s['step']} → {s['step'] + 1}: " + ("; ".join(
+                f"stage {d['stage'] + 1} {d['dimension']} {_fmt_choices(d['choices'])} → {_fmt_choices(d['new_choices'])} "
+                f"(slope {d['slope']:+.2f}/step)" for d in moved) if moved else "no choice moved") + ".")
+    lines += ["", "Per-choice E-T errors, slopes and every decision: `evolution/history.json`; plot: `evolution/et_steps.png`.", "",
+              "## Evolutionary search", ""]
+    cfg = search["config"]
+    hist = search["history"]
+    lines += [f"Population {cfg['population']}, {cfg['generations']} generations, top-{cfg['parents']} parents, "
+              f"{cfg['mutations']} mutations + {cfg['crossovers']} crossovers per generation (m_prob {cfg['mutation_prob']}, "
+              f"s_prob {cfg['stage_prob']}), objective {cfg['objective']}; {len(search['candidates'])} distinct candidates evaluated, "
+              f"best validation top-1 {hist[0]['best_top1']:.2f}% after generation 0 → {hist[-1]['best_top1']:.2f}% after "
+              f"generation {hist[-1]['generation']}. All candidates: `candidates.csv`; front: `pareto.json`, `pareto.png`.", "",
+              "## Finalists (test set read only here)", "",
+              "| rank | G MACs | M params | val top-1 | test top-1 | weights |", "|---|---|---|---|---|---|"]
+    for f in finalists:
+        lines.append(f"| {f['rank']} | {f['macs'] / 1e9:.3f} | {f['params'] / 1e6:.2f} | {f['val']['top1']:.2f} | {f['test']['top1']:.2f} | "
+                     f"{f['source']} |")
+    lines += ["", "## Time", ""]
+    if timings:
+        total_w = sum(v["wall_s"] for v in timings.values())
+        total_c = sum(v["cpu_s"] for v in timings.values())
+        lines.append(f"Stages took {total_w / 60:.1f} min wall, {total_c / 60:.1f} min CPU (process time, all threads) "
+                     "in the sessions that finished them (`timings.json`).")
+    lines += ["", "## Notes", "",
+              f"- Accuracies come from a supernet trained at {run.resolution} px on {run.data['dataset']}; budgets and costs refer to the "
+              f"space's {run.space.resolution} px deployment resolution (DESIGN.md).",
+              *[f"- Final space: {n}" for n in SearchSpace.from_dict(search["space"]).degenerate_windows(run.resolution)],
+              "- Standalone models of the finalists: `finalists/rank-*/model` (timm SwinTransformer; "
+              "`nascomp train best_arch.json --img-size 224` builds the arch at its deployment resolution).", ""]
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""Inherited-weight accuracy of many archs, cheaply: what search and E-T error evaluation call in a loop.
+
+The evaluation images are decoded, resized and normalised once and kept as tensors (when they fit in
+``cache_bytes``), then every arch only costs its forward passes: ``set_arch`` switches the subnet
+without rebuilding, and LayerNorm-only networks need no batch-norm recalibration.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from nascomp.data import BatchTransform
+from nascomp.core.progress import progress_bar
+from nascomp.spaces.arch import Arch
+from nascomp.nas.supernet.model import Supernet
+from nascomp.engine import Tally
+
+__all__ = ["evaluate_archs"]
+
+
+def _batches(dataset: Dataset, transform: BatchTransform, batch_size: int):
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=transform)
+
+
+@torch.no_grad()
+def evaluate_archs(
+    supernet: Supernet,
+    archs: Iterable[Arch],
+    dataset: Dataset,
+    transform: BatchTransform,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    amp: bool = True,
+    cache_bytes: int = 2 * 2**30,
+    quiet: bool = True,
+) -> list[dict]:
+    """Top-1 / top-5 (%) and mean cross-entropy of each arch with the supernet's weights, in order.
+
+    ``transform`` is ``bundle.transform(resolution, in_chans, train=False)``. The supernet's active arch
+    and train/eval mode are restored afterwards. On CUDA, ``amp`` runs in bfloat16 autocast.
+    """
+    archs = list(archs)
+    device = torch.device(device) if device else next(supernet.parameters()).device
+    sample = transform([dataset[0]])[0]
+    cached: Sequence | None = None
+    if len(dataset) * sample[0].numel() * sample.element_size() <= cache_bytes:
+        cached = [(x.to(device), y.to(device)) for x, y in _batches(dataset, transform, batch_size)]
+    previous, was_training = supernet.arch, supernet.training
+    supernet.eval()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    results = []
+    try:
+        with progress_bar(not quiet) as bars:
+            task = bars.add_task("subnets", total=len(archs), info="")
+            for arch in archs:
+                supernet.set_arch(arch)
+                tally = Tally()
+                for x, y in cached if cached is not None else _batches(dataset, transform, batch_size):
+                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                    with autocast:
+                        logits = supernet(x).float()
+                    tally.add(logits, y)
+                results.append(tally.summary())
+                bars.update(task, advance=1, info=f"top-1 {results[-1]['top1']:.2f}%")
+    finally:
+        supernet.set_arch(previous)
+        supernet.train(was_training)
+    return results

@@ -1,0 +1,249 @@
+"""Supernet training through the foundation's `nascomp.engine.fit`: subnet sampling, presets, reporting.
+
+Each optimiser step samples subnets from the space and accumulates their gradients:
+
+- ``uniform``: one subnet drawn uniformly per step (AutoFormer v1, which S3 builds on);
+- ``sandwich``: the smallest, ``num_random`` uniformly drawn, and the largest subnet per step (BigNAS's
+  sandwich rule), which trains the extremes every step and ranks subnets better after short training;
+  ``distill=True`` adds BigNAS's in-place distillation (the other subnets learn the largest one's outputs).
+
+Subnets are drawn from ``ctx.rng()``, a generator seeded by (seed, epoch, step), so every DDP rank draws
+the same sequence and a resumed run continues it exactly. The largest subnet runs last, so the one
+synchronising backward pass (earlier ones run under ``no_sync``) touches every parameter.
+
+Presets give a whole recipe; any explicit argument overrides its field:
+
+- ``smoke``: seconds, for tests;
+- ``cpu``: a 2-core CPU run (for s3-vit-cpu, ~25 min on a loaded 2-core VM): 32 px, 2000 training images,
+  12 epochs, sandwich with 2 random subnets (Kendall tau 0.64 vs stand-alone training in
+  experiments/supernet-ranking);
+- ``full``: the paper-scale GPU run at the space's resolution: AutoFormer v1's recipe (500 epochs,
+  20 warm-up, AdamW lr 1e-3 for a global batch of 1024, weight decay 0.05, drop-path 0.1, label smoothing
+  0.1, uniform sampling). RandAugment, Mixup/CutMix and repeated augmentation are not in nascomp's data
+  pipeline (it flips and shifts), so this is AutoFormer's recipe minus those augmentations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from nascomp.data import DataBundle, load_data
+from nascomp.core.distributed import init_distributed
+from nascomp.core.errors import NascompError
+from nascomp.core.progress import console
+from nascomp.core.validate import fraction, non_negative, output_dir, positive, removed_on_failure
+from nascomp.spaces.arch import Arch
+from nascomp.spaces.space import SearchSpace
+from nascomp.nas.supernet.model import Supernet
+from nascomp.engine import StepContext, TrainConfig, evaluate, fit
+from nascomp.engine.api import TrainResult
+
+__all__ = ["SupernetPreset", "PRESETS", "SAMPLERS", "resolve_recipe", "sample_subnets", "make_step", "make_eval", "train_supernet"]
+
+SAMPLERS = ("uniform", "sandwich")
+
+
+@dataclass(frozen=True)
+class SupernetPreset:
+    """A complete supernet training recipe. ``resolution=None`` means the space's own resolution."""
+
+    resolution: int | None
+    epochs: int
+    batch_size: int
+    lr: float
+    min_lr: float = 1e-5
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    drop_path_rate: float = 0.1
+    sampler: str = "sandwich"
+    num_random: int = 1
+    distill: bool = False  # in-place distillation from the largest subnet (sandwich only)
+    limit_train: int | None = None
+    limit_val: int | None = None
+
+    def __post_init__(self):
+        for name in ("resolution", "epochs", "batch_size", "limit_train", "limit_val"):
+            positive(f"--{name.replace('_', '-')}", getattr(self, name))
+        positive("--lr", self.lr, integer=False)
+        for name in ("min_lr", "warmup_epochs", "weight_decay"):
+            non_negative(f"--{name.replace('_', '-')}", getattr(self, name), integer=False)
+        non_negative("--num-random", self.num_random)
+        fraction("--label-smoothing", self.label_smoothing, low_open=False)
+        fraction("--drop-path", self.drop_path_rate, low_open=False)
+
+
+PRESETS: dict[str, SupernetPreset] = {
+    "smoke": SupernetPreset(resolution=32, epochs=1, batch_size=32, lr=1e-3, warmup_epochs=0.0, drop_path_rate=0.0,
+                            limit_train=128, limit_val=64),
+    "cpu": SupernetPreset(resolution=32, epochs=12, batch_size=64, lr=2e-3, warmup_epochs=1.0, drop_path_rate=0.0,
+                          num_random=2, limit_train=2000, limit_val=1000),
+    "full": SupernetPreset(resolution=None, epochs=500, batch_size=128, lr=1e-3, min_lr=1e-5, warmup_epochs=20.0,
+                           drop_path_rate=0.1, sampler="uniform"),
+}
+
+
+def sample_subnets(space: SearchSpace, rng, sampler: str = "sandwich", num_random: int = 1) -> list[Arch]:
+    """The subnets one step trains, in order (the largest last for the sandwich rule)."""
+    if sampler == "uniform":
+        return [space.sample(rng)]
+    if sampler == "sandwich":
+        return [space.smallest(), *(space.sample(rng) for _ in range(num_random)), space.largest()]
+    raise NascompError(f"unknown sampler {sampler!r}; choose {' or '.join(SAMPLERS)}")
+
+
+def _unwrap(model: nn.Module) -> Supernet:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def make_step(space: SearchSpace, sampler: str = "sandwich", num_random: int = 1, distill: bool = False):
+    """A `nascomp.engine.fit` ``step_fn`` that accumulates the gradients of the step's subnets.
+
+    With ``distill`` (BigNAS's in-place distillation, sandwich only) the largest subnet runs first on the
+    labels and every other subnet learns its detached soft predictions instead of the labels.
+    """
+    if sampler not in SAMPLERS:
+        raise NascompError(f"unknown sampler {sampler!r}; choose {' or '.join(SAMPLERS)}")
+    if distill and sampler != "sandwich":
+        raise NascompError("in-place distillation needs the sandwich sampler (the largest subnet is the teacher)")
+
+    def step(model: nn.Module, images, targets, ctx: StepContext):
+        net = _unwrap(model)
+        archs = sample_subnets(space, ctx.rng(), sampler, num_random)
+        if distill:
+            archs = archs[-1:] + archs[:-1]  # teacher first
+        total, teacher = 0.0, None
+        for i, arch in enumerate(archs):
+            net.set_arch(arch)
+            last = i == len(archs) - 1
+            with contextlib.nullcontext() if last else ctx.no_sync(model):
+                with ctx.autocast():
+                    logits = model(images)
+                    if teacher is None:
+                        loss = ctx.criterion(logits, targets)
+                    else:
+                        loss = -(teacher * torch.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
+                ctx.backward(loss)
+            if distill and teacher is None:
+                teacher = torch.softmax(logits.detach().float(), dim=-1)
+            total = total + loss.detach()
+        return total / len(archs)
+
+    return step
+
+
+def make_eval(archs: Mapping[str, Arch], batch_size: int = 256, main: str | None = None):
+    """A `fit` ``eval_fn`` reporting each named arch's inherited accuracy; top-level metrics are ``main``'s."""
+    names = list(archs)
+    main = main or names[0]
+
+    def eval_fn(model: nn.Module, dataset, transform) -> dict:
+        net = _unwrap(model)
+        previous = net.arch
+        info = init_distributed(str(next(net.parameters()).device.type))
+        results = {}
+        for name in names:
+            net.set_arch(archs[name])
+            results[name] = evaluate(net, dataset, transform, batch_size, dist_info=info)
+        net.set_arch(previous)
+        return {**results[main], "subnets": {n: {k: r[k] for k in ("top1", "top5", "loss")} for n, r in results.items()}}
+
+    return eval_fn
+
+
+def resolve_recipe(preset: str | SupernetPreset, overrides: Mapping[str, Any]) -> SupernetPreset:
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise NascompError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        preset = PRESETS[preset]
+    known = {f.name for f in fields(SupernetPreset)}
+    bad = sorted(k for k in overrides if k not in known and k not in TrainConfig.__dataclass_fields__)
+    if bad:
+        raise NascompError(f"unknown supernet training options {bad}")
+    return replace(preset, **{k: v for k, v in overrides.items() if k in known and v is not None})
+
+
+def train_supernet(
+    space: SearchSpace | str,
+    data: DataBundle | str,
+    out_dir: str | Path,
+    *,
+    preset: str | SupernetPreset = "cpu",
+    supernet: Supernet | None = None,
+    in_chans: int = 3,
+    eval_archs: Mapping[str, Arch] | None = None,
+    data_dir: str | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    device: str | None = None,
+    seed: int = 0,
+    **overrides: Any,
+) -> TrainResult:
+    """Train a supernet over ``space`` on ``data`` into ``out_dir``; returns the run (``.metrics`` is metrics.json).
+
+    ``preset`` picks the recipe (`PRESETS`); keyword ``overrides`` replace its fields (``epochs``, ``lr``,
+    ``resolution``, ``sampler``, ``num_random``, ``limit_train``, ``drop_path_rate``, ...) and any other
+    `TrainConfig` field (``grad_clip``, ``amp``, ``num_workers``, ...). ``data`` is a `DataBundle` (used as
+    given) or a dataset name (loaded with the preset's ``limit_train`` / ``limit_val``). Pass ``supernet`` to
+    continue from existing weights, e.g. one grown for an evolved space with ``Supernet.inherit_from``.
+    ``eval_archs`` names archs whose inherited validation accuracy is reported every epoch (default: the
+    space's largest and smallest). The run directory then loads with `nascomp.nas.supernet.load_supernet`.
+    """
+    out_dir = output_dir(out_dir)
+    space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    recipe = resolve_recipe(preset, overrides)
+    if recipe.sampler not in SAMPLERS:
+        raise NascompError(f"unknown sampler {recipe.sampler!r}; choose {' or '.join(SAMPLERS)}")
+    resolution = recipe.resolution or space.resolution
+    if isinstance(data, str):
+        data = load_data(data, data_dir, limit_train=recipe.limit_train, limit_val=recipe.limit_val, resolution=resolution)
+    if supernet is None:
+        with torch.random.fork_rng(devices=[]):  # the initial weights are a function of the seed
+            torch.manual_seed(seed)
+            supernet = Supernet(space, num_classes=data.num_classes, in_chans=in_chans, img_size=resolution,
+                                drop_path_rate=recipe.drop_path_rate)
+    else:
+        if supernet.num_classes != data.num_classes:
+            raise NascompError(f"the given supernet has {supernet.num_classes} classes, the data {data.num_classes}")
+        why = supernet.misfit(space.largest(), resolution)
+        if why:
+            raise NascompError(f"the given supernet cannot run space {space.name!r}'s largest arch: {why}")
+        supernet.img_size, supernet.drop_path_rate = resolution, recipe.drop_path_rate
+    for name, arch in (eval_archs or {}).items():
+        if supernet.misfit(arch, resolution):
+            raise NascompError(f"eval arch {name!r} does not fit the supernet: {supernet.misfit(arch, resolution)}")
+    archs = dict(eval_archs) if eval_archs else {"largest": space.largest(), "smallest": space.smallest()}
+    fixed = {"seed", "resolution", "in_chans", "find_unused_parameters", *asdict(recipe)}
+    train_extra = {k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__ and k not in fixed}
+    cfg = TrainConfig(
+        epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, min_lr=recipe.min_lr,
+        warmup_epochs=recipe.warmup_epochs, weight_decay=recipe.weight_decay, label_smoothing=recipe.label_smoothing,
+        seed=seed, resolution=resolution, in_chans=supernet.in_chans, find_unused_parameters=True,
+        **{k: v for k, v in train_extra.items() if v is not None},
+    )
+    notes = space.degenerate_windows(resolution)
+    if resolution != space.resolution:
+        notes.insert(0, f"training at a proxy resolution of {resolution} px; the space's budgets and costs refer to "
+                        f"{space.resolution} px")
+    if not quiet and init_distributed(device).is_main:
+        for note in notes:
+            console.print(f"[yellow]note:[/] {note}")
+    metadata = {
+        "supernet": {"space": space.name, "preset": preset if isinstance(preset, str) else "custom",
+                     "recipe": asdict(recipe), "resolution": resolution, "eval_archs": {n: a.to_dict() for n, a in archs.items()},
+                     "notes": notes},
+    }
+    with removed_on_failure(out_dir):
+        metrics = fit(
+            supernet, data, cfg, out_dir, spec=supernet.spec(), step_fn=make_step(space, recipe.sampler, recipe.num_random, recipe.distill),
+            eval_fn=make_eval(archs, cfg.eval_batch_size), resume=resume, quiet=quiet, evaluate_test=False,
+            metadata=metadata, device=device,
+        )
+    return TrainResult(Path(out_dir), supernet, metrics)

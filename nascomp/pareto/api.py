@@ -1,0 +1,89 @@
+"""`pareto_front`: the non-dominated rows of a result table, their hypervolume and a plot."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from nascomp.core.errors import NascompError
+from nascomp.core.validate import output_file
+from nascomp.pareto.front import default_reference, objective_sense
+from nascomp.pareto.plot import label_text, plot_front
+from nascomp.pareto.table import Table, load_rows
+
+__all__ = ["ParetoResult", "pareto_front"]
+
+
+@dataclass
+class ParetoResult:
+    """The front (rows with their label and objective values), its hypervolume and the plots written."""
+
+    table: Table
+    objectives: list[tuple[str, str]]
+    front: list[dict]
+    hypervolume: float
+    reference: list[float]
+    plots: list[Path] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "objectives": [{"column": c, "sense": s} for c, s in self.objectives],
+            "points": len(self.table.rows), "dropped_rows_missing_values": self.table.dropped, "front": self.front,
+            "hypervolume": self.hypervolume, "reference": self.reference, "plots": [str(p) for p in self.plots],
+        }
+
+
+def _filtered(rows: list[dict], filters: Mapping[str, object]) -> list[dict]:
+    for col, value in filters.items():
+        rows = [r for r in rows if r.get(col) == value or str(r.get(col)) == str(value)]
+    return rows
+
+
+def pareto_front(source: str | os.PathLike | Sequence[Mapping], x: str = "latency_ms", y: str = "top1", *, objectives: Sequence[str] = (),
+                 maximize: Sequence[str] = (), minimize: Sequence[str] = (), filters: Mapping[str, object] | None = None,
+                 reference: Sequence[float] | None = None, plot: str | os.PathLike | bool | None = None, label: str | None = None,
+                 group: str | None = None, title: str | None = None, protocol: str | None = None, log_x: bool = False,
+                 xlabel: str | None = None, ylabel: str | None = None, label_dominated: bool | None = None) -> ParetoResult:
+    """The Pareto front of a result table over ``x``, ``y`` and further ``objectives``.
+
+    Args:
+        source: a CSV/JSON/JSONL file, a run directory (its candidates/results file), or a list of row dicts.
+        x, y, objectives: the objective columns. Names that look like accuracy (top1, acc...) are maximised,
+            the rest (latency, energy, MACs, params) minimised, unless listed in ``maximize`` / ``minimize``.
+        filters: keep rows whose column equals the value.
+        reference: the hypervolume reference point, one value per objective (default: worst + 10 % of the range).
+        plot: the PNG to write (an SVG is written beside it); default the source folder's ``pareto.png`` for a
+            file or folder, none for rows; ``False``: no plot.
+        label, group, title, protocol, log_x, xlabel, ylabel, label_dominated: plot appearance.
+
+    Returns:
+        `ParetoResult` (front rows, hypervolume, reference, plot paths).
+    """
+    columns = [x, y, *objectives]
+    clash = set(maximize) & set(minimize)
+    if clash:
+        raise NascompError(f"{sorted(clash)} cannot be both maximised and minimised")
+    senses = ["max" if c in maximize else "min" if c in minimize else objective_sense(c) for c in columns]
+    from_path = isinstance(source, (str, os.PathLike))
+    if plot is None and from_path:
+        src = Path(source)
+        plot = (src if src.is_dir() else src.parent) / "pareto.png"
+    plot_path = output_file(plot, "--out") if plot else None
+    rows = load_rows(source) if from_path else [dict(r) for r in source]
+    table = Table.from_rows(_filtered(rows, filters or {}), columns, senses)
+    if reference is not None and len(reference) != len(columns):
+        raise NascompError(f"the reference point needs {len(columns)} values, one per objective {columns}")
+    ref = [float(v) for v in reference] if reference is not None else list(default_reference(table.values, senses))
+    label = label or next((c for c in ("model", "name", "id", "rank") if any(c in r for r in table.rows)), None)
+    if protocol is None:
+        values = {r.get("protocol") for r in table.rows if r.get("protocol")}
+        protocol = values.pop() if len(values) == 1 else None
+    paths: list[Path] = []
+    if plot_path is not None:
+        paths = plot_front(table, plot_path, label=label, group=group, title=title, protocol=protocol, log_x=log_x,
+                           xlabel=xlabel, ylabel=ylabel, label_dominated=label_dominated)
+    front = [{**({label: label_text(table.rows[i].get(label))} if label else {}), **{c: table.rows[i][c] for c in columns}}
+             for i in table.front()]
+    return ParetoResult(table, list(zip(columns, senses)), front, table.hypervolume(ref), ref, [Path(p) for p in paths])

@@ -1,0 +1,135 @@
+"""`profile` (measured latency and energy of a model on a target) and latency lookup tables for search budgets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from torch import nn
+
+from nascomp.core.errors import NascompError
+from nascomp.core.io import atomic_write_json, read_json
+from nascomp.core.validate import non_negative, output_dir, output_file, positive
+from nascomp.models.resolve import as_model
+from nascomp.profiling.energy import PowerModel, parse_power_override
+from nascomp.profiling.host import parse_cores
+from nascomp.profiling.profiler import ProfileOptions, ProfileReport, profile_model
+from nascomp.profiling.targets import Target, parse_target
+from nascomp.spaces.arch import Arch
+from nascomp.spaces.space import SearchSpace
+
+__all__ = ["profile", "profile_options", "build_latency_table", "validate_latency_table"]
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+def profile_options(target: str | Target = "cpu", **settings: Any) -> ProfileOptions:
+    """`ProfileOptions` from a target and keyword settings, checked: ``cores`` may be ``"0-3"``, ``power_model``
+    ``"ACTIVE[:IDLE]"`` watts; unknown settings are a user error."""
+    known = {f.name for f in fields(ProfileOptions)} - {"target"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise NascompError(f"unknown profile options {unknown}; valid: {', '.join(sorted(known))}")
+    if isinstance(settings.get("cores"), str):
+        settings["cores"] = parse_cores(settings["cores"])
+    if isinstance(settings.get("power_model"), str):
+        settings["power_model"] = parse_power_override(settings["power_model"])
+    elif settings.get("power_model") is not None and not isinstance(settings["power_model"], PowerModel):
+        raise NascompError("power_model must be 'ACTIVE[:IDLE]' watts or a PowerModel")
+    for name in ("threads", "batch", "resolution", "repeat"):
+        positive(f"--{name}", settings.get(name))
+    non_negative("--warmup", settings.get("warmup"))
+    positive("--energy-window", settings.get("energy_window_s"), integer=False)
+    if settings.get("onnx_dir") is not None:
+        output_dir(settings["onnx_dir"], "--keep-onnx")
+    return ProfileOptions(target if isinstance(target, Target) else parse_target(target),
+                          **{k: v for k, v in settings.items() if v is not None})
+
+
+def profile(model: nn.Module | str | os.PathLike | Arch, target: str | Target = "cpu", *, out: str | os.PathLike | None = None,
+            checkpoint: str | None = None, name: str | None = None, options: ProfileOptions | None = None,
+            model_kwargs: Mapping | None = None, **settings: Any) -> ProfileReport:
+    """Measure latency (and energy) of ``model`` on ``target`` with the protocol recorded next to the numbers.
+
+    Args:
+        model: a module, a timm name, an arch, or a saved directory (``checkpoint`` loads weights).
+        target: ``cpu`` (the host), ``mobile-cpu`` (a phone-class profile on the host: ONNX Runtime, 1 thread,
+            pinned), ``cuda`` (CUDA events, NVML energy) or ``android[:SERIAL]`` (a phone over adb).
+        out: also write the JSON report to this file.
+        options: a ready `ProfileOptions`; otherwise keyword ``settings`` make one (``runtimes=["onnxruntime"]``,
+            ``precisions=["fp32", "int8"]``, ``threads``, ``cores="0-3"``, ``batch``, ``resolution``, ``warmup``,
+            ``repeat``, ``energy=True``, ``power_model="5:0.5"``, ``timer="thread-cpu"``, ``exporter``...).
+        model_kwargs: timm keyword arguments for a model given by name.
+
+    Returns:
+        `ProfileReport`: the median latency and IQR per (runtime, precision), energy, cost and the protocol.
+    """
+    out = output_file(out)
+    opts = options or profile_options(target, **settings)
+    kwargs = dict(model_kwargs or {})
+    module = None
+    resolution = opts.resolution
+    by_name = not isinstance(model, (nn.Module, Arch)) and not str(model).endswith(".json") and not Path(model).is_dir()
+    if resolution and by_name and "img_size" not in kwargs:
+        try:  # ViT/Swin bake the resolution into position tables; convolutional models take any input size
+            module, _ = as_model(model, checkpoint=checkpoint, img_size=resolution, **kwargs)
+        except NascompError as e:
+            if "does not accept" not in str(e):
+                raise
+    if module is None:
+        module, _ = as_model(model, checkpoint=checkpoint, **kwargs)
+    report = profile_model(module, opts, name=name or (str(model) if not isinstance(model, nn.Module) else type(model).__name__))
+    if out is not None:
+        atomic_write_json(out, report.to_dict(include_samples=opts.include_samples))
+    return report
+
+
+def build_latency_table(space: SearchSpace | str, target: str = "mobile-cpu", *, lut: str | os.PathLike | None = None,
+                        runtime: str | None = None, precision: str = "fp32", threads: int | None = None, cores: str | list[int] | None = None,
+                        timer: str = "wall", exporter: str = "auto", probe: bool = False, warmup: int = 3, repeat: int = 15, batch: int = 1,
+                        resolution: int | None = None, calibrate: int = 12, seed: int = 0, energy: bool = False,
+                        progress: ProgressFn | None = None) -> dict:
+    """Measure every layer configuration of ``space`` on ``target``: the latency predictor search budgets use.
+
+    Args:
+        space: a `SearchSpace` or a shipped space name / YAML path.
+        lut: the table file (default: the per-user cache, `nascomp.profiling.predictor.lut_path`).
+        probe: time a fixed reference block before every measurement and keep the ratio (shared machines).
+        calibrate: random subnets measured end to end to fit the table's offset.
+        Other arguments: the measurement protocol, as for `profile`.
+
+    Returns:
+        The table (``entries``, ``protocol``, ``fit``, ``path``), also written to ``lut``.
+    """
+    from nascomp.profiling.predictor import LutProtocol, build_lut, lut_path
+
+    space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    opts = profile_options(target, runtimes=[runtime] if runtime else None, precisions=[precision], threads=threads, cores=cores,
+                           timer=timer, exporter=exporter, warmup=warmup, repeat=repeat, batch=batch, resolution=resolution)
+    non_negative("--calibrate", calibrate)
+    path = output_file(lut, "--lut") or lut_path(space.name, opts.target.label)
+    proto = LutProtocol(target=opts.target.label, runtime=runtime, precision=precision, threads=opts.threads, cores=opts.cores,
+                        timer=timer, exporter=exporter, probe=probe, warmup=warmup, repeat=repeat, batch=batch,
+                        resolution=resolution or space.resolution)
+    table = build_lut(space, proto, path, calibrate=calibrate, seed=seed, energy=energy, progress=progress)
+    return {**table, "path": str(path)}
+
+
+def validate_latency_table(space: SearchSpace | str, target: str = "mobile-cpu", *, lut: str | os.PathLike | None = None, n: int = 50,
+                           seed: int = 1000, progress: ProgressFn | None = None) -> dict:
+    """Measure ``n`` random subnets of ``space`` end to end and compare with the table's predictions.
+
+    Returns:
+        ``{"subnets", "within_tolerance", "tolerance", "mean_abs_error", "max_abs_error", "rows"}``.
+    """
+    from nascomp.profiling.predictor import lut_path, validate_lut
+
+    positive("--validate", n)
+    space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    path = Path(lut) if lut else lut_path(space.name, parse_target(target).label)
+    if not path.is_file():
+        raise NascompError(f"no lookup table at {path}; build it with --build-lut")
+    return validate_lut(read_json(path), space, n=n, seed=seed, path=path, progress=progress)
+
