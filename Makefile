@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup data demo test test-slow clean
+.PHONY: setup data demo test test-slow lint wheel-check clean
 
 setup: $(VENV)/.installed data
 
@@ -26,6 +26,14 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow
+
+# The import layering (contracts in pyproject.toml): each package imports only the ones below it, no cycles.
+lint: setup
+	$(BIN)/lint-imports
+
+# Build the wheel, install it into a fresh venv, run the smoke search and a cost count outside the source tree.
+wheel-check: setup
+	PYTHON=$(PYTHON) scripts/check-wheel.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,10 +1,10 @@
 """Few-shot transfer on Fashion-MNIST: KAdaptation vs LoRA vs LoKr vs linear probe vs full fine-tuning.
 
-A ViT trained on classes 0-4 (`nascomp train`, see README) is adapted to classes 5-9 with K images per
-class. Every run is one `nascomp adapt` call (in-process, same code path as the CLI); finished runs are
-skipped, so the script resumes. Usage:
+A ViT trained on classes 0-4 (`nascomp.train`, see README) is adapted to classes 5-9 with K images per
+class. Every run is one `nascomp.adapt` call (the Python API the CLI calls); finished runs are skipped, so
+the script resumes. Usage:
 
-    nice -n 10 python experiments/kadaptation-fewshot/run.py backbone  # nascomp train on classes 0-4 (BACKBONE_ARGS)
+    nice -n 10 python experiments/kadaptation-fewshot/run.py backbone  # nascomp.train on classes 0-4 (BACKBONE)
     nice -n 10 python experiments/kadaptation-fewshot/run.py sweep   # learning rate per method, dev seed 0, K=5
     nice -n 10 python experiments/kadaptation-fewshot/run.py main [METHOD...]  # K in SHOTS x seeds 1-3 at the chosen rates
     python experiments/kadaptation-fewshot/run.py table              # README tables from results.jsonl
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from nascomp.cli import main as nascomp
+import nascomp
 
 HERE = Path(__file__).resolve().parent
 RUNS = Path("runs/kad")
@@ -31,34 +31,32 @@ RESULTS = HERE / "results.jsonl"
 # rank-1 slow weights and the per-layer bias 3,136; LoRA r=1 2,304; LoKr r=4 (8x8 (x) rank-4 12x12) 1,920.
 # "kadaptation" keeps the public code's scale s = 160; under AdamW that makes ΔW outgrow W within the 100 steps
 # (README), so s is also swept (kadaptation-s1, kadaptation-s10) like a learning rate.
-METHODS = {
-    "kadaptation": ["--method", "kadaptation", "--kron-n", "8", "--rank", "1"],
-    "kadaptation-s1": ["--method", "kadaptation", "--kron-n", "8", "--rank", "1", "--kron-scale", "1"],
-    "kadaptation-s10": ["--method", "kadaptation", "--kron-n", "8", "--rank", "1", "--kron-scale", "10"],
-    "kadaptation-zero-init": ["--method", "kadaptation", "--kron-n", "8", "--rank", "1", "--kron-init", "zero"],
-    "lora": ["--method", "lora", "--rank", "1"],
-    "lokr": ["--method", "lokr", "--rank", "4", "--lokr-factor", "8"],
-    "linear": ["--method", "linear"],
-    "full": ["--method", "full"],
+KADAPTATION = {"n": 8, "rank": 1}  # slow rank 1, q and v, bias, paired init, scale 160: the CLI's defaults
+METHODS = {  # name -> (nascomp.adapt method, its options)
+    "kadaptation": ("kadaptation", KADAPTATION),
+    "kadaptation-s1": ("kadaptation", {**KADAPTATION, "scale": 1.0}),
+    "kadaptation-s10": ("kadaptation", {**KADAPTATION, "scale": 10.0}),
+    "kadaptation-zero-init": ("kadaptation", {**KADAPTATION, "init": "zero"}),
+    "lora": ("lora", {"rank": 1}),
+    "lokr": ("lokr", {"rank": 4, "decompose_factor": 8}),
+    "linear": ("linear", {}),
+    "full": ("full", {}),
 }
 MAIN_METHODS = [m for m in METHODS if m != "kadaptation-s10"]  # s = 1 and s = 10 tied on validation; keep the smaller
 SWEEP_LRS = {name: ["1e-3", "3e-3", "1e-2", "3e-2"] for name in METHODS} | {"full": ["1e-4", "3e-4", "1e-3", "3e-3"]}
 SHOTS = (1, 5)  # K=25 dropped: only kadaptation-s1 was run there (README)
 SEEDS = (1, 2, 3)
-COMMON = [
-    "--data", "fashion-mnist", "--classes", "5,6,7,8,9", "--epochs", "10", "--batch-size", "16", "--min-epoch-size", "160",
-    "--warmup-epochs", "1", "--limit-test", "2000", "--quiet", "--no-merge",
-]
+DATA = {"classes": [5, 6, 7, 8, 9], "limit_test": 2000}
+RECIPE = {"epochs": 10, "batch_size": 16, "warmup_epochs": 1}  # with the CLI's other defaults (AdamW, wd 0.05, ls 0.1, clip 5)
 
 
 def adapt(tag: str, method: str, shots: int, seed: int, lr: str, limit_val: int) -> dict:
     out = RUNS / tag
     if not (out / "metrics.json").is_file():
         torch.manual_seed(seed)
-        code = nascomp(["adapt", str(BACKBONE), *METHODS[method], *COMMON, "--shots", str(shots), "--seed", str(seed),
-                        "--lr", lr, "--limit-val", str(limit_val), "--out", str(out)])
-        if code:
-            raise SystemExit(f"run {tag} failed")
+        kind, options = METHODS[method]
+        nascomp.adapt(BACKBONE, kind, "fashion-mnist", out, options=options, data_options={**DATA, "limit_val": limit_val},
+                      shots=shots, min_epoch_size=160, merge=False, seed=seed, lr=float(lr), quiet=True, **RECIPE)
     metrics = json.loads((out / "metrics.json").read_text())
     row = {
         "tag": tag, "method": method, "shots": shots, "seed": seed, "lr": float(lr), "val_top1": metrics["val"]["top1"],
@@ -82,11 +80,9 @@ def chosen_lrs() -> dict[str, str]:
     return best
 
 
-BACKBONE_ARGS = [  # the recorded config of runs/kad/backbone (metrics.json); 15,000 images of classes 0-4
-    "vit_tiny_patch16_224", "--img-size", "28", "--patch-size", "4", "--in-chans", "1", "--embed-dim", "96", "--depth", "6",
-    "--num-heads", "3", "--data", "fashion-mnist", "--classes", "0,1,2,3,4", "--limit-train", "15000", "--epochs", "6",
-    "--lr", "2e-3", "--seed", "0",
-]
+BACKBONE_MODEL = dict(img_size=28, patch_size=4, in_chans=1, embed_dim=96, depth=6, num_heads=3)  # vit_tiny_patch16_224 resized
+BACKBONE_DATA = {"classes": [0, 1, 2, 3, 4], "limit_train": 15000}  # 15,000 images of classes 0-4
+BACKBONE_RECIPE = {"epochs": 6, "lr": 2e-3, "seed": 0}  # the recorded config of runs/kad/backbone (metrics.json)
 BACKBONE_PARAMS = 678_245  # the backbone with its 5-class head; the percentages below are of this
 
 
@@ -142,7 +138,7 @@ def table() -> str:
 
 def delta_norms() -> str:
     """||ΔW|| / ||W|| of every adapted Q and V weight in the K=5 KAdaptation runs (why s = 160 fails here)."""
-    from nascomp.adaptation.kadaptation import kadaptation_layers
+    from nascomp.adaptation.kadaptation.model import kadaptation_layers
     from nascomp.models import load_model
 
     lines = ["| run | median ‖ΔW‖/‖W‖ | max |", "|---|---|---|"]
@@ -163,8 +159,9 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     stage = sys.argv[1] if len(sys.argv) > 1 else "table"
     if stage == "backbone":
-        if not (BACKBONE / "metrics.json").is_file() and nascomp(["train", *BACKBONE_ARGS, "--quiet", "--out", str(BACKBONE)]):
-            raise SystemExit("backbone training failed")
+        if not (BACKBONE / "metrics.json").is_file():
+            nascomp.train("vit_tiny_patch16_224", "fashion-mnist", BACKBONE, model_kwargs=BACKBONE_MODEL, data_options=BACKBONE_DATA,
+                          quiet=True, **BACKBONE_RECIPE)
     elif stage == "delta-norms":
         print(delta_norms())
         raise SystemExit(0)

@@ -1,9 +1,8 @@
-"""Profile the models in top1.csv with `nascomp profile --target mobile-cpu`, then merge into results.csv.
+"""Profile the models in top1.csv with `nascomp.profile(..., "mobile-cpu")`, merge into results.csv, plot the front.
 
 Usage (from the repository root):
-    nice -n 10 .venv/bin/python experiments/pareto-timm/run.py            # profiles (resumable) + results.csv
-    .venv/bin/nascomp pareto experiments/pareto-timm/results.csv --x latency_ms --y top1 --group family \
-        --out experiments/pareto-timm/pareto_mobile_cpu.png
+    nice -n 10 .venv/bin/python experiments/pareto-timm/run.py            # profiles (resumable), results.csv, the plot
+    .venv/bin/python experiments/pareto-timm/run.py --csv-only            # results.csv and the plot from the profiles
 Models are built by timm with random weights (offline): latency does not depend on the weight values.
 """
 
@@ -11,12 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
+import nascomp
+
 HERE = Path(__file__).resolve().parent
-NASCOMP = str(Path(sys.executable).with_name("nascomp"))
 WARMUP, REPEAT = 5, 30
 # The shared 2-core VM ran at load 8-11 while this was measured: wall-clock latency was inflated 2.5-16x by
 # time-sharing, so the latency axis is the inference thread's own CPU time (1 pinned thread, all work on it).
@@ -29,12 +28,11 @@ def profile_all() -> None:
         out = HERE / "profiles" / f"{row['model']}.json"
         if out.exists():
             continue
-        cmd = [NASCOMP, "profile", row["model"], "--target", "mobile-cpu", "--resolution", row["resolution"], "--timer", TIMER,
-               "--warmup", str(WARMUP), "--repeat", str(REPEAT), "--json", "--quiet", "--out", str(out)]
-        print(" ".join(cmd[1:]), flush=True)
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if proc.returncode != 0:
-            print(f"  FAILED: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}", flush=True)
+        print(f"profile {row['model']} --target mobile-cpu --resolution {row['resolution']} --timer {TIMER}", flush=True)
+        try:
+            nascomp.profile(row["model"], "mobile-cpu", resolution=int(row["resolution"]), timer=TIMER, warmup=WARMUP, repeat=REPEAT, out=out)
+        except nascomp.NascompError as e:
+            print(f"  FAILED: {e}", flush=True)
 
 
 def build_csv() -> None:
@@ -66,7 +64,15 @@ def build_csv() -> None:
     print(f"wrote {HERE / 'results.csv'} ({len(rows)} models)")
 
 
+def plot() -> None:
+    front = nascomp.pareto_front(HERE / "results.csv", "latency_ms", "top1", label="name", group="family", log_x=True, label_dominated=True,
+                                 plot=HERE / "pareto_mobile_cpu.png",
+                                 xlabel="Latency on one pinned host core (ms, log scale; median CPU time of the inference thread)")
+    print(f"front: {', '.join(r['name'] for r in front.front)}; wrote {', '.join(map(str, front.plots))}")
+
+
 if __name__ == "__main__":
     if "--csv-only" not in sys.argv:
         profile_all()
     build_csv()
+    plot()

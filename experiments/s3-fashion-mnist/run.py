@@ -2,15 +2,15 @@
 
 Steps (each skipped when its output exists, so the script resumes after an interruption):
 
-1. the main command with the default preset:  nascomp search --space s3-vit --budget 4gflops (+ --out, --seed);
+1. the main job with the default preset:  nascomp.search("s3-vit", "4gflops", out=..., seed=...)
+   (the same as `nascomp search --space s3-vit --budget 4gflops`);
 2. two controls with the same supernet budget (4 + 2 x 2 = 8 epochs) on the initial space, so the evolved space's
    E-T error is compared with the initial space's after equal training: `control` trains 8 epochs in one schedule
-   (--evolve-steps 0 --supernet-epochs 8); `control-restarts` runs the main pipeline with a threshold no slope
-   reaches (--tau 1000), so it has the same three warm-up + cosine legs as the main run and only the space
-   decisions differ;
+   (evolve_steps=0, epochs=8); `control-restarts` runs the main pipeline with a threshold no slope reaches
+   (tau=1000), so it has the same three warm-up + cosine legs as the main run and only the space decisions differ;
    an ablation repeats the main run and control-restarts with evolution steps that re-warm to step 0's peak rate
-   (--evolve-lr 2e-3, the preset before this experiment);
-3. one fixed stand-alone recipe (nascomp train, from scratch) for: the found arch (best_arch.json), 5 uniform random
+   (evolve_lr=2e-3, the preset before this experiment);
+3. one fixed stand-alone recipe (nascomp.train, from scratch) for: the found arch (best_arch.json), 5 uniform random
    members of s3-vit that meet the same 4 G MACs budget, and a hand-designed Swin-like baseline under the budget
    (Swin-T with 4 instead of 6 stage-3 blocks: 3.78 G MACs);
 4. results.json (README.md reports it).
@@ -33,7 +33,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from nascomp.cli import main as nascomp  # noqa: E402
+import nascomp  # noqa: E402
 from nascomp.core.io import atomic_write_json, read_json  # noqa: E402
 from nascomp.cost.arch_cost import arch_cost  # noqa: E402
 from nascomp.nas import et_error, make_constraint, parse_budget, sample_candidates  # noqa: E402
@@ -42,24 +42,26 @@ from nascomp.spaces import Arch, SearchSpace  # noqa: E402
 HERE = Path(__file__).resolve().parent
 SPACE, BUDGET = "s3-vit", "4gflops"
 # One stand-alone recipe for every arch: 32 px (the search's proxy resolution), the first 3000 images of the
-# training split, 5 epochs, AdamW 2e-3 with half an epoch of warm-up and cosine decay, batch 64, no drop-path.
-RETRAIN = ["--img-size", "32", "--epochs", "5", "--batch-size", "64", "--lr", "2e-3", "--warmup-epochs", "0.5",
-           "--model-kwargs", '{"drop_path_rate": 0.0}', "--data", "fashion-mnist", "--limit-train", "3000",
-           "--limit-val", "1000", "--quiet"]
+# training split, 5 epochs, AdamW 2e-3 with half an epoch of warm-up and cosine decay, batch 64, no drop-path
+# (and the CLI's other defaults: min lr 1e-5, weight decay 0.05, label smoothing 0.1, clip 5, flip/shift).
+RETRAIN = {"epochs": 5, "batch_size": 64, "lr": 2e-3, "warmup_epochs": 0.5}
+RETRAIN_MODEL = {"img_size": 32, "drop_path_rate": 0.0}
+RETRAIN_DATA = {"limit_train": 3000, "limit_val": 1000}
 
 
-def run(argv: list[str], log) -> None:
-    print("$ nascomp " + " ".join(argv), file=log, flush=True)
+def run(what: str, call, log):
+    """Log and time one library call (commands.log of earlier versions listed the equivalent CLI lines)."""
+    print(f"$ {what}", file=log, flush=True)
     t0, c0 = time.time(), time.process_time()
-    rc = nascomp(argv)
-    print(f"  -> exit {rc} in {time.time() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU", file=log, flush=True)
-    if rc:
-        raise SystemExit(f"nascomp {' '.join(argv)} failed with exit status {rc}")
+    result = call()
+    print(f"  -> done in {time.time() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU", file=log, flush=True)
+    return result
 
 
-def search(out: Path, seed: int, log, *extra: str) -> dict:
+def search(out: Path, seed: int, log, **overrides) -> dict:
     if not (out / "best_arch.json").is_file():
-        run(["search", "--space", SPACE, "--budget", BUDGET, "--seed", str(seed), "--out", str(out), "--resume", "--quiet", *extra], log)
+        run(f"search {SPACE} {BUDGET} seed {seed} {overrides} -> {out}",
+            lambda: nascomp.search(SPACE, BUDGET, seed=seed, out=out, resume=True, quiet=True, **overrides), log)
     return read_json(out / "best_arch.json")
 
 
@@ -89,7 +91,9 @@ def retrain(archs: dict[str, Arch], out: Path, seeds: list[int], seed: int, log)
         for s in (seeds if name in (*WINNERS, "swin-like") else [seed]):
             run_dir = out / "retrain" / f"{name}-seed{s}"
             if not (run_dir / "metrics.json").is_file():
-                run(["train", str(path), "--out", str(run_dir), "--resume", "--seed", str(s), *RETRAIN], log)
+                run(f"train {path.name} seed {s} -> {run_dir}", lambda: nascomp.train(
+                    path, "fashion-mnist", run_dir, model_kwargs=RETRAIN_MODEL, data_options=RETRAIN_DATA, resume=True, quiet=True,
+                    seed=s, **RETRAIN), log)
             m = read_json(run_dir / "metrics.json")
             cost = arch_cost(arch, 224, num_classes=10)
             rows.append({"arch": name, "seed": s, "gmacs_224": cost.macs / 1e9, "params_m": cost.params / 1e6,
@@ -115,14 +119,14 @@ def main() -> None:
         retrain(archs_to_retrain({}, args.seed, args.random), out, seeds, args.seed, log)
         return
 
-    runs = {  # run directory -> extra search options
-        "main": [],
-        "control": ["--evolve-steps", "0", "--supernet-epochs", "8"],
-        "control-restarts": ["--tau", "1000"],
-        "main-rewarm": ["--evolve-lr", "2e-3"],
-        "control-restarts-rewarm": ["--tau", "1000", "--evolve-lr", "2e-3"],
+    runs = {  # run directory -> search options beyond the default preset
+        "main": {},
+        "control": {"evolve_steps": 0, "epochs": 8},
+        "control-restarts": {"tau": 1000},
+        "main-rewarm": {"evolve_lr": 2e-3},
+        "control-restarts-rewarm": {"tau": 1000, "evolve_lr": 2e-3},
     }
-    best = {name: search(out / name, args.seed, log, *extra) for name, extra in runs.items()}
+    best = {name: search(out / name, args.seed, log, **extra) for name, extra in runs.items()}
     steps = {name: read_json(out / name / "evolution" / "history.json")["steps"] for name in runs}
     finals = {"evolved_space_final": "main", "initial_space_same_budget": "control", "initial_space_same_schedule": "control-restarts",
               "evolved_space_rewarm": "main-rewarm", "initial_space_rewarm": "control-restarts-rewarm"}
@@ -148,7 +152,7 @@ def main() -> None:
         "space": SPACE, "budget": BUDGET, "seed": args.seed, "et_error": et,
         "search": {name: {k: b[k] for k in ("gmacs", "params", "val_top1", "test_top1")} for name, b in best.items()}
                   | {"timings": {name: read_json(out / name / "timings.json") for name in runs}},
-        "retrain_recipe": RETRAIN, "retrain": rows,
+        "retrain_recipe": {**RETRAIN, **RETRAIN_MODEL, **RETRAIN_DATA}, "retrain": rows,
         "summary": {**{f"{name.replace('-', '_')}_mean_test": mean(name) for name in WINNERS}, "swin_like_mean_test": mean("swin-like"),
                     "random_median_test": statistics.median(random_test)},
         "torch_threads": torch.get_num_threads(),

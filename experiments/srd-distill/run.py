@@ -1,9 +1,9 @@
 """SRD vs KD vs no distillation on Fashion-MNIST: a Swin teacher and a 4x smaller ViT student.
 
-Every run is one `nascomp train` call (in-process, same code path as the CLI); finished runs are
+Every run is one `nascomp.train` / `nascomp.distill` call (the Python API the CLI calls); finished runs are
 skipped, so the script resumes. Usage:
 
-    nice -n 10 python experiments/srd-distill/run.py teacher   # the Swin teacher (two legs, see TEACHER_ARGS)
+    nice -n 10 python experiments/srd-distill/run.py teacher   # the Swin teacher (two legs, see TEACHER and TEACHER_CONTINUE)
     nice -n 10 python experiments/srd-distill/run.py students [SEED...]  # none / kd / srd x SEEDS, same recipe
     python experiments/srd-distill/run.py table                 # README table from results.jsonl
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from nascomp.cli import main as nascomp
+import nascomp
 
 HERE = Path(__file__).resolve().parent
 RUNS = Path("runs/srd")
@@ -26,34 +26,32 @@ RESULTS = HERE / "results.jsonl"
 
 # The teacher is trained in two legs: from scratch on 15,000 images, then continued on 30,000 at a lower rate
 # (the first leg alone reached only 72% test top-1, too weak to teach).
-TEACHER_ARGS = [
-    "swin_tiny_patch4_window7_224", "--img-size", "28", "--patch-size", "2", "--window-size", "7", "--embed-dim", "64",
-    "--depths", "2,2", "--num-heads", "2,4", "--in-chans", "1", "--data", "fashion-mnist", "--limit-train", "15000",
-    "--epochs", "5", "--lr", "2e-3", "--seed", "0",
-]
-TEACHER_CONTINUE_ARGS = [
-    str(RUNS / "teacher-swin"), "--data", "fashion-mnist", "--limit-train", "30000", "--epochs", "3", "--lr", "1e-3",
-    "--warmup-epochs", "0.2", "--seed", "1",
-]
-STUDENT_ARGS = [
-    "vit_tiny_patch16_224", "--img-size", "28", "--patch-size", "4", "--embed-dim", "48", "--depth", "4", "--num-heads", "2",
-    "--in-chans", "1", "--data", "fashion-mnist", "--limit-train", "5000", "--limit-val", "1000", "--epochs", "6", "--lr", "2e-3",
-]
-METHODS = {
-    "none": ["--distill", "none"],
+TEACHER_LEGS = {  # run -> (model, model options, data options, recipe); the CLI's other defaults (AdamW, wd 0.05, ls 0.1, clip 5)
+    "teacher-swin": ("swin_tiny_patch4_window7_224",
+                     dict(img_size=28, patch_size=2, window_size=7, embed_dim=64, depths=(2, 2), num_heads=(2, 4), in_chans=1),
+                     {"limit_train": 15000}, {"epochs": 5, "lr": 2e-3, "seed": 0}),
+    "teacher": (str(RUNS / "teacher-swin"), {}, {"limit_train": 30000}, {"epochs": 3, "lr": 1e-3, "warmup_epochs": 0.2, "seed": 1}),
+}
+STUDENT = ("vit_tiny_patch16_224", dict(img_size=28, patch_size=4, embed_dim=48, depth=4, num_heads=2, in_chans=1),
+           {"limit_train": 5000, "limit_val": 1000}, {"epochs": 6, "lr": 2e-3})
+METHODS = {  # name -> (distillation method, its options); KD and SRD learn from TEACHER
+    "none": ("none", {}),
     # the registry's KD is (1 - alpha) * soft CE(z_s/T, z_t/T) + alpha * CE(z_s, y), no T^2 factor, so T = 1
-    "kd": ["--distill", "kd", "--alpha", "0.5", "--temperature", "1", "--teacher", str(TEACHER)],
+    "kd": ("kd", {"alpha": 0.5, "temperature": 1.0}),
     # SRD's released settings: CE + (logit MSE + 1 x pooled-feature MSE), no KL term
-    "srd": ["--distill", "srd", "--teacher", str(TEACHER)],
+    "srd": ("srd", {}),
 }
 SEEDS = (1, 2, 3)
 
 
-def train(tag: str, args: list[str]) -> dict:
+def train(tag: str, model: str, model_kwargs: dict, data_options: dict, recipe: dict, distill: str = "none", options: dict | None = None) -> dict:
     out = RUNS / tag
     if not (out / "metrics.json").is_file():
-        if nascomp(["train", *args, "--quiet", "--out", str(out)]):
-            raise SystemExit(f"run {tag} failed")
+        common = dict(model_kwargs=model_kwargs, data_options=data_options, quiet=True, **recipe)
+        if distill == "none":
+            nascomp.train(model, "fashion-mnist", out, **common)
+        else:
+            nascomp.distill(model, str(TEACHER), "fashion-mnist", out, method=distill, options=options, **common)
     return json.loads((out / "metrics.json").read_text())
 
 
@@ -97,11 +95,12 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     stage = sys.argv[1] if len(sys.argv) > 1 else "table"
     if stage in ("teacher", "students"):
-        record("teacher-swin", "teacher-first-leg", None, train("teacher-swin", TEACHER_ARGS))
-        record("teacher", "teacher", None, train("teacher", TEACHER_CONTINUE_ARGS))
+        record("teacher-swin", "teacher-first-leg", None, train("teacher-swin", *TEACHER_LEGS["teacher-swin"]))
+        record("teacher", "teacher", None, train("teacher", *TEACHER_LEGS["teacher"]))
     if stage == "students":  # optional further arguments: only these seeds (one process per seed ran side by side)
         for seed in [int(a) for a in sys.argv[2:]] or SEEDS:
-            for name, extra in METHODS.items():
+            for name, (method, options) in METHODS.items():
                 tag = f"{name}-s{seed}"
-                record(tag, name, seed, train(tag, [*STUDENT_ARGS, "--seed", str(seed), *extra]))
+                model, kwargs, data, recipe = STUDENT
+                record(tag, name, seed, train(tag, model, kwargs, data, {**recipe, "seed": seed}, method, options))
     print(table())

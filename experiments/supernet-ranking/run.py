@@ -2,11 +2,11 @@
 
 Steps (each skipped when its output exists, so the script resumes after an interruption):
 
-1. train the supernet:   nascomp supernet train --space s3-vit-cpu --preset cpu ...
+1. train the supernet:   nascomp.train_supernet("s3-vit-cpu", data, RUN, preset="cpu", ...);
 2. pick N archs spread over the space: 1000 uniform samples sorted by MACs, taken at evenly spaced ranks;
-3. stand-alone accuracy: nascomp train A.json ... (one short recipe, same training subset, random init);
+3. stand-alone accuracy: nascomp.train(A.json, ...) (one short recipe, same training subset, random init);
    (two training seeds; the ground truth is their mean);
-4. inherited accuracy:   nascomp supernet eval RUN --arch A.json ... on the full validation split, and the
+4. inherited accuracy:   nascomp.evaluate_supernet(RUN, [A.json, ...]) on the full validation split, and the
    stand-alone models re-evaluated on the same split;
 5. Kendall's tau between the two accuracy lists, per supernet variant (sandwich, sandwich + in-place
    distillation, ...) -> results.json (README.md reports it).
@@ -17,9 +17,6 @@ Usage: nice -n 10 .venv/bin/python experiments/supernet-ranking/run.py [--out ru
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import os
 import random
 import sys
@@ -31,26 +28,26 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 from scipy.stats import kendalltau, spearmanr  # noqa: E402
 
-from nascomp.cli import main as nascomp  # noqa: E402
+import nascomp  # noqa: E402
 from nascomp.core.io import atomic_write_json, read_json  # noqa: E402
 from nascomp.cost.arch_cost import arch_cost  # noqa: E402
 from nascomp.spaces import SearchSpace  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SPACE = "s3-vit-cpu"
-DATA = ["--data", "fashion-mnist", "--limit-train", "2000", "--limit-val", "1000"]
-# One short stand-alone recipe for every arch: the supernet's data, resolution and optimiser settings.
-STANDALONE = ["--img-size", "32", "--epochs", "5", "--batch-size", "64", "--lr", "2e-3", "--warmup-epochs", "1",
-              "--model-kwargs", '{"drop_path_rate": 0.0}', "--limit-test", "1000", "--quiet"]
+DATA = {"limit_train": 2000, "limit_val": 1000}  # Fashion-MNIST
+# One short stand-alone recipe for every arch: the supernet's data, resolution and optimiser settings (and the
+# CLI's other defaults: AdamW, min lr 1e-5, weight decay 0.05, label smoothing 0.1, clip 5, flip/shift augmentation).
+STANDALONE = {"epochs": 5, "batch_size": 64, "lr": 2e-3, "warmup_epochs": 1}
+STANDALONE_MODEL = {"img_size": 32, "drop_path_rate": 0.0}
 
 
-def run(argv: list[str], log) -> None:
-    print("$ nascomp " + " ".join(argv), file=log, flush=True)
+def run(what: str, call, log) -> None:
+    """Log and time one library call (the commands.log of earlier versions listed the equivalent CLI lines)."""
+    print(f"$ {what}", file=log, flush=True)
     t0 = time.time()
-    rc = nascomp(argv)
-    print(f"  -> exit {rc} in {time.time() - t0:.0f}s", file=log, flush=True)
-    if rc:
-        raise SystemExit(f"nascomp {' '.join(argv)} failed with exit status {rc}")
+    call()
+    print(f"  -> done in {time.time() - t0:.0f}s", file=log, flush=True)
 
 
 def pick_archs(space: SearchSpace, n: int, seed: int = 0) -> list:
@@ -60,11 +57,11 @@ def pick_archs(space: SearchSpace, n: int, seed: int = 0) -> list:
     return [pool[round(i * (len(pool) - 1) / (n - 1))] for i in range(n)]
 
 
-# Supernet training variants compared (all: s3-vit-cpu, the same 2000 images, seed 0): name -> (run dir, flags).
+# Supernet training variants compared (all: s3-vit-cpu, the same 2000 images, seed 0): name -> (run dir, recipe overrides).
 VARIANTS = {
-    "cpu-preset": ("supernet-r2e12", []),  # sandwich: smallest + 2 random + largest per step, 12 epochs
-    "sandwich-1random-8ep": ("supernet", ["--num-random", "1", "--epochs", "8"]),
-    "sandwich-1random-8ep-distill": ("supernet-distill", ["--num-random", "1", "--epochs", "8", "--distill"]),
+    "cpu-preset": ("supernet-r2e12", {}),  # sandwich: smallest + 2 random + largest per step, 12 epochs
+    "sandwich-1random-8ep": ("supernet", {"num_random": 1, "epochs": 8}),
+    "sandwich-1random-8ep-distill": ("supernet-distill", {"num_random": 1, "epochs": 8, "distill": True}),
 }
 
 
@@ -96,11 +93,12 @@ def main() -> None:
     log = open(out / "commands.log", "a")
     space = SearchSpace.load(SPACE)
 
-    for variant, (name, flags) in VARIANTS.items():
+    data = nascomp.load_data("fashion-mnist", resolution=32, **DATA)
+    for variant, (name, overrides) in VARIANTS.items():
         supernet_dir = out / name
         if not (supernet_dir / "metrics.json").is_file():
-            run(["supernet", "train", "--space", SPACE, "--preset", "cpu", *flags, "--out", str(supernet_dir), "--quiet",
-                 "--resume", "--seed", str(args.seed), *DATA], log)
+            run(f"train_supernet {SPACE} {variant} -> {supernet_dir}", lambda: nascomp.train_supernet(
+                SPACE, data, supernet_dir, preset="cpu", resume=True, quiet=True, seed=args.seed, **overrides), log)
 
     archs = pick_archs(space, args.archs)
     paths = []
@@ -114,7 +112,9 @@ def main() -> None:
         for path in paths:
             run_dir = standalone_dir(out, seed) / path.stem
             if not (run_dir / "metrics.json").is_file():
-                run(["train", str(path), "--out", str(run_dir), "--resume", "--seed", str(seed), *STANDALONE, *DATA], log)
+                run(f"train {path.name} seed {seed} -> {run_dir}", lambda: nascomp.train(
+                    path, "fashion-mnist", run_dir, model_kwargs=STANDALONE_MODEL, data_options={**DATA, "limit_test": 1000},
+                    resume=True, quiet=True, seed=seed, **STANDALONE), log)
     standalone = [read_json(standalone_dir(out, STANDALONE_SEEDS[0]) / p.stem / "metrics.json") for p in paths]
 
     # Every accuracy below is on the full fixed validation split (6000 images): 1000 images leave a standard
@@ -131,7 +131,8 @@ def main() -> None:
     # ground truth: the mean over training seeds of the stand-alone accuracy
     standalone_full = [{"top1": sum(v) / len(v)} for v in zip(*per_seed.values())]
 
-    result: dict = {"space": SPACE, "n_archs": len(archs), "variants": {}, "standalone_recipe": STANDALONE, "data": DATA,
+    result: dict = {"space": SPACE, "n_archs": len(archs), "variants": {}, "standalone_recipe": {**STANDALONE, **STANDALONE_MODEL},
+                    "data": DATA,
                     "validation": f"full fixed validation split ({len(full_val.val)} images)", "torch_threads": torch.get_num_threads()}
     y = [r["top1"] for r in standalone_full]
     macs = [arch_cost(a, space.resolution, num_classes=10).macs / 1e6 for a in archs]
@@ -144,14 +145,8 @@ def main() -> None:
         supernet_dir = out / name
         inherited_file = out / f"inherited-{name}.json"
         if not inherited_file.is_file():
-            buf = io.StringIO()
-            argv = ["supernet", "eval", str(supernet_dir), *sum((["--arch", str(p)] for p in paths), []), "--json",
-                    "--data", "fashion-mnist"]
-            print("$ nascomp " + " ".join(argv), file=log, flush=True)
-            with contextlib.redirect_stdout(buf):
-                if nascomp(argv):
-                    raise SystemExit("supernet eval failed")
-            atomic_write_json(inherited_file, json.loads(buf.getvalue()))
+            rows = nascomp.evaluate_supernet(supernet_dir, paths, "fashion-mnist")
+            atomic_write_json(inherited_file, [{"arch": str(p), **r} for p, r in zip(paths, rows)])
         x = [r["top1"] for r in read_json(inherited_file)]
         tau, p_tau = kendalltau(x, y)
         metrics = read_json(supernet_dir / "metrics.json")

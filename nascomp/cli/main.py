@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from nascomp import __version__
+from nascomp.core.version import __version__
 from nascomp.core.errors import EXIT_USER_ERROR, NascompError
 
 # sub-command -> (module, one-line help shown by `nascomp --help`)

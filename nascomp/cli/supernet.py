@@ -58,14 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_spaces(args: argparse.Namespace) -> int:
     import nascomp
-    from nascomp.cost.arch_cost import arch_cost
+    from nascomp.cost.api import space_cost_range
 
-    rows = []
-    for name in nascomp.list_spaces():
-        space = nascomp.load_space(name)
-        lo, hi = (arch_cost(a, space.resolution) for a in (space.smallest(), space.largest()))
-        rows.append({"name": name, "resolution": space.resolution, "archs": space.size(), "gmacs_min": lo.macs / 1e9,
-                     "gmacs_max": hi.macs / 1e9, "params_min": lo.params, "params_max": hi.params, "description": space.description})
+    rows = [space_cost_range(name) for name in nascomp.list_spaces()]
     if args.json:
         print_json(rows)
         return 0

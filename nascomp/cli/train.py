@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 from nascomp.cli.common import (
     add_data_args, add_model_args, add_train_args, data_options, model_overrides, print_json, recipe_overrides,
 )
@@ -29,22 +27,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import nascomp
     from nascomp.core.errors import NascompError
-    from nascomp.core.validate import output_dir
-    from nascomp.engine.train import seed_everything
 
-    output_dir(args.out)
     if args.distill != "none" and not args.teacher:
         raise NascompError(f"--distill {args.distill} needs --teacher MODEL (a directory saved by `nascomp train`, or a timm name "
                            "with --teacher-checkpoint)")
-    data = nascomp.load_data(args.data, resolution=args.img_size or 224, **data_options(args))
-    seed_everything(args.seed)  # the initial weights belong to the seed too
-    overrides = model_overrides(args, None if Path(args.model).is_dir() else data.num_classes)
-    model = nascomp.create_model(args.model, checkpoint=args.checkpoint, pretrained=args.pretrained, **overrides)
-    common = dict(resume=args.resume, quiet=args.quiet, device=args.device, **recipe_overrides(args))
+    common = dict(model_kwargs=model_overrides(args), data_options=data_options(args), checkpoint=args.checkpoint, pretrained=args.pretrained,
+                  resume=args.resume, quiet=args.quiet, device=args.device, **recipe_overrides(args))
     if args.distill == "none":
-        result = nascomp.train(model, data, args.out, **common)
+        result = nascomp.train(args.model, args.data, args.out, **common)
     else:
-        result = nascomp.distill(model, args.teacher, data, args.out, method=args.distill, options=distill_options(args),
+        result = nascomp.distill(args.model, args.teacher, args.data, args.out, method=args.distill, options=distill_options(args),
                                  teacher_checkpoint=args.teacher_checkpoint, **common)
     metrics = result.metrics
     if args.json:

@@ -67,7 +67,9 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
         data: the dataset the model was trained on (a `DataBundle` or a name); not needed for ``dry_run``.
         out: the student's run directory (it loads as a model everywhere).
         init: ``teacher`` (the student starts from the trained weights) or ``random`` (the paper's MiniViT).
-        teacher: distil from this model instead of the uncompressed one (``teacher_kwargs``: timm options for one given by name).
+        teacher: distil from this model instead of the uncompressed one (``teacher_checkpoint``: its weights and
+            ``teacher_kwargs``: timm options, for one given by name).
+        options: the method's settings. checkpoint, pretrained: the trained model's weights, for a model given by name.
         data_options: how a dataset given by name is loaded (`nascomp.load_data` keywords).
         distill, distill_options: the distillation method and its settings (see `nascomp.distillation`).
         dry_run: only build the student and report params and MACs before and after; no data, no training.

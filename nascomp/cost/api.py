@@ -11,12 +11,13 @@ from torch import nn
 from nascomp.core.errors import NascompError
 from nascomp.core.io import read_json
 from nascomp.core.validate import positive
-from nascomp.cost.arch_cost import arch_cost_report
+from nascomp.cost.arch_cost import arch_cost, arch_cost_report
 from nascomp.cost.counter import CostReport, count_module
 from nascomp.models.resolve import as_model, model_input_size
 from nascomp.spaces.arch import Arch
+from nascomp.spaces.space import SearchSpace
 
-__all__ = ["count_cost"]
+__all__ = ["count_cost", "space_cost_range"]
 
 
 def count_cost(model: nn.Module | str | os.PathLike | Arch | Mapping, resolution: int | None = None, *, in_chans: int | None = None,
@@ -72,3 +73,19 @@ def count_cost(model: nn.Module | str | os.PathLike | Arch | Mapping, resolution
 
         report.cross_check = run_cross_check(module, report)
     return report
+
+
+def space_cost_range(space: SearchSpace | str, num_classes: int = 1000) -> dict:
+    """A search space's size and the cost of its smallest and largest members at its own resolution.
+
+    Args:
+        space: a `SearchSpace` or a shipped space name / YAML path.
+        num_classes: classes of the head the costs include (ImageNet's 1000 by default).
+
+    Returns:
+        ``{"name", "resolution", "archs", "gmacs_min", "gmacs_max", "params_min", "params_max", "description"}``.
+    """
+    space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    lo, hi = (arch_cost(a, space.resolution, num_classes=num_classes) for a in (space.smallest(), space.largest()))
+    return {"name": space.name, "resolution": space.resolution, "archs": space.size(), "gmacs_min": lo.macs / 1e9, "gmacs_max": hi.macs / 1e9,
+            "params_min": lo.params, "params_max": hi.params, "description": space.description}

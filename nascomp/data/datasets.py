@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from nascomp.core.errors import NascompError
+from nascomp.core.validate import fraction, positive
 from nascomp.data.transforms import BatchTransform
 
 __all__ = [
@@ -243,7 +244,14 @@ def load_data(
     ``classes`` keeps only those labels (relabelled 0..k-1 in the given order), for few-shot/transfer work.
     ``resolution`` only matters for image folders, which are decoded at that size.
     """
+    if not isinstance(name, str) or not name:
+        raise NascompError(f"data must be a dataset name: fashion-mnist, cifar10 or imagefolder:PATH, got {name!r}")
+    fraction("--val-fraction", val_fraction)
+    for option, value in (("--limit-train", limit_train), ("--limit-val", limit_val), ("--limit-test", limit_test), ("resolution", resolution)):
+        positive(option, value)
     folder = resolve_data_dir(data_dir)
+    if folder is not None and not folder.is_dir() and not download:
+        raise NascompError(f"--data-dir {folder} is not a folder; point it at the folder that holds the dataset files")
     if name.startswith("imagefolder:"):
         root = Path(name.split(":", 1)[1])
         samples, names = ImageFolderDataset.scan(root / "train" if (root / "train").is_dir() else root)

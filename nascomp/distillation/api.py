@@ -13,7 +13,7 @@ from nascomp.core.errors import NascompError
 from nascomp.core.validate import output_dir, removed_on_failure
 from nascomp.data import DataBundle
 from nascomp.distillation.base import build_distiller, distillation_step
-from nascomp.engine.api import TrainResult, data_bundle, recipe_config
+from nascomp.engine.api import TrainResult, prepare, recipe_config
 from nascomp.engine.train import TrainConfig, fit
 from nascomp.models.resolve import as_model
 from nascomp.spaces.arch import Arch
@@ -36,8 +36,9 @@ def check_teacher(teacher: nn.Module, num_classes: int, in_chans: int, resolutio
 
 def distill(student: nn.Module | str | os.PathLike | Arch, teacher: nn.Module | str | os.PathLike, data: DataBundle | str = "fashion-mnist",
             out: str | os.PathLike | None = None, *, method: str = "kd", options: Mapping | None = None,
-            recipe: TrainConfig | Mapping | None = None, teacher_checkpoint: str | None = None, resume: bool = False, quiet: bool = False,
-            device: str | None = None, **overrides: Any) -> TrainResult:
+            model_kwargs: Mapping | None = None, data_options: Mapping | None = None, checkpoint: str | os.PathLike | None = None,
+            pretrained: bool = False, recipe: TrainConfig | Mapping | None = None, teacher_checkpoint: str | None = None, resume: bool = False,
+            quiet: bool = False, device: str | None = None, **overrides: Any) -> TrainResult:
     """Train ``student`` on ``data`` with distillation from the frozen ``teacher``.
 
     Args:
@@ -47,7 +48,8 @@ def distill(student: nn.Module | str | os.PathLike | Arch, teacher: nn.Module | 
         method: a name in `nascomp.distillation.DISTILLERS`: ``kd`` (logits), ``minivit`` (logits + Q/K/V and
             hidden-state relations), ``srd`` (student features through the teacher's classifier), ``none``.
         options: the method's settings (``alpha``, ``temperature``, ``qkv_weight``, ``layer_pairs``, ``srd_weight``...).
-        recipe, overrides: the training recipe, as for `nascomp.train`.
+        teacher_checkpoint: weights for a teacher given by timm name.
+        model_kwargs, data_options, checkpoint, pretrained, recipe, overrides, resume, quiet, device: as for `nascomp.train`.
 
     Returns:
         `TrainResult`; metrics.json records the method and its settings.
@@ -55,9 +57,10 @@ def distill(student: nn.Module | str | os.PathLike | Arch, teacher: nn.Module | 
     if out is None:
         raise NascompError("distill needs out=DIR (--out): where the checkpoints and the trained student go")
     out = output_dir(out)
-    module, spec = as_model(student)
+    seed = overrides.get("seed", recipe.seed if isinstance(recipe, TrainConfig) else dict(recipe or {}).get("seed", 0))
+    module, spec, bundle = prepare(student, data, model_kwargs=model_kwargs, data_options=data_options, checkpoint=checkpoint,
+                                   pretrained=pretrained, seed=seed)
     cfg = recipe_config(recipe, module, **overrides)
-    bundle = data_bundle(data, cfg.resolution)
     teacher_model, _ = as_model(teacher, checkpoint=teacher_checkpoint)
     check_teacher(teacher_model, bundle.num_classes, cfg.in_chans, cfg.resolution)
     distiller = build_distiller(method, module, teacher_model, **dict(options or {}))

@@ -12,11 +12,11 @@ from torch import nn
 from nascomp.core.errors import NascompError
 from nascomp.core.validate import output_dir, removed_on_failure
 from nascomp.data import DataBundle, load_data
-from nascomp.engine.train import TrainConfig, fit
+from nascomp.engine.train import TrainConfig, fit, seed_everything
 from nascomp.models.resolve import as_model, model_input_size
 from nascomp.spaces.arch import Arch
 
-__all__ = ["TrainResult", "train", "recipe_config", "split_recipe", "data_bundle"]
+__all__ = ["TrainResult", "train", "prepare", "recipe_config", "split_recipe", "data_bundle"]
 
 
 @dataclass
@@ -75,16 +75,48 @@ def data_bundle(data: DataBundle | str, resolution: int, **options: Any) -> Data
     return load_data(data, resolution=resolution, **options)
 
 
+def prepare(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str, *, model_kwargs: Mapping | None = None,
+            data_options: Mapping | None = None, checkpoint: str | os.PathLike | None = None, pretrained: bool = False,
+            seed: int = 0) -> tuple[nn.Module, dict, DataBundle]:
+    """(model, spec, data) for a training run, the way every command prepares them.
+
+    A dataset given by name loads first (at ``model_kwargs["img_size"]``, else the module's resolution, else
+    224 px). A model given by name is then built with the random state seeded by ``seed`` (its initial weights
+    belong to the run's seed) and, unless it is a saved directory, with the data's number of classes.
+    """
+    kwargs = dict(model_kwargs or {})
+    if isinstance(model, nn.Module):
+        if kwargs:
+            raise NascompError(f"model options {sorted(kwargs)} only apply to a model given by name")
+        resolution = model_input_size(model)[1]
+    else:
+        resolution = kwargs.get("img_size") or 224
+    bundle = data_bundle(data, resolution, **dict(data_options or {}))
+    if isinstance(model, nn.Module):
+        module, spec = as_model(model, checkpoint=checkpoint)
+    else:
+        seed_everything(seed)
+        if not Path(model).is_dir():
+            kwargs.setdefault("num_classes", bundle.num_classes)
+        module, spec = as_model(model, checkpoint=checkpoint, pretrained=pretrained, **kwargs)
+    return module, spec, bundle
+
+
 def train(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str = "fashion-mnist", out: str | os.PathLike | None = None, *,
-          recipe: TrainConfig | Mapping | None = None, resume: bool = False, quiet: bool = False, device: str | None = None,
-          metadata: dict | None = None, **overrides: Any) -> TrainResult:
+          model_kwargs: Mapping | None = None, data_options: Mapping | None = None, checkpoint: str | os.PathLike | None = None,
+          pretrained: bool = False, recipe: TrainConfig | Mapping | None = None, resume: bool = False, quiet: bool = False,
+          device: str | None = None, metadata: dict | None = None, **overrides: Any) -> TrainResult:
     """Train ``model`` on ``data`` and save it into ``out``.
 
     Args:
         model: a module (from `nascomp.create_model` or timm), a timm name, an arch, or a saved directory.
-        data: a `DataBundle` (`nascomp.load_data`) or a dataset name loaded at the model's resolution.
+        data: a `DataBundle` (`nascomp.load_data`) or a dataset name (loaded with ``data_options``).
         out: the run directory (checkpoints, ``model.safetensors`` + ``model.json``, ``metrics.json``).
-        recipe: a `TrainConfig` or a dict of its fields; keyword ``overrides`` (``epochs=8, lr=5e-4``) replace fields.
+        model_kwargs: timm keyword arguments for a model given by name (``img_size``, ``in_chans``...;
+            ``num_classes`` defaults to the data's). checkpoint, pretrained: its starting weights.
+        data_options: `nascomp.load_data` keywords (``data_dir``, ``limit_train``, ``val_fraction``...).
+        recipe: a `TrainConfig` or a dict of its fields; keyword ``overrides`` (``epochs=8, lr=5e-4, seed=1``)
+            replace fields. The seed also draws the initial weights of a model given by name.
         resume: continue from the newest checkpoint in ``out`` (bit-identical on CPU).
         quiet: no progress output. device: ``cpu`` or ``cuda`` (default: CUDA when available).
         metadata: extra entries for metrics.json.
@@ -95,9 +127,10 @@ def train(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str = 
     if out is None:
         raise NascompError("train needs out=DIR (--out): where the checkpoints and the trained model go")
     out = output_dir(out)
-    module, spec = as_model(model)
+    seed = overrides.get("seed", recipe.seed if isinstance(recipe, TrainConfig) else dict(recipe or {}).get("seed", 0))
+    module, spec, bundle = prepare(model, data, model_kwargs=model_kwargs, data_options=data_options, checkpoint=checkpoint,
+                                   pretrained=pretrained, seed=seed)
     cfg = recipe_config(recipe, module, **overrides)
-    bundle = data_bundle(data, cfg.resolution)
     with removed_on_failure(out):
         metrics = fit(module, bundle, cfg, out, spec=spec, resume=resume, quiet=quiet, device=device, metadata=metadata)
     return TrainResult(Path(out), module, metrics)

@@ -17,6 +17,7 @@ from torch import nn
 
 from nascomp.core.errors import NascompError
 from nascomp.core.io import load_state_dict_file, read_json
+from nascomp.core.validate import positive
 from nascomp.models.io import load_model, load_weights_into
 from nascomp.models.registry import build_from_spec
 from nascomp.models.timm import timm_spec
@@ -92,6 +93,18 @@ def as_model(model: nn.Module | str | os.PathLike | Arch | Mapping, *, checkpoin
     return resolve_model(model, checkpoint=checkpoint, pretrained=pretrained, **overrides)
 
 
+_SIZES = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "depths", "num_heads", "window_size")
+
+
+def _check_sizes(overrides: Mapping[str, Any]) -> None:
+    """Sizes a user passes must be positive (timm would build nonsense or fail deep inside with a traceback)."""
+    for key in _SIZES:
+        value = overrides.get(key)
+        for v in (value if isinstance(value, (tuple, list)) else [value]):
+            positive(f"--{key.replace('_', '-')}", v)
+    positive("--mlp-ratio", overrides.get("mlp_ratio"), integer=False)
+
+
 def resolve_model(ref: str | os.PathLike | Arch | Mapping, checkpoint: str | os.PathLike | None = None, pretrained: bool = False,
                   **overrides: Any) -> tuple[nn.Module, dict]:
     """Turn what a user named as a model into (model, spec); the model carries the spec (see `create_model`).
@@ -99,6 +112,7 @@ def resolve_model(ref: str | os.PathLike | Arch | Mapping, checkpoint: str | os.
     ``ref`` is a saved model directory, an arch JSON file or `Arch` (or its dict), or a timm name (with size
     ``overrides``). ``checkpoint`` optionally loads weights (safetensors or a weights-only pickle).
     """
+    _check_sizes(overrides)
     if isinstance(ref, (Arch, Mapping)):
         arch = ref.to_dict() if isinstance(ref, Arch) else dict(ref)
         spec = {"builder": "swin-arch", "kwargs": {"arch": arch, **overrides}}

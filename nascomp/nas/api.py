@@ -65,6 +65,7 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
             ``generations``, ``top``, ``retrain_epochs``, ``limit_train``...; see `nascomp.nas.presets.resolve_preset`).
         out: the run directory (default ``runs/search/<space>-<budget>-<preset>-seed<seed>``).
         seed: the run's seed. resume: continue an interrupted run in ``out`` (same result as uninterrupted).
+        quiet: no progress output. device: ``cpu`` or ``cuda`` (default: CUDA when available).
         in_chans: model input channels (grey images are repeated). lut: latency table for ms/mJ budgets.
         data_dir, download, val_fraction: where and how a dataset given by name is loaded.
 

@@ -95,10 +95,13 @@ def build_latency_table(space: SearchSpace | str, target: str = "mobile-cpu", *,
 
     Args:
         space: a `SearchSpace` or a shipped space name / YAML path.
+        target: where to measure (``cpu``, ``mobile-cpu``, ``cuda``, ``android[:SERIAL]``).
         lut: the table file (default: the per-user cache, `nascomp.profiling.predictor.lut_path`).
         probe: time a fixed reference block before every measurement and keep the ratio (shared machines).
-        calibrate: random subnets measured end to end to fit the table's offset.
-        Other arguments: the measurement protocol, as for `profile`.
+        calibrate: random subnets measured end to end to fit the table's offset. seed: their draw.
+        energy: also fit an energy model. progress: ``progress(stage, done, total)`` callback.
+        runtime, precision, threads, cores, timer, exporter, warmup, repeat, batch, resolution: the measurement
+            protocol, as for `profile`.
 
     Returns:
         The table (``entries``, ``protocol``, ``fit``, ``path``), also written to ``lut``.
@@ -120,6 +123,11 @@ def build_latency_table(space: SearchSpace | str, target: str = "mobile-cpu", *,
 def validate_latency_table(space: SearchSpace | str, target: str = "mobile-cpu", *, lut: str | os.PathLike | None = None, n: int = 50,
                            seed: int = 1000, progress: ProgressFn | None = None) -> dict:
     """Measure ``n`` random subnets of ``space`` end to end and compare with the table's predictions.
+
+    Args:
+        space: a `SearchSpace` or a shipped space name / YAML path. target: the table's target.
+        lut: the table file (default: the per-user cache). n: subnets to measure; seed: their draw.
+        progress: ``progress(stage, done, total)`` callback.
 
     Returns:
         ``{"subnets", "within_tolerance", "tolerance", "mean_abs_error", "max_abs_error", "rows"}``.

@@ -14,7 +14,7 @@ import platform
 from pathlib import Path
 from typing import Iterator
 
-from nascomp import __version__
+from nascomp.core.version import __version__
 from nascomp.core.errors import NascompError
 
 __all__ = ["cpu_model", "allowed_cores", "load_average", "cpu_governor", "runtime_versions", "host_facts", "pinned_to", "parse_cores"]

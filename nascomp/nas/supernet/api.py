@@ -43,6 +43,8 @@ def evaluate_supernet(supernet: Supernet | str | os.PathLike, archs: Sequence[Ar
     Args:
         supernet: a `Supernet` or its run directory. archs: `Arch`es, names, JSON paths, ``largest``, ``smallest``.
         data: the dataset the supernet was trained on (a `DataBundle` or a name; ``data_options`` load it).
+        batch_size: images per evaluated batch. device: where to run (default: where the supernet is).
+        quiet: no progress bar.
 
     Returns:
         One ``{"top1", "top5", "loss", "n"}`` per arch, in order.
@@ -59,7 +61,16 @@ def evaluate_supernet(supernet: Supernet | str | os.PathLike, archs: Sequence[Ar
 
 
 def extract_subnet(supernet: Supernet | str | os.PathLike, arch: Arch | str, out: str | os.PathLike | None = None) -> nn.Module:
-    """The timm ``SwinTransformer`` of ``arch`` with the supernet's weights; saved into ``out`` (it loads as a model) if given."""
+    """The standalone model of one subnet with the supernet's weights (its outputs equal the supernet's for that arch).
+
+    Args:
+        supernet: a `Supernet` or its run directory.
+        arch: an `Arch`, a shipped arch name or JSON path, ``largest`` or ``smallest``.
+        out: if given, the folder to save it in (it then loads as a model everywhere).
+
+    Returns:
+        A timm ``SwinTransformer``.
+    """
     out = output_dir(out)
     net = as_supernet(supernet)
     chosen = subnet_arch(net, arch)

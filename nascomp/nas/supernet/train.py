@@ -186,15 +186,23 @@ def train_supernet(
     seed: int = 0,
     **overrides: Any,
 ) -> TrainResult:
-    """Train a supernet over ``space`` on ``data`` into ``out_dir``; returns the run (``.metrics`` is metrics.json).
+    """Train a supernet over ``space`` on ``data`` into ``out_dir`` (uniform or sandwich subnet sampling).
 
-    ``preset`` picks the recipe (`PRESETS`); keyword ``overrides`` replace its fields (``epochs``, ``lr``,
-    ``resolution``, ``sampler``, ``num_random``, ``limit_train``, ``drop_path_rate``, ...) and any other
-    `TrainConfig` field (``grad_clip``, ``amp``, ``num_workers``, ...). ``data`` is a `DataBundle` (used as
-    given) or a dataset name (loaded with the preset's ``limit_train`` / ``limit_val``). Pass ``supernet`` to
-    continue from existing weights, e.g. one grown for an evolved space with ``Supernet.inherit_from``.
-    ``eval_archs`` names archs whose inherited validation accuracy is reported every epoch (default: the
-    space's largest and smallest). The run directory then loads with `nascomp.nas.supernet.load_supernet`.
+    Args:
+        space: a `SearchSpace` or a shipped space name / YAML path.
+        data: a `DataBundle` (used as given) or a dataset name (loaded with the preset's ``limit_train`` /
+            ``limit_val``; ``data_dir`` says where it lives).
+        out_dir: the run directory; it then loads with `nascomp.nas.supernet.load_supernet`.
+        preset: ``smoke``, ``cpu``, ``full`` or a `SupernetPreset`; keyword ``overrides`` replace its fields
+            (``epochs``, ``lr``, ``resolution``, ``sampler``, ``num_random``, ``limit_train``, ``drop_path_rate``...)
+            and any other `TrainConfig` field (``grad_clip``, ``amp``, ``num_workers``...).
+        supernet: continue from existing weights, e.g. one grown for an evolved space with ``Supernet.inherit_from``.
+        in_chans: model input channels (grey images are repeated).
+        eval_archs: archs whose inherited validation accuracy is reported every epoch (default: largest and smallest).
+        resume, quiet, device, seed: as for `nascomp.train`.
+
+    Returns:
+        `TrainResult` (``.out``, ``.model`` = the `Supernet`, ``.metrics`` = metrics.json).
     """
     out_dir = output_dir(out_dir)
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)

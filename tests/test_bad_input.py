@@ -1,0 +1,173 @@
+"""Bad input, by class: every command fails the same way on it (one `error:` line, exit 2, nothing written),
+because the Python API validates before any work starts and the CLI only calls the API.
+
+Classes: an output path that cannot be a folder/file; a number out of range; a corrupt input file; a run that
+fails part-way (it must not leave its output folder behind).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nascomp
+from nascomp.cli import main
+from nascomp.core.errors import NascompError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+VIT = ["vit_tiny_patch16_224", "--img-size", "28", "--patch-size", "7", "--in-chans", "1", "--embed-dim", "32", "--depth", "1",
+       "--num-heads", "2"]
+SMALL = ["--limit-train", "64", "--limit-val", "32", "--limit-test", "32", "--epochs", "1", "--batch-size", "32", "--quiet"]
+
+
+def _fails_cleanly(capsys, argv: list[str], pattern: str, leftovers: list[Path] = ()) -> None:
+    assert main(argv) == 2, argv
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    assert pattern in err, err
+    for path in leftovers:
+        assert not path.exists(), f"{path} was left behind"
+
+
+@pytest.fixture
+def blocked(tmp_path) -> Path:
+    """A regular file: any output path below it is impossible."""
+    path = tmp_path / "a-file"
+    path.write_text("not a folder")
+    return path
+
+
+# --- class 1: an output path that cannot be written ------------------------------------------------------------
+
+OUTPUT_COMMANDS = {
+    "train": lambda d, out: ["train", *VIT, "--data-dir", str(d), *SMALL, "--out", str(out)],
+    "compress": lambda d, out: ["compress", "deit_tiny_patch16_224", "--pretrained", "--data-dir", str(d), "--out", str(out)],
+    "adapt": lambda d, out: ["adapt", *VIT, "--method", "lora", "--data", "fashion-mnist", "--data-dir", str(d), "--out", str(out)],
+    "search": lambda d, out: ["search", "--space", "s3-vit", "--budget", "4gflops", "--preset", "smoke", "--data-dir", str(d), "--out", str(out)],
+    "supernet train": lambda d, out: ["supernet", "train", "--space", "s3-vit-cpu", "--preset", "smoke", "--data-dir", str(d), "--out", str(out)],
+    "export": lambda d, out: ["export", "resnet10t", "--out", str(out / "m.onnx")],
+    "profile": lambda d, out: ["profile", "resnet10t", "--out", str(out / "p.json")],
+    "pareto": lambda d, out: ["pareto", str(Path(__file__).parent / "fixtures" / "pareto-rows.csv"), "--x", "latency_ms", "--out", str(out / "p.png")],
+}
+
+
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_an_output_below_a_regular_file_is_refused_before_any_work(command, capsys, blocked, fake_fmnist):
+    _fails_cleanly(capsys, OUTPUT_COMMANDS[command](fake_fmnist, blocked / "run"), "is a file")
+    assert blocked.read_text() == "not a folder"
+
+
+def test_an_output_folder_that_is_a_file_is_refused(capsys, blocked, fake_fmnist):
+    _fails_cleanly(capsys, ["train", *VIT, "--data-dir", str(fake_fmnist), *SMALL, "--out", str(blocked)], "is a file, not a folder")
+
+
+def test_the_api_refuses_the_same_way(blocked, fake_fmnist):
+    with pytest.raises(NascompError, match="is a file"):
+        nascomp.train(nascomp.create_model("resnet10t", in_chans=1, num_classes=10), "fashion-mnist", blocked / "run")
+    with pytest.raises(NascompError, match="is a file"):
+        nascomp.search("s3-vit", "4gflops", preset="smoke", out=blocked / "run", data_dir=fake_fmnist)
+
+
+# --- class 2: a number out of range ------------------------------------------------------------------------------
+
+NUMBERS = [
+    (["flops", "vit_tiny_patch16_224", "--resolution", "0"], "resolution must be positive"),
+    (["flops", "vit_tiny_patch16_224", "--resolution", "-8"], "resolution must be positive"),
+    (["flops", "vit_tiny_patch16_224", "--resolution", "-224"], "resolution must be positive"),
+    (["flops", "vit_tiny_patch16_224", "--batch", "0"], "batch must be positive"),
+    (["flops", "vit_tiny_patch16_224", "--img-size", "0"], "--img-size must be positive"),
+    (["flops", "swin_tiny_patch4_window7_224", "--window-size", "-7"], "--window-size must be positive"),
+    (["export", "resnet10t", "--resolution", "0", "--out", "{tmp}/m.onnx"], "--resolution must be positive"),
+    (["profile", "resnet10t", "--threads", "0"], "--threads must be positive"),
+    (["profile", "resnet10t", "--repeat", "0"], "--repeat must be positive"),
+    (["profile", "resnet10t", "--warmup", "-1"], "--warmup must be 0 or more"),
+    (["train", *VIT, *SMALL, "--epochs", "0", "--out", "{tmp}/run"], "--epochs must be positive"),
+    (["train", *VIT, *SMALL, "--batch-size", "0", "--out", "{tmp}/run"], "--batch-size must be positive"),
+    (["train", *VIT, *SMALL, "--lr", "-1", "--out", "{tmp}/run"], "--lr must be positive"),
+    (["train", *VIT, *SMALL, "--workers", "-2", "--out", "{tmp}/run"], "--workers must be 0 or more"),
+    (["train", *VIT, *SMALL, "--label-smoothing", "1.5", "--out", "{tmp}/run"], "--label-smoothing must lie in"),
+    (["train", *VIT, "--val-fraction", "1.5", "--out", "{tmp}/run"], "--val-fraction must lie in (0, 1)"),
+    (["train", *VIT, "--limit-train", "0", "--out", "{tmp}/run"], "--limit-train must be positive"),
+    (["adapt", *VIT, "--method", "lora", "--rank", "0", "--dry-run"], "--rank must be at least 1"),
+    (["adapt", *VIT, "--method", "lora", "--shots", "0", "--data", "fashion-mnist", "--out", "{tmp}/run"], "--shots must be positive"),
+    (["search", "--space", "s3-vit", "--budget", "0gflops", "--out", "{tmp}/run"], "must be positive"),
+    (["search", "--space", "s3-vit", "--budget", "4gflops", "--population", "0", "--out", "{tmp}/run"], "population >= 1"),
+    (["search", "--space", "s3-vit", "--budget", "4gflops", "--top", "0", "--out", "{tmp}/run"], "--top must be positive"),
+    (["search", "--space", "s3-vit", "--budget", "4gflops", "--et-samples", "1", "--out", "{tmp}/run"], "--et-samples must be at least 2"),
+    (["search", "--space", "s3-vit", "--budget", "4gflops", "--resolution", "-32", "--out", "{tmp}/run"], "--resolution must be positive"),
+    (["search", "--space", "s3-vit", "--budget", "4gflops", "--lr", "0", "--out", "{tmp}/run"], "--lr must be positive"),
+]
+
+
+@pytest.mark.parametrize("argv, message", NUMBERS, ids=[" ".join(a[:1] + a[-4:]) for a, _ in NUMBERS])
+def test_numbers_out_of_range_are_one_clear_error(argv, message, capsys, tmp_path, fake_fmnist, monkeypatch):
+    monkeypatch.setenv("NASCOMP_DATA", str(fake_fmnist))
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    _fails_cleanly(capsys, argv, message, leftovers=[tmp_path / "run", tmp_path / "m.onnx"])
+
+
+# --- class 3: a corrupt input file -------------------------------------------------------------------------------
+
+def _image_folder(root: Path, corrupt: bool) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            folder = root / split / c
+            folder.mkdir(parents=True)
+            for i in range(6):
+                Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    if corrupt:
+        (root / "train" / "a" / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    return root
+
+
+def test_a_corrupt_image_names_the_file_and_leaves_no_output(capsys, tmp_path):
+    data = _image_folder(tmp_path / "images", corrupt=True)
+    out = tmp_path / "run"
+    _fails_cleanly(capsys, ["train", "vit_tiny_patch16_224", "--img-size", "16", "--patch-size", "8", "--embed-dim", "16", "--depth", "1",
+                            "--num-heads", "2", "--data", f"imagefolder:{data}", "--epochs", "1", "--batch-size", "4",
+                            "--val-fraction", "0.2", "--quiet", "--out", str(out)], "3.png: not a readable image", leftovers=[out])
+
+
+CORRUPT_FILES = {
+    "space YAML": ("space.yaml", "stages: [unclosed", lambda f, tmp: ["search", "--space", str(f), "--budget", "4gflops", "--out", f"{tmp}/run"],
+                   "not valid YAML"),
+    "arch JSON": ("arch.json", "{not json", lambda f, tmp: ["flops", str(f)], "not valid JSON"),
+    "model.json": ("model/model.json", "[1, 2]", lambda f, tmp: ["flops", str(f.parent)], "not a nascomp model description"),
+    "checkpoint": ("w.safetensors", "garbage", lambda f, tmp: ["flops", "resnet10t", "--checkpoint", str(f)], "corrupt or truncated"),
+    "dataset": ("fmnist/train-images-idx3-ubyte.gz", "not gzip", lambda f, tmp: ["train", *VIT, "--data-dir", str(f.parent), "--out", f"{tmp}/run"],
+                "unreadable IDX file"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPT_FILES))
+def test_corrupt_input_files_are_one_clear_error(kind, capsys, tmp_path, fake_fmnist):
+    name, content, argv, message = CORRUPT_FILES[kind]
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "dataset":
+        for f in fake_fmnist.iterdir():
+            (path.parent / f.name).write_bytes(f.read_bytes())
+    path.write_text(content)
+    _fails_cleanly(capsys, argv(path, tmp_path), message, leftovers=[tmp_path / "run"])
+
+
+# --- class 4: a run that fails part-way leaves nothing behind ------------------------------------------------------
+
+def test_a_diverged_run_removes_the_output_folder_it_created(capsys, tmp_path, fake_fmnist):
+    out = tmp_path / "new" / "run"
+    _fails_cleanly(capsys, ["train", *VIT, "--data-dir", str(fake_fmnist), *SMALL, "--lr", "1e30", "--warmup-epochs", "0", "--grad-clip", "0", "--no-augment",
+                            "--out", str(out)], "diverged", leftovers=[tmp_path / "new"])
+
+
+def test_a_failed_resume_keeps_the_folder_it_found(capsys, tmp_path, fake_fmnist):
+    out = tmp_path / "run"
+    argv = ["train", *VIT, "--data-dir", str(fake_fmnist), *SMALL, "--out", str(out)]
+    assert main(argv) == 0
+    _fails_cleanly(capsys, [*argv, "--resume", "--lr", "0.5"], "cannot resume")
+    assert (out / "model.safetensors").is_file()
