@@ -6,18 +6,18 @@ published update formula was not recovered, so this implements the documented sa
 
     slope w in E-T points per step γ;  w > τ: shift every choice down by γ;  w < -τ: shift up;  else keep.
 
-Per-choice E-T errors from a few dozen subnets are noisy, and one step tests ~23 (stage, dimension)s, so
+Per-choice E-T errors from a few dozen subnets are noisy, and one step tests 21-23 (stage, dimension)s, so
 a shift also needs the slope to be told from noise: a permutation test of each slope (the subnets' errors
 shuffled against their archs, the slope recomputed exactly as observed; p = (1 + #|w*| ≥ |w|) / (B + 1)),
 with Holm's correction over every tested (stage, dimension) of the step. A move needs |w| > τ (the
 smallest effect worth a move) and a Holm-adjusted p ≤ α, so when no dimension matters, the chance that a
 step moves anything is at most α (``alpha=1`` turns the guard off and gives the bare rule). A bootstrap
-SE guard did not hold that: its SE of a slope of top-k means is too small, and without a correction 12 %
-of the pairs moved under pure noise (experiments/evolution-calibration/README.md measures both rules).
+SE guard did not hold that: its SE of a slope of top-k means is ~1.4x too small, and without a correction
+9-15 % of the pairs moved under pure noise (experiments/evolution-calibration/README.md measures both rules).
 
 The test is exact whatever the noise (the errors only need to be exchangeable when nothing matters), and
 it keeps the budget-induced correlation between dimensions, since the archs stay as sampled. B = 1999 by
-default: Holm's smallest threshold is α/m (0.05/23 = 0.0022 on s3-vit), and p cannot go below 1/(B+1),
+default: Holm's smallest threshold is α/m (0.05/21 = 0.0024 on s3-vit at 32 px), and p cannot go below 1/(B+1),
 so B must be well above m/α for a strong slope to pass; at 1999 that threshold still allows 3 exceedances.
 All B permuted slopes of every dimension come from one vectorised pass (`_choice_q`), not B × 70 calls
 of `weighted_et_error`: about 0.1 s per step for N = 60 on one CPU core.
