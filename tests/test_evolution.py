@@ -13,7 +13,7 @@ from nascomp.core.errors import NascompError
 from nascomp.pareto import dominates
 from nascomp.cost.arch_cost import arch_cost
 from nascomp.nas import EvolutionConfig, EvolutionRule, et_table, evolutionary_search, evolve_space, fit_slopes, sample_candidates
-from nascomp.nas.space_evolution import shifted_choices
+from nascomp.nas.space_evolution import holm, shifted_choices
 from nascomp.spaces import SearchSpace
 
 S3_VIT = SearchSpace.load("s3-vit")
@@ -32,7 +32,7 @@ def _planted(space: SearchSpace, n: int = 400, seed: int = 0):
 def test_slopes_recover_planted_trends_and_shift_against_them():
     archs, errors = _planted(S3_VIT)
     table = et_table(S3_VIT, archs, errors)
-    rule = EvolutionRule(tau=1.0, significance=2.0, bootstrap=50)
+    rule = EvolutionRule(tau=1.0, alpha=0.05, permutations=999)
     slopes = fit_slopes(S3_VIT, archs, errors, table.k, rule, seed=0)
     by_key = {(r["stage"], r["dimension"]): r for r in slopes}
     assert by_key[(2, "depth")]["slope"] == pytest.approx(3.0, abs=0.6)  # E-T points per step of 1 block
@@ -45,11 +45,13 @@ def test_slopes_recover_planted_trends_and_shift_against_them():
     moved = {(d["stage"], d["dimension"]) for d in decisions if d["action"] != "keep"}
     assert moved == {(2, "depth"), (0, "mlp_ratio")}
     assert all(d["reason"] for d in decisions) and len(decisions) == len(S3_VIT.subspaces())
+    assert by_key[(2, "depth")]["p"] == 1 / 1000  # no shuffle comes near a planted slope
+    assert all(d["p_adjusted"] <= 0.05 and "Holm-adjusted" in d["reason"] for d in decisions if d["action"] != "keep")
 
 
-def test_the_noise_guard_and_tau_keep_choices():
+def test_tau_keeps_choices():
     archs, errors = _planted(S3_VIT)
-    slopes = fit_slopes(S3_VIT, archs, errors, 20, EvolutionRule(bootstrap=20), seed=0)
+    slopes = fit_slopes(S3_VIT, archs, errors, 20, EvolutionRule(permutations=20), seed=0)
     new, decisions = evolve_space(S3_VIT, slopes, EvolutionRule(tau=10.0), "kept")
     assert new == S3_VIT and all(d["action"] == "keep" and "tau" in d["reason"] for d in decisions if d["slope"] is not None)
 
@@ -64,7 +66,7 @@ def test_window_shifts_walk_the_ladder_of_tiling_windows():
 
 
 def _record(stage, dim, space, slope, step):
-    return {"stage": stage, "dimension": dim, "choices": list(space.choices(stage, dim)), "step": step, "slope": slope, "se": 0.01}
+    return {"stage": stage, "dimension": dim, "choices": list(space.choices(stage, dim)), "step": step, "slope": slope, "p": 0.0}
 
 
 def test_invalid_shifts_are_repaired_or_refused():
@@ -80,7 +82,7 @@ def test_invalid_shifts_are_repaired_or_refused():
 
 def test_windows_that_the_training_resolution_merges_get_no_slope():
     archs, errors = _planted(S3_VIT, n=100)
-    slopes = fit_slopes(S3_VIT, archs, errors, 5, EvolutionRule(bootstrap=5), train_resolution=32)
+    slopes = fit_slopes(S3_VIT, archs, errors, 5, EvolutionRule(permutations=5), train_resolution=32)
     windows = {r["stage"]: r for r in slopes if r["dimension"] == "window"}
     assert windows[0]["slope"] is not None  # 8x8 at 32 px: 7 (padded, local) vs 14 (global) differ
     assert windows[1]["slope"] is None and "32 px" in windows[1]["note"]  # 4x4: both global
@@ -91,7 +93,7 @@ def test_windows_that_the_training_resolution_merges_get_no_slope():
        st.integers(0, 3))
 def test_evolved_spaces_are_always_valid(space, signs, rounds):
     for _ in range(rounds + 1):
-        rule = EvolutionRule(significance=0.0)
+        rule = EvolutionRule()
         slopes = [_record(s, d, space, signs[i % len(signs)], rule.step(space, s, d)) for i, (s, d, _) in enumerate(space.subspaces())]
         space, _ = evolve_space(space, slopes, rule, "evolved")
         SearchSpace.from_dict(space.to_dict())  # re-validates
@@ -99,9 +101,50 @@ def test_evolved_spaces_are_always_valid(space, signs, rounds):
         assert space.contains(arch)
 
 
+def test_slopes_and_permutation_p_values():
+    """The slope is the least-squares line through the per-choice Q; p is seeded and never below 1/(B+1)."""
+    archs = sample_candidates(S3_VIT, 60, lambda a: True, random.Random(3))
+    errors = np.random.default_rng(3).normal(20, 1.5, 60)
+    rule = EvolutionRule(permutations=199)
+    a, b, c = (fit_slopes(S3_VIT, archs, errors, 3, rule, seed=s) for s in (0, 0, 1))
+    assert a == b and [r["p"] for r in a] != [r["p"] for r in c]
+    for r in a:
+        if r["slope"] is None:
+            continue
+        used = [j for j, w in enumerate(r["weight"]) if w >= rule.min_weight]
+        x = np.array([r["choices"][j] for j in used], dtype=float) / r["step"]
+        if r["dimension"] != "window":
+            assert r["slope"] == pytest.approx(np.polyfit(x, np.array(r["Q"])[used], 1)[0], abs=1e-9)
+        assert 1 / 200 <= r["p"] <= 1 and round(r["p"] * 200) == pytest.approx(r["p"] * 200)
+    flat = fit_slopes(S3_VIT, archs, np.full(60, 20.0), 3, rule)  # no variation: every shuffle ties, p = 1
+    assert all(r["p"] == 1.0 for r in flat if r["slope"] is not None)
+
+
+def test_holm_adjusted_p_values_by_hand():
+    assert holm([0.01, 0.04, 0.03, 0.2]).tolist() == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    assert holm([0.5, 0.5]).tolist() == [1.0, 1.0]
+
+
+def test_a_slope_beyond_tau_moves_only_when_its_holm_adjusted_p_clears_alpha():
+    """Four tested pairs: p 0.01 alone passes at α = 0.05 (raw), but Holm multiplies it by 4."""
+    recs = [_record(2, "depth", S3_VIT, 3.0, 1.0), *(_record(0, d, S3_VIT, 0.0, 1.0) for d in ("depth", "heads", "qkv_dim"))]
+    recs[0]["p"] = 0.01
+    for r in recs[1:]:
+        r["p"] = 0.9
+    new, decisions = evolve_space(S3_VIT, recs, EvolutionRule(tau=0.1, alpha=0.05), "x")
+    assert decisions[0]["p_adjusted"] == pytest.approx(0.04) and decisions[0]["action"] == "shift down"
+    assert new.choices(2, "depth") == (3, 4, 5, 6, 7) and [d["p_adjusted"] for d in decisions[1:]] == [1.0] * 3
+    new, decisions = evolve_space(S3_VIT, recs, EvolutionRule(tau=0.1, alpha=0.03), "x")
+    assert new == S3_VIT and "not told from noise" in decisions[0]["reason"] and "0.0400 > alpha 0.03" in decisions[0]["reason"]
+    new, decisions = evolve_space(S3_VIT, recs, EvolutionRule(tau=0.1, alpha=1.0), "x")  # alpha = 1: the bare τ rule
+    assert decisions[0]["action"] == "shift down"
+
+
 def test_evolution_rule_rejects_unknown_dimensions():
     with pytest.raises(NascompError, match="unknown dimension"):
         EvolutionRule(steps={"depht": 1})
+    with pytest.raises(NascompError, match="alpha"):
+        EvolutionRule(alpha=0.0)
     assert EvolutionRule(steps={"3:depth": 2}).step(S3_VIT, 2, "depth") == 2
     assert EvolutionRule().step(S3_VIT, 2, "depth") == 1 and EvolutionRule().step(S3_VIT, 0, "mlp_ratio") == 0.5
 

@@ -120,6 +120,7 @@ def test_default_out_dir_numbers_new_runs_and_resumes_the_newest(tmp_path):
     (["--space", "no-such-space", "--budget", "4gflops"], r"unknown search space 'no-such-space'.*available: s3-vit, s3-vit-cpu"),
     (["--space", "s3-vit", "--budget", "4 gigaflops"], r"cannot parse budget.*4gflops.*4e9macs.*25mparams.*25ms@mobile-cpu"),
     (["--space", "s3-vit", "--budget", "4gflops", "--preset", "huge"], r"unknown preset 'huge'"),
+    (["--space", "s3-vit", "--budget", "4gflops", "--alpha", "0"], r"evolution alpha must be in \(0, 1\]"),
 ])
 def test_user_errors_exit_2_with_one_line_and_no_output(argv, message, tmp_path, capsys):
     import re

@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--tau", type=float, help="slope threshold in E-T points per step")
     e.add_argument("--evolve-step", type=_step, action="append", metavar="DIM=STEP",
                    help="step of a dimension, e.g. depth=1, mlp_ratio=0.5, 3:embed_dim=64 (stage 3 only); repeatable")
-    e.add_argument("--significance", type=float, help="also require |slope| > this many bootstrap SEs (0: off)")
+    e.add_argument("--alpha", type=float, help="family-wise false-move rate per evolution step (Holm-corrected permutation test; 1: off)")
     v = p.add_argument_group("evolutionary search")
     v.add_argument("--population", type=int)
     v.add_argument("--generations", type=int)
@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-_OVERRIDES = ("resolution", "epochs", "batch_size", "lr", "sampler", "evolve_steps", "evolve_epochs", "evolve_lr", "et_samples", "tau", "significance",
+_OVERRIDES = ("resolution", "epochs", "batch_size", "lr", "sampler", "evolve_steps", "evolve_epochs", "evolve_lr", "et_samples", "tau", "alpha",
               "population", "generations", "parents", "mutations", "crossovers", "mutation_prob", "stage_prob", "objective", "top",
               "retrain_epochs", "retrain_from", "limit_train", "limit_val", "limit_test")
 

@@ -71,7 +71,8 @@ PRESETS: dict[str, SearchPreset] = {
     "smoke": SearchPreset(
         supernet=replace(SUPERNET_PRESETS["smoke"], sampler="uniform", limit_train=64, limit_val=32),
         evolve_steps=1, evolve_epochs=1, evolve_warmup_epochs=0.0, et_samples=8,
-        rule=EvolutionRule(tau=0.5, significance=0.0, min_weight=1.0, bootstrap=20),
+        # 8 subnets cannot make a slope significant after a correction; alpha = 1 keeps the bare τ rule so smoke still moves
+        rule=EvolutionRule(tau=0.5, alpha=1.0, min_weight=1.0, permutations=99),
         evolution=EvolutionConfig(population=8, generations=1, parents=3, mutations=3, crossovers=3),
         top=2, limit_test=100, eval_batch_size=64,
     ),
@@ -81,16 +82,16 @@ PRESETS: dict[str, SearchPreset] = {
         # evolution steps continue at a quarter of the peak rate: re-warming to 2e-3 for a 2-epoch leg left the
         # supernet worse than before it (E-T 24.2 -> 26.3 % with nothing moved; experiments/s3-fashion-mnist)
         evolve_steps=2, evolve_epochs=2, evolve_warmup_epochs=0.25, evolve_lr=5e-4, et_samples=60,
-        # 60 subnets on 500 images put a bootstrap SE of 0.1-0.3 E-T points on each slope, so τ = 0.5 never
-        # fires; a small τ with a 2-SE guard moves only the dimensions whose trend clears the noise.
-        rule=EvolutionRule(tau=0.1, significance=2.0),
+        # τ = 0.5 never fired on 60 subnets scored on 500 images; a small τ with the Holm-corrected permutation
+        # test (α = 0.05 per step) moves only trends that clear the noise (experiments/evolution-calibration).
+        rule=EvolutionRule(tau=0.1, alpha=0.05),
         evolution=EvolutionConfig(population=20, generations=6, parents=5, mutations=10, crossovers=10),
         top=3, limit_test=None, eval_batch_size=250,
     ),
     "full": SearchPreset(
         supernet=replace(SUPERNET_PRESETS["full"], limit_val=25_000),  # 25 images per class score each candidate
         evolve_steps=2, evolve_epochs=100, evolve_warmup_epochs=5.0, et_samples=1000,
-        rule=EvolutionRule(tau=0.5, significance=1.0),
+        rule=EvolutionRule(tau=0.5, alpha=0.05),
         evolution=EvolutionConfig(),
         top=5, retrain_epochs=300, retrain_from="scratch", limit_test=None, eval_batch_size=256,
         data_hint="the full preset is the paper-scale recipe: pass --data imagefolder:/path/to/imagenet and run it on GPUs "
@@ -104,7 +105,7 @@ def resolve_preset(name: str | SearchPreset, overrides: Mapping[str, Any] | None
     """``PRESETS[name]`` (or the given preset) with explicit options (``None`` = keep the preset's) replacing its fields.
 
     Keys: any `SearchPreset` field; any `SupernetPreset` field (``epochs`` = step 0's supernet epochs,
-    ``resolution``, ``limit_train``...); any `EvolutionConfig` field; ``tau`` / ``steps`` / ``significance``
+    ``resolution``, ``limit_train``...); any `EvolutionConfig` field; ``tau`` / ``steps`` / ``alpha``
     for the evolution rule.
     """
     if isinstance(name, SearchPreset):

@@ -180,7 +180,8 @@ def _report_md(run: RunFacts, steps: list[dict], search: dict, finalists: list[d
         f"Each step trains the supernet, samples {preset.et_samples} budget-meeting subnets, scores them with inherited weights "
         f"on the validation split and computes E (mean error), T (mean of the best k) and Q = (E + T) / 2. "
         f"Shift rule: slope beyond τ = {preset.rule.tau} E-T points per step"
-        + (f" and beyond {preset.rule.significance} bootstrap standard errors" if preset.rule.significance else "") + ".", "",
+        + (f" and Holm-adjusted permutation p ≤ α = {preset.rule.alpha} ({preset.rule.permutations} permutations)"
+           if preset.rule.alpha < 1 else "") + ".", "",
         "| step | space | supernet epochs | Q (%) | E (%) | T (%) | n | k |", "|---|---|---|---|---|---|---|---|",
     ]
     for s in steps:
