@@ -3,7 +3,7 @@
     python benchmarks/bench_cli.py [--repeats 15] [--baseline DIR] [--out benchmarks/results/bench_cli.json]
 
 ``--baseline DIR``: also time ``nascomp --help`` of another source tree (e.g. a ``git worktree`` of 0.1.0, whose
-CLI imported torch and timm up front), run with ``PYTHONPATH=DIR``.
+CLI imported torch and timm up front), run from inside DIR.
 
 Each command runs as a fresh process; the commands are interleaved round by round (so a busy shared machine
 slows all of them alike) and the ratios are taken between medians. CPU time (user + system of the child) is
@@ -33,10 +33,10 @@ COMMANDS = {
 }
 
 
-def _run(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
-    """(wall seconds, child CPU seconds) of one run."""
+def _run(cmd: list[str], where: str | None = None) -> tuple[float, float]:
+    """(wall seconds, child CPU seconds) of one run, started in the folder ``where`` (default: here)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=where)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -44,8 +44,8 @@ def _run(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def _loads_torch(cmd: list[str], env: dict | None = None) -> bool:
-    err = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True, env=env).stderr
+def _loads_torch(cmd: list[str], where: str | None = None) -> bool:
+    err = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True, cwd=where).stderr
     return any(line.rsplit("|", 1)[-1].strip().split(".")[0] == "torch" for line in err.splitlines() if "|" in line)
 
 
@@ -56,15 +56,14 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/results/bench_cli.json")
     args = p.parse_args()
     commands = {name: (cmd, None) for name, cmd in COMMANDS.items()}
-    if args.baseline:
-        env = {**os.environ, "PYTHONPATH": str(Path(args.baseline).resolve())}
-        commands[f"nascomp --help ({Path(args.baseline).name})"] = ([sys.executable, "-m", "nascomp", "--help"], env)
+    if args.baseline:  # `python -m` puts the working folder first on sys.path, so run there
+        commands[f"nascomp --help ({Path(args.baseline).name})"] = ([sys.executable, "-m", "nascomp", "--help"], str(Path(args.baseline).resolve()))
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
-    for cmd, env in commands.values():
-        _run(cmd, env)  # warm the page cache
+    for cmd, where in commands.values():
+        _run(cmd, where)  # warm the page cache
     for _ in range(args.repeats):
-        for name, (cmd, env) in commands.items():
-            samples[name].append(_run(cmd, env))
+        for name, (cmd, where) in commands.items():
+            samples[name].append(_run(cmd, where))
     rows = {}
     for name, runs in samples.items():
         rows[name] = {"wall_s": statistics.median(w for w, _ in runs), "cpu_s": statistics.median(c for _, c in runs),

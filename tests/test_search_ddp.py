@@ -14,8 +14,9 @@ def _worker(rank: int, world: int, port: int, data_dir: str, space_path: str, ou
     torch.set_num_threads(1)
     import torch.distributed as dist
 
+    import nascomp
     import nascomp.nas.pipeline as run_module
-    from tests.test_search import _job
+    from tests.test_search import _budget
 
     scored = []
     original = run_module.SupernetScorer.score
@@ -28,8 +29,9 @@ def _worker(rank: int, world: int, port: int, data_dir: str, space_path: str, ou
     run_module.SupernetScorer.score = recording
     from pathlib import Path
 
-    summary = run_module.run_search(_job(Path(space_path), Path(data_dir)), out_dir, quiet=True)
-    results[rank] = (summary, scored)
+    result = nascomp.search(space_path, _budget(Path(space_path)), preset="smoke", data_dir=data_dir, in_chans=1, out=out_dir, quiet=True,
+                            resolution=16, limit_test=50)
+    results[rank] = (result.summary, scored)
     dist.destroy_process_group()
 
 

@@ -140,7 +140,7 @@ def test_train_with_distill_srd_and_kd(tmp_path, fake_fmnist, capsys):
 def _ddp_worker(rank: int, world: int, port: int, out):
     import torch.distributed as dist
 
-    from nascomp.engine import _average_gradients
+    from nascomp.engine.train import _average_gradients
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     connector = torch.nn.Linear(2, 2)
