@@ -48,7 +48,9 @@ OUTPUT_COMMANDS = {
     "adapt": lambda d, out: ["adapt", *VIT, "--method", "lora", "--data", "fashion-mnist", "--data-dir", str(d), "--out", str(out)],
     "search": lambda d, out: ["search", "--space", "s3-vit", "--budget", "4gflops", "--preset", "smoke", "--data-dir", str(d), "--out", str(out)],
     "supernet train": lambda d, out: ["supernet", "train", "--space", "s3-vit-cpu", "--preset", "smoke", "--data-dir", str(d), "--out", str(out)],
+    "supernet extract": lambda d, out: ["supernet", "extract", str(d / "no-such-run"), "--arch", "largest", "--out", str(out)],
     "export": lambda d, out: ["export", "resnet10t", "--out", str(out / "m.onnx")],
+    "profile --build-lut": lambda d, out: ["profile", "--build-lut", "--space", "s3-vit-cpu", "--target", "mobile-cpu", "--lut", str(out / "t.json")],
     "profile": lambda d, out: ["profile", "resnet10t", "--out", str(out / "p.json")],
     "pareto": lambda d, out: ["pareto", str(Path(__file__).parent / "fixtures" / "pareto-rows.csv"), "--x", "latency_ms", "--out", str(out / "p.png")],
 }
