@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if args.distill != "none" and not args.teacher:
         raise NascompError(f"--distill {args.distill} needs --teacher MODEL (a directory saved by `nascomp train`, or a timm name "
                            "with --teacher-checkpoint)")
-    data = nascomp.load_data(args.data, resolution=args.img_size or 224, **data_options(args))
+    data = nascomp.load_data(args.data, **data_options(args))
     seed_everything(args.seed)  # the initial weights belong to the seed too
     overrides = model_overrides(args, None if Path(args.model).is_dir() else data.num_classes)
     model = nascomp.create_model(args.model, checkpoint=args.checkpoint, pretrained=args.pretrained, **overrides)

@@ -57,7 +57,7 @@ def distill(student: nn.Module | str | os.PathLike | Arch, teacher: nn.Module | 
     out = output_dir(out)
     module, spec = as_model(student)
     cfg = recipe_config(recipe, module, **overrides)
-    bundle = data_bundle(data, cfg.resolution)
+    bundle = data_bundle(data)
     teacher_model, _ = as_model(teacher, checkpoint=teacher_checkpoint)
     check_teacher(teacher_model, bundle.num_classes, cfg.in_chans, cfg.resolution)
     distiller = build_distiller(method, module, teacher_model, **dict(options or {}))

@@ -66,13 +66,13 @@ def split_recipe(options: dict) -> tuple[dict, dict]:
     return {k: v for k, v in options.items() if k in recipe_keys}, {k: v for k, v in options.items() if k not in recipe_keys}
 
 
-def data_bundle(data: DataBundle | str, resolution: int, **options: Any) -> DataBundle:
+def data_bundle(data: DataBundle | str, **options: Any) -> DataBundle:
     """``data`` as given, or the dataset of that name loaded with ``options`` (see `nascomp.data.load_data`)."""
     if isinstance(data, DataBundle):
         return data
     if not isinstance(data, str):
         raise NascompError(f"data must be a dataset name (fashion-mnist, cifar10, imagefolder:PATH) or a DataBundle, got {type(data).__name__}")
-    return load_data(data, resolution=resolution, **options)
+    return load_data(data, **options)
 
 
 def train(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str = "fashion-mnist", out: str | os.PathLike | None = None, *,
@@ -97,7 +97,7 @@ def train(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str = 
     out = output_dir(out)
     module, spec = as_model(model)
     cfg = recipe_config(recipe, module, **overrides)
-    bundle = data_bundle(data, cfg.resolution)
+    bundle = data_bundle(data)
     with removed_on_failure(out):
         metrics = fit(module, bundle, cfg, out, spec=spec, resume=resume, quiet=quiet, device=device, metadata=metadata)
     return TrainResult(Path(out), module, metrics)
