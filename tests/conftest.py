@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.jpeg_tree import stripes, synthetic_tree
+
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
@@ -33,28 +35,6 @@ def make_fake_fashion_mnist(folder: Path, n_train: int = 600, n_test: int = 200,
     return folder
 
 
-def stripes(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` 28x28 grey images of the synthetic classes (uint8) and their labels."""
-    grid = np.arange(28)
-    labels = rng.integers(0, 10, size=n)
-    period, vertical = 2 + labels % 5, labels >= 5
-    rows = np.broadcast_to((grid[None, :, None] // period[:, None, None]) % 2, (n, 28, 28))
-    cols = np.broadcast_to((grid[None, None, :] // period[:, None, None]) % 2, (n, 28, 28))
-    images = rng.integers(0, 40, size=(n, 28, 28)) + 200 * np.where(vertical[:, None, None], cols, rows)
-    return images.astype(np.uint8), labels
-
-
-def make_jpeg_folder(root: Path, n_train: int, n_val: int, size: int, seed: int = 0) -> Path:
-    """The synthetic classes as an RGB JPEG image folder (``root/train``, ``root/val``) at ``size`` px."""
-    from benchmarks.jpeg_tree import write_jpeg_tree
-
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("val", n_val)):
-        images, labels = stripes(n, rng)
-        write_jpeg_tree(images, labels, root / split, size, [f"c{c}" for c in range(10)])
-    return root
-
-
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models: one intra-op thread avoids OpenMP synchronisation costs on a busy 2-core machine."""
@@ -72,7 +52,7 @@ def fake_fmnist(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def jpeg_folder(tmp_path_factory) -> Path:
     """A small RGB JPEG image folder (48 training, 24 held-out images at 40 px) for the per-image pipeline."""
-    return make_jpeg_folder(tmp_path_factory.mktemp("jpegs"), 48, 24, 40)
+    return synthetic_tree(tmp_path_factory.mktemp("jpegs"), 48, 24, 40)
 
 
 # A two-stage hierarchical space at 16 px (8x8 and 4x4 maps): supernets over it train inside the default suite.
