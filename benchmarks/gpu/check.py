@@ -52,14 +52,14 @@ TINY_224 = {  # the dry run's search space: two stages at 224 px, seconds per ep
 SIZES = {
     "full": {"train_batch": 64, "train_warmup": 5, "train_blocks": 6, "train_block_steps": 5,
              "images": 8192, "val_images": 1024, "loader_batch": 128, "workers": 16, "loader_repeats": 2,
-             "profile_batches": [1, 64], "profile_warmup": 10, "profile_repeat": 50, "energy_window_s": 2.0,
+             "profile_batches": [1, 64], "profile_warmup": 10, "profile_repeat": 50, "energy_window_s": 2.0, "count_cost": True,
              "search_seconds": 120, "search": ["--space", "s3-vit", "--budget", "4gflops", "--supernet-epochs", "1", "--evolve-steps", "1",
                                               "--evolve-epochs", "1", "--et-samples", "16", "--population", "8", "--generations", "1",
                                               "--parents", "4", "--mutations", "4", "--crossovers", "4", "--top", "1", "--retrain-epochs", "1",
                                               "--limit-train", "4096", "--limit-val", "512", "--limit-test", "512", "--batch-size", "64"]},
     "dry": {"train_batch": 1, "train_warmup": 0, "train_blocks": 2, "train_block_steps": 1,
             "images": 48, "val_images": 16, "loader_batch": 8, "workers": 2, "loader_repeats": 1,
-            "profile_batches": [1, 2], "profile_warmup": 0, "profile_repeat": 1, "energy_window_s": 0.2,
+            "profile_batches": [1, 2], "profile_warmup": 0, "profile_repeat": 1, "energy_window_s": 0.2, "count_cost": False,
             "search_seconds": 600, "search": ["--budget", "13000000macs", "--supernet-epochs", "1", "--evolve-steps", "1", "--evolve-epochs", "1",
                                              "--et-samples", "4", "--population", "4", "--generations", "1", "--parents", "2", "--mutations", "2",
                                              "--crossovers", "2", "--top", "1", "--retrain-epochs", "1", "--limit-train", "32", "--limit-val", "8",
@@ -150,7 +150,8 @@ def profiles(size: dict, device: str, workdir: Path) -> dict:
     for label, name in PROFILED.items():
         for batch in size["profile_batches"]:
             report = nascomp.profile(name, device, runtimes=["torch"], batch=batch, warmup=size["profile_warmup"],
-                                     repeat=size["profile_repeat"], energy=True, energy_window_s=size["energy_window_s"])
+                                     repeat=size["profile_repeat"], energy=True, energy_window_s=size["energy_window_s"],
+                                     count_cost=size["count_cost"])
             doc = report.to_dict()
             key = f"{label}@{batch}"
             latency[key] = {"latency_ms": doc["latency_ms"], "iqr_ms": doc["iqr_ms"], "timer": doc["measurements"][0]["details"].get("timer"),

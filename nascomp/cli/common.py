@@ -103,28 +103,32 @@ def add_workers_arg(g) -> None:
     g.add_argument("--workers", type=int, help=WORKERS_HELP)
 
 
-def add_recipe_args(p: argparse.ArgumentParser) -> None:
-    """RGB augmentation, Mixup/CutMix, repeated augmentation, EMA and the optimiser (default: the recipe's)."""
+def add_recipe_args(p: argparse.ArgumentParser, preset: bool = False) -> None:
+    """RGB augmentation, Mixup/CutMix, repeated augmentation, EMA and the optimiser; unset options keep the
+    recipe's value (``preset``: a preset's, which is what the help then says)."""
+
+    def default(value: str) -> str:
+        return "default: the preset's" if preset else f"default: {value}"
+
     g = p.add_argument_group("augmentation (image folders, CIFAR-10: timm's per-image transforms; grey in-memory data flips and shifts)")
-    g.add_argument("--auto-augment", metavar="POLICY",
-                   help=f"timm RandAugment/AutoAugment policy, or none (default: {_RAND_AUGMENT})")
-    g.add_argument("--color-jitter", type=float, help="colour jitter strength; timm applies it only without RandAugment (default: 0.4)")
-    g.add_argument("--random-erasing", type=float, metavar="P", help="random erasing probability (default: 0.25)")
-    g.add_argument("--crop-pct", type=float, help="evaluation centre crop: resize to resolution / crop-pct first (default: 0.875)")
-    g.add_argument("--interpolation", choices=["bicubic", "bilinear", "nearest"], help="resize filter (default: bicubic)")
+    g.add_argument("--auto-augment", metavar="POLICY", help=f"timm RandAugment/AutoAugment policy, or none ({default(_RAND_AUGMENT)})")
+    g.add_argument("--color-jitter", type=float, help=f"colour jitter strength; timm applies it only without RandAugment ({default('0.4')})")
+    g.add_argument("--random-erasing", type=float, metavar="P", help=f"random erasing probability ({default('0.25')})")
+    g.add_argument("--crop-pct", type=float, help=f"evaluation centre crop: resize to resolution / crop-pct first ({default('0.875')})")
+    g.add_argument("--interpolation", choices=["bicubic", "bilinear", "nearest"], help=f"resize filter ({default('bicubic')})")
     m = p.add_argument_group("Mixup / CutMix, repeated augmentation, EMA (every dataset)")
-    m.add_argument("--mixup", type=float, metavar="ALPHA", help="Mixup alpha, 0 = off (default: 0; DeiT: 0.8); soft-target loss")
-    m.add_argument("--cutmix", type=float, metavar="ALPHA", help="CutMix alpha, 0 = off (default: 0; DeiT: 1.0)")
-    m.add_argument("--mixup-prob", type=float, help="share of batches mixed (default: 1.0)")
-    m.add_argument("--mixup-switch-prob", type=float, help="chance a mixed batch uses CutMix when both are on (default: 0.5)")
+    m.add_argument("--mixup", type=float, metavar="ALPHA", help=f"Mixup alpha, 0 = off, soft-target loss ({default('0')}; DeiT: 0.8)")
+    m.add_argument("--cutmix", type=float, metavar="ALPHA", help=f"CutMix alpha, 0 = off ({default('0')}; DeiT: 1.0)")
+    m.add_argument("--mixup-prob", type=float, help=f"share of batches mixed ({default('1.0')})")
+    m.add_argument("--mixup-switch-prob", type=float, help=f"chance a mixed batch uses CutMix when both are on ({default('0.5')})")
     m.add_argument("--repeated-aug", type=int, metavar="N", help="copies of each image per epoch, each augmented apart; under DDP on "
-                                                                   "different ranks (default: 1 = off; DeiT: 3)")
+                                                                   f"different ranks ({default('1 = off')}; DeiT: 3)")
     m.add_argument("--ema-decay", type=float, help="keep an EMA of the weights (timm ModelEmaV3) and validate/save it; 0 = off "
-                                                   "(default: 0; DeiT: 0.99996)")
+                                                   f"({default('0')}; DeiT: 0.99996)")
     o = p.add_argument_group("optimiser")
-    o.add_argument("--opt", help="timm optimiser name (default: adamw)")
+    o.add_argument("--opt", help=f"timm optimiser name ({default('adamw')})")
     o.add_argument("--lr-base-batch", type=int, metavar="N", help="--lr is for N images per step; scaled linearly to the global batch "
-                                                                  "(default: --lr as given)")
+                                                                  f"({default('--lr as given')})")
 
 
 _RECIPE_OPTIONS = ("auto_augment", "color_jitter", "random_erasing", "crop_pct", "interpolation", "mixup", "cutmix", "mixup_prob",
@@ -136,11 +140,11 @@ def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in _RECIPE_OPTIONS}
 
 
-def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, lr: float = 1e-3, batch_size: int = 128) -> None:
+def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, lr: float = 1e-3, batch_size: int = 128, preset: bool = False) -> None:
     g = p.add_argument_group("training recipe")
     g.add_argument("--epochs", type=int, default=epochs)
     g.add_argument("--batch-size", type=int, default=batch_size, help="per process")
-    g.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW)")
+    g.add_argument("--lr", type=float, default=lr, help="peak learning rate")
     g.add_argument("--min-lr", type=float, default=1e-5)
     g.add_argument("--warmup-epochs", type=float, default=1.0)
     g.add_argument("--weight-decay", type=float, default=0.05)
@@ -155,7 +159,7 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, lr: float = 1e-
     g.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     g.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_recipe_args(p)
+    add_recipe_args(p, preset)
 
 
 def recipe_overrides(args: argparse.Namespace) -> dict[str, Any]:

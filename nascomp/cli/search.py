@@ -78,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--retrain-lr", type=float, help="peak learning rate of the retraining (default: the preset's)")
     f.add_argument("--retrain-warmup-epochs", type=float, help="warm-up epochs of the retraining (default: the preset's)")
     f.add_argument("--retrain-ema-decay", type=float, help="EMA of the finalists' weights, 0 = off (DeiT: 0.99996)")
-    add_recipe_args(p)  # the supernet's recipe, which the finalists' retraining shares
+    add_recipe_args(p, preset=True)  # the supernet's recipe, which the finalists' retraining shares
     add_data_args(p, classes=False)
     p.set_defaults(func=run)
 

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--in-chans", type=int, default=3, help="input channels (grey images are repeated)")
     t.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     add_data_args(t)
-    add_train_args(t)
+    add_train_args(t, preset=True)
     t.set_defaults(func=run_train, **{f: None for f in _RECIPE_FIELDS})
 
     e = sub.add_parser("eval", help="inherited-weight validation accuracy of archs in a trained supernet")
