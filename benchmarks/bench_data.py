@@ -9,7 +9,9 @@
    "bits must be between or equal to 1 and 8" within the first thousand or so images.
    Each measurement is one full pass over the tree from a fresh loader (worker start-up included), the two
    loaders alternate which goes first, and every repeat measures both. ``loader_ratio_vs_timm`` is the
-   median over all (workers, repeat) pairs of nascomp images/s / timm images/s (goal >= 0.95).
+   median over all (workers, repeat) pairs of nascomp images/s / timm images/s (goal >= 0.95). Beside it,
+   the CPU seconds each loader spent per image (training process and workers), which other jobs on a
+   shared machine disturb far less than the wall clock.
 2. Training step at 224 px: the supernet over s3-vit set to Swin-T (``set_arch(load_arch("swin-t"))``)
    against timm's stand-alone ``swin_tiny_patch4_window7_224`` (zero_grad + forward + cross-entropy +
    backward, the protocol of bench_supernet.py), one torch thread, interleaved; images/s from the median.
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
+import resource
 import shlex
 import statistics
 import sys
@@ -79,27 +83,43 @@ def images_per_second(loader, device: str = "cpu") -> tuple[float, int]:
     return n / (time.perf_counter() - start), n
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the loader's workers, once shut down)."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(build, root: Path, args, workers: int) -> dict:
+    """Images/s (wall) of one pass from a fresh loader, and the CPU seconds per image it cost (workers included)."""
+    cpu0 = _cpu_seconds()
+    loader = build(root, args.batch, workers, args.resolution)
+    ips, n = images_per_second(loader)
+    del loader  # joins the workers, so their CPU time is counted
+    gc.collect()
+    return {"ips": ips, "images": n, "cpu_ms_per_image": 1000 * (_cpu_seconds() - cpu0) / n}
+
+
 def bench_loaders(root: Path, args) -> dict:
     rows = []
     for repeat in range(args.repeats):
         for workers in args.workers:
             first_nascomp = (repeat + workers) % 2 == 0
             order = [("nascomp", nascomp_loader), ("timm", timm_loader)]
-            measured = {}
-            for name, build in order if first_nascomp else order[::-1]:
-                ips, n = images_per_second(build(root, args.batch, workers, args.resolution))
-                measured[name] = ips
-            rows.append({"repeat": repeat, "workers": workers, "images": n, "nascomp_ips": measured["nascomp"], "timm_ips": measured["timm"],
-                         "ratio": measured["nascomp"] / measured["timm"], "first": "nascomp" if first_nascomp else "timm"})
-            print(f"repeat {repeat} workers {workers}: nascomp {measured['nascomp']:.1f} img/s, timm {measured['timm']:.1f} img/s, "
-                  f"ratio {rows[-1]['ratio']:.3f}", flush=True)
+            m = {name: measure(build, root, args, workers) for name, build in (order if first_nascomp else order[::-1])}
+            rows.append({"repeat": repeat, "workers": workers, "images": m["nascomp"]["images"], "first": "nascomp" if first_nascomp else "timm",
+                         "nascomp_ips": m["nascomp"]["ips"], "timm_ips": m["timm"]["ips"], "ratio": m["nascomp"]["ips"] / m["timm"]["ips"],
+                         "nascomp_cpu_ms_per_image": m["nascomp"]["cpu_ms_per_image"], "timm_cpu_ms_per_image": m["timm"]["cpu_ms_per_image"],
+                         "cpu_ratio": m["timm"]["cpu_ms_per_image"] / m["nascomp"]["cpu_ms_per_image"]})
+            r = rows[-1]
+            print(f"repeat {repeat} workers {workers}: nascomp {r['nascomp_ips']:.1f} img/s, timm {r['timm_ips']:.1f} img/s, ratio {r['ratio']:.3f} "
+                  f"(CPU per image: ratio {r['cpu_ratio']:.3f})", flush=True)
     per_workers = {}
     for workers in args.workers:
         mine = [r for r in rows if r["workers"] == workers]
-        per_workers[str(workers)] = {"nascomp_ips_median": statistics.median(r["nascomp_ips"] for r in mine),
-                                     "timm_ips_median": statistics.median(r["timm_ips"] for r in mine),
-                                     "ratio_median": statistics.median(r["ratio"] for r in mine)}
-    return {"rows": rows, "per_workers": per_workers, "loader_ratio_vs_timm": statistics.median(r["ratio"] for r in rows)}
+        per_workers[str(workers)] = {key: statistics.median(r[key] for r in mine)
+                                     for key in ("nascomp_ips", "timm_ips", "ratio", "nascomp_cpu_ms_per_image", "timm_cpu_ms_per_image", "cpu_ratio")}
+    return {"rows": rows, "per_workers": per_workers, "loader_ratio_vs_timm": statistics.median(r["ratio"] for r in rows),
+            "loader_cpu_ratio_vs_timm": statistics.median(r["cpu_ratio"] for r in rows)}
 
 
 def bench_swin(args) -> dict:
@@ -131,7 +151,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--swin-batch", type=int, default=4)
     parser.add_argument("--swin-repeats", type=int, default=6)
     parser.add_argument("--swin-warmup", type=int, default=1)
@@ -153,7 +173,8 @@ def main() -> None:
                        "transforms": f"RandomResizedCrop {args.resolution} + hflip, RandAugment {RAND_AUGMENT}, random erasing 0.25 "
                                      "(pixel), bicubic, ImageNet normalisation, float batches on the CPU (no prefetcher)",
                        "statistic": "images/s of one full pass from a fresh loader; ratio = nascomp / timm per (workers, repeat); "
-                                    "loader_ratio_vs_timm = median over all pairs"},
+                                    "loader_ratio_vs_timm = median over all pairs; cpu_ratio = timm / nascomp CPU seconds per image "
+                                    "(training process + workers), a load-insensitive check of the same"},
             "swin": {"batch": args.swin_batch, "repeats": args.swin_repeats, "warmup": args.swin_warmup, "resolution": args.resolution,
                      "step": "zero_grad + forward + cross-entropy + backward", "statistic": "median per model, interleaved"},
         },
@@ -164,7 +185,8 @@ def main() -> None:
         print(f"wrote {args.images} JPEGs at {args.jpeg_size} px in {time.time() - t0:.0f}s", flush=True)
         doc["loader"] = bench_loaders(root, args)
     doc["loader_ratio_vs_timm"] = doc["loader"]["loader_ratio_vs_timm"]
-    print(f"loader_ratio_vs_timm {doc['loader_ratio_vs_timm']:.3f}", flush=True)
+    print(f"loader_ratio_vs_timm {doc['loader_ratio_vs_timm']:.3f} (CPU time per image: {doc['loader']['loader_cpu_ratio_vs_timm']:.3f})",
+          flush=True)
     if not args.skip_swin:
         doc["swin_t_train_224"] = bench_swin(args)
     doc["load_average_end"] = load_average()

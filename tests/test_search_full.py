@@ -82,7 +82,7 @@ def test_full_preset_search_shrunk_under_torchrun_with_two_gloo_processes(images
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "nascomp",
-           *_command(tmp_path, images_224, out, workers=1)]
+           *_command(tmp_path, images_224, out, workers=1), "--checkpoint-every", "0.001s"]  # also every mid-epoch checkpoint path
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _check_run(out, world=2)

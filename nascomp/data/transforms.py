@@ -82,8 +82,11 @@ def adapt_channels(images: torch.Tensor, in_chans: int, dim: int = 0) -> torch.T
 
 
 def stack_batch(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Collate already-transformed samples (a module-level function, so worker processes can pickle it)."""
-    return torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch], dtype=torch.long)
+    """Collate already-transformed samples. torch's default collate stacks straight into shared memory inside
+    a worker, so the batch reaches the training process without another copy."""
+    from torch.utils.data import default_collate
+
+    return tuple(default_collate(batch))
 
 
 @dataclass
