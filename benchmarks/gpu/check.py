@@ -35,12 +35,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from bench_data import images_per_second, nascomp_loader, timm_loader  # noqa: E402
-from jpeg_tree import fashion_mnist_tree, synthetic_tree  # noqa: E402
-
-from nascomp.core.errors import NascompError  # noqa: E402
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the stages reuse bench_data.py and jpeg_tree.py
 
 TINY_224 = {  # the dry run's search space: two stages at 224 px, seconds per epoch on a CPU
     "name": "tiny-224", "resolution": 224, "patch_size": 8,
@@ -119,6 +114,10 @@ def amp_train(size: dict, device: str, workdir: Path) -> dict:
 
 
 def _jpeg_tree(size: dict, workdir: Path) -> Path:
+    from jpeg_tree import fashion_mnist_tree, synthetic_tree
+
+    from nascomp.core.errors import NascompError
+
     root = workdir / "jpegs"
     if not root.is_dir():
         processes = max(1, min(16, os.cpu_count() or 1))
@@ -130,6 +129,8 @@ def _jpeg_tree(size: dict, workdir: Path) -> Path:
 
 
 def loader(size: dict, device: str, workdir: Path) -> dict:
+    from bench_data import images_per_second, nascomp_loader, timm_loader
+
     root = _jpeg_tree(size, workdir)
     rows = []
     for repeat in range(size["loader_repeats"]):
