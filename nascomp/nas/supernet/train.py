@@ -227,8 +227,8 @@ def train_supernet(
     """Train a supernet over ``space`` on ``data`` into ``out_dir``; returns the run (``.metrics`` is metrics.json).
 
     ``preset`` picks the recipe (`PRESETS`); keyword ``overrides`` replace its fields (``epochs``, ``lr``,
-    ``resolution``, ``sampler``, ``num_random``, ``limit_train``, ``drop_path_rate``, ...) and any other
-    `TrainConfig` field (``grad_clip``, ``amp``, ``num_workers``, ...). ``data`` is a `DataBundle` (used as
+    ``resolution``, ``sampler``, ``num_random``, ``limit_train``, ``drop_path_rate``, ``mixup``, ``ema_decay``,
+    ...) and any other `TrainConfig` field (``amp``, ``num_workers``, ``checkpoint_every``, ...). ``data`` is a `DataBundle` (used as
     given) or a dataset name (loaded with the preset's ``limit_train`` / ``limit_val``). Pass ``supernet`` to
     continue from existing weights, e.g. one grown for an evolved space with ``Supernet.inherit_from``.
     ``eval_archs`` names archs whose inherited validation accuracy is reported every epoch (default: the
