@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.jpeg_tree import stripes, synthetic_tree
+
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
@@ -26,13 +28,8 @@ def make_fake_fashion_mnist(folder: Path, n_train: int = 600, n_test: int = 200,
     """
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    grid = np.arange(28)
     for split, n in (("train", n_train), ("t10k", n_test)):
-        labels = rng.integers(0, 10, size=n)
-        period, vertical = 2 + labels % 5, labels >= 5
-        rows = np.broadcast_to((grid[None, :, None] // period[:, None, None]) % 2, (n, 28, 28))
-        cols = np.broadcast_to((grid[None, None, :] // period[:, None, None]) % 2, (n, 28, 28))
-        images = rng.integers(0, 40, size=(n, 28, 28)) + 200 * np.where(vertical[:, None, None], cols, rows)
+        images, labels = stripes(n, rng)
         write_idx(folder / f"{split}-images-idx3-ubyte.gz", images)
         write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels)
     return folder
@@ -50,6 +47,12 @@ def one_thread():
 @pytest.fixture(scope="session")
 def fake_fmnist(tmp_path_factory) -> Path:
     return make_fake_fashion_mnist(tmp_path_factory.mktemp("fmnist"))
+
+
+@pytest.fixture(scope="session")
+def jpeg_folder(tmp_path_factory) -> Path:
+    """A small RGB JPEG image folder (48 training, 24 held-out images at 40 px) for the per-image pipeline."""
+    return synthetic_tree(tmp_path_factory.mktemp("jpegs"), 48, 24, 40)
 
 
 # A two-stage hierarchical space at 16 px (8x8 and 4x4 maps): supernets over it train inside the default suite.

@@ -69,3 +69,18 @@ def test_resume_from_damaged_checkpoint_is_a_clear_error(capsys, tmp_path, fake_
     ckpt = next((tmp_path / "run" / "checkpoints").iterdir())
     (ckpt / "weights.safetensors").write_bytes(b"garbage")
     _fails_cleanly(capsys, [*argv, "--resume"], "corrupt or truncated")
+
+
+def test_bad_recipe_and_loader_options(capsys, tmp_path, fake_fmnist):
+    base = ["train", *TINY, "--data-dir", str(fake_fmnist), "--out", str(tmp_path / "o")]
+    for extra, pattern in ((["--checkpoint-every", "5x"], "--checkpoint-every must be a duration such as 90s, 30m or 2h"),
+                           (["--workers", "-2"], "--workers must be 0 or more"),
+                           (["--mixup", "0.8", "--batch-size", "33"], "--batch-size must be even with Mixup/CutMix"),
+                           (["--auto-augment", "rand-q3"], "--auto-augment 'rand-q3' is not a timm augmentation policy"),
+                           (["--opt", "adamz"], "--opt 'adamz' is not a timm optimiser")):
+        _fails_cleanly(capsys, base + extra, pattern)
+        assert not (tmp_path / "o").exists()
+    search = ["search", "--space", "s3-vit", "--budget", "4gflops", "--preset", "smoke", "--out", str(tmp_path / "s")]
+    _fails_cleanly(capsys, search + ["--checkpoint-every", "0s"], "--checkpoint-every must be positive, got '0s'")
+    _fails_cleanly(capsys, search + ["--random-erasing", "2"], "--random-erasing must lie in [0, 1]")
+    assert not (tmp_path / "s").exists()

@@ -86,8 +86,11 @@ def test_imagefolder(tmp_path):
             (tmp_path / split / c).mkdir(parents=True)
             for i in range(5):
                 Image.new("RGB", (40 + i, 30), colour).save(tmp_path / split / c / f"{i}.png")
-    d = load_data(f"imagefolder:{tmp_path}", resolution=16, val_fraction=0.2)
-    assert d.classes == ["cat", "dog"] and len(d.test) == 10 and len(d.train) + len(d.val) == 10
-    x, y = d.test[0]
-    assert x.shape == (3, 16, 16) and x.dtype == torch.uint8
-    assert (x[0].float().mean() > 200) == (y == 0)
+    d = load_data(f"imagefolder:{tmp_path}", val_fraction=0.2)
+    assert d.classes == ["cat", "dog"] and len(d.test) == 10 and len(d.train) + len(d.val) == 10 and d.per_image
+    image, y = d.test[0]
+    assert image.mode == "RGB" and image.size[1] == 30  # decoded at its own size; the transform resizes
+    x, labels = d.transform(16, 3, train=False)([d.test[i] for i in range(len(d.test))])
+    assert x.shape == (10, 3, 16, 16) and x.dtype == torch.float32
+    red = x[:, 0].mean((1, 2)) > x[:, 2].mean((1, 2))
+    assert red.tolist() == (labels == 0).tolist()

@@ -81,7 +81,7 @@ def cases(out: Path) -> dict[str, tuple[list[str], str]]:
         "supernet train (supernet-ranking)": (
             ["supernet", "train", "--space", "s3-vit-cpu", "--preset", "cpu", "--num-random", "1", "--epochs", "1", "--distill", "--seed", "0",
              "--data", "fashion-mnist", "--limit-train", "256", "--limit-val", "128", "--quiet", "--out", "OLD"],
-            'nascomp.train_supernet("s3-vit-cpu", nascomp.load_data("fashion-mnist", resolution=32, limit_train=256, limit_val=128), "NEW",'
+            'nascomp.train_supernet("s3-vit-cpu", nascomp.load_data("fashion-mnist", limit_train=256, limit_val=128), "NEW",'
             ' preset="cpu", num_random=1, epochs=1, distill=True, seed=0, quiet=True)'),
         "search, smoke preset (s3-fashion-mnist)": (
             ["search", "--space", "s3-vit", "--budget", "4gflops", "--preset", "smoke", "--seed", "0", "--quiet", "--out", "OLD"],

@@ -93,7 +93,7 @@ def main() -> None:
     log = open(out / "commands.log", "a")
     space = SearchSpace.load(SPACE)
 
-    data = nascomp.load_data("fashion-mnist", resolution=32, **DATA)
+    data = nascomp.load_data("fashion-mnist", **DATA)
     for variant, (name, overrides) in VARIANTS.items():
         supernet_dir = out / name
         if not (supernet_dir / "metrics.json").is_file():

@@ -20,7 +20,7 @@ from nascomp.data import DataBundle
 from nascomp.engine.api import data_bundle, recipe_config, split_recipe
 from nascomp.engine.train import TrainConfig, fit, seed_everything
 from nascomp.models.io import load_weights_into, save_model
-from nascomp.models.resolve import SPEC_ATTR, as_model, model_input_size
+from nascomp.models.resolve import SPEC_ATTR, as_model
 
 __all__ = ["AdaptResult", "adapt", "MERGED_DIR"]
 
@@ -87,7 +87,7 @@ def adapt(model: nn.Module | str | os.PathLike, method: str, data: DataBundle | 
     backbone, base_spec = as_model(model, pretrained=pretrained, **{k: v for k, v in overrides.items() if k != "num_classes"})
     if checkpoint:
         _load_backbone(backbone, checkpoint)
-    bundle = data_bundle(data, model_input_size(backbone)[1], **dict(data_options or {})) if data is not None else None
+    bundle = data_bundle(data, **dict(data_options or {})) if data is not None else None
     num_classes = num_classes or (bundle.num_classes if bundle else None)
     seed_everything(seed)  # the new head and the adapter's random factors
     if num_classes is not None:

@@ -10,9 +10,14 @@ import json
 from typing import Any
 
 __all__ = [
-    "add_data_args", "data_options", "add_model_args", "model_overrides", "add_train_args", "recipe_overrides", "int_or_tuple",
-    "int_list", "str_list", "json_object", "print_json",
+    "add_data_args", "data_options", "add_model_args", "model_overrides", "add_train_args", "recipe_overrides", "add_recipe_args",
+    "recipe_options", "add_workers_arg", "int_or_tuple", "int_list", "str_list", "json_object", "print_json",
 ]
+
+# defaults shown in --help; the library holds the values (nascomp.data.recipe, nascomp.engine.TrainConfig)
+_RAND_AUGMENT = "rand-m9-mstd0.5-inc1"
+WORKERS_HELP = ("DataLoader worker processes per process for image folders / CIFAR-10 (default: min(8, cores per process - 1), "
+                "0 on a 1-2 core machine; grey in-memory data is transformed in the training process)")
 
 
 def int_or_tuple(text: str) -> int | tuple[int, ...]:
@@ -94,30 +99,75 @@ def model_overrides(args: argparse.Namespace, num_classes: int | None = None) ->
     return out
 
 
-def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, lr: float = 1e-3, batch_size: int = 128) -> None:
+def add_workers_arg(g) -> None:
+    g.add_argument("--workers", type=int, help=WORKERS_HELP)
+
+
+def add_recipe_args(p: argparse.ArgumentParser, preset: bool = False) -> None:
+    """RGB augmentation, Mixup/CutMix, repeated augmentation, EMA and the optimiser; unset options keep the
+    recipe's value (``preset``: a preset's, which is what the help then says)."""
+
+    def default(value: str) -> str:
+        return "default: the preset's" if preset else f"default: {value}"
+
+    g = p.add_argument_group("augmentation (image folders, CIFAR-10: timm's per-image transforms; grey in-memory data flips and shifts)")
+    g.add_argument("--auto-augment", metavar="POLICY", help=f"timm RandAugment/AutoAugment policy, or none ({default(_RAND_AUGMENT)})")
+    g.add_argument("--color-jitter", type=float, help=f"colour jitter strength; timm applies it only without RandAugment ({default('0.4')})")
+    g.add_argument("--random-erasing", type=float, metavar="P", help=f"random erasing probability ({default('0.25')})")
+    g.add_argument("--crop-pct", type=float, help=f"evaluation centre crop: resize to resolution / crop-pct first ({default('0.875')})")
+    g.add_argument("--interpolation", choices=["bicubic", "bilinear", "nearest"], help=f"resize filter ({default('bicubic')})")
+    m = p.add_argument_group("Mixup / CutMix, repeated augmentation, EMA (every dataset)")
+    m.add_argument("--mixup", type=float, metavar="ALPHA", help=f"Mixup alpha, 0 = off, soft-target loss ({default('0')}; DeiT: 0.8)")
+    m.add_argument("--cutmix", type=float, metavar="ALPHA", help=f"CutMix alpha, 0 = off ({default('0')}; DeiT: 1.0)")
+    m.add_argument("--mixup-prob", type=float, help=f"share of batches mixed ({default('1.0')})")
+    m.add_argument("--mixup-switch-prob", type=float, help=f"chance a mixed batch uses CutMix when both are on ({default('0.5')})")
+    m.add_argument("--repeated-aug", type=int, metavar="N", help="copies of each image per epoch, each augmented apart; under DDP on "
+                                                                   f"different ranks ({default('1 = off')}; DeiT: 3)")
+    m.add_argument("--ema-decay", type=float, help="keep an EMA of the weights (timm ModelEmaV3) and validate/save it; 0 = off "
+                                                   f"({default('0')}; DeiT: 0.99996)")
+    o = p.add_argument_group("optimiser")
+    o.add_argument("--opt", help=f"timm optimiser name ({default('adamw')})")
+    o.add_argument("--lr-base-batch", type=int, metavar="N", help="--lr is for N images per step; scaled linearly to the global batch "
+                                                                  f"({default('--lr as given')})")
+
+
+_RECIPE_OPTIONS = ("auto_augment", "color_jitter", "random_erasing", "crop_pct", "interpolation", "mixup", "cutmix", "mixup_prob",
+                   "mixup_switch_prob", "repeated_aug", "ema_decay", "opt", "lr_base_batch")
+
+
+def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The `add_recipe_args` options as `TrainConfig` / `SupernetPreset` fields (``None`` = the recipe's)."""
+    return {k: getattr(args, k) for k in _RECIPE_OPTIONS}
+
+
+def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, lr: float = 1e-3, batch_size: int = 128, preset: bool = False) -> None:
     g = p.add_argument_group("training recipe")
     g.add_argument("--epochs", type=int, default=epochs)
     g.add_argument("--batch-size", type=int, default=batch_size, help="per process")
-    g.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW)")
+    g.add_argument("--lr", type=float, default=lr, help="peak learning rate")
     g.add_argument("--min-lr", type=float, default=1e-5)
     g.add_argument("--warmup-epochs", type=float, default=1.0)
     g.add_argument("--weight-decay", type=float, default=0.05)
     g.add_argument("--label-smoothing", type=float, default=0.1)
     g.add_argument("--grad-clip", type=float, default=5.0, help="0 disables")
-    g.add_argument("--no-augment", action="store_true", help="no random flip/shift")
+    g.add_argument("--no-augment", action="store_true", help="no augmentation (RGB data: the evaluation crop; grey data: no flip/shift)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
-    g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    add_workers_arg(g)
+    g.add_argument("--checkpoint-every", metavar="DURATION", help="also checkpoint inside epochs at this interval: 90s, 30m, 2h "
+                                                                 "(default: at epoch ends only)")
     g.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     g.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_recipe_args(p, preset)
 
 
 def recipe_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """`nascomp.TrainConfig` fields from the training group."""
+    """`nascomp.TrainConfig` fields from the training groups (``None`` keeps the default)."""
     return {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "min_lr": args.min_lr, "warmup_epochs": args.warmup_epochs,
             "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing, "grad_clip": args.grad_clip,
-            "seed": args.seed, "amp": not args.no_amp, "num_workers": args.workers, "augment": not args.no_augment}
+            "seed": args.seed, "amp": not args.no_amp, "num_workers": args.workers, "augment": not args.no_augment,
+            "checkpoint_every": args.checkpoint_every, **recipe_options(args)}
 
 
 def print_json(obj: Any) -> None:

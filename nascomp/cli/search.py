@@ -5,7 +5,8 @@
     nascomp search --space s3-vit --budget 25mparams --objective pareto
     nascomp search --space s3-vit --budget 25ms@mobile-cpu          # needs `nascomp profile --build-lut` first
     nascomp search --space s3-vit --budget 4gflops --resume         # continue the newest default run after a kill
-    torchrun --nproc-per-node 8 -m nascomp search --space s3-vit --budget 4gflops --preset full --data imagefolder:/imagenet
+    torchrun --nproc-per-node 8 -m nascomp search --space s3-vit --budget 4gflops --preset full --data imagefolder:/imagenet \
+        --workers 8 --checkpoint-every 30m
 
 Budgets: 4gflops (= 4e9 MACs: papers' FLOPs are multiply-accumulates), 4e9macs, 25mparams, 25ms@TARGET
 (latency), 50mj@TARGET (energy), all at the space's deployment resolution (224 px for s3-vit).
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from nascomp.cli.common import add_data_args, print_json
+from nascomp.cli.common import add_data_args, add_recipe_args, add_workers_arg, print_json, recipe_options
 
 
 def _step(text: str) -> tuple[str, float]:
@@ -41,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lut", help="latency lookup table for ms/mj budgets (default: the profiler's cache)")
     p.add_argument("--in-chans", type=int, default=3, help="model input channels (grey images are repeated)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    add_workers_arg(p)
+    p.add_argument("--checkpoint-every", metavar="DURATION", help="also checkpoint training legs inside epochs: 90s, 30m, 2h")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the result (best_arch.json) as JSON")
     s = p.add_argument_group("supernet")
@@ -49,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--batch-size", type=int)
     s.add_argument("--lr", type=float)
     s.add_argument("--sampler", choices=["uniform", "sandwich"])
+    s.add_argument("--drop-path", type=float, dest="drop_path_rate", help="stochastic depth rate of the last block (supernet and finalists)")
+    s.add_argument("--grad-clip", type=float, help="gradient norm clip, 0 = off (supernet and finalists)")
     e = p.add_argument_group("space evolution")
     e.add_argument("--evolve-steps", type=int, help="space-evolution steps (0: search the initial space)")
     e.add_argument("--evolve-epochs", type=int, help="supernet epochs per evolution step (weights inherited)")
@@ -70,24 +75,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--top", type=int, help="finalists extracted and evaluated on the test set")
     f.add_argument("--retrain-epochs", type=int, help="retrain / fine-tune each finalist this many epochs (0: inherited weights)")
     f.add_argument("--retrain-from", choices=["inherited", "scratch"], help="fine-tune the inherited weights or train from scratch")
+    f.add_argument("--retrain-lr", type=float, help="peak learning rate of the retraining (default: the preset's)")
+    f.add_argument("--retrain-warmup-epochs", type=float, help="warm-up epochs of the retraining (default: the preset's)")
+    f.add_argument("--retrain-ema-decay", type=float, help="EMA of the finalists' weights, 0 = off (DeiT: 0.99996)")
+    add_recipe_args(p, preset=True)  # the supernet's recipe, which the finalists' retraining shares
     add_data_args(p, classes=False)
     p.set_defaults(func=run)
 
 
-_OVERRIDES = ("resolution", "epochs", "batch_size", "lr", "sampler", "evolve_steps", "evolve_epochs", "evolve_lr", "et_samples", "tau", "alpha",
-              "population", "generations", "parents", "mutations", "crossovers", "mutation_prob", "stage_prob", "objective", "top",
-              "retrain_epochs", "retrain_from", "limit_train", "limit_val", "limit_test")
+_OVERRIDES = ("resolution", "epochs", "batch_size", "lr", "sampler", "drop_path_rate", "grad_clip", "evolve_steps", "evolve_epochs", "evolve_lr",
+              "et_samples", "tau", "alpha", "population", "generations", "parents", "mutations", "crossovers", "mutation_prob",
+              "stage_prob", "objective", "top", "retrain_epochs", "retrain_from", "retrain_lr", "retrain_warmup_epochs", "retrain_ema_decay",
+              "limit_train", "limit_val", "limit_test")
 
 
 def run(args: argparse.Namespace) -> int:
     import nascomp
 
-    overrides = {k: getattr(args, k) for k in _OVERRIDES}
+    overrides = {**{k: getattr(args, k) for k in _OVERRIDES}, **recipe_options(args)}
     if args.evolve_step:
         overrides["steps"] = dict(args.evolve_step)
     result = nascomp.search(args.space, args.budget, data=args.data, preset=args.preset, out=args.out, seed=args.seed, resume=args.resume,
                             quiet=args.quiet, device=args.device, in_chans=args.in_chans, lut=args.lut, data_dir=args.data_dir,
-                            download=args.download, val_fraction=args.val_fraction, **overrides)
+                            download=args.download, val_fraction=args.val_fraction, workers=args.workers,
+                            checkpoint_every=args.checkpoint_every, **overrides)
     summary = result.summary
     if not summary:
         return 0

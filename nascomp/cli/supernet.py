@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from nascomp.cli.common import add_data_args, add_train_args, data_options, print_json
+from nascomp.cli.common import add_data_args, add_train_args, add_workers_arg, data_options, print_json, recipe_options
 
-_RECIPE_FIELDS = ("epochs", "batch_size", "lr", "min_lr", "warmup_epochs", "weight_decay", "label_smoothing")
+# recipe fields whose CLI default must not override the preset's
+_RECIPE_FIELDS = ("epochs", "batch_size", "lr", "min_lr", "warmup_epochs", "weight_decay", "label_smoothing", "grad_clip")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--in-chans", type=int, default=3, help="input channels (grey images are repeated)")
     t.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     add_data_args(t)
-    add_train_args(t)
+    add_train_args(t, preset=True)
     t.set_defaults(func=run_train, **{f: None for f in _RECIPE_FIELDS})
 
     e = sub.add_parser("eval", help="inherited-weight validation accuracy of archs in a trained supernet")
@@ -45,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--arch", action="append", required=True, help="arch JSON, shipped arch name, 'largest' or 'smallest' (repeatable)")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--device", choices=["cpu", "cuda"])
+    add_workers_arg(e)
     e.add_argument("--json", action="store_true")
     add_data_args(e)
     e.set_defaults(func=run_eval)
@@ -76,11 +78,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     overrides = {f: getattr(args, f) for f in _RECIPE_FIELDS}
     overrides.update(sampler=args.sampler, num_random=args.num_random, distill=args.distill, resolution=args.resolution, drop_path_rate=args.drop_path,
-                     limit_train=args.limit_train, limit_val=args.limit_val, grad_clip=args.grad_clip, amp=not args.no_amp,
-                     num_workers=args.workers, augment=not args.no_augment)
+                     limit_train=args.limit_train, limit_val=args.limit_val, amp=not args.no_amp, num_workers=args.workers,
+                     augment=not args.no_augment, checkpoint_every=args.checkpoint_every, **recipe_options(args))
     recipe = resolve_recipe(args.preset, overrides)
     options = {**data_options(args), "limit_train": recipe.limit_train, "limit_val": recipe.limit_val}
-    data = nascomp.load_data(args.data, resolution=recipe.resolution or 224, **options)
+    data = nascomp.load_data(args.data, **options)
     result = nascomp.train_supernet(args.space, data, args.out, preset=args.preset, in_chans=args.in_chans, resume=args.resume,
                                     quiet=args.quiet, device=args.device, seed=args.seed, **overrides)
     metrics = result.metrics
@@ -97,7 +99,7 @@ def run_eval(args: argparse.Namespace) -> int:
     import nascomp
 
     results = nascomp.evaluate_supernet(args.run, args.arch, args.data, batch_size=args.batch_size, device=args.device, quiet=args.json,
-                                        **data_options(args))
+                                        workers=args.workers, **data_options(args))
     rows = [{"arch": ref, **r} for ref, r in zip(args.arch, results)]
     if args.json:
         print_json(rows)

@@ -134,7 +134,7 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
         return CompressResult(summary, student.model)
     try:
         cfg = recipe_config(recipe, student.model, seed=seed, **training)
-        bundle = data_bundle(data, resolution, **dict(data_options or {}))
+        bundle = data_bundle(data, **dict(data_options or {}))
         head = getattr(base, "num_classes", bundle.num_classes)
         if head != bundle.num_classes:
             raise NascompError(

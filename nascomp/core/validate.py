@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Iterator
 
 from nascomp.core.errors import NascompError
 
-__all__ = ["positive", "non_negative", "fraction", "output_dir", "output_file", "removed_on_failure"]
+__all__ = ["positive", "non_negative", "fraction", "duration", "output_dir", "output_file", "removed_on_failure"]
 
 
 def _number(name: str, value, integer: bool) -> float:
@@ -50,6 +51,25 @@ def fraction(name: str, value, low_open: bool = True, high_open: bool = True):
         lo, hi = "(" if low_open else "[", ")" if high_open else "]"
         raise NascompError(f"{name} must lie in {lo}0, 1{hi}, got {value!r}")
     return value
+
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration(name: str, value) -> float | None:
+    """Seconds from ``90s``, ``30m``, ``2h``, ``1.5h`` or a plain number of seconds (``None`` passes)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*", value.lower())
+        if not match:
+            raise NascompError(f"{name} must be a duration such as 90s, 30m or 2h, got {value!r}")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+        if seconds <= 0:
+            raise NascompError(f"{name} must be positive, got {value!r}")
+        return seconds
+    positive(name, value, integer=False)
+    return float(value)
 
 
 def _blocking_file(path: Path) -> Path | None:

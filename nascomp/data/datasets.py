@@ -1,7 +1,9 @@
 """Datasets (Fashion-MNIST, CIFAR-10, image folders) with a fixed validation split, as a `DataBundle`.
 
-Every dataset yields ``(uint8 tensor C×H×W, label)``; `nascomp.data.transforms.BatchTransform` turns a
-batch into the model's input.
+In-memory datasets (Fashion-MNIST, CIFAR-10) yield ``(uint8 tensor C×H×W, label)``; image folders yield
+``(PIL RGB image at its own size, label)``. `DataBundle.transform` gives what turns them into the model's
+input: Fashion-MNIST a `BatchTransform` (per batch, in the training process), the RGB datasets timm's
+per-image recipe (`SampleTransform`, run in DataLoader workers; `nascomp.data.recipe`).
 
 Splits: a deterministic validation split is carved from the training set with a fixed seed that does
 not depend on the training seed, so search and early stopping never look at the test set and every
@@ -23,7 +25,8 @@ from torch.utils.data import Dataset
 
 from nascomp.core.errors import NascompError
 from nascomp.core.validate import fraction, positive
-from nascomp.data.transforms import BatchTransform
+from nascomp.data.recipe import ImageRecipe, eval_transform, train_transform
+from nascomp.data.transforms import BatchTransform, SampleTransform
 
 __all__ = [
     "DEBIAN_FASHION_MNIST",
@@ -148,12 +151,12 @@ class TensorImageDataset(Dataset):
 
 
 class ImageFolderDataset(Dataset):
-    """``root/<class>/<image>`` folders; images decoded and resized (short side, centre crop) on access."""
+    """``root/<class>/<image>`` folders; each access decodes one image at its own size (the transform resizes)."""
 
     EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
-    def __init__(self, samples: list[tuple[Path, int]], resolution: int, indices: Sequence[int] | None = None):
-        self.samples, self.resolution = samples, resolution
+    def __init__(self, samples: list[tuple[Path, int]], indices: Sequence[int] | None = None):
+        self.samples = samples
         self.indices = list(range(len(samples))) if indices is None else list(indices)
 
     @classmethod
@@ -174,20 +177,15 @@ class ImageFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int):
         from PIL import Image
 
         path, label = self.samples[self.indices[i]]
         try:
             with Image.open(path) as im:
-                im = im.convert("RGB")
+                return im.convert("RGB"), label
         except (OSError, ValueError, SyntaxError) as e:  # PIL's ways of saying "not an image" / "truncated"
             raise NascompError(f"{path}: not a readable image ({type(e).__name__}: {e}); remove or replace the file") from None
-        scale = self.resolution * 1.14 / min(im.size)  # resize short side to res/0.875, then centre-crop
-        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BILINEAR)
-        left, top = (im.width - self.resolution) // 2, (im.height - self.resolution) // 2
-        im = im.crop((left, top, left + self.resolution, top + self.resolution))
-        return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1), label
 
     def targets(self) -> torch.Tensor:
         return torch.tensor([self.samples[j][1] for j in self.indices])
@@ -195,7 +193,11 @@ class ImageFolderDataset(Dataset):
 
 @dataclass
 class DataBundle:
-    """Train / validation / test datasets with what a model needs to consume them."""
+    """Train / validation / test datasets with what a model needs to consume them.
+
+    ``per_image``: samples are RGB images decoded and augmented one by one with timm's recipe (image folders,
+    CIFAR-10); otherwise small grey tensors transformed per batch (Fashion-MNIST).
+    """
 
     name: str
     train: Dataset
@@ -204,13 +206,19 @@ class DataBundle:
     classes: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    per_image: bool = False
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def transform(self, resolution: int, in_chans: int, train: bool) -> BatchTransform:
-        return BatchTransform(resolution, in_chans, self.mean, self.std, train)
+    def transform(self, resolution: int, in_chans: int, train: bool, recipe: ImageRecipe | None = None) -> BatchTransform | SampleTransform:
+        """The model-input transform; ``train`` augments. ``recipe`` sets the RGB augmentation (grey data flips and shifts)."""
+        if not self.per_image:
+            return BatchTransform(resolution, in_chans, self.mean, self.std, train)
+        recipe = recipe or ImageRecipe()
+        tf = train_transform(resolution, self.mean, self.std, recipe) if train else eval_transform(resolution, self.mean, self.std, recipe)
+        return SampleTransform(tf, in_chans)
 
     def describe(self) -> dict:
         return {"dataset": self.name, "train": len(self.train), "val": len(self.val), "test": len(self.test), "classes": self.num_classes}
@@ -236,18 +244,16 @@ def load_data(
     limit_val: int | None = None,
     limit_test: int | None = None,
     download: bool = False,
-    resolution: int = 224,
     classes: Sequence[int] | None = None,
 ) -> DataBundle:
     """Load ``fashion-mnist``, ``cifar10`` or ``imagefolder:PATH`` with a fixed validation split.
 
     ``classes`` keeps only those labels (relabelled 0..k-1 in the given order), for few-shot/transfer work.
-    ``resolution`` only matters for image folders, which are decoded at that size.
     """
     if not isinstance(name, str) or not name:
         raise NascompError(f"data must be a dataset name: fashion-mnist, cifar10 or imagefolder:PATH, got {name!r}")
     fraction("--val-fraction", val_fraction)
-    for option, value in (("--limit-train", limit_train), ("--limit-val", limit_val), ("--limit-test", limit_test), ("resolution", resolution)):
+    for option, value in (("--limit-train", limit_train), ("--limit-val", limit_val), ("--limit-test", limit_test)):
         positive(option, value)
     folder = resolve_data_dir(data_dir)
     if folder is not None and not folder.is_dir() and not download:
@@ -261,14 +267,14 @@ def load_data(
         if test_samples is None:  # no held-out folder: carve the test set from the training images too
             half = len(val_idx) // 2
             train_idx, val_idx, test_idx = train_idx, val_idx[:half], val_idx[half:]
-            test = ImageFolderDataset(samples, resolution, _limit(test_idx.tolist(), limit_test))
+            test = ImageFolderDataset(samples, _limit(test_idx.tolist(), limit_test))
         else:
-            test = ImageFolderDataset(test_samples, resolution, _limit(list(range(len(test_samples))), limit_test))
+            test = ImageFolderDataset(test_samples, _limit(list(range(len(test_samples))), limit_test))
         if classes is not None:
             raise NascompError("--classes is only supported for in-memory datasets (fashion-mnist, cifar10)")
         return DataBundle(
-            name, ImageFolderDataset(samples, resolution, _limit(train_idx.tolist(), limit_train)),
-            ImageFolderDataset(samples, resolution, _limit(val_idx.tolist(), limit_val)), test, names, *STATS["imagenet"],
+            name, ImageFolderDataset(samples, _limit(train_idx.tolist(), limit_train)),
+            ImageFolderDataset(samples, _limit(val_idx.tolist(), limit_val)), test, names, *STATS["imagenet"], per_image=True,
         )
     loaders = {"fashion-mnist": _fashion_mnist, "cifar10": _cifar10}
     if name not in loaders:
@@ -294,4 +300,5 @@ def load_data(
         TensorImageDataset(test_x, test_y, _limit(test_idx, limit_test)),
         names,
         *STATS[name],
+        per_image=name == "cifar10",
     )

@@ -66,13 +66,13 @@ def split_recipe(options: dict) -> tuple[dict, dict]:
     return {k: v for k, v in options.items() if k in recipe_keys}, {k: v for k, v in options.items() if k not in recipe_keys}
 
 
-def data_bundle(data: DataBundle | str, resolution: int, **options: Any) -> DataBundle:
+def data_bundle(data: DataBundle | str, **options: Any) -> DataBundle:
     """``data`` as given, or the dataset of that name loaded with ``options`` (see `nascomp.data.load_data`)."""
     if isinstance(data, DataBundle):
         return data
     if not isinstance(data, str):
         raise NascompError(f"data must be a dataset name (fashion-mnist, cifar10, imagefolder:PATH) or a DataBundle, got {type(data).__name__}")
-    return load_data(data, resolution=resolution, **options)
+    return load_data(data, **options)
 
 
 def prepare(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str, *, model_kwargs: Mapping | None = None,
@@ -80,18 +80,14 @@ def prepare(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str,
             seed: int = 0) -> tuple[nn.Module, dict, DataBundle]:
     """(model, spec, data) for a training run, the way every command prepares them.
 
-    A dataset given by name loads first (at ``model_kwargs["img_size"]``, else the module's resolution, else
-    224 px). A model given by name is then built with the random state seeded by ``seed`` (its initial weights
-    belong to the run's seed) and, unless it is a saved directory, with the data's number of classes.
+    A dataset given by name loads first. A model given by name is then built with the random state seeded by
+    ``seed`` (its initial weights belong to the run's seed) and, unless it is a saved directory, with the data's
+    number of classes.
     """
     kwargs = dict(model_kwargs or {})
-    if isinstance(model, nn.Module):
-        if kwargs:
-            raise NascompError(f"model options {sorted(kwargs)} only apply to a model given by name")
-        resolution = model_input_size(model)[1]
-    else:
-        resolution = kwargs.get("img_size") or 224
-    bundle = data_bundle(data, resolution, **dict(data_options or {}))
+    if isinstance(model, nn.Module) and kwargs:
+        raise NascompError(f"model options {sorted(kwargs)} only apply to a model given by name")
+    bundle = data_bundle(data, **dict(data_options or {}))
     if isinstance(model, nn.Module):
         module, spec = as_model(model, checkpoint=checkpoint)
     else:

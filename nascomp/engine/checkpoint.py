@@ -1,25 +1,33 @@
-"""Training checkpoints: model, extra modules, optimiser and scaler state in safetensors + JSON, written atomically.
+"""Training checkpoints: model, extra modules, EMA, optimiser and scaler state in safetensors + JSON, written atomically.
 
-A checkpoint is a directory ``checkpoints/epoch-NNNN`` assembled under a temporary name and renamed into
-place, so a kill never leaves a half-written one. Optimiser state goes into safetensors (tensors) and JSON
-(scalars, param groups): nothing is pickled.
+A checkpoint is a directory assembled under a temporary name and renamed into place, so a kill never leaves a
+half-written one. ``checkpoints/epoch-NNNN`` is written when epoch NNNN (0-based) ends; a run with a time
+interval (``--checkpoint-every 30m``) also writes ``checkpoints/epoch-NNNN-step-SSSSSS`` inside an epoch, after
+SSSSSS of its optimiser steps. A mid-epoch checkpoint also holds every process's random-generator states
+(Python, numpy, torch CPU and CUDA), so training resumes on the next step exactly where the interrupted run
+was. Optimiser state goes into safetensors (tensors) and JSON (scalars, param groups): nothing is pickled.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from nascomp.core.io import atomic_directory, save_tensors
+from nascomp.core.io import atomic_directory, load_tensors, save_tensors
 
 __all__ = ["CHECKPOINT_DIR", "optimizer_to_files", "optimizer_from_files", "module_state", "load_module_state",
-           "latest_checkpoint", "save_checkpoint"]
+           "checkpoint_progress", "latest_checkpoint", "save_checkpoint", "rng_state", "set_rng_state", "rng_to_files",
+           "rng_from_files", "load_rng"]
 
 CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"epoch-(\d+)(?:-step-(\d+))?")
 
 
 def optimizer_to_files(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -60,18 +68,82 @@ def load_module_state(modules: dict[str, nn.Module], tensors: dict[str, torch.Te
         m.load_state_dict(sd, strict=False)
 
 
+def rng_state() -> dict:
+    """This process's generator states: what the next random draw of dropout, sampling and Mixup depends on."""
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (np_state[0], np_state[1].tolist(), *np_state[2:]),
+        "torch": torch.random.default_generator.get_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.random.default_generator.set_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def rng_to_files(states: list[dict]) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """Per-rank generator states as (tensors for safetensors, JSON-able rest)."""
+    tensors, scalars = {}, []
+    for rank, s in enumerate(states):
+        tensors[f"rank{rank}.torch"] = s["torch"]
+        for i, c in enumerate(s["cuda"]):
+            tensors[f"rank{rank}.cuda{i}"] = c
+        scalars.append({"python": s["python"], "numpy": s["numpy"], "cuda": len(s["cuda"])})
+    return tensors, scalars
+
+
+def rng_from_files(tensors: dict[str, torch.Tensor], scalars: list[dict], rank: int) -> dict:
+    s = scalars[rank]
+    return {"python": s["python"], "numpy": s["numpy"], "torch": tensors[f"rank{rank}.torch"],
+            "cuda": [tensors[f"rank{rank}.cuda{i}"] for i in range(s["cuda"])]}
+
+
+def checkpoint_progress(path: Path) -> tuple[int, int]:
+    """(epochs finished, steps into the next epoch) that a checkpoint directory's name records."""
+    match = _NAME.fullmatch(path.name)
+    epoch, step = int(match.group(1)), match.group(2)
+    return (epoch + 1, 0) if step is None else (epoch, int(step))
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    folder = out / CHECKPOINT_DIR
+    found = [p for p in folder.iterdir() if _NAME.fullmatch(p.name)] if folder.is_dir() else []
+    return sorted(found, key=checkpoint_progress)
+
+
 def latest_checkpoint(out: Path) -> Path | None:
-    ckpts = sorted((out / CHECKPOINT_DIR).glob("epoch-*")) if (out / CHECKPOINT_DIR).is_dir() else []
-    ckpts = [c for c in ckpts if (c / "state.json").is_file()]
+    ckpts = [c for c in _checkpoints(out) if (c / "state.json").is_file()]
     return ckpts[-1] if ckpts else None
 
 
-def save_checkpoint(out: Path, epoch: int, modules, optimizer, scaler, config_doc, history, keep: int) -> None:
+def save_checkpoint(out: Path, epoch: int, modules, optimizer, scaler, config_doc, history, keep: int, *, step: int | None = None,
+                    rng: list[dict] | None = None, extra: dict | None = None) -> None:
+    """Write the checkpoint after epoch ``epoch`` (or after ``step`` steps into it, with every rank's ``rng`` state)."""
     opt_tensors, opt_meta = optimizer_to_files(optimizer)
-    with atomic_directory(out / CHECKPOINT_DIR / f"epoch-{epoch:04d}") as tmp:
+    name = f"epoch-{epoch:04d}" if step is None else f"epoch-{epoch:04d}-step-{step:06d}"
+    with atomic_directory(out / CHECKPOINT_DIR / name) as tmp:
         save_tensors(tmp / "weights.safetensors", module_state(modules))
         save_tensors(tmp / "optimizer.safetensors", opt_tensors)
-        state = {"epoch": epoch, "config": config_doc, "history": history, "optimizer": opt_meta, "scaler": scaler.state_dict() if scaler.is_enabled() else None}
+        state = {"epoch": epoch, "config": config_doc, "history": history, "optimizer": opt_meta,
+                 "scaler": scaler.state_dict() if scaler.is_enabled() else None, **(extra or {})}
+        if step is not None:
+            rng_tensors, state["rng"] = rng_to_files(rng or [])
+            save_tensors(tmp / "rng.safetensors", rng_tensors)
+            state["step"] = step
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
-    for old in sorted((out / CHECKPOINT_DIR).glob("epoch-*"))[:-keep]:
+    for old in _checkpoints(out)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def load_rng(ckpt: Path, rank: int) -> dict:
+    """The generator states rank ``rank`` had when a mid-epoch checkpoint was written."""
+    state = json.loads((ckpt / "state.json").read_text())
+    return rng_from_files(load_tensors(ckpt / "rng.safetensors"), state["rng"], rank)

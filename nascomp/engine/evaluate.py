@@ -8,11 +8,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from nascomp.core.distributed import DistInfo, all_reduce_sum
 from nascomp.core.errors import NascompError
-from nascomp.data import BatchTransform
+from nascomp.data import BatchTransform, SampleTransform, make_loader, resolve_workers
 
 __all__ = ["evaluate", "Tally"]
 
@@ -21,16 +21,21 @@ __all__ = ["evaluate", "Tally"]
 def evaluate(
     model: nn.Module,
     dataset: Dataset,
-    transform: BatchTransform,
+    transform: BatchTransform | SampleTransform,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     dist_info: DistInfo | None = None,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    workers: int | None = None,
 ) -> dict:
-    """Top-1/top-5 accuracy (%) and mean cross-entropy; sharded across DDP ranks without padding."""
+    """Top-1/top-5 accuracy (%) and mean cross-entropy; sharded across DDP ranks without padding.
+
+    ``workers``: DataLoader workers for per-image data (default: `nascomp.data.default_workers`).
+    """
     dist_info = dist_info or DistInfo(device=torch.device(device))
-    indices = list(range(dist_info.rank, len(dataset), dist_info.world_size))
-    loader = DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size, shuffle=False, collate_fn=transform)
+    indices = range(dist_info.rank, len(dataset), dist_info.world_size)
+    loader = make_loader(dataset, transform, batch_size, indices=indices, workers=resolve_workers(workers, dist_info.world_size),
+                         device=dist_info.device)
     was_training = model.training
     model.eval()
     forward = forward or model

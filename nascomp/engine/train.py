@@ -1,10 +1,17 @@
 """The one training and evaluation loop every feature uses.
 
-`fit` trains any model with AdamW, linear warm-up + cosine decay (set per step, so it is a pure function
-of the step and needs no state), label smoothing, gradient clipping, AMP on CUDA and DDP under
-`torchrun`. It writes a checkpoint after every epoch (atomically) and `resume=True` continues from the
-newest one to bit-identical final weights on CPU: all randomness (shuffling, augmentation, dropout,
-subnet sampling) is re-seeded from (seed, epoch) at each epoch start, so no RNG state has to be saved.
+`fit` trains any model with a timm optimiser (AdamW by default; `nascomp.engine.optim`), linear warm-up +
+cosine decay (set per step, so it is a pure function of the step and needs no state), label smoothing or
+Mixup/CutMix with soft targets, gradient clipping, an optional EMA of the weights (timm's `ModelEmaV3`:
+validated, saved and checkpointed in place of the raw weights), AMP on CUDA and DDP under `torchrun`.
+Data comes through `nascomp.data.make_loader` (per-image RGB work in DataLoader workers) in the order of an
+`EpochSampler` (each rank its own shard; repeated augmentation on request).
+
+It writes a checkpoint after every epoch, and with ``checkpoint_every`` also inside epochs (atomically),
+and `resume=True` continues from the newest one to bit-identical final weights on CPU: all randomness
+(shuffling, augmentation, dropout, subnet sampling, Mixup) is re-seeded from (seed, epoch) at each epoch
+start, per-image augmentation from (seed, epoch, rank, position), and a mid-epoch checkpoint stores the
+generator states of the step it was written after.
 
 Features customise one step with ``step_fn(model, images, targets, ctx) -> loss`` (distillation,
 supernet sandwich sampling) and validation with ``eval_fn(model, dataset, transform) -> metrics``.
@@ -14,10 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,26 +33,38 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from nascomp.core.distributed import DistInfo, init_distributed
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, ensure_writable_dir, load_tensors, read_json
 from nascomp.core.progress import console, progress_bar
-from nascomp.core.validate import fraction, non_negative, positive
-from nascomp.data import BatchTransform, DataBundle
+from nascomp.core.validate import duration, fraction, non_negative, positive
+from nascomp.data import RAND_AUGMENT, DataBundle, EpochSampler, ImageRecipe, epoch_seed, make_loader, make_mixup, resolve_workers
 from nascomp.engine.checkpoint import (
-    CHECKPOINT_DIR, latest_checkpoint, load_module_state, optimizer_from_files, save_checkpoint,
+    CHECKPOINT_DIR, checkpoint_progress, latest_checkpoint, load_module_state, load_rng, optimizer_from_files, rng_state,
+    save_checkpoint, set_rng_state,
 )
 from nascomp.engine.evaluate import evaluate
+from nascomp.engine.optim import check_optimizer, make_optimizer
 from nascomp.models.io import save_model
 
 __all__ = ["TrainConfig", "StepContext", "fit", "lr_at", "seed_everything", "default_step"]
 
+# settings that change how a run goes, not what it computes: a run may resume with other values
+RUN_ONLY = ("num_workers", "checkpoint_every")
+
 
 @dataclass
 class TrainConfig:
-    """A training recipe (AdamW, warm-up + cosine, label smoothing); every value is checked when it is made."""
+    """A training recipe; every value is checked when it is made.
+
+    The RGB fields (``auto_augment`` .. ``interpolation``) shape the per-image pipeline of image folders and
+    CIFAR-10 (`nascomp.data.recipe`); small grey in-memory data flips and shifts instead. ``mixup`` / ``cutmix``
+    (alphas; 0 = off), ``repeated_aug`` (copies of each image per epoch; 1 = off) and ``ema_decay`` (0 = off)
+    apply to every dataset. ``lr`` is for ``lr_base_batch`` images per optimiser step when that is set, and
+    scales linearly with the global batch (per-process batch x processes).
+    """
 
     epochs: int = 10
     batch_size: int = 128  # per process
@@ -59,27 +79,67 @@ class TrainConfig:
     amp: bool = True  # only takes effect on CUDA
     resolution: int = 224
     in_chans: int = 3
-    num_workers: int = 0
+    num_workers: int | None = None  # DataLoader workers per process for per-image data; None: nascomp.data.default_workers()
     eval_batch_size: int = 256
     augment: bool = True
     find_unused_parameters: bool = False  # DDP: set when steps use a subset of the parameters (supernets)
     keep_checkpoints: int = 2
+    opt: str = "adamw"  # any timm optimiser name
+    lr_base_batch: int | None = None
+    auto_augment: str | None = RAND_AUGMENT
+    color_jitter: float = 0.4
+    random_erasing: float = 0.25
+    crop_pct: float = 0.875
+    interpolation: str = "bicubic"
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
+    repeated_aug: int = 1
+    ema_decay: float = 0.0
+    checkpoint_every: float | str | None = None  # seconds, or "90s" / "30m" / "2h"
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "resolution", "in_chans", "eval_batch_size", "keep_checkpoints"):
+        for name in ("epochs", "batch_size", "resolution", "in_chans", "eval_batch_size", "keep_checkpoints", "repeated_aug", "lr_base_batch"):
             positive(f"--{name.replace('_', '-')}", getattr(self, name))
         positive("--lr", self.lr, integer=False)
-        for name in ("min_lr", "warmup_lr", "warmup_epochs", "weight_decay"):
+        for name in ("min_lr", "warmup_lr", "warmup_epochs", "weight_decay", "mixup", "cutmix"):
             non_negative(f"--{name.replace('_', '-')}", getattr(self, name), integer=False)
         non_negative("--workers", self.num_workers)
         non_negative("--grad-clip", self.grad_clip, integer=False)
         if self.grad_clip == 0:
             self.grad_clip = None  # 0 disables clipping
         fraction("--label-smoothing", self.label_smoothing, low_open=False)
+        fraction("--mixup-prob", self.mixup_prob, low_open=False, high_open=False)
+        fraction("--mixup-switch-prob", self.mixup_switch_prob, low_open=False, high_open=False)
+        fraction("--ema-decay", self.ema_decay, low_open=False)
+        check_optimizer(self.opt)
+        if self.auto_augment in ("", "none"):
+            self.auto_augment = None
+        self.image_recipe()  # checks the RGB recipe's fields
+        self.checkpoint_every = duration("--checkpoint-every", self.checkpoint_every)
+        if self.mixing and self.batch_size % 2:
+            raise NascompError(f"--batch-size must be even with Mixup/CutMix (timm mixes each image with the batch reversed), got {self.batch_size}")
+
+    @property
+    def mixing(self) -> bool:
+        return bool((self.mixup or self.cutmix) and self.mixup_prob)
+
+    def image_recipe(self) -> ImageRecipe:
+        return ImageRecipe(self.auto_augment, self.color_jitter, self.random_erasing, self.crop_pct, self.interpolation)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def config_differences(stored: dict, current: dict) -> dict:
+    """Settings a checkpoint was written with that differ from the current run's (a field newer than the
+    checkpoint counts as its default; `RUN_ONLY` fields may change)."""
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    keys = (set(stored) | set(current)) - set(RUN_ONLY)
+    return {k: (stored.get(k, defaults.get(k)), current.get(k, defaults.get(k))) for k in sorted(keys)
+            if stored.get(k, defaults.get(k)) != current.get(k, defaults.get(k))}
 
 
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
@@ -96,10 +156,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 1_000_003 + epoch * 7919 + 17) % 2**31
 
 
 @dataclass
@@ -131,7 +187,7 @@ class StepContext:
 
     def rng(self) -> random.Random:
         """A Python RNG identical on every rank for this step (e.g. for sampling subnets)."""
-        return random.Random(_epoch_seed(self.seed, self.epoch) * 100_003 + self.step)
+        return random.Random(epoch_seed(self.seed, self.epoch) * 100_003 + self.step)
 
 
 def default_step(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, ctx: StepContext) -> torch.Tensor:
@@ -139,19 +195,6 @@ def default_step(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, 
         loss = ctx.criterion(model(images), targets)
     ctx.backward(loss)
     return loss.detach()
-
-
-def _param_groups(modules: dict[str, nn.Module], weight_decay: float) -> list[dict]:
-    """No weight decay on 1-D parameters (norms, biases) and names a model lists in no_weight_decay()."""
-    decay, no_decay, seen = [], [], set()
-    for module in modules.values():
-        skip = set(module.no_weight_decay()) if hasattr(module, "no_weight_decay") else set()
-        for name, p in module.named_parameters():
-            if not p.requires_grad or id(p) in seen:
-                continue
-            seen.add(id(p))
-            (no_decay if p.ndim <= 1 or name in skip or "relative_position_bias_table" in name else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def fit(
@@ -162,7 +205,7 @@ def fit(
     *,
     spec: dict | None = None,
     step_fn: Callable[..., torch.Tensor] = default_step,
-    eval_fn: Callable[[nn.Module, Dataset, BatchTransform], dict] | None = None,
+    eval_fn: Callable[[nn.Module, Dataset, Any], dict] | None = None,
     extra_modules: dict[str, nn.Module] | None = None,
     resume: bool = False,
     quiet: bool = False,
@@ -179,26 +222,47 @@ def fit(
     info = init_distributed(device)
     if info.is_main:
         ensure_writable_dir(out)
-    if len(data.train) < cfg.batch_size * info.world_size:
-        cfg.batch_size = max(1, len(data.train) // info.world_size)
+    workers = resolve_workers(cfg.num_workers, int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size)))
+    sampler = EpochSampler(len(data.train), cfg.batch_size, cfg.seed, info.rank, info.world_size, cfg.repeated_aug, keyed=data.per_image)
+    if sampler.samples_per_rank < cfg.batch_size:
+        cfg.batch_size = max(1, sampler.samples_per_rank)
+        if cfg.mixing:
+            if cfg.batch_size < 2:
+                raise NascompError("Mixup/CutMix needs at least 2 training images per process")
+            cfg.batch_size -= cfg.batch_size % 2
+    sampler.batch_size = cfg.batch_size
     model.to(info.device)
     modules = {"model": model, **(extra_modules or {})}
     for m in modules.values():
         m.to(info.device)
-    optimizer = torch.optim.AdamW(_param_groups(modules, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
+    optimizer = make_optimizer(modules, cfg.opt, cfg.lr, cfg.weight_decay)
+    ema = None
+    if cfg.ema_decay:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=cfg.ema_decay)
+    saved = {**modules, **({"ema": ema.module} if ema is not None else {})}  # what a checkpoint holds
     amp_dtype = None
     if cfg.amp and info.device.type == "cuda":
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler(info.device.type, enabled=amp_dtype == torch.float16)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    train_tf = data.transform(cfg.resolution, cfg.in_chans, train=cfg.augment)
-    eval_tf = data.transform(cfg.resolution, cfg.in_chans, train=False)
-    eval_fn = eval_fn or (lambda m, ds, tf: evaluate(m, ds, tf, cfg.eval_batch_size, dist_info=info))
+    mixup = make_mixup(cfg.mixup, cfg.cutmix, cfg.mixup_prob, cfg.mixup_switch_prob, cfg.label_smoothing, data.num_classes)
+    if mixup is not None:
+        from timm.loss import SoftTargetCrossEntropy
 
-    samples_per_rank = len(data.train) // info.world_size
-    steps_per_epoch = max(1, samples_per_rank // cfg.batch_size)
-    start_epoch, history = 0, []
-    config_doc = asdict(cfg)
+        criterion: nn.Module = SoftTargetCrossEntropy()  # Mixup's targets carry the label smoothing
+    else:
+        criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    recipe = cfg.image_recipe()
+    train_tf = data.transform(cfg.resolution, cfg.in_chans, train=cfg.augment, recipe=recipe)
+    eval_tf = data.transform(cfg.resolution, cfg.in_chans, train=False, recipe=recipe)
+    eval_fn = eval_fn or (lambda m, ds, tf: evaluate(m, ds, tf, cfg.eval_batch_size, dist_info=info, workers=workers))
+
+    steps_per_epoch = sampler.steps_per_epoch
+    global_batch = cfg.batch_size * info.world_size
+    schedule = replace(cfg, lr=cfg.lr * global_batch / cfg.lr_base_batch) if cfg.lr_base_batch else cfg
+    start_epoch, start_step, history, resumed_rng, resumed_loss = 0, 0, [], None, 0.0
+    config_doc = {**asdict(cfg), "num_workers": workers}
 
     ckpt = latest_checkpoint(out) if resume else None
     if resume and ckpt is None and (out / "metrics.json").is_file():
@@ -207,15 +271,22 @@ def fit(
         return read_json(out / "metrics.json")
     if ckpt is not None:
         state = read_json(ckpt / "state.json")
-        if state["config"] != config_doc:
-            diff = {k: (state["config"].get(k), v) for k, v in config_doc.items() if state["config"].get(k) != v}
+        diff = config_differences(state["config"], config_doc)
+        if diff:
             raise NascompError(f"cannot resume {out}: the run was started with different settings {diff}")
-        load_module_state(modules, load_tensors(ckpt / "weights.safetensors"))
+        start_epoch, start_step = checkpoint_progress(ckpt)
+        if start_step and len(state["rng"]) != info.world_size:
+            raise NascompError(f"cannot resume {out} from {ckpt.name}: it was written by {len(state['rng'])} process(es), this run has "
+                               f"{info.world_size}; resume with the same number of processes")
+        load_module_state(saved, load_tensors(ckpt / "weights.safetensors"))
         optimizer_from_files(optimizer, load_tensors(ckpt / "optimizer.safetensors"), state["optimizer"])
         scaler.load_state_dict(state["scaler"]) if state.get("scaler") else None
-        start_epoch, history = state["epoch"] + 1, state["history"]
+        history = state["history"]
+        if start_step:
+            resumed_rng, resumed_loss = load_rng(ckpt, info.rank), state["loss_sum"]
         if info.is_main and not quiet:
-            console.print(f"resuming {out} after epoch {start_epoch} of {cfg.epochs}")
+            where = f"in epoch {start_epoch + 1} after step {start_step}" if start_step else f"after epoch {start_epoch}"
+            console.print(f"resuming {out} {where} of {cfg.epochs}")
     elif not resume and latest_checkpoint(out) is not None and info.is_main:
         shutil.rmtree(out / CHECKPOINT_DIR)  # a fresh run must not be resumed from a stale one later
 
@@ -225,28 +296,33 @@ def fit(
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
             find_unused_parameters=cfg.find_unused_parameters,
         )
+    loader = make_loader(data.train, train_tf, cfg.batch_size, sampler=sampler, workers=workers, device=info.device, drop_last=True)
+    evaluated = ema.module if ema is not None else model
 
-    start = time.time()
+    start = last_save = time.time()
     with progress_bar(info.is_main and not quiet) as bars:
         epoch_bar = bars.add_task("epochs", total=cfg.epochs, completed=start_epoch, info="")
         for epoch in range(start_epoch, cfg.epochs):
-            seed_everything(_epoch_seed(cfg.seed, epoch))
-            order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch)))
-            shard = order[info.rank :: info.world_size][:samples_per_rank].tolist()
-            loader = DataLoader(
-                torch.utils.data.Subset(data.train, shard), batch_size=cfg.batch_size, shuffle=False, drop_last=True,
-                collate_fn=train_tf, num_workers=cfg.num_workers, persistent_workers=False,
-            )
+            seed_everything(epoch_seed(cfg.seed, epoch))
+            first = start_step if epoch == start_epoch else 0
+            sampler.set_epoch(epoch, first)
+            batches = iter(loader)
+            loss_sum = 0.0
+            if first:  # continue the interrupted step sequence exactly
+                set_rng_state(resumed_rng)
+                loss_sum = resumed_loss
             for m in modules.values():
                 m.train()
-            batch_bar = bars.add_task(f"epoch {epoch + 1}", total=steps_per_epoch, info="")
-            t0, loss_sum = time.time(), 0.0
-            for step, (images, targets) in enumerate(loader):
+            batch_bar = bars.add_task(f"epoch {epoch + 1}", total=steps_per_epoch, completed=first, info="")
+            t0 = time.time()
+            for step, (images, targets) in enumerate(batches, start=first):
                 global_step = epoch * steps_per_epoch + step
-                lr = lr_at(global_step, steps_per_epoch, cfg)
+                lr = lr_at(global_step, steps_per_epoch, schedule)
                 for g in optimizer.param_groups:
                     g["lr"] = lr
                 images, targets = images.to(info.device, non_blocking=True), targets.to(info.device, non_blocking=True)
+                if mixup is not None:
+                    images, targets = mixup(images, targets)
                 ctx = StepContext(epoch, step, global_step, steps_per_epoch, cfg.seed, info.device, info, amp_dtype, scaler, criterion)
                 optimizer.zero_grad(set_to_none=True)
                 loss = step_fn(train_module, images, targets, ctx)
@@ -259,18 +335,31 @@ def fit(
                     torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
+                if ema is not None:
+                    ema.update(model, step=global_step + 1)
                 loss_sum += loss.item()
                 bars.update(batch_bar, advance=1, info=f"loss {loss.item():.3f} lr {lr:.2e}")
+                if cfg.checkpoint_every and step + 1 < steps_per_epoch and _checkpoint_due(last_save, cfg.checkpoint_every, info):
+                    states = _gather_rng(info)
+                    if info.is_main:
+                        save_checkpoint(out, epoch, saved, optimizer, scaler, config_doc, history, cfg.keep_checkpoints, step=step + 1,
+                                        rng=states, extra={"loss_sum": loss_sum})
+                    last_save = time.time()
             bars.remove_task(batch_bar)
-            val = eval_fn(model, data.val, eval_tf)
-            record = {"epoch": epoch + 1, "train_loss": loss_sum / steps_per_epoch, "val_top1": val["top1"], "val_loss": val["loss"], "lr": lr, "seconds": time.time() - t0}
+            val = eval_fn(evaluated, data.val, eval_tf)
+            record = {"epoch": epoch + 1, "train_loss": loss_sum / steps_per_epoch, "val_top1": val["top1"], "val_loss": val["loss"], "lr": lr,
+                      "seconds": time.time() - t0}
             history.append(record)
             bars.update(epoch_bar, advance=1, info=f"val top-1 {val['top1']:.2f}%")
             if info.is_main and not quiet:
                 console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {record['train_loss']:.4f}  val top-1 {val['top1']:.2f}%  ({record['seconds']:.0f}s)")
             if info.is_main:
-                save_checkpoint(out, epoch, modules, optimizer, scaler, config_doc, history, cfg.keep_checkpoints)
+                save_checkpoint(out, epoch, saved, optimizer, scaler, config_doc, history, cfg.keep_checkpoints)
+            last_save = time.time()
+    del loader  # stops persistent workers
 
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())  # the run's result is the averaged weights
     val = eval_fn(model, data.val, eval_tf)
     metrics: dict[str, Any] = {"val": val}
     if evaluate_test:
@@ -284,6 +373,9 @@ def fit(
         model=spec,
         world_size=info.world_size,
         device=str(info.device),
+        global_batch=global_batch,
+        effective_lr=schedule.lr,
+        weights="ema" if ema is not None else "trained",
         train_seconds=time.time() - start,
         **(metadata or {}),
     )
@@ -292,6 +384,23 @@ def fit(
             save_model(out, model, spec, {"metrics": {"val_top1": val["top1"], "test_top1": metrics.get("test", {}).get("top1")}})
         atomic_write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _checkpoint_due(last_save: float, every: float, info: DistInfo) -> bool:
+    """Whether ``every`` seconds have passed since the last checkpoint; rank 0's clock decides for all ranks."""
+    due = torch.tensor([int(time.time() - last_save >= every)], device=info.device)
+    if info.enabled:
+        torch.distributed.broadcast(due, 0)
+    return bool(due.item())
+
+
+def _gather_rng(info: DistInfo) -> list[dict]:
+    """Every rank's generator states (rank 0 writes them all into a mid-epoch checkpoint)."""
+    if not info.enabled:
+        return [rng_state()]
+    states: list = [None] * info.world_size
+    torch.distributed.all_gather_object(states, rng_state())
+    return states
 
 
 def _average_gradients(modules, world_size: int) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nascomp.core.errors import NascompError
-from nascomp.core.validate import fraction, output_dir, positive, removed_on_failure
+from nascomp.core.validate import duration, fraction, non_negative, output_dir, positive, removed_on_failure
 from nascomp.data import DataBundle, load_data
 from nascomp.nas.budget import Budget, parse_budget
 from nascomp.nas.pipeline import SearchJob, default_out_dir, run_search
@@ -51,7 +51,8 @@ class SearchResult:
 def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle | str = "fashion-mnist", preset: SearchPreset | str = "cpu",
            out: str | os.PathLike | None = None, seed: int = 0, resume: bool = False, quiet: bool = False, device: str | None = None,
            in_chans: int = 3, lut: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None, download: bool = False,
-           val_fraction: float = 0.1, **overrides: Any) -> SearchResult:
+           val_fraction: float = 0.1, workers: int | None = None, checkpoint_every: float | str | None = None,
+           **overrides: Any) -> SearchResult:
     """Search ``space`` for the most accurate architecture within ``budget`` (S3: supernet, E-T error, space
     evolution, evolutionary search), then extract the finalists and evaluate them on the test set.
 
@@ -68,12 +69,17 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
         quiet: no progress output. device: ``cpu`` or ``cuda`` (default: CUDA when available).
         in_chans: model input channels (grey images are repeated). lut: latency table for ms/mJ budgets.
         data_dir, download, val_fraction: where and how a dataset given by name is loaded.
+        workers: DataLoader workers per process for per-image data (default: `nascomp.data.default_workers`);
+            does not change results, so a run may resume with another value.
+        checkpoint_every: also checkpoint every training leg inside epochs at this interval (seconds, or ``30m``).
 
     Returns:
         `SearchResult` with the run directory, the best `Arch`, its params/MACs, validation and test top-1.
     """
     positive("in_chans", in_chans)
     fraction("--val-fraction", val_fraction)
+    non_negative("--workers", workers)
+    checkpoint_every = duration("--checkpoint-every", checkpoint_every)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise NascompError(f"seed must be an integer, got {seed!r}")
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
@@ -85,13 +91,13 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
     out = output_dir(out)
     if lut is not None and not Path(lut).is_file():
         raise NascompError(f"latency table {lut} not found; build it with `nascomp profile --build-lut --space {space.name}`")
-    resolution = recipe.supernet.resolution or space.resolution
     if isinstance(data, DataBundle):
         bundle = data
     else:
         bundle = load_data(data, data_dir, val_fraction=val_fraction, limit_train=recipe.supernet.limit_train,
-                           limit_val=recipe.supernet.limit_val, limit_test=recipe.limit_test, download=download, resolution=resolution)
-    job = SearchJob(space, budget, recipe, bundle, preset_name, seed, in_chans, str(lut) if lut else None, device)
+                           limit_val=recipe.supernet.limit_val, limit_test=recipe.limit_test, download=download)
+    job = SearchJob(space, budget, recipe, bundle, preset_name, seed, in_chans, str(lut) if lut else None, device, workers=workers,
+                    checkpoint_every=checkpoint_every)
     run_dir = out or default_out_dir(job, resume)
     with removed_on_failure(run_dir):
         summary = run_search(job, run_dir, resume=resume, quiet=quiet)

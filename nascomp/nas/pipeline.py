@@ -50,7 +50,7 @@ from nascomp.nas.space_evolution import evolve_space, fit_slopes
 from nascomp.spaces import Arch, SearchSpace
 from nascomp.models.swin import arch_spec, build_from_arch
 from nascomp.nas.supernet import Supernet, extract, load_supernet, train_supernet
-from nascomp.engine import TrainConfig, evaluate, fit
+from nascomp.engine import evaluate, fit
 
 __all__ = ["SearchJob", "run_search", "default_out_dir"]
 
@@ -68,9 +68,11 @@ class SearchJob:
     in_chans: int = 3
     lut: str | None = None
     device: str | None = None
+    workers: int | None = None  # DataLoader workers per process (None: nascomp.data.default_workers)
+    checkpoint_every: float | None = None  # seconds between mid-epoch checkpoints of every training leg
 
     def settings(self) -> dict:
-        """What must match for ``--resume`` (not where the data lives nor which device runs it)."""
+        """What must match for ``--resume`` (not where the data lives, which device runs it, nor how it loads data)."""
         return {"space": self.space.to_dict(), "budget": self.budget.text, "preset": self.preset_name, "data": self.data.describe(),
                 "seed": self.seed, "in_chans": self.in_chans, "lut": self.lut, "resolved": self.preset.to_dict()}
 
@@ -123,7 +125,7 @@ class _Run:
         self.constraint, self.out, self.info, self.quiet = constraint, out, info, quiet
         self.resolution = preset.supernet.resolution or space.resolution
         self.timer = _Timer(out / "timings.json", info.is_main)
-        self.eval_tf = data.transform(self.resolution, job.in_chans, train=False)  # validation and test
+        self.eval_tf = data.transform(self.resolution, job.in_chans, train=False, recipe=preset.supernet.train_config().image_recipe())
 
     # --- helpers ---------------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -139,7 +141,8 @@ class _Run:
 
     def scorer(self, supernet: Supernet, step: int) -> SupernetScorer:
         return SupernetScorer(supernet, self.data.val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
-                              memo=self.out / "evolution" / f"step-{step}" / "scores.jsonl", dist=self.info, quiet=self.quiet)
+                              memo=self.out / "evolution" / f"step-{step}" / "scores.jsonl", dist=self.info, quiet=self.quiet,
+                              workers=self.job.workers)
 
     # --- 1. supernet training per evolution step -----------------------------------------------
     def train_step(self, step: int, space: SearchSpace, previous: Supernet | None) -> Supernet:
@@ -160,7 +163,8 @@ class _Run:
         self.say(f"[bold]supernet step {step}[/]: {recipe.epochs} epoch(s) on {space.name} at {self.resolution} px, {what}")
         with self.timer.stage(f"supernet-{step}"):
             train_supernet(space, self.data, run_dir, preset=recipe, supernet=net, in_chans=self.job.in_chans, resume=True,
-                           quiet=self.quiet, device=self.job.device, seed=self.job.seed + step, keep_checkpoints=1)
+                           quiet=self.quiet, device=self.job.device, seed=self.job.seed + step, keep_checkpoints=1,
+                           num_workers=self.job.workers, checkpoint_every=self.job.checkpoint_every)
         barrier(self.info)
         if self.info.is_main:
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the finished weights are in model.safetensors
@@ -274,11 +278,13 @@ class _Run:
                     model = build_from_arch(arch, self.data.num_classes, self.job.in_chans, self.resolution, drop_path)
             else:
                 model = extract(supernet, arch)
-            lr = p.supernet.lr if p.retrain_from == "scratch" else p.supernet.lr / 4  # fine-tuning inherited weights: gentler
-            cfg = TrainConfig(epochs=p.retrain_epochs, batch_size=p.supernet.batch_size, lr=lr, min_lr=p.supernet.min_lr,
-                              warmup_epochs=min(p.supernet.warmup_epochs, p.retrain_epochs / 4), weight_decay=p.supernet.weight_decay,
-                              label_smoothing=p.supernet.label_smoothing, seed=self.job.seed, resolution=self.resolution,
-                              in_chans=self.job.in_chans, eval_batch_size=p.eval_batch_size, keep_checkpoints=1)
+            lr = p.retrain_lr or (p.supernet.lr if p.retrain_from == "scratch" else p.supernet.lr / 4)  # fine-tuning: gentler
+            warmup = min(p.supernet.warmup_epochs, p.retrain_epochs / 4) if p.retrain_warmup_epochs is None else p.retrain_warmup_epochs
+            # the supernet's recipe (augmentation, Mixup, optimiser...) with the retraining's length, rate and EMA
+            cfg = replace(p.supernet.train_config(seed=self.job.seed, resolution=self.resolution, in_chans=self.job.in_chans,
+                                                  eval_batch_size=p.eval_batch_size, keep_checkpoints=1, num_workers=self.job.workers,
+                                                  checkpoint_every=self.job.checkpoint_every),
+                          epochs=p.retrain_epochs, lr=lr, warmup_epochs=warmup, ema_decay=p.retrain_ema_decay)
             self.say(f"finalist {k}: retraining {p.retrain_epochs} epoch(s) from {p.retrain_from} weights")
             metrics = fit(model, self.data, cfg, folder / "model", spec=spec, resume=True, quiet=self.quiet, device=self.job.device,
                           metadata={"search": {"rank": k, "source": p.retrain_from}})
@@ -292,7 +298,7 @@ class _Run:
                 save_model(folder / "model", model, spec, {"search": {"rank": k, "source": "inherited supernet weights"}})
             model.to(self.info.device)
             val = {"top1": row["val_top1"], "top5": row["val_top5"], "loss": row["val_loss"], "n": len(self.data.val)}
-            test = evaluate(model, self.data.test, self.eval_tf, p.eval_batch_size, dist_info=self.info)
+            test = evaluate(model, self.data.test, self.eval_tf, p.eval_batch_size, dist_info=self.info, workers=self.job.workers)
             source = "inherited supernet weights (no retraining)"
         self.say(f"finalist {k}: val top-1 {val['top1']:.2f}%  test top-1 {test['top1']:.2f}%  ({source})")
         return {"rank": k, "search_rank": row["rank"], "arch": arch.to_dict(), "val": val, "test": test, "source": source,

@@ -4,13 +4,33 @@
 - ``cpu`` (the default): ``nascomp search --space s3-vit --budget 4gflops`` on 2 CPU cores in about half an
   hour (measured: experiments/s3-fashion-mnist/README.md). The supernet trains at a 32 px proxy resolution
   on 4000 Fashion-MNIST images; budgets and reported costs stay at the space's 224 px.
-- ``full``: the paper-scale recipe for ImageNet (``--data imagefolder:PATH``) on GPUs under ``torchrun``:
-  AutoFormer v1's supernet recipe at 224 px, E-T from 1000 subnets (top 50), two evolution steps (S3's
-  ablation compares spaces after one and two steps), AutoFormer's evolutionary search (population 50, 20
-  generations, top-10 parents, 25 + 25 offspring, m_prob 0.2, s_prob 0.4), and the top 5 retrained from
-  scratch for 300 epochs (DeiT-style; S3's own retraining recipe is not released). Not run here.
+- ``full``: the paper-scale recipe for ImageNet (``--data imagefolder:PATH``) on GPUs under ``torchrun``.
+  Every setting and where it comes from (research/s3.md; "chosen" = not published, picked here):
 
-Unknown in the paper and chosen here (research/s3.md): epochs per evolution step, τ, steps γ, and N.
+  ==========================  ==========================================================================
+  supernet, step 0            AutoFormer v1's supernet recipe at the space's 224 px, all of it
+                              (`nascomp.nas.supernet.train` lists it: 500 epochs, 20 warm-up, lr 5e-4 per
+                              512 images scaled to the global batch, AdamW wd 0.05, drop path 0.1, label
+                              smoothing 0.1, RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25,
+                              Mixup 0.8 / CutMix 1.0, repeated augmentation x3, uniform sampling, no EMA)
+  candidate scoring           25,000 validation images (25 per ImageNet class; chosen: AutoFormer scores on
+                              100 training images per class), resize 256 + centre crop 224
+  evolution steps             2 (S3's ablation compares spaces after one and two steps); 100 supernet
+                              epochs each with 5 warm-up (chosen), weights inherited
+  E-T error                   N = 1000 subnets, top 50 (S3's ablation plot uses 1000)
+  shift rule                  τ = 0.5 E-T points, 1 standard error guard (chosen; S3's τ and γ unpublished)
+  evolutionary search         AutoFormer's: population 50, 20 generations, top-10 parents, 25 mutations +
+                              25 crossovers, m_prob 0.2, s_prob 0.4
+  finalists                   top 5, retrained from scratch for 300 epochs with DeiT's recipe (S3's own
+                              retraining recipe is not released; its evaluation.py carries DeiT's
+                              defaults): lr 5e-4 per 512 images scaled to the global batch, 5 warm-up
+                              epochs, AdamW wd 0.05, drop path 0.1, label smoothing 0.1, the same
+                              augmentation, Mixup/CutMix and repeated augmentation as the supernet, no
+                              gradient clipping; EMA of the weights off (DeiT's optional --model-ema:
+                              ``--retrain-ema-decay 0.99996``)
+  ==========================  ==========================================================================
+
+  Not run at this scale here; tests run it shrunk by its own overrides on a 224 px image folder.
 """
 
 from __future__ import annotations
@@ -19,7 +39,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
 from nascomp.core.errors import NascompError
-from nascomp.core.validate import non_negative, positive
+from nascomp.core.validate import fraction, non_negative, positive
 from nascomp.nas.evolutionary import EvolutionConfig
 from nascomp.nas.space_evolution import EvolutionRule
 from nascomp.nas.supernet.train import PRESETS as SUPERNET_PRESETS
@@ -43,6 +63,9 @@ class SearchPreset:
     retrain_epochs: int = 0
     evolve_lr: float | None = None  # peak LR of each evolution step's training; None: step 0's
     retrain_from: str = "inherited"  # or "scratch"
+    retrain_lr: float | None = None  # None: the supernet's lr from scratch, a quarter of it when fine-tuning
+    retrain_warmup_epochs: float | None = None  # None: the supernet's, at most a quarter of the retraining
+    retrain_ema_decay: float = 0.0  # EMA of the finalists' weights (0: off)
     limit_test: int | None = None
     eval_batch_size: int = 256
     data_hint: str = ""
@@ -56,6 +79,9 @@ class SearchPreset:
             non_negative(f"--{name.replace('_', '-')}", getattr(self, name))
         non_negative("--evolve-warmup-epochs", self.evolve_warmup_epochs, integer=False)
         positive("--evolve-lr", self.evolve_lr, integer=False)
+        positive("--retrain-lr", self.retrain_lr, integer=False)
+        non_negative("--retrain-warmup-epochs", self.retrain_warmup_epochs, integer=False)
+        fraction("--retrain-ema-decay", self.retrain_ema_decay, low_open=False)
         if self.evolve_steps and self.evolve_epochs < 1:
             raise NascompError("each evolution step needs at least one supernet epoch (--evolve-epochs)")
         if self.retrain_from not in ("inherited", "scratch"):
@@ -93,7 +119,8 @@ PRESETS: dict[str, SearchPreset] = {
         evolve_steps=2, evolve_epochs=100, evolve_warmup_epochs=5.0, et_samples=1000,
         rule=EvolutionRule(tau=0.5, alpha=0.05),
         evolution=EvolutionConfig(),
-        top=5, retrain_epochs=300, retrain_from="scratch", limit_test=None, eval_batch_size=256,
+        top=5, retrain_epochs=300, retrain_from="scratch", retrain_lr=5e-4, retrain_warmup_epochs=5.0, retrain_ema_decay=0.0,
+        limit_test=None, eval_batch_size=256,
         data_hint="the full preset is the paper-scale recipe: pass --data imagefolder:/path/to/imagenet and run it on GPUs "
                   "(torchrun --nproc-per-node N -m nascomp search ...)",
     ),

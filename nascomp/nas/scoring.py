@@ -65,10 +65,10 @@ class SupernetScorer:
     """Top-1 / top-5 / loss of archs with the supernet's weights on a fixed evaluation set."""
 
     def __init__(self, supernet: Supernet, dataset, transform, *, batch_size: int = 256, device: str | torch.device | None = None,
-                 memo: str | Path | None = None, dist: DistInfo | None = None, quiet: bool = True):
+                 memo: str | Path | None = None, dist: DistInfo | None = None, quiet: bool = True, workers: int | None = None):
         self.supernet = supernet
         self.dataset, self.transform = dataset, transform
-        self.batch_size, self.device, self.quiet = batch_size, device, quiet
+        self.batch_size, self.device, self.quiet, self.workers = batch_size, device, quiet, workers
         self.dist = dist or DistInfo()
         self.memo = Path(memo) if memo else None
         if self.memo and self.dist.is_main:
@@ -91,7 +91,7 @@ class SupernetScorer:
             keys = list(todo)
             mine = keys[self.dist.rank :: self.dist.world_size]
             results = evaluate_archs(self.supernet, [todo[k] for k in mine], self.dataset, self.transform,
-                                     batch_size=self.batch_size, device=self.device, quiet=self.quiet)
+                                     batch_size=self.batch_size, device=self.device, quiet=self.quiet, workers=self.workers)
             new = dict(zip(mine, results))
             if self.dist.enabled:
                 gathered: list = [None] * self.dist.world_size

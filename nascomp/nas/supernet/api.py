@@ -8,7 +8,7 @@ from typing import Sequence
 from torch import nn
 
 from nascomp.core.errors import NascompError
-from nascomp.core.validate import output_dir, positive
+from nascomp.core.validate import non_negative, output_dir, positive
 from nascomp.data import DataBundle, load_data
 from nascomp.models.io import save_model
 from nascomp.models.resolve import SPEC_ATTR
@@ -37,7 +37,8 @@ def subnet_arch(supernet: Supernet, arch: Arch | str | os.PathLike) -> Arch:
 
 
 def evaluate_supernet(supernet: Supernet | str | os.PathLike, archs: Sequence[Arch | str], data: DataBundle | str = "fashion-mnist", *,
-                      batch_size: int = 256, device: str | None = None, quiet: bool = True, **data_options) -> list[dict]:
+                      batch_size: int = 256, device: str | None = None, quiet: bool = True, workers: int | None = None,
+                      **data_options) -> list[dict]:
     """Validation top-1/top-5 and loss of each arch with the supernet's inherited weights.
 
     Args:
@@ -45,19 +46,22 @@ def evaluate_supernet(supernet: Supernet | str | os.PathLike, archs: Sequence[Ar
         data: the dataset the supernet was trained on (a `DataBundle` or a name; ``data_options`` load it).
         batch_size: images per evaluated batch. device: where to run (default: where the supernet is).
         quiet: no progress bar.
+        workers: DataLoader workers for per-image data (default: `nascomp.data.default_workers`).
 
     Returns:
         One ``{"top1", "top5", "loss", "n"}`` per arch, in order.
     """
     positive("--batch-size", batch_size)
+    non_negative("--workers", workers)
     net = as_supernet(supernet)
     if device:
         net.to(device)
     chosen = [subnet_arch(net, a) for a in archs]
-    bundle = data if isinstance(data, DataBundle) else load_data(data, resolution=net.img_size, **data_options)
+    bundle = data if isinstance(data, DataBundle) else load_data(data, **data_options)
     if bundle.num_classes != net.num_classes:
         raise NascompError(f"{bundle.name} has {bundle.num_classes} classes, the supernet {net.num_classes}; use its training data")
-    return evaluate_archs(net, chosen, bundle.val, bundle.transform(net.img_size, net.in_chans, train=False), batch_size=batch_size, quiet=quiet)
+    return evaluate_archs(net, chosen, bundle.val, bundle.transform(net.img_size, net.in_chans, train=False), batch_size=batch_size, quiet=quiet,
+                          workers=workers)
 
 
 def extract_subnet(supernet: Supernet | str | os.PathLike, arch: Arch | str, out: str | os.PathLike | None = None) -> nn.Module:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from nascomp.data import BatchTransform
+from nascomp.data import BatchTransform, SampleTransform, make_loader, resolve_workers
 from nascomp.core.progress import progress_bar
 from nascomp.spaces.arch import Arch
 from nascomp.nas.supernet.model import Supernet
@@ -21,8 +21,8 @@ from nascomp.engine import Tally
 __all__ = ["evaluate_archs"]
 
 
-def _batches(dataset: Dataset, transform: BatchTransform, batch_size: int):
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=transform)
+def _batches(dataset: Dataset, transform: BatchTransform | SampleTransform, batch_size: int, workers: int, device: torch.device):
+    return make_loader(dataset, transform, batch_size, workers=workers, device=device)
 
 
 @torch.no_grad()
@@ -30,25 +30,28 @@ def evaluate_archs(
     supernet: Supernet,
     archs: Iterable[Arch],
     dataset: Dataset,
-    transform: BatchTransform,
+    transform: BatchTransform | SampleTransform,
     *,
     batch_size: int = 256,
     device: str | torch.device | None = None,
     amp: bool = True,
     cache_bytes: int = 2 * 2**30,
     quiet: bool = True,
+    workers: int | None = None,
 ) -> list[dict]:
     """Top-1 / top-5 (%) and mean cross-entropy of each arch with the supernet's weights, in order.
 
     ``transform`` is ``bundle.transform(resolution, in_chans, train=False)``. The supernet's active arch
-    and train/eval mode are restored afterwards. On CUDA, ``amp`` runs in bfloat16 autocast.
+    and train/eval mode are restored afterwards. On CUDA, ``amp`` runs in bfloat16 autocast. ``workers``:
+    DataLoader workers for per-image data (default: `nascomp.data.default_workers`).
     """
     archs = list(archs)
     device = torch.device(device) if device else next(supernet.parameters()).device
+    workers = resolve_workers(workers)
     sample = transform([dataset[0]])[0]
     cached: Sequence | None = None
     if len(dataset) * sample[0].numel() * sample.element_size() <= cache_bytes:
-        cached = [(x.to(device), y.to(device)) for x, y in _batches(dataset, transform, batch_size)]
+        cached = [(x.to(device), y.to(device)) for x, y in _batches(dataset, transform, batch_size, workers, device)]
     previous, was_training = supernet.arch, supernet.training
     supernet.eval()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else torch.autocast("cpu", enabled=False)
@@ -59,7 +62,7 @@ def evaluate_archs(
             for arch in archs:
                 supernet.set_arch(arch)
                 tally = Tally()
-                for x, y in cached if cached is not None else _batches(dataset, transform, batch_size):
+                for x, y in cached if cached is not None else _batches(dataset, transform, batch_size, workers, device):
                     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                     with autocast:
                         logits = supernet(x).float()

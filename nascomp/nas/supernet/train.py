@@ -17,10 +17,25 @@ Presets give a whole recipe; any explicit argument overrides its field:
 - ``cpu``: a 2-core CPU run (for s3-vit-cpu, ~25 min on a loaded 2-core VM): 32 px, 2000 training images,
   12 epochs, sandwich with 2 random subnets (Kendall tau 0.64 vs stand-alone training in
   experiments/supernet-ranking);
-- ``full``: the paper-scale GPU run at the space's resolution: AutoFormer v1's recipe (500 epochs,
-  20 warm-up, AdamW lr 1e-3 for a global batch of 1024, weight decay 0.05, drop-path 0.1, label smoothing
-  0.1, uniform sampling). RandAugment, Mixup/CutMix and repeated augmentation are not in nascomp's data
-  pipeline (it flips and shifts), so this is AutoFormer's recipe minus those augmentations.
+- ``full``: AutoFormer v1's supernet recipe at the space's resolution, every setting as in its
+  ``supernet_train.py`` (microsoft/Cream, research/s3.md §2):
+
+  ===========================  =======================================================================
+  epochs / warm-up             500 / 20 (README's supernet command), warm-up from 1e-6, cosine to 1e-5
+  batch, learning rate         128 per process; lr 5e-4 per 512 images, scaled linearly with the global
+                               batch (8 processes: 1e-3)
+  optimiser                    AdamW (timm), weight decay 0.05 (none on norms, biases, position tables),
+                               no gradient clipping (``--clip-grad`` defaults to None)
+  regularisation               drop path 0.1, label smoothing 0.1 (inside the Mixup targets)
+  augmentation                 RandomResizedCrop + flip, RandAugment ``rand-m9-mstd0.5-inc1``, random
+                               erasing 0.25 (pixel mode, 1 box), bicubic; colour jitter 0.4 (timm skips
+                               it with RandAugment on, as in AutoFormer)
+  Mixup / CutMix               alpha 0.8 / 1.0, probability 1.0, switch probability 0.5, per batch
+  repeated augmentation        3 copies per image (AutoFormer's default ``--repeated-aug``)
+  sampling                     one subnet drawn uniformly per step
+  EMA                          off (AutoFormer's supernet keeps none)
+  evaluation                   resize to 256, centre crop 224 (crop 0.875), bicubic
+  ===========================  =======================================================================
 """
 
 from __future__ import annotations
@@ -34,7 +49,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from nascomp.data import DataBundle, load_data
+from nascomp.data import RAND_AUGMENT, DataBundle, load_data
 from nascomp.core.distributed import init_distributed
 from nascomp.core.errors import NascompError
 from nascomp.core.progress import console
@@ -52,7 +67,10 @@ SAMPLERS = ("uniform", "sandwich")
 
 @dataclass(frozen=True)
 class SupernetPreset:
-    """A complete supernet training recipe. ``resolution=None`` means the space's own resolution."""
+    """A complete supernet training recipe. ``resolution=None`` means the space's own resolution.
+
+    The fields it shares with `TrainConfig` (from ``epochs`` to ``ema_decay``) mean what they mean there.
+    """
 
     resolution: int | None
     epochs: int
@@ -68,25 +86,45 @@ class SupernetPreset:
     distill: bool = False  # in-place distillation from the largest subnet (sandwich only)
     limit_train: int | None = None
     limit_val: int | None = None
+    warmup_lr: float = 1e-6
+    grad_clip: float | None = 5.0
+    lr_base_batch: int | None = None
+    auto_augment: str | None = RAND_AUGMENT
+    color_jitter: float = 0.4
+    random_erasing: float = 0.25
+    crop_pct: float = 0.875
+    interpolation: str = "bicubic"
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
+    repeated_aug: int = 1
+    ema_decay: float = 0.0
 
     def __post_init__(self):
-        for name in ("resolution", "epochs", "batch_size", "limit_train", "limit_val"):
+        for name in ("resolution", "limit_train", "limit_val"):
             positive(f"--{name.replace('_', '-')}", getattr(self, name))
-        positive("--lr", self.lr, integer=False)
-        for name in ("min_lr", "warmup_epochs", "weight_decay"):
-            non_negative(f"--{name.replace('_', '-')}", getattr(self, name), integer=False)
         non_negative("--num-random", self.num_random)
-        fraction("--label-smoothing", self.label_smoothing, low_open=False)
         fraction("--drop-path", self.drop_path_rate, low_open=False)
+        self.train_config()  # checks the training fields the way TrainConfig does
 
+    def train_config(self, **settings: Any) -> TrainConfig:
+        """The `TrainConfig` of this recipe; ``settings`` give the rest (seed, resolution, in_chans, workers...)."""
+        return TrainConfig(**{k: getattr(self, k) for k in _TRAIN_FIELDS}, **settings)
+
+
+_TRAIN_FIELDS = tuple(f.name for f in fields(SupernetPreset) if f.name in TrainConfig.__dataclass_fields__ and f.name != "resolution")
 
 PRESETS: dict[str, SupernetPreset] = {
     "smoke": SupernetPreset(resolution=32, epochs=1, batch_size=32, lr=1e-3, warmup_epochs=0.0, drop_path_rate=0.0,
                             limit_train=128, limit_val=64),
     "cpu": SupernetPreset(resolution=32, epochs=12, batch_size=64, lr=2e-3, warmup_epochs=1.0, drop_path_rate=0.0,
                           num_random=2, limit_train=2000, limit_val=1000),
-    "full": SupernetPreset(resolution=None, epochs=500, batch_size=128, lr=1e-3, min_lr=1e-5, warmup_epochs=20.0,
-                           drop_path_rate=0.1, sampler="uniform"),
+    "full": SupernetPreset(resolution=None, epochs=500, batch_size=128, lr=5e-4, lr_base_batch=512, min_lr=1e-5, warmup_lr=1e-6,
+                           warmup_epochs=20.0, weight_decay=0.05, label_smoothing=0.1, drop_path_rate=0.1, sampler="uniform",
+                           grad_clip=None, auto_augment=RAND_AUGMENT, color_jitter=0.4, random_erasing=0.25, crop_pct=0.875,
+                           interpolation="bicubic", mixup=0.8, cutmix=1.0, mixup_prob=1.0, mixup_switch_prob=0.5, repeated_aug=3,
+                           ema_decay=0.0),
 }
 
 
@@ -139,7 +177,7 @@ def make_step(space: SearchSpace, sampler: str = "sandwich", num_random: int = 1
     return step
 
 
-def make_eval(archs: Mapping[str, Arch], batch_size: int = 256, main: str | None = None):
+def make_eval(archs: Mapping[str, Arch], batch_size: int = 256, main: str | None = None, workers: int | None = None):
     """A `fit` ``eval_fn`` reporting each named arch's inherited accuracy; top-level metrics are ``main``'s."""
     names = list(archs)
     main = main or names[0]
@@ -151,7 +189,7 @@ def make_eval(archs: Mapping[str, Arch], batch_size: int = 256, main: str | None
         results = {}
         for name in names:
             net.set_arch(archs[name])
-            results[name] = evaluate(net, dataset, transform, batch_size, dist_info=info)
+            results[name] = evaluate(net, dataset, transform, batch_size, dist_info=info, workers=workers)
         net.set_arch(previous)
         return {**results[main], "subnets": {n: {k: r[k] for k in ("top1", "top5", "loss")} for n, r in results.items()}}
 
@@ -194,8 +232,8 @@ def train_supernet(
             ``limit_val``; ``data_dir`` says where it lives).
         out_dir: the run directory; it then loads with `nascomp.nas.supernet.load_supernet`.
         preset: ``smoke``, ``cpu``, ``full`` or a `SupernetPreset`; keyword ``overrides`` replace its fields
-            (``epochs``, ``lr``, ``resolution``, ``sampler``, ``num_random``, ``limit_train``, ``drop_path_rate``...)
-            and any other `TrainConfig` field (``grad_clip``, ``amp``, ``num_workers``...).
+            (``epochs``, ``lr``, ``resolution``, ``sampler``, ``num_random``, ``limit_train``, ``drop_path_rate``,
+            ``mixup``, ``ema_decay``...) and any other `TrainConfig` field (``amp``, ``num_workers``, ``checkpoint_every``...).
         supernet: continue from existing weights, e.g. one grown for an evolved space with ``Supernet.inherit_from``.
         in_chans: model input channels (grey images are repeated).
         eval_archs: archs whose inherited validation accuracy is reported every epoch (default: largest and smallest).
@@ -211,7 +249,7 @@ def train_supernet(
         raise NascompError(f"unknown sampler {recipe.sampler!r}; choose {' or '.join(SAMPLERS)}")
     resolution = recipe.resolution or space.resolution
     if isinstance(data, str):
-        data = load_data(data, data_dir, limit_train=recipe.limit_train, limit_val=recipe.limit_val, resolution=resolution)
+        data = load_data(data, data_dir, limit_train=recipe.limit_train, limit_val=recipe.limit_val)
     if supernet is None:
         with torch.random.fork_rng(devices=[]):  # the initial weights are a function of the seed
             torch.manual_seed(seed)
@@ -230,12 +268,8 @@ def train_supernet(
     archs = dict(eval_archs) if eval_archs else {"largest": space.largest(), "smallest": space.smallest()}
     fixed = {"seed", "resolution", "in_chans", "find_unused_parameters", *asdict(recipe)}
     train_extra = {k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__ and k not in fixed}
-    cfg = TrainConfig(
-        epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, min_lr=recipe.min_lr,
-        warmup_epochs=recipe.warmup_epochs, weight_decay=recipe.weight_decay, label_smoothing=recipe.label_smoothing,
-        seed=seed, resolution=resolution, in_chans=supernet.in_chans, find_unused_parameters=True,
-        **{k: v for k, v in train_extra.items() if v is not None},
-    )
+    cfg = recipe.train_config(seed=seed, resolution=resolution, in_chans=supernet.in_chans, find_unused_parameters=True,
+                              **{k: v for k, v in train_extra.items() if v is not None})
     notes = space.degenerate_windows(resolution)
     if resolution != space.resolution:
         notes.insert(0, f"training at a proxy resolution of {resolution} px; the space's budgets and costs refer to "
@@ -251,7 +285,7 @@ def train_supernet(
     with removed_on_failure(out_dir):
         metrics = fit(
             supernet, data, cfg, out_dir, spec=supernet.spec(), step_fn=make_step(space, recipe.sampler, recipe.num_random, recipe.distill),
-            eval_fn=make_eval(archs, cfg.eval_batch_size), resume=resume, quiet=quiet, evaluate_test=False,
+            eval_fn=make_eval(archs, cfg.eval_batch_size, workers=cfg.num_workers), resume=resume, quiet=quiet, evaluate_test=False,
             metadata=metadata, device=device,
         )
     return TrainResult(Path(out_dir), supernet, metrics)

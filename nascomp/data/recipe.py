@@ -1,0 +1,122 @@
+"""The standard recipe for real RGB data (DeiT, AutoFormer): timm's per-image transforms and batch Mixup/CutMix.
+
+Training images go through `timm.data.create_transform`: RandomResizedCrop (scale 0.08-1, ratio 3/4-4/3),
+horizontal flip, RandAugment (``rand-m9-mstd0.5-inc1`` by default), colour jitter 0.4 (timm, like DeiT, applies
+it only when RandAugment is off), normalisation and random erasing (probability 0.25, per-pixel noise, one
+box). Evaluation resizes the short side to ``resolution / crop_pct`` (256 for 224 px at 0.875) and centre-crops.
+Both interpolate bicubically, as DeiT does. Mixup (alpha 0.8) / CutMix (alpha 1.0) mix whole batches on the
+device (`make_mixup`) and train against soft targets.
+
+One fix on top of timm 1.0.31: RandAugment's magnitude noise (``mstd``) can push a posterize magnitude to the
+top of its range, which asks Pillow to keep 0 bits, and Pillow refuses (``ValueError: bits must be between or
+equal to 1 and 8``). `clamp_posterize` keeps at least one bit; the image is as dark as 1-bit posterisation
+gets, which is the augmentation's intent, instead of crashing a DataLoader worker hours into a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from nascomp.core.errors import NascompError
+from nascomp.core.validate import fraction, non_negative
+
+__all__ = ["RAND_AUGMENT", "INTERPOLATIONS", "ImageRecipe", "check_auto_augment", "train_transform", "eval_transform",
+           "clamp_posterize", "make_mixup"]
+
+RAND_AUGMENT = "rand-m9-mstd0.5-inc1"  # DeiT / AutoFormer: magnitude 9, noise 0.5, severity increasing with magnitude
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
+
+
+@dataclass(frozen=True)
+class ImageRecipe:
+    """How RGB images are augmented for training and cropped for evaluation (see the module docstring)."""
+
+    auto_augment: str | None = RAND_AUGMENT
+    color_jitter: float = 0.4
+    random_erasing: float = 0.25
+    crop_pct: float = 0.875
+    interpolation: str = "bicubic"
+
+    def __post_init__(self):
+        check_auto_augment(self.auto_augment)
+        non_negative("--color-jitter", self.color_jitter, integer=False)
+        fraction("--random-erasing", self.random_erasing, low_open=False, high_open=False)
+        fraction("--crop-pct", self.crop_pct, high_open=False)
+        if self.interpolation not in INTERPOLATIONS:
+            raise NascompError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+
+
+def check_auto_augment(text: str | None) -> str | None:
+    """``text`` if timm can build that RandAugment / AutoAugment / AugMix policy (``None`` = no policy)."""
+    if text is None:
+        return None
+    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
+
+    build = {"rand": rand_augment_transform, "augmix": augment_and_mix_transform}.get(str(text).split("-")[0], auto_augment_transform)
+    try:
+        build(str(text), {})
+    except (AssertionError, ValueError, KeyError, IndexError, TypeError):
+        raise NascompError(f"--auto-augment {text!r} is not a timm augmentation policy; e.g. {RAND_AUGMENT} (RandAugment), "
+                           "original-mstd0.5 (AutoAugment), augmix-m5-w4-d2, or none") from None
+    return text
+
+
+class _AtLeastOneBit:
+    """A posterize level function whose bit count never drops below 1 (Pillow accepts 1..8)."""
+
+    def __init__(self, level_fn: Callable):
+        self.level_fn = level_fn
+
+    def __call__(self, magnitude: float, hparams: dict) -> tuple[int]:
+        (bits,) = self.level_fn(magnitude, hparams)
+        return (max(1, bits),)
+
+
+def clamp_posterize(transform: Any) -> Any:
+    """``transform`` with every posterize op of its RandAugment / AutoAugment / AugMix policy kept at >= 1 bit."""
+    from timm.data.auto_augment import AugmentOp
+
+    def visit(node: Any) -> None:
+        if isinstance(node, AugmentOp):
+            if node.name.startswith("Posterize") and not isinstance(node.level_fn, _AtLeastOneBit):
+                node.level_fn = _AtLeastOneBit(node.level_fn)
+            return
+        if isinstance(node, (list, tuple)):
+            for child in node:
+                visit(child)
+            return
+        for attr in ("transforms", "ops", "policy"):
+            if hasattr(node, attr):
+                visit(getattr(node, attr))
+
+    visit(transform)
+    return transform
+
+
+def train_transform(resolution: int, mean, std, recipe: ImageRecipe) -> Callable:
+    """PIL image -> augmented, normalised float tensor."""
+    from timm.data import create_transform
+
+    tf = create_transform(resolution, is_training=True, auto_augment=recipe.auto_augment, color_jitter=recipe.color_jitter,
+                          re_prob=recipe.random_erasing, re_mode="pixel", re_count=1, interpolation=recipe.interpolation,
+                          mean=tuple(mean), std=tuple(std))
+    return clamp_posterize(tf)
+
+
+def eval_transform(resolution: int, mean, std, recipe: ImageRecipe) -> Callable:
+    """PIL image -> normalised float tensor: resize the short side to resolution / crop_pct, centre-crop."""
+    from timm.data import create_transform
+
+    return create_transform(resolution, is_training=False, crop_pct=recipe.crop_pct, interpolation=recipe.interpolation,
+                            mean=tuple(mean), std=tuple(std))
+
+
+def make_mixup(mixup: float, cutmix: float, prob: float, switch_prob: float, label_smoothing: float, num_classes: int):
+    """timm's batch Mixup/CutMix (soft targets, label smoothing folded in), or ``None`` when both alphas are 0."""
+    if not (mixup or cutmix) or not prob:
+        return None
+    from timm.data import Mixup
+
+    return Mixup(mixup_alpha=mixup, cutmix_alpha=cutmix, prob=prob, switch_prob=switch_prob, mode="batch",
+                 label_smoothing=label_smoothing, num_classes=num_classes)
