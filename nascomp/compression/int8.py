@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from nascomp.compression.base import CompressContext
+from nascomp.compression.measure import latency_report, onnx_accuracy
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json
 from nascomp.deploy.onnx import export_onnx
-from nascomp.compression.measure import latency_report, onnx_accuracy
 from nascomp.models.resolve import model_input_size
 
 __all__ = ["MODES", "CALIBRATIONS", "quantize_static_int8", "Int8Method"]

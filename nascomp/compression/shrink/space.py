@@ -87,20 +87,13 @@ class ShrinkSpace(SearchSpace):
                 return f"stages[{i}].blocks[{j}] has heads of width {block.qkv_dim / block.heads:g}; this space keeps {self.head_dims[i]}"
         return None
 
-    def size(self) -> int:
-        total = 1
-        for s in self.stages:
-            per_block = len(s.heads) * len(s.mlp_ratio) * len(s.window)
-            total *= len(s.embed_dim) * sum(per_block ** d for d in s.depth)
-        return total
-
 
 def _fractions(full: int, widths: Sequence[float], least: int = 1) -> tuple[int, ...]:
     return tuple(sorted({max(least, round(full * w)) for w in widths}))
 
 
 def neighbourhood(arch: Arch, resolution: int, widths: Sequence[float] = WIDTHS, name: str | None = None) -> ShrinkSpace:
-    """The sub-networks of ``arch`` (stage-uniform blocks: heads, MLP ratio and window alike in a stage)."""
+    """The sub-networks of ``arch`` at ``resolution``; ``arch``'s blocks must be alike within each stage (as timm builds them)."""
     if any(not 0 < w <= 1 for w in widths) or 1.0 not in widths:
         raise NascompError(f"widths must lie in (0, 1] and include 1.0 (the model itself), got {list(widths)}")
     stages, head_dims = [], []
