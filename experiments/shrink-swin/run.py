@@ -23,7 +23,6 @@ R = HERE / "runs"
 SWIN = "swin_tiny_patch4_window7_224"
 SIZE = dict(img_size=32, patch_size=4, window_size=4, embed_dim=32, num_heads=(1, 2, 4, 8), in_chans=1, num_classes=10)
 TARGET = "mobile-cpu"
-TIMING = dict(timer="thread-cpu", warmup=50, repeat=500)
 
 
 def timed(name: str, record: dict, fn):
@@ -37,6 +36,25 @@ def timed(name: str, record: dict, fn):
     print(f"{name}: {record['steps'][name]}", flush=True)
 
 
+ROUNDS, WARMUP, REPEAT = 7, 20, 100
+
+
+def interleaved(runs: dict) -> dict:
+    """Latency of each (model folder, precision, ONNX file), measured in ROUNDS interleaved rounds so that every model
+    sees the same drift of this shared machine: the median of the round medians, with the lowest and highest."""
+    models = {name: nascomp.load_model(folder)[0] for name, (folder, _, _) in runs.items()}
+    medians: dict[str, list[float]] = {name: [] for name in runs}
+    report = None
+    for _ in range(ROUNDS):
+        for name, (_, precision, path) in runs.items():
+            report = latency_report(models[name], TARGET, precision, path, timer="thread-cpu", warmup=WARMUP, repeat=REPEAT)
+            medians[name].append(report["latency_ms"])
+    protocol = (f"{report['note']}; ONNX Runtime {report['measurements'][0]['details'].get('runtime_version')}; thread-cpu timer; "
+                f"{ROUNDS} interleaved rounds of {WARMUP} warm-up + {REPEAT} timed runs per model; median of the round medians")
+    return {name: {"latency_ms": round(statistics.median(m), 4), "latency_round_min_ms": min(m), "latency_round_max_ms": max(m),
+                   "protocol": protocol} for name, m in medians.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--epochs", type=int, default=2, help="recovery epochs of every student (same for all methods)")
@@ -46,7 +64,8 @@ def main() -> None:
     record = json.loads((R / "record.json").read_text()) if (R / "record.json").is_file() else {}
     bundle = nascomp.load_data("fashion-mnist", resolution=32)
     recipe = dict(epochs=args.epochs, lr=5e-4, warmup_epochs=0.5)  # the minivit-swin student recipe, fewer epochs
-    search = dict(population=16, generations=6, score_images=1000, calib_images=256, timer="thread-cpu", lut=str(R / "lut-mobile-cpu.json"))
+    search = dict(population=16, generations=6, score_images=1000, calib_images=256, timer="thread-cpu", probe=True,
+                  lut=str(R / "lut-mobile-cpu-probe.json"))
     teacher = R / "teacher"
 
     # 1. The teacher (experiments/minivit-swin's recipe): timm's Swin-T layout at 32 px, 8 epochs.
@@ -54,9 +73,9 @@ def main() -> None:
 
     # 2. The budget: half the teacher's measured latency on the target.
     def budget_step():
-        report = latency_report(nascomp.load_model(teacher)[0], TARGET, **TIMING)
-        record["teacher_latency_ms"] = report["latency_ms"]
-        record["budget"] = f"{report['latency_ms'] / 2:.3f}ms@{TARGET}"
+        onnx = nascomp.export(str(teacher)).path
+        record["teacher_latency_ms"] = interleaved({"teacher": (teacher, "fp32", onnx)})["teacher"]["latency_ms"]
+        record["budget"] = f"{record['teacher_latency_ms'] / 2:.3f}ms@{TARGET}"
     timed("budget", record, budget_step)
     budget = record["budget"]
 
@@ -73,33 +92,31 @@ def main() -> None:
     timed("torch-pruning", record, lambda: nascomp.compress(str(teacher), "torch-pruning", bundle, R / "torch-pruning",
                                                             options={"budget": f"{shrunk['macs_after']}macs"}, quiet=True, **recipe))
 
-    # 6. Everything measured back to back: fp32 models, and int8 files (accuracy already measured in ORT).
+    # 6. Everything measured back to back, interleaved: fp32 models, and int8 files (accuracy already measured in ORT).
     fp32 = {"teacher": teacher, "drop-blocks": R / "auto/drop-blocks", "MiniViT": R / "minivit", "torch-pruning": R / "torch-pruning",
             **{f"shrink (seed {s})": (R / "auto/shrink" if s == args.seeds[0] else R / f"shrink-seed{s}") for s in args.seeds}}
-    int8 = {"INT8 (teacher)": R / "auto/int8", "drop-blocks + INT8": R / "auto/drop-blocks+int8",
-            **{f"shrink + INT8 (seed {s})": (R / "auto/shrink+int8" if s == args.seeds[0] else R / f"shrink-seed{s}") for s in args.seeds}}
+    int8 = {"INT8 (teacher)": (R / "auto/int8", teacher), "drop-blocks + INT8": (R / "auto/drop-blocks+int8", R / "auto/drop-blocks"),
+            **{f"shrink + INT8 (seed {s})": ((R / "auto/shrink+int8", R / "auto/shrink") if s == args.seeds[0] else
+                                             (R / f"shrink-seed{s}",) * 2) for s in args.seeds}}
 
     def measure():
-        rows = []
+        rows, runs = [], {}
         for name, folder in fp32.items():
-            model, meta = nascomp.load_model(folder)
             metrics = json.loads((folder / "metrics.json").read_text())
             cost = nascomp.count_cost(str(folder))
-            lat = latency_report(model, TARGET, **TIMING)
+            runs[name] = (folder, "fp32", nascomp.export(str(folder), folder / "model.onnx").path)
             rows.append({"name": name, "params": cost.params, "macs": cost.macs, "size_mb": (folder / "model.safetensors").stat().st_size / 2**20,
-                         "val_top1": metrics["val"]["top1"], "test_top1": metrics["test"]["top1"], "latency_ms": lat["latency_ms"],
-                         "iqr_ms": lat["iqr_ms"], "runtime": "onnxruntime fp32", "load": lat["measurements"][0]["details"].get("load_average_before")})
-        for name, folder in int8.items():
+                         "val_top1": metrics["val"]["top1"], "test_top1": metrics["test"]["top1"], "runtime": "onnxruntime fp32"})
+        for name, (folder, source) in int8.items():
             q = json.loads((folder / "int8.json").read_text())
-            source = folder.parent / folder.name.replace("+int8", "") if folder.name.endswith("+int8") else (folder if "seed" in folder.name else teacher)
-            model = nascomp.load_model(source)[0]
             cost = nascomp.count_cost(str(source))
-            lat = latency_report(model, TARGET, "int8", q["onnx"], **TIMING)
-            rows.append({"name": name, "params": cost.params, "macs": cost.macs, "size_mb": q["onnx_bytes"] / 2**20,
-                         "val_top1": q["val"]["top1"], "test_top1": q["test"]["top1"], "latency_ms": lat["latency_ms"], "iqr_ms": lat["iqr_ms"],
-                         "runtime": f"onnxruntime int8 ({q['mode']})", "load": lat["measurements"][0]["details"].get("load_average_before")})
+            runs[name] = (source, "int8", q["onnx"])
+            rows.append({"name": name, "params": cost.params, "macs": cost.macs, "size_mb": q["onnx_bytes"] / 2**20, "val_top1": q["val"]["top1"],
+                         "test_top1": q["test"]["top1"], "runtime": f"onnxruntime int8 ({q['mode']})"})
+        latency = interleaved(runs)
+        for row in rows:
+            row.update(latency[row["name"]])
         record["rows"] = rows
-        record["protocol"] = lat["note"] + f"; timer {TIMING['timer']}, {TIMING['warmup']} warm-up + {TIMING['repeat']} timed runs, median"
     timed("measure", record, measure)
 
     teacher_row = next(r for r in record["rows"] if r["name"] == "teacher")

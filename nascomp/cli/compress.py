@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--score-images", type=int, help="validation images that score a candidate (default 2000)")
     s.add_argument("--calib-images", type=int, help="training images that measure importance / calibrate int8 (default 256)")
     s.add_argument("--lut", help="latency budgets: the lookup table file of the model's sub-networks (default: nascomp's cache)")
+    s.add_argument("--probe", action="store_true", help="latency budgets: time a reference block before each layer (drifting shared machines)")
     q = p.add_argument_group("int8 and latency")
     q.add_argument("--int8", choices=["static", "dynamic"], help="static: calibrated QDQ, per-channel weights (default); dynamic: no calibration")
     q.add_argument("--calibration", choices=["minmax", "percentile", "entropy"], help="static int8: how activation ranges are set (default minmax)")
@@ -77,7 +78,7 @@ def float_list(text: str) -> list[float]:
 def _method_options(args: argparse.Namespace) -> dict:
     steps = [s.strip() for s in args.method.split(",")]
     options = {"budget": args.budget, "widths": args.widths, "population": args.population, "generations": args.generations,
-               "score_images": args.score_images, "calib_images": args.calib_images, "lut": args.lut, "int8": args.int8,
+               "score_images": args.score_images, "calib_images": args.calib_images, "lut": args.lut, "probe": args.probe or None, "int8": args.int8,
                "calibration": args.calibration, "target": args.target, "timer": args.timer, "threads": args.threads}
     if "minivit" in steps:
         options.update(share=args.share, head_transform=not args.no_head_transform, mlp_transform=not args.no_mlp_transform)

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from nascomp.compression.base import CompressContext
+from nascomp.compression.measure import latency_report, timing_options
 from nascomp.compression.registry import COMPRESSORS, method_chain
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, load_state_dict_file
@@ -207,10 +208,8 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
                 metrics = {"model_before_int8": {"val": evaluate(final, bundle.val, tf), "test": evaluate(final, bundle.test, tf)},
                            "compress": summary}
             final.cpu()
-            timing = {"timer": opts.get("timer") or "wall", "threads": opts.get("threads")}
+            timing = timing_options(opts)
             if budget is not None and budget.measured and compressor is not None:
-                from nascomp.compression.measure import latency_report
-
                 metrics["latency"] = latency_report(final, target, **timing)
             onnx = None
             if int8 is not None:

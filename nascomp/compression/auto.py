@@ -83,7 +83,7 @@ def compare(model, data, out, *, options: dict, dry_run: bool = False, seed: int
             checkpoint: str | None = None, pretrained: bool = False, data_options=None, resume: bool = False, **kwargs: Any):
     """Run and measure every method and chain that can meet ``options["budget"]`` (see the module docstring)."""
     from nascomp.compression.api import CompressResult, compress
-    from nascomp.compression.measure import latency_report
+    from nascomp.compression.measure import latency_report, timing_options
     from nascomp.compression.shrink.search import ShrinkMethod
 
     if dry_run:
@@ -117,7 +117,7 @@ def compare(model, data, out, *, options: dict, dry_run: bool = False, seed: int
         skipped["minivit"] = "weight sharing cuts parameters, not compute: its MACs and latency exceed the original's"
     if not budget.measured:
         skipped["int8"] = f"int8 changes no {budget.unit}; it is tried after each method instead"
-    timing = {"timer": options.get("timer") or "wall", "threads": options.get("threads")}
+    timing = timing_options(options)
     common = {**{k: v for k, v in kwargs.items() if k not in size_kwargs}, "seed": seed, "quiet": quiet, "device": device, "resume": resume}
     rows: list[dict] = []
     results: dict[str, Any] = {}

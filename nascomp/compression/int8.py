@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from nascomp.compression.base import CompressContext
-from nascomp.compression.measure import latency_report, onnx_accuracy
+from nascomp.compression.measure import latency_report, onnx_accuracy, timing_options
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json
 from nascomp.deploy.onnx import export_onnx
@@ -112,7 +112,7 @@ class Int8Method:
         else:
             quantize_int8(fp32.path, int8_path)
             how = QUANTIZATION
-        timing = {"timer": options.get("timer") or "wall", "threads": options.get("threads")}
+        timing = timing_options(options)
         report = {
             "mode": mode, "quantization": how, "onnx": str(int8_path), "onnx_bytes": int8_path.stat().st_size,
             "fp32_onnx": str(fp32.path), "fp32_onnx_bytes": fp32.size_bytes, "fp32_check_max_abs_diff": fp32.max_abs_diff,

@@ -12,7 +12,7 @@ from torch import nn
 from nascomp.deploy.runtime import ort_session
 from nascomp.engine.evaluate import Tally
 
-__all__ = ["onnx_accuracy", "latency_report"]
+__all__ = ["onnx_accuracy", "latency_report", "timing_options"]
 
 
 def onnx_accuracy(path: str | os.PathLike, dataset, transform, batch_size: int = 256) -> dict:
@@ -26,6 +26,13 @@ def onnx_accuracy(path: str | os.PathLike, dataset, transform, batch_size: int =
         logits = np.concatenate([session.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))])
         tally.add(torch.from_numpy(logits).float(), targets)
     return tally.summary()
+
+
+def timing_options(options: dict) -> dict:
+    """How latency is measured, from a method's options: ``timer`` (wall, or thread-cpu on shared machines), ``threads``,
+    ``warmup`` and ``repeat`` (defaults 20 and 200 runs)."""
+    return {"timer": options.get("timer") or "wall", "threads": options.get("threads"), "warmup": options.get("warmup") or 20,
+            "repeat": options.get("repeat") or 200}
 
 
 def latency_report(model: nn.Module, target: str, precision: str = "fp32", path: str | os.PathLike | None = None, *, timer: str = "wall",

@@ -118,7 +118,7 @@ class TorchPruningMethod(CompressionMethod):
         best = prune_swin(base, high)
         if cost(best) > budget.limit:
             raise NascompError(f"torch-pruning cannot reach {budget.text}: pruning {high:.0%} of the channels leaves {budget.format(cost(best))}")
-        for _ in range(12):  # bisection on the ratio: the least pruning that meets the budget
+        for _ in range(8):  # bisection on the ratio: the least pruning that meets the budget
             mid = (low + high) / 2
             candidate = prune_swin(base, mid)
             if cost(candidate) <= budget.limit:
