@@ -69,7 +69,8 @@ def main() -> None:
     teacher = R / "teacher"
 
     # 1. The teacher (experiments/minivit-swin's recipe): timm's Swin-T layout at 32 px, 8 epochs.
-    timed("teacher", record, lambda: nascomp.train(nascomp.create_model(SWIN, **SIZE), bundle, teacher, epochs=8, quiet=True))
+    if not (teacher / "metrics.json").is_file():
+        timed("teacher", record, lambda: nascomp.train(nascomp.create_model(SWIN, **SIZE), bundle, teacher, epochs=8, quiet=True))
 
     # 2. The budget: half the teacher's measured latency on the target.
     def budget_step():
