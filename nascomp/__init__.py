@@ -8,6 +8,7 @@ The public API, imported on first use so that ``import nascomp`` stays cheap (no
     model = nascomp.create_model("swin_tiny_patch4_window7_224", num_classes=10)
     cost = nascomp.count_cost(model)                                                 # params, MACs
     small = nascomp.compress(model, "minivit", dry_run=True)                        # structure only
+    sub = nascomp.compress(model, "shrink", dry_run=True, options={"budget": "2gflops"})  # best sub-network under a budget
     report = nascomp.profile(model, "mobile-cpu")                                    # latency + protocol
 
 Every function validates its input first and raises `NascompError` (one line naming the problem and the

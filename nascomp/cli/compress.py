@@ -1,10 +1,14 @@
-"""`nascomp compress MODEL (--checkpoint PATH | --pretrained) --method minivit --data D --out DIR`.
+"""`nascomp compress MODEL (--checkpoint PATH | --pretrained) --method METHOD[,int8] [--budget B] --data D --out DIR`.
 
-MiniViT: consecutive layers of a timm Swin or ViT/DeiT share their weights (`--share`), each layer keeps
-its norms and gains small transforms, and the student is trained with weight distillation from the
-uncompressed model (or `--teacher`). `--method drop-blocks --keep 1,1,1,1` is the naive baseline (keep the
-first blocks of each stage). `--dry-run` prints params, MACs and unique vs total blocks without training.
-The output directory loads as MODEL everywhere (`nascomp flops/export/profile DIR`).
+Methods: `shrink --budget B` (a trained Swin's best sub-network under a params, MACs, latency or energy budget:
+fewer blocks, heads, MLP units and embedding channels, found by search with inherited weights, then distilled);
+`minivit` (consecutive layers share weights, `--share`; cuts parameters, not compute); `drop-blocks --keep 2,2,1,1`
+(the naive baseline); `torch-pruning --budget B` (the peer: torch-pruning to a params / MACs budget); `int8`
+(ONNX Runtime int8, `--int8 static|dynamic`, accuracy and latency measured in ORT). Chains end in int8:
+`shrink,int8`, `minivit,int8`. `auto --budget B` runs every method and chain that can meet B and writes a table,
+a Pareto plot and the best as ONNX. Students are trained with distillation from the uncompressed model (or
+`--teacher`). `--dry-run` prints params, MACs (and shrink's chosen sub-network) without training. The output
+directory loads as MODEL everywhere (`nascomp flops/export/profile DIR`).
 """
 
 from __future__ import annotations
@@ -17,14 +21,16 @@ from nascomp.cli.common import (
     recipe_overrides,
 )
 from nascomp.cli.distill_args import add_distill_args, distill_options
-from nascomp.compression.registry import COMPRESSORS
+from nascomp.compression.registry import COMPRESSORS, DEPLOY_METHODS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("compress", help="compress a trained Swin or ViT/DeiT (MiniViT weight multiplexing, drop-blocks) with distillation",
-                              description=__doc__)
+    p = subparsers.add_parser("compress", help="compress a trained Swin or ViT/DeiT (shrink to a budget, MiniViT, drop-blocks, int8) "
+                                               "with distillation", description=__doc__)
     p.add_argument("model", metavar="MODEL", help="timm Swin/ViT/DeiT name (with --checkpoint or --pretrained) or saved model directory")
-    p.add_argument("--method", choices=COMPRESSORS.names(), default="minivit", help="default: %(default)s")
+    p.add_argument("--method", default="minivit", help=f"one of {', '.join(COMPRESSORS.names())}, or a method followed by "
+                                                     f"{' / '.join(DEPLOY_METHODS)} (e.g. shrink,int8); default: %(default)s")
+    p.add_argument("--budget", help="shrink, torch-pruning, auto: the limit to meet, e.g. 2gflops (= 2e9 MACs), 10mparams, 15ms@mobile-cpu")
     p.add_argument("--out", help="run directory for the compressed model (checkpoints, model, metrics.json)")
     p.add_argument("--dry-run", action="store_true", help="print the structure, params and MACs before and after; no training")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -37,6 +43,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--no-head-transform", action="store_true", help="no head mixing around the softmax")
     g.add_argument("--no-mlp-transform", action="store_true", help="Swin: no LayerNorm + depth-wise conv before the MLP")
     g.add_argument("--keep", type=int_or_tuple, help="drop-blocks: blocks kept per stage, e.g. 1,1,1,1")
+    s = p.add_argument_group("shrink")
+    s.add_argument("--widths", type=float_list, help="fractions of each width offered (default 0.5,0.625,0.75,0.875,1)")
+    s.add_argument("--population", type=int, help="evolutionary search population (default 24)")
+    s.add_argument("--generations", type=int, help="evolutionary search generations (default 8)")
+    s.add_argument("--score-images", type=int, help="validation images that score a candidate (default 2000)")
+    s.add_argument("--calib-images", type=int, help="training images that measure importance / calibrate int8 (default 256)")
+    s.add_argument("--lut", help="latency budgets: the lookup table file of the model's sub-networks (default: nascomp's cache)")
+    s.add_argument("--probe", action="store_true", help="latency budgets: time a reference block before each layer (drifting shared machines)")
+    q = p.add_argument_group("int8 and latency")
+    q.add_argument("--int8", choices=["static", "dynamic"], help="static: calibrated QDQ, per-channel weights (default); dynamic: no calibration")
+    q.add_argument("--calibration", choices=["minmax", "percentile", "entropy"], help="static int8: how activation ranges are set (default minmax)")
+    q.add_argument("--target", help="where int8 and params/MACs-budget results are timed (default mobile-cpu; a latency budget names its own)")
+    q.add_argument("--timer", choices=["wall", "thread-cpu"], help="latency timer; thread-cpu (1 thread) on shared machines (default wall)")
+    q.add_argument("--threads", type=int, help="ONNX Runtime threads for latency (default: the target's)")
     t = p.add_argument_group("teacher")
     t.add_argument("--teacher", metavar="MODEL", help="distill from this model instead of the uncompressed MODEL (saved directory or timm name)")
     t.add_argument("--teacher-checkpoint", help="weights for a --teacher given by timm name")
@@ -48,12 +68,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def float_list(text: str) -> list[float]:
+    try:
+        return [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def _method_options(args: argparse.Namespace) -> dict:
-    if args.method == "minivit":
-        return {"share": args.share, "head_transform": not args.no_head_transform, "mlp_transform": not args.no_mlp_transform}
-    if args.method == "drop-blocks":
-        return {"keep": args.keep}
-    return {}
+    steps = [s.strip() for s in args.method.split(",")]
+    options = {"budget": args.budget, "widths": args.widths, "population": args.population, "generations": args.generations,
+               "score_images": args.score_images, "calib_images": args.calib_images, "lut": args.lut, "probe": args.probe or None, "int8": args.int8,
+               "calibration": args.calibration, "target": args.target, "timer": args.timer, "threads": args.threads}
+    if "minivit" in steps:
+        options.update(share=args.share, head_transform=not args.no_head_transform, mlp_transform=not args.no_mlp_transform)
+    if "drop-blocks" in steps:
+        options["keep"] = args.keep
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,13 +100,35 @@ def run(args: argparse.Namespace) -> int:
     summary = result.summary
     if args.dry_run:
         _print_summary(summary, args.json)
+    elif result.table is not None:
+        _print_table(result, args.json)
     elif args.json:
-        print_json({**summary, "val": result.metrics["val"], "test": result.metrics.get("test"),
-                    "train_seconds": result.metrics["train_seconds"], "out": args.out})
+        metrics = result.metrics
+        print_json({**summary, "val": metrics.get("val"), "test": metrics.get("test"), "train_seconds": metrics.get("train_seconds"),
+                    "latency": metrics.get("latency"), "int8": metrics.get("int8"), "out": args.out})
     elif not args.quiet:
         _print_summary(summary, False)
-        print(f"val top-1 {result.metrics['val']['top1']:.2f}%  test top-1 {result.metrics['test']['top1']:.2f}%  -> {args.out}/metrics.json")
+        metrics = result.metrics
+        if "val" in metrics:
+            print(f"val top-1 {metrics['val']['top1']:.2f}%  test top-1 {metrics['test']['top1']:.2f}%  -> {args.out}/metrics.json")
+        if metrics.get("latency"):
+            print(f"latency {metrics['latency']['latency_ms']:.3f} ms on {metrics['latency']['target']}")
+        if metrics.get("int8"):
+            q = metrics["int8"]
+            print(f"int8 ({q['mode']}) in ONNX Runtime: test top-1 {q['test']['top1']:.2f}%, latency {q['latency']['latency_ms']:.3f} ms "
+                  f"on {q['latency']['target']} (fp32 {q['fp32_latency']['latency_ms']:.3f} ms) -> {q['onnx']}")
     return 0
+
+
+def _print_table(result, as_json: bool) -> None:
+    if as_json:
+        print_json({**result.summary, "onnx": str(result.onnx) if result.onnx else None})
+        return
+    print(f"methods under {result.summary['budget']['text']} (latency on {result.summary['target']}):")
+    for r in result.table:
+        meets = {True: "meets", False: "misses", None: ""}[r["meets_budget"]]
+        print(f"  {r['name']:<22} test top-1 {r['test_top1']:6.2f}%  {r['latency_ms']:8.3f} ms  {r['size_mb']:7.2f} MB  {meets}")
+    print(f"best: {result.summary['best']} -> {result.onnx}; table, pareto.png in {result.out}")
 
 
 def _si(n: int) -> str:
@@ -86,9 +139,13 @@ def _print_summary(summary: dict, as_json: bool) -> None:
     if as_json:
         print_json(summary)
         return
-    b0, b1 = summary["blocks_before"], summary["blocks_after"]
-    print(f"{summary['model']} -> {summary['method']} ({summary['family']}, {summary['resolution']} px)")
-    print(f"  params  {summary['params_before'] / 1e6:.2f} M -> {summary['params_after'] / 1e6:.2f} M  ({summary['params_ratio']:.1%})")
+    print(f"{summary['model']} -> {summary['method']} ({summary.get('family', 'model')}, {summary['resolution']} px)")
+    print(f"  params  {summary['params_before'] / 1e6:.2f} M -> {summary['params_after'] / 1e6:.2f} M")
     print(f"  MACs    {_si(summary['macs_before'])} -> {_si(summary['macs_after'])}  (MACs = what papers call FLOPs)")
-    print(f"  blocks  {b1['unique']} unique of {b1['total']} layers (before: {b0['unique']} of {b0['total']})")
-    print(f"  distill {summary['distill']}")
+    if "blocks_after" in summary:
+        b0, b1 = summary["blocks_before"], summary["blocks_after"]
+        print(f"  blocks  {b1['unique']} unique of {b1['total']} layers (before: {b0['unique']} of {b0['total']})")
+    if "arch" in summary:
+        print(f"  depths  {[len(s['blocks']) for s in summary['arch']['stages']]}, widths {[s['embed_dim'] for s in summary['arch']['stages']]}")
+    if "distill" in summary:
+        print(f"  distill {summary['distill']}")

@@ -1,47 +1,38 @@
-"""`compress`: a trained model made smaller by a registered method, then trained by distillation from itself."""
+"""`compress`: a trained model made smaller by a registered method (or a chain ending in int8), trained by distillation
+from itself, and measured where it is deployed."""
 
 from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from torch import nn
 
-from nascomp.compression.registry import COMPRESSORS
+from nascomp.compression.auto import compare
+from nascomp.compression.base import CompressContext, CompressResult
+from nascomp.compression.measure import latency_report, timing_options
+from nascomp.compression.registry import COMPRESSORS, method_chain
 from nascomp.core.errors import NascompError
-from nascomp.core.io import load_state_dict_file
+from nascomp.core.io import atomic_write_json, load_state_dict_file
 from nascomp.core.validate import output_dir, removed_on_failure
 from nascomp.cost.counter import count_module
 from nascomp.data import DataBundle
 from nascomp.distillation.base import build_distiller, distillation_step
 from nascomp.engine.api import data_bundle, recipe_config, split_recipe
+from nascomp.engine.evaluate import evaluate
 from nascomp.engine.train import TrainConfig, fit, seed_everything
 from nascomp.models.io import load_weights_into
 from nascomp.models.registry import build_from_spec
 from nascomp.models.resolve import SPEC_ATTR, as_model, model_input_size
 from nascomp.models.structure import model_family
+from nascomp.nas.budget import parse_budget
 
-__all__ = ["CompressResult", "compress", "INITS"]
+__all__ = ["CompressResult", "compress", "INITS", "DEFAULT_TARGET"]
 
 INITS = ("teacher", "random")
-
-
-@dataclass
-class CompressResult:
-    """What compression did (``summary``: params and MACs before and after, the structure, the distillation)
-    and, unless it was a dry run, the trained student, its run directory and metrics."""
-
-    summary: dict
-    model: nn.Module
-    out: Path | None = None
-    metrics: dict | None = None
-
-    @property
-    def test_top1(self) -> float | None:
-        return (self.metrics or {}).get("test", {}).get("top1")
+DEFAULT_TARGET = "mobile-cpu"  # where int8 files are timed when no latency budget names a target
 
 
 def _blocks(model: nn.Module) -> dict:
@@ -49,6 +40,20 @@ def _blocks(model: nn.Module) -> dict:
 
     s = sharing_summary(model)
     return {"total": s["total_blocks"], "unique": s["unique_blocks"], "per_stage": s["per_stage"]}
+
+
+def _bundle_loader(data, data_options: Mapping | None, base: nn.Module, model) -> callable:
+    def load() -> DataBundle:
+        bundle = data_bundle(data, **dict(data_options or {}))
+        head = getattr(base, "num_classes", bundle.num_classes)
+        if head != bundle.num_classes:
+            raise NascompError(
+                f"{model} predicts {head} classes but {bundle.name} has {bundle.num_classes}: compress a model trained on this dataset "
+                f"(fine-tune it first with `nascomp train {model} --pretrained --data {bundle.name}`), or pass --num-classes if the "
+                "checkpoint was trained with it")
+        return bundle
+
+    return load
 
 
 def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data: DataBundle | str | None = None,
@@ -62,32 +67,47 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
 
     Args:
         model: the trained model: a module, a saved directory, or a timm name with ``checkpoint`` / ``pretrained``.
-        method: a name in `nascomp.compression.registry.COMPRESSORS`: ``minivit`` (weight multiplexing; options
-            ``share``, ``head_transform``, ``mlp_transform``) or ``drop-blocks`` (option ``keep``).
-        data: the dataset the model was trained on (a `DataBundle` or a name); not needed for ``dry_run``.
-        out: the student's run directory (it loads as a model everywhere).
+        method: a name in `nascomp.compression.registry.COMPRESSORS`, or a chain ``"shrink,int8"``:
+            ``minivit`` (weight multiplexing; options ``share``, ``head_transform``, ``mlp_transform``);
+            ``drop-blocks`` (option ``keep``); ``shrink`` (the best sub-network under option ``budget``; see
+            `nascomp.compression.shrink.search.ShrinkMethod` for its options); ``torch-pruning`` (the peer: torch-pruning
+            to a params / MACs ``budget``); ``int8`` (ONNX Runtime int8, option ``int8``: ``static`` or ``dynamic``;
+            accuracy and latency measured in ORT); ``auto`` (every method and chain that can meet ``budget``,
+            compared in one table and Pareto plot; the best exported as ONNX).
+        data: the dataset the model was trained on (a `DataBundle` or a name); a dry run needs none.
+        out: the run directory (the student loads as a model everywhere; int8 adds ``model.int8.onnx`` and ``int8.json``).
+        options: the methods' options (``budget``, ``keep``, ``share``, ``int8``, ``target``, ``timer``...).
         init: ``teacher`` (the student starts from the trained weights) or ``random`` (the paper's MiniViT).
         teacher: distil from this model instead of the uncompressed one (``teacher_checkpoint``: its weights and
             ``teacher_kwargs``: timm options, for one given by name).
         options: the method's settings. checkpoint, pretrained: the trained model's weights, for a model given by name.
         data_options: how a dataset given by name is loaded (`nascomp.load_data` keywords).
         distill, distill_options: the distillation method and its settings (see `nascomp.distillation`).
-        dry_run: only build the student and report params and MACs before and after; no data, no training.
+        dry_run: only build the student and report params and MACs before and after; no training.
         recipe, overrides, seed, resume, quiet, device: the training run, as for `nascomp.train`.
         **overrides: also timm size options for a model given by name (``img_size``, ``num_classes``...).
 
     Returns:
-        `CompressResult` with the summary, the student, and (after training) its directory and metrics.
+        `CompressResult` with the summary, the student, and (after training) its directory, metrics and ONNX file.
     """
     if init not in INITS:
         raise NascompError(f"init must be one of {', '.join(INITS)}, got {init!r}")
-    compressor = COMPRESSORS.get(method)()
+    steps = method_chain(method)
+    opts = dict(options or {})
+    budget = parse_budget(opts["budget"]) if opts.get("budget") is not None else None
+    if steps == ["auto"]:
+        return compare(compress, model, data, out, options=opts, init=init, teacher=teacher, teacher_checkpoint=teacher_checkpoint,
+                       teacher_kwargs=teacher_kwargs, data_options=data_options, distill=distill, distill_options=distill_options,
+                       checkpoint=checkpoint, pretrained=pretrained, dry_run=dry_run, recipe=recipe, seed=seed, resume=resume, quiet=quiet,
+                       device=device, **overrides)
+    compressor = COMPRESSORS.get(steps[0])() if steps[0] != "int8" else None
+    int8 = COMPRESSORS.get("int8")() if "int8" in steps else None
     training, overrides = split_recipe(overrides)
     if not dry_run:
         if out is None:
             raise NascompError("compress needs out=DIR (--out) for the compressed model (or dry_run=True to only print the structure)")
         if data is None:
-            raise NascompError("compress needs data (--data): the dataset the model was trained on, for distillation")
+            raise NascompError("compress needs data (--data): the dataset the model was trained on, for distillation and measurement")
         if not (isinstance(model, nn.Module) or Path(model).is_dir() or checkpoint or pretrained):
             raise NascompError("compression starts from trained weights: pass --checkpoint PATH (timm layout, .safetensors or .pth), "
                                "--pretrained (online), or a model directory saved by `nascomp train` as MODEL")
@@ -99,52 +119,77 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
         except NascompError as e:
             raise NascompError(f"{e}. The checkpoint must hold weights of {model} built with the same options it was trained with "
                                "(e.g. --num-classes, --img-size, --patch-size, --embed-dim, --depths, --num-heads, --window-size, --in-chans)") from None
-    family = model_family(base)
+    for step in (compressor, int8):
+        if step is not None:
+            step.check(base, opts)
     in_chans, resolution = model_input_size(base)
+    target = budget.target if budget is not None and budget.measured else opts.get("target") or DEFAULT_TARGET
     seed_everything(seed)  # a random-init student (and random transforms) must be reproducible
-    start = copy.deepcopy(base) if init == "teacher" else build_from_spec(spec)
-    opts = dict(options or {})
-    opts.setdefault("transform_init", "identity" if init == "teacher" else "random")
-    student = compressor.make_student(start, spec, opts)
-    student.model.__dict__[SPEC_ATTR] = student.spec
-    teacher_model = base
-    if teacher is not None:
-        by_name = not isinstance(teacher, nn.Module) and not Path(teacher).is_dir()
-        teacher_model, _ = as_model(teacher, checkpoint=teacher_checkpoint, **(dict(teacher_kwargs or {}) if by_name else {}))
-        if model_input_size(teacher_model) != (in_chans, resolution) or getattr(teacher_model, "num_classes", None) != getattr(base, "num_classes", None):
-            raise NascompError(
-                f"--teacher {teacher} takes {model_input_size(teacher_model)} (channels, px) and predicts "
-                f"{getattr(teacher_model, 'num_classes', '?')} classes, but {model} takes {(in_chans, resolution)} and predicts "
-                f"{getattr(base, 'num_classes', '?')}; they must agree")
-    before, after = count_module(base, resolution, in_chans), count_module(student.model, resolution, in_chans)
-    distiller = build_distiller(distill, student.model, teacher_model, **dict(distill_options or {}))
-    summary = {
-        "model": str(model) if not isinstance(model, nn.Module) else type(model).__name__, "method": method, "family": family,
-        "resolution": resolution, "in_chans": in_chans,
-        "params_before": before.params, "params_after": after.params, "params_ratio": round(after.params / before.params, 4),
-        "macs_before": before.macs, "macs_after": after.macs,
-        "gmacs_before": round(before.macs / 1e9, 4), "gmacs_after": round(after.macs / 1e9, 4),
-        "convention": "MACs = multiply-accumulates (what papers call FLOPs); FLOPs = 2 x MACs; at the model's resolution",
-        "blocks_before": _blocks(base), "blocks_after": _blocks(student.model), "init": init, **student.structure,
-        "teacher": str(teacher) if teacher is not None else (str(model) if not isinstance(model, nn.Module) else "the uncompressed model"),
-        "distill": distiller.describe(),
-    }
+    context = CompressContext(dry_run, seed, quiet, device, loader=None if data is None else _bundle_loader(data, data_options, base, model))
+    before = count_module(base, resolution, in_chans)
+    name = str(model) if not isinstance(model, nn.Module) else type(model).__name__
+    summary: dict[str, Any] = {"model": name, "method": ",".join(steps), "resolution": resolution, "in_chans": in_chans,
+                               "params_before": before.params, "macs_before": before.macs, "gmacs_before": round(before.macs / 1e9, 4),
+                               "convention": "MACs = multiply-accumulates (what papers call FLOPs); FLOPs = 2 x MACs; at the model's resolution"}
+    if budget is not None:
+        summary["budget"] = budget.to_dict()
+    distiller = None
+    final = base
+    if compressor is not None:
+        start = copy.deepcopy(base) if init == "teacher" else build_from_spec(spec)
+        opts.setdefault("transform_init", "identity" if init == "teacher" else "random")
+        student = compressor.make_student(start, spec, opts, context)
+        student.model.__dict__[SPEC_ATTR] = student.spec
+        teacher_model = base
+        if teacher is not None:
+            by_name = not isinstance(teacher, nn.Module) and not Path(teacher).is_dir()
+            teacher_model, _ = as_model(teacher, checkpoint=teacher_checkpoint, **(dict(teacher_kwargs or {}) if by_name else {}))
+            if model_input_size(teacher_model) != (in_chans, resolution) or getattr(teacher_model, "num_classes", None) != getattr(base, "num_classes", None):
+                raise NascompError(
+                    f"--teacher {teacher} takes {model_input_size(teacher_model)} (channels, px) and predicts "
+                    f"{getattr(teacher_model, 'num_classes', '?')} classes, but {model} takes {(in_chans, resolution)} and predicts "
+                    f"{getattr(base, 'num_classes', '?')}; they must agree")
+        after = count_module(student.model, resolution, in_chans)
+        distiller = build_distiller(distill, student.model, teacher_model, **dict(distill_options or {}))
+        summary.update({
+            "family": model_family(base),
+            "params_after": after.params, "params_ratio": round(after.params / before.params, 4),
+            "macs_after": after.macs, "gmacs_after": round(after.macs / 1e9, 4),
+            "blocks_before": _blocks(base), "blocks_after": _blocks(student.model), "init": init, **student.structure,
+            "teacher": str(teacher) if teacher is not None else (name if not isinstance(model, nn.Module) else "the uncompressed model"),
+            "distill": distiller.describe(),
+        })
+        final = student.model
+    else:
+        summary.update({"params_after": before.params, "macs_after": before.macs, "gmacs_after": round(before.macs / 1e9, 4)})
+    if int8 is not None:
+        summary["int8"] = {"mode": opts.get("int8") or "static", "target": target}
     if dry_run:
-        distiller.close()
-        return CompressResult(summary, student.model)
+        if distiller is not None:
+            distiller.close()
+        return CompressResult(summary, final)
     try:
-        cfg = recipe_config(recipe, student.model, seed=seed, **training)
-        bundle = data_bundle(data, **dict(data_options or {}))
-        head = getattr(base, "num_classes", bundle.num_classes)
-        if head != bundle.num_classes:
-            raise NascompError(
-                f"{model} predicts {head} classes but {bundle.name} has {bundle.num_classes}: compress a model trained on this dataset "
-                f"(fine-tune it first with `nascomp train {model} --pretrained --data {bundle.name}`), or pass --num-classes if the "
-                "checkpoint was trained with it")
         with removed_on_failure(out):
-            metrics = fit(student.model, bundle, cfg, out, spec=student.spec, step_fn=distillation_step(distiller),
-                          extra_modules={"distiller": distiller}, resume=resume, quiet=quiet, metadata={"compress": summary}, device=device)
+            bundle = context.data()
+            if compressor is not None:
+                cfg = recipe_config(recipe, final, seed=seed, **training)
+                metrics = fit(final, bundle, cfg, out, spec=student.spec, step_fn=distillation_step(distiller),
+                              extra_modules={"distiller": distiller}, resume=resume, quiet=quiet, metadata={"compress": summary}, device=device)
+                distiller.close()
+            else:
+                tf = bundle.transform(resolution, in_chans, train=False)
+                metrics = {"model_before_int8": {"val": evaluate(final, bundle.val, tf), "test": evaluate(final, bundle.test, tf)},
+                           "compress": summary}
+            final.cpu()
+            timing = timing_options(opts)
+            if budget is not None and budget.measured and compressor is not None:
+                metrics["latency"] = latency_report(final, target, **timing)
+            onnx = None
+            if int8 is not None:
+                metrics["int8"] = int8.apply(final, Path(out), opts, context, target)
+                onnx = Path(metrics["int8"]["onnx"])
+            atomic_write_json(Path(out) / "metrics.json", metrics)
     finally:
-        distiller.close()
-    return CompressResult(summary, student.model, Path(out), metrics)
-
+        if distiller is not None:
+            distiller.close()
+    return CompressResult(summary, final, Path(out), metrics, onnx)

@@ -1,12 +1,21 @@
-"""What a compression method is: it turns a trained model into a smaller student, which is then distilled."""
+"""What a compression method is: it turns a trained model into a smaller student, which is then distilled.
+
+Two kinds of method chain together (``shrink,int8``): a *student* method (`CompressionMethod`: minivit,
+drop-blocks, shrink, torch-pruning) makes a smaller model that is trained by distillation; a *deployment* method
+(int8) turns the trained model into a file for a runtime and measures it there (``kind = "deploy"``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 from torch import nn
 
-__all__ = ["Student", "CompressionMethod"]
+from nascomp.core.errors import NascompError
+
+__all__ = ["Student", "CompressionMethod", "CompressContext", "CompressResult"]
 
 
 @dataclass
@@ -18,11 +27,65 @@ class Student:
     structure: dict = field(default_factory=dict)
 
 
+@dataclass
+class CompressContext:
+    """What a method may need besides the model: the dataset (loaded on first use), and the run's settings."""
+
+    dry_run: bool = False
+    seed: int = 0
+    quiet: bool = True
+    device: str | None = None
+    loader: Callable[[], object] | None = None
+    _bundle: object = None
+
+    def data(self):
+        """The run's `DataBundle` (loaded once; a method that needs data fails clearly without it)."""
+        if self._bundle is None:
+            if self.loader is None:
+                raise NascompError("this compression method needs the training data (--data)")
+            self._bundle = self.loader()
+        return self._bundle
+
+
 class CompressionMethod:
     """One compression method. ``make_student`` changes ``base`` (a copy of the trained model, or a freshly
-    initialised one) in place into the student; ``spec`` is the trained model's spec."""
+    initialised one) in place into the student; ``spec`` is the trained model's spec. ``check`` validates the
+    options against the model before any work; ``needs_data`` methods read data through ``context`` (calibration,
+    scoring)."""
 
     name = "base"
+    kind = "student"
+    needs_data = False
 
-    def make_student(self, base: nn.Module, spec: dict, options: dict) -> Student:
+    def check(self, base: nn.Module, options: dict) -> None:
+        """Raise `NascompError` if the options cannot work on ``base`` (called before data is loaded)."""
+
+    def make_student(self, base: nn.Module, spec: dict, options: dict, context: CompressContext | None = None) -> Student:
         raise NotImplementedError
+
+
+@dataclass
+class CompressResult:
+    """What compression did (``summary``: params and MACs before and after, the structure, the distillation) and,
+    unless it was a dry run, the result: the trained student (``model``, its run directory ``out`` and ``metrics``),
+    the int8 ONNX file (``onnx``) with its ORT accuracy and latency in ``metrics["int8"]``, and for ``auto`` the
+    comparison ``table`` (one row per method and chain)."""
+
+    summary: dict
+    model: nn.Module
+    out: Path | None = None
+    metrics: dict | None = None
+    onnx: Path | None = None
+    table: list[dict] | None = None
+
+    @property
+    def test_top1(self) -> float | None:
+        metrics = self.metrics or {}
+        return (metrics.get("int8") or metrics).get("test", {}).get("top1")
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Median latency measured on the target: of the int8 file after int8, else of the fp32 model (latency budgets)."""
+        metrics = self.metrics or {}
+        report = (metrics.get("int8") or {}).get("latency") or metrics.get("latency")
+        return report["latency_ms"] if report else None

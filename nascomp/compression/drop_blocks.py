@@ -40,7 +40,7 @@ class DropBlocksMethod(CompressionMethod):
 
     name = "drop-blocks"
 
-    def make_student(self, base: nn.Module, spec: dict, options: dict) -> Student:
+    def make_student(self, base: nn.Module, spec: dict, options: dict, context=None) -> Student:
         keep = options.get("keep")
         if keep is None:
             raise NascompError("drop-blocks needs keep=N or one number per stage (--keep N[,N...]): how many leading blocks of each stage to keep")

@@ -265,7 +265,7 @@ class MiniViTMethod(CompressionMethod):
 
     name = "minivit"
 
-    def make_student(self, base: nn.Module, spec: dict, options: dict) -> Student:
+    def make_student(self, base: nn.Module, spec: dict, options: dict, context=None) -> Student:
         share = options.get("share")
         share = parse_share(share, stage_depths(base)) if share is not None else default_share(base)
         config = MiniViTConfig(share, head_transform=options.get("head_transform", True), mlp_transform=options.get("mlp_transform", True))

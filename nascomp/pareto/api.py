@@ -45,7 +45,8 @@ def pareto_front(source: str | os.PathLike | Sequence[Mapping], x: str = "latenc
                  maximize: Sequence[str] = (), minimize: Sequence[str] = (), filters: Mapping[str, object] | None = None,
                  reference: Sequence[float] | None = None, plot: str | os.PathLike | bool | None = None, label: str | None = None,
                  group: str | None = None, title: str | None = None, protocol: str | None = None, log_x: bool = False,
-                 xlabel: str | None = None, ylabel: str | None = None, label_dominated: bool | None = None) -> ParetoResult:
+                 xlabel: str | None = None, ylabel: str | None = None, label_dominated: bool | None = None,
+                 size: str | None = None) -> ParetoResult:
     """The Pareto front of a result table over ``x``, ``y`` and further ``objectives``.
 
     Args:
@@ -56,7 +57,8 @@ def pareto_front(source: str | os.PathLike | Sequence[Mapping], x: str = "latenc
         reference: the hypervolume reference point, one value per objective (default: worst + 10 % of the range).
         plot: the PNG to write (an SVG is written beside it); default the source folder's ``pareto.png`` for a
             file or folder, none for rows; ``False``: no plot.
-        label, group, title, protocol, log_x, xlabel, ylabel, label_dominated: plot appearance.
+        label, group, title, protocol, log_x, xlabel, ylabel, label_dominated: plot appearance; ``size``: a column that
+            scales the points' areas.
 
     Returns:
         `ParetoResult` (front rows, hypervolume, reference, plot paths).
@@ -83,7 +85,7 @@ def pareto_front(source: str | os.PathLike | Sequence[Mapping], x: str = "latenc
     paths: list[Path] = []
     if plot_path is not None:
         paths = plot_front(table, plot_path, label=label, group=group, title=title, protocol=protocol, log_x=log_x,
-                           xlabel=xlabel, ylabel=ylabel, label_dominated=label_dominated)
+                           xlabel=xlabel, ylabel=ylabel, label_dominated=label_dominated, size=size)
     front = [{**({label: label_text(table.rows[i].get(label))} if label else {}), **{c: table.rows[i][c] for c in columns}}
              for i in table.front()]
     return ParetoResult(table, list(zip(columns, senses)), front, table.hypervolume(ref), ref, [Path(p) for p in paths])

@@ -96,8 +96,11 @@ def _place_labels(ax, fig, items: list[tuple[float, float, str, dict]], markers:
 
 def plot_front(table: Table, out: str | Path, label: str | None = None, group: str | None = None, title: str | None = None,
                protocol: str | None = None, log_x: bool = False, xlabel: str | None = None, ylabel: str | None = None,
-               label_dominated: bool | None = None) -> list[Path]:
-    """Scatter of the first two objectives with the front highlighted; writes ``out`` (.png) and the .svg beside it."""
+               label_dominated: bool | None = None, size: str | None = None) -> list[Path]:
+    """Scatter of the first two objectives with the front highlighted; writes ``out`` (.png) and the .svg beside it.
+
+    ``size``: a column whose values scale the points' areas (e.g. checkpoint size), the largest drawn at 240 pt².
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,6 +115,10 @@ def plot_front(table: Table, out: str | Path, label: str | None = None, group: s
     dominated = [i for i in range(len(xs)) if i not in front]
     front_idx = sorted(front, key=lambda i: xs[i])
     label_dominated = len(xs) <= 16 if label_dominated is None else label_dominated
+    areas = None
+    if size:
+        sizes = np.array([float(r.get(size) or 0.0) for r in table.rows])
+        areas = 20 + 220 * sizes / max(sizes.max(), 1e-12)
 
     rc = {"font.size": 8.5, "axes.labelsize": 9, "axes.titlesize": 10, "legend.fontsize": 7.5, "xtick.labelsize": 8,
           "ytick.labelsize": 8, "font.family": "DejaVu Sans", "svg.fonttype": "none", "axes.spines.top": False,
@@ -129,10 +136,10 @@ def plot_front(table: Table, out: str | Path, label: str | None = None, group: s
             fr = [i for i in members if i in front]
             colour = colours[g] if group else "#1f5fa8"
             if dom:
-                ax.scatter(xs[dom], ys[dom], s=30, marker=markers[g], color=colour if group else "#8c8c8c", alpha=faded,
+                ax.scatter(xs[dom], ys[dom], s=30 if areas is None else areas[dom], marker=markers[g], color=colour if group else "#8c8c8c", alpha=faded,
                            linewidths=0, zorder=2)
             if fr:
-                ax.scatter(xs[fr], ys[fr], s=48, marker=markers[g], color=colour, edgecolors="black", linewidths=0.7, zorder=4)
+                ax.scatter(xs[fr], ys[fr], s=48 if areas is None else areas[fr], marker=markers[g], color=colour, edgecolors="black", linewidths=0.7, zorder=4)
         sx, sy = _staircase(xs[front_idx], ys[front_idx], table.senses[0], table.senses[1])
         ax.plot(sx, sy, color="black", lw=1.0, alpha=0.8, zorder=3)
         from matplotlib.lines import Line2D

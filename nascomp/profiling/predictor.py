@@ -133,7 +133,7 @@ def space_layers(space: SearchSpace, resolution: int | None = None, in_chans: in
                     out[layer_key(cfg)] = cfg
         parities = (0, 1) if max(ch.depth) > 1 else (0,)
         for dim in ch.embed_dim:
-            for heads, qkv in ch.attention_pairs:
+            for heads, qkv in space.attention_pairs(i):
                 for mlp in ch.mlp_ratio:
                     for window in ch.window:
                         for index in parities:

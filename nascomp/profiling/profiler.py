@@ -52,6 +52,7 @@ class ProfileOptions:
     exporter: str = "auto"
     count_cost: bool = True
     log: Callable[[str], None] | None = None
+    onnx_files: dict[str, str] | None = None  # precision -> an ONNX file to measure instead of exporting (e.g. static int8)
 
 
 @dataclass
@@ -181,11 +182,12 @@ def _device_facts(target: Target) -> dict:
 class _OnnxFiles:
     """Exports the model once (see `nascomp.deploy.onnx`) and derives the int8 file."""
 
-    def __init__(self, model: nn.Module, workdir: Path, resolution: int, in_chans: int, batch: int, exporter: str, log) -> None:
+    def __init__(self, model: nn.Module, workdir: Path, resolution: int, in_chans: int, batch: int, exporter: str, log,
+                 given: dict[str, str] | None = None) -> None:
         self.model, self.workdir, self.resolution, self.in_chans, self.batch, self.log = model, workdir, resolution, in_chans, batch, log
         self.exporter = exporter
-        self.paths: dict[str, Path] = {}
-        self.info: dict[str, dict] = {}
+        self.paths: dict[str, Path] = {k: Path(v) for k, v in (given or {}).items()}
+        self.info: dict[str, dict] = {k: {"onnx_file": str(v), "onnx_bytes": Path(v).stat().st_size} for k, v in (given or {}).items()}
 
     def get(self, precision: str) -> Path:
         if precision in self.paths:
@@ -296,7 +298,7 @@ def profile_model(model: nn.Module, opts: ProfileOptions, name: str = "model") -
     with contextlib.ExitStack() as stack:
         workdir = Path(opts.onnx_dir) if opts.onnx_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nascomp-profile-")))
         workdir.mkdir(parents=True, exist_ok=True)
-        onnx_files = _OnnxFiles(model, workdir, resolution, in_chans, opts.batch, opts.exporter, log)
+        onnx_files = _OnnxFiles(model, workdir, resolution, in_chans, opts.batch, opts.exporter, log, opts.onnx_files)
         adb = None
         if target.name == "android":
             from nascomp.profiling.android import Adb, device_facts

@@ -209,6 +209,10 @@ class SearchSpace:
     def num_stages(self) -> int:
         return len(self.stages)
 
+    def attention_pairs(self, stage: int) -> tuple[tuple[int, int], ...]:
+        """The (heads, qkv_dim) pairs members of ``stage`` may use (a subclass may allow fewer than the divisible ones)."""
+        return self._pairs[stage]
+
     def choices(self, stage: int, dimension: str) -> tuple:
         if dimension not in DIMENSIONS:
             raise NascompError(f"unknown dimension {dimension!r}; dimensions are {', '.join(DIMENSIONS)}")
@@ -233,8 +237,8 @@ class SearchSpace:
     def size(self) -> int:
         """Exact number of distinct architectures in the space."""
         total = 1
-        for s in self.stages:
-            per_block = len(s.attention_pairs) * len(s.mlp_ratio) * len(s.window)
+        for i, s in enumerate(self.stages):
+            per_block = len(self.attention_pairs(i)) * len(s.mlp_ratio) * len(s.window)
             total *= len(s.embed_dim) * sum(per_block ** d for d in s.depth)
         return total
 
