@@ -1,10 +1,7 @@
 """INT8: a trained model as an ONNX Runtime int8 file, with its accuracy measured in ONNX Runtime and its latency on a target.
 
-Static quantization (the default) calibrates activation ranges on training images and writes QDQ
-(QuantizeLinear/DequantizeLinear) pairs around the quantized operators: int8 weights, per output channel, and
-uint8 activations with fixed scales (x86's u8s8 kernels). It quantizes the linear layers and the patch-embedding
-convolution (``MatMul``, ``Gemm``, ``Conv``); LayerNorm, Softmax and GELU stay float. Dynamic quantization
-(`nascomp.deploy.quantize`) is the data-free alternative: int8 weights, activations quantized at run time.
+Static quantization (the default) calibrates activation ranges on training images; dynamic quantization is the
+data-free alternative (both in `nascomp.deploy.quantize`, which says what each quantizes).
 
 What is shipped is what is measured: the same file is evaluated image by image in ONNX Runtime on the validation
 and test splits, and timed on the target (`nascomp.profiling`).
@@ -12,12 +9,8 @@ and test splits, and timed on the target (`nascomp.profiling`).
 
 from __future__ import annotations
 
-import logging
-import os
-import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -26,52 +19,14 @@ from nascomp.compression.measure import latency_report, onnx_accuracy, timing_op
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json
 from nascomp.deploy.onnx import export_onnx
+from nascomp.deploy.quantize import CALIBRATIONS, quantize_static_int8
 from nascomp.models.resolve import model_input_size
 
-__all__ = ["MODES", "CALIBRATIONS", "quantize_static_int8", "Int8Method"]
+__all__ = ["MODES", "Int8Method"]
 
 MODES = ("static", "dynamic")
-CALIBRATIONS = ("minmax", "percentile", "entropy")
 STATIC = ("ONNX Runtime static quantization, QDQ format: int8 weights per output channel, uint8 activations with "
           "ranges calibrated on training images ({calibration}); MatMul, Gemm and Conv quantized")
-
-
-def quantize_static_int8(src: str | os.PathLike, dst: str | os.PathLike, images: np.ndarray, calibration: str = "minmax",
-                         per_channel: bool = True) -> Path:
-    """Write the static-int8 (QDQ) model of ``src`` to ``dst``, calibrated on ``images`` (N, C, H, W), one at a time."""
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self, name: str):
-            self.items = iter([{name: images[i : i + 1]} for i in range(len(images))])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}
-    if calibration not in method:
-        raise NascompError(f"int8 calibration {calibration!r}: choose from {', '.join(CALIBRATIONS)}")
-    src, dst = Path(src), Path(dst)
-    model = onnx.load(str(src))
-    del model.graph.value_info[:]  # see nascomp.deploy.quantize: ORT re-infers shapes
-    name = model.graph.input[0].name
-    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quant.") as tmp:
-        clean, out = Path(tmp) / "clean.onnx", Path(tmp) / "int8.onnx"
-        onnx.save(model, str(clean))
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)
-        try:
-            quantize_static(str(clean), str(out), Reader(name), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul", "Gemm", "Conv"],
-                            per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=method[calibration], calibration_cache_path=None)
-        except Exception as e:
-            raise NascompError(f"int8 static quantization of {src.name} failed: {type(e).__name__}: {str(e)[:200]}") from None
-        finally:
-            root.setLevel(level)
-        os.replace(out, dst)
-    return dst
 
 
 class Int8Method:
