@@ -13,7 +13,7 @@ from nascomp.core.errors import NascompError
 from nascomp.core.validate import output_dir, removed_on_failure
 from nascomp.data import DataBundle
 from nascomp.distillation.base import build_distiller, distillation_step
-from nascomp.engine.api import TrainResult, prepare, recipe_config
+from nascomp.engine.api import TrainResult, prepare
 from nascomp.engine.train import TrainConfig, fit
 from nascomp.models.resolve import as_model
 from nascomp.spaces.arch import Arch
@@ -57,10 +57,8 @@ def distill(student: nn.Module | str | os.PathLike | Arch, teacher: nn.Module | 
     if out is None:
         raise NascompError("distill needs out=DIR (--out): where the checkpoints and the trained student go")
     out = output_dir(out)
-    seed = overrides.get("seed", recipe.seed if isinstance(recipe, TrainConfig) else dict(recipe or {}).get("seed", 0))
-    module, spec, bundle = prepare(student, data, model_kwargs=model_kwargs, data_options=data_options, checkpoint=checkpoint,
-                                   pretrained=pretrained, seed=seed)
-    cfg = recipe_config(recipe, module, **overrides)
+    module, spec, bundle, cfg = prepare(student, data, model_kwargs=model_kwargs, data_options=data_options, checkpoint=checkpoint,
+                                        pretrained=pretrained, recipe=recipe, **overrides)
     teacher_model, _ = as_model(teacher, checkpoint=teacher_checkpoint)
     check_teacher(teacher_model, bundle.num_classes, cfg.in_chans, cfg.resolution)
     distiller = build_distiller(method, module, teacher_model, **dict(options or {}))

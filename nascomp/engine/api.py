@@ -77,12 +77,12 @@ def data_bundle(data: DataBundle | str, **options: Any) -> DataBundle:
 
 def prepare(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str, *, model_kwargs: Mapping | None = None,
             data_options: Mapping | None = None, checkpoint: str | os.PathLike | None = None, pretrained: bool = False,
-            seed: int = 0) -> tuple[nn.Module, dict, DataBundle]:
-    """(model, spec, data) for a training run, the way every command prepares them.
+            recipe: TrainConfig | Mapping | None = None, **overrides: Any) -> tuple[nn.Module, dict, DataBundle, TrainConfig]:
+    """(model, spec, data, config) for a training run, the way every command prepares them.
 
-    A dataset given by name loads first. A model given by name is then built with the random state seeded by
-    ``seed`` (its initial weights belong to the run's seed) and, unless it is a saved directory, with the data's
-    number of classes.
+    A dataset given by name loads first. A model given by name is then built with the random state seeded by the
+    recipe's seed (its initial weights belong to the run's seed) and, unless it is a saved directory, with the
+    data's number of classes. The config is the recipe with ``overrides``, sized to the model's input.
     """
     kwargs = dict(model_kwargs or {})
     if isinstance(model, nn.Module) and kwargs:
@@ -91,11 +91,11 @@ def prepare(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str,
     if isinstance(model, nn.Module):
         module, spec = as_model(model, checkpoint=checkpoint)
     else:
-        seed_everything(seed)
+        seed_everything(overrides.get("seed", recipe.seed if isinstance(recipe, TrainConfig) else dict(recipe or {}).get("seed", 0)))
         if not Path(model).is_dir():
             kwargs.setdefault("num_classes", bundle.num_classes)
         module, spec = as_model(model, checkpoint=checkpoint, pretrained=pretrained, **kwargs)
-    return module, spec, bundle
+    return module, spec, bundle, recipe_config(recipe, module, **overrides)
 
 
 def train(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str = "fashion-mnist", out: str | os.PathLike | None = None, *,
@@ -123,10 +123,8 @@ def train(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str = 
     if out is None:
         raise NascompError("train needs out=DIR (--out): where the checkpoints and the trained model go")
     out = output_dir(out)
-    seed = overrides.get("seed", recipe.seed if isinstance(recipe, TrainConfig) else dict(recipe or {}).get("seed", 0))
-    module, spec, bundle = prepare(model, data, model_kwargs=model_kwargs, data_options=data_options, checkpoint=checkpoint,
-                                   pretrained=pretrained, seed=seed)
-    cfg = recipe_config(recipe, module, **overrides)
+    module, spec, bundle, cfg = prepare(model, data, model_kwargs=model_kwargs, data_options=data_options, checkpoint=checkpoint,
+                                        pretrained=pretrained, recipe=recipe, **overrides)
     with removed_on_failure(out):
         metrics = fit(module, bundle, cfg, out, spec=spec, resume=resume, quiet=quiet, device=device, metadata=metadata)
     return TrainResult(Path(out), module, metrics)
