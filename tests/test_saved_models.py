@@ -72,3 +72,15 @@ def test_created_models_carry_a_named_spec_that_rebuilds_them():
     assert model.nascomp_spec["builder"] == "timm"
     rebuilt = build_from_spec(model.nascomp_spec)
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+
+
+def test_a_loaded_model_carries_its_spec_so_the_api_takes_the_module_alone(tmp_path):
+    import nascomp
+
+    folder = LEGACY / "arch"
+    model, meta = load_model(folder)
+    assert nascomp.count_cost(model).macs == nascomp.count_cost(str(folder)).macs > 0  # the module alone is priced
+    from nascomp.models.resolve import model_spec
+
+    nascomp.save_model(tmp_path / "copy", model, model_spec(model))
+    assert json.loads((tmp_path / "copy" / "model.json").read_text())["spec"] == meta["spec"]

@@ -15,7 +15,9 @@ from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, load_tensors, read_json, save_tensors
 from nascomp.models.registry import build_from_spec, normalize_spec
 
-__all__ = ["save_model", "load_model", "load_weights_into"]
+__all__ = ["SPEC_ATTR", "save_model", "load_model", "load_weights_into"]
+
+SPEC_ATTR = "nascomp_spec"  # the attribute a model carries its rebuilding spec in (`nascomp.models.resolve`)
 
 
 def save_model(directory: str | Path, model: nn.Module, spec: dict, metadata: dict | None = None) -> Path:
@@ -59,7 +61,10 @@ def load_weights_into(model: nn.Module, state: dict[str, torch.Tensor], source: 
 
 
 def load_model(directory: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild a model saved by `save_model` and load its weights; returns (model, model.json contents)."""
+    """Rebuild a model saved by `save_model` and load its weights; returns (model, model.json contents).
+
+    The model carries its spec (``model.nascomp_spec``), so `count_cost`, `compress` or `save_model` on it need no spec.
+    """
     directory = Path(directory)
     meta = read_json(directory / "model.json")
     if not isinstance(meta, dict) or not isinstance(meta.get("spec"), dict):
@@ -68,4 +73,5 @@ def load_model(directory: str | Path) -> tuple[nn.Module, dict]:
     meta["spec"] = normalize_spec(meta["spec"])
     model = build_from_spec(meta["spec"])
     load_weights_into(model, load_tensors(directory / "model.safetensors"), str(directory), meta.get("aliases"))
+    model.__dict__[SPEC_ATTR] = meta["spec"]
     return model, meta

@@ -18,14 +18,12 @@ from torch import nn
 from nascomp.core.errors import NascompError
 from nascomp.core.io import load_state_dict_file, read_json
 from nascomp.core.validate import positive
-from nascomp.models.io import load_model, load_weights_into
+from nascomp.models.io import SPEC_ATTR, load_model, load_weights_into
 from nascomp.models.registry import build_from_spec
 from nascomp.models.timm import timm_spec
 from nascomp.spaces.arch import Arch
 
 __all__ = ["SPEC_ATTR", "create_model", "model_spec", "as_model", "resolve_model", "model_input_size"]
-
-SPEC_ATTR = "nascomp_spec"
 
 
 def create_model(model: str | os.PathLike | Arch | Mapping, *, checkpoint: str | os.PathLike | None = None,
@@ -124,7 +122,6 @@ def resolve_model(ref: str | os.PathLike | Arch | Mapping, checkpoint: str | os.
             model, meta = load_model(path)
             if checkpoint:
                 load_weights_into(model, load_state_dict_file(checkpoint), str(checkpoint))
-            model.__dict__[SPEC_ATTR] = meta["spec"]
             return model, meta["spec"]
         if str(ref).endswith(".json"):
             if not path.is_file():
