@@ -80,12 +80,19 @@ def test_invalid_shifts_are_repaired_or_refused():
     assert new == S3_VIT and "no valid value" in d["reason"]
 
 
-def test_windows_that_the_training_resolution_merges_get_no_slope():
+def test_dimensions_the_training_resolution_collapses_get_no_slope_even_under_a_strong_trend():
     archs, errors = _planted(S3_VIT, n=100)
-    slopes = fit_slopes(S3_VIT, archs, errors, 5, EvolutionRule(permutations=5), train_resolution=32)
-    windows = {r["stage"]: r for r in slopes if r["dimension"] == "window"}
-    assert windows[0]["slope"] is not None  # 8x8 at 32 px: 7 (padded, local) vs 14 (global) differ
-    assert windows[1]["slope"] is None and "32 px" in windows[1]["note"]  # 4x4: both global
+    errors = [e + 5 * a.stages[3].blocks[0].heads / 8 + 5 * (a.stages[1].blocks[0].window == 14) for a, e in zip(archs, errors)]
+    rule = EvolutionRule(tau=0.0, alpha=1.0, permutations=5)  # any slope would move
+    slopes = fit_slopes(S3_VIT, archs, errors, 5, rule, train_resolution=32)
+    by = {(r["stage"], r["dimension"]): r for r in slopes}
+    assert by[0, "window"]["slope"] is not None  # 8x8 at 32 px: 7 (padded, local) vs 14 (global) differ
+    for key in ((1, "window"), (2, "window"), (3, "heads"), (3, "qkv_dim")):
+        assert by[key]["slope"] is None and "collapsed at the proxy" in by[key]["note"], key
+    assert by[2, "heads"]["slope"] is not None  # a 2x2 map is not a collapse
+    new, decisions = evolve_space(S3_VIT, slopes, rule, "x")
+    assert all(new.choices(*key) == S3_VIT.choices(*key) for key in ((1, "window"), (2, "window"), (3, "heads"), (3, "qkv_dim")))
+    assert new.choices(2, "depth") != S3_VIT.choices(2, "depth")  # the live planted trend still moves
 
 
 @settings(max_examples=25, deadline=None)
