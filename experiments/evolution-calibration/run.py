@@ -5,7 +5,7 @@ preset's ``et_samples``) of the space the default search searches — s3-vit wit
 proxy collapses fixed (`SearchSpace.pinned`: stage 2-3 windows, stage 4 heads and Q-K-V dim) — drawn by
 `sample_candidates` under the 4gflops budget (4 G MACs at 224 px, 10 classes, as the search prices them),
 `fit_slopes` (k = N x 50/1000) and `evolve_space` with the preset's rule (τ = 0.1, Holm-corrected
-permutation test at α = 0.05, B = 1999). Only the subnets' errors are simulated, by three noise models:
+permutation test at the preset's α, B = 1999). Only the subnets' errors are simulated, by three noise models:
 
 - ``normal``: i.i.d. N(20, 1.5), the setting of issue 13;
 - ``images``: each subnet's error is the share of 500 validation images it gets wrong, all subnets scored
