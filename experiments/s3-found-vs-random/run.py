@@ -13,9 +13,11 @@ Steps (each skipped when its output exists, so the script resumes; ``--steps`` r
   arch, the no-evolution winner, the hand-designed arch, 20 uniform random budget-meeting members of the
   space the search searched (s3-vit with the proxy's collapsed dimensions fixed), and 5 random members
   within ±10 % of the found arch's MACs (cost-matched);
-- ``tau``: inherited validation top-1 of the 20 random archs under the main run's final supernet (the
-  supernet the search ranked its candidates with), against their stand-alone validation top-1 (mean of
-  the seeds): Kendall τ with a bootstrap CI over archs, and the seed-to-seed τ of the stand-alone runs;
+- ``tau``: 20 uniform budget-meeting members of the main run's *final* space (the one its last supernet
+  was trained on and ranked the search's candidates in; the random archs above when evolution moved
+  nothing, else 20 more, ``tau-*``, trained alike): their inherited validation top-1 under that supernet
+  against their stand-alone validation top-1 (mean of the seeds): Kendall τ with a bootstrap CI over archs,
+  and the seed-to-seed τ of the stand-alone runs;
 - ``results``: results.json (README.md reports it).
 
 Usage: OMP_NUM_THREADS=1 nice -n 10 python experiments/s3-found-vs-random/run.py [--out runs/s3-found-vs-random]
@@ -88,7 +90,21 @@ def archs_to_train(out: Path, n_random: int, n_matched: int) -> dict[str, Arch]:
                                 max_draws=200_000)
     for i, a in enumerate(matched):
         archs[f"matched-{i:02d}"] = a
+    final = SearchSpace.load(final_space_file(out))
+    if final != searched:
+        for i, a in enumerate(sample_candidates(final, n_random, constraint, random.Random("found-vs-random:tau"))):
+            archs[f"tau-{i:02d}"] = a
     return archs
+
+
+def final_space_file(out: Path) -> Path:
+    steps = read_json(out / "main" / "evolution" / "history.json")["steps"]
+    return out / "main" / "evolution" / f"step-{len(steps) - 1}" / "space.yaml"
+
+
+def tau_names(archs: dict[str, Arch]) -> list[str]:
+    """The archs ranked for τ: members of the final space (``tau-*`` when evolution moved something)."""
+    return [n for n in archs if n.startswith("tau-")] or [n for n in archs if n.startswith("random-")]
 
 
 def train_all(out: Path, archs: dict[str, Arch], seeds: list[int]) -> None:
@@ -117,12 +133,11 @@ def trained(out: Path, archs: dict[str, Arch], seeds: list[int]) -> dict[str, li
 
 
 def inherited(out: Path, archs: dict[str, Arch]) -> dict[str, float]:
-    """Validation top-1 (all 6000 images) of the random archs with the main run's final supernet's weights."""
+    """Validation top-1 (all 6000 images) of the τ archs with the main run's final supernet's weights."""
     path = out / "inherited.json"
     if not path.is_file():
-        steps = read_json(out / "main" / "evolution" / "history.json")["steps"]
-        final = out / "main" / "supernet" / f"step-{len(steps) - 1}"
-        names = [n for n in archs if n.startswith("random-")]
+        final = out / "main" / "supernet" / final_space_file(out).parent.name
+        names = tau_names(archs)
         data = nascomp.load_data("fashion-mnist", limit_train=1, resolution=PRESET.supernet.resolution)
         rows = nascomp.evaluate_supernet(final, [archs[n] for n in names], data)
         atomic_write_json(path, {"supernet": str(final), "val_images": len(data.val), "top1": {n: r["top1"] for n, r in zip(names, rows)}})

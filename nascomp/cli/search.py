@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--space", required=True, help="search space name (`nascomp supernet spaces`) or YAML path")
     p.add_argument("--budget", required=True, help="4gflops | 4e9macs | 25mparams | 25ms@mobile-cpu | 50mj@cuda")
-    p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default: %(default)s); options below override it")
+    p.add_argument("--preset", default="cpu", help="smoke | cpu | cpu-geometry | full (default: %(default)s); options below override it")
     p.add_argument("--out", help="run directory (default: runs/search/<space>-<budget>-<preset>-seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (default: the newest default run)")
     p.add_argument("--seed", type=int, default=0)
@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     b, sel = summary["budget"], summary["selection"]
     print(f"best arch: {b['share']}, {summary['params'] / 1e6:.2f} M params at {summary['resolution']} px")
     gap = sel["test_minus_selected"]
-    print(f"  selected on {sel['images']} {sel['split']} validation images: top-1 {sel['top1']:.2f}%; test top-1 {summary['test_top1']:.2f}% "
+    where = "validation images the search never scored" if sel["split"] == "selection" else "of the search's own validation images"
+    print(f"  selected on {sel['images']} {where}: top-1 {sel['top1']:.2f}%; test top-1 {summary['test_top1']:.2f}% "
           f"(test - selected {gap['points']:+.2f}, 95 % CI {gap['ci95'][0]:+.2f} to {gap['ci95'][1]:+.2f}); "
           f"{summary['accuracy_note'].split(';')[0]}")
     compare = summary.get("compare")

@@ -76,7 +76,7 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
             ``25ms@mobile-cpu`` or ``50mj@cuda`` (these need a latency table, `nascomp.build_latency_table`).
         data: a dataset name (loaded with the preset's training / validation limits) or a `DataBundle` (used as given:
             its first ``limit_val`` validation images score candidates, the next ``select_val`` pick the winner).
-        preset: ``smoke``, ``cpu`` (default) or ``full``, or a `SearchPreset`; keyword ``overrides`` replace its
+        preset: ``smoke``, ``cpu`` (default), ``cpu-geometry`` or ``full``, or a `SearchPreset`; keyword ``overrides`` replace its
             fields (``epochs``, ``resolution``, ``evolve_steps``, ``et_samples``, ``tau``, ``population``,
             ``generations``, ``top``, ``select_val``, ``compare_epochs``, ``retrain_epochs``, ``limit_train``...; see
             `nascomp.nas.presets.resolve_preset`). Dimensions the preset's proxy resolution collapses are fixed,

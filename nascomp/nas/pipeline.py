@@ -344,7 +344,8 @@ class _Run:
             doc = {"skipped": f"no hand-designed arch of {self.space0.name} fits {self.budget.text}"}
             self.write_json(done, doc)
             return doc
-        archs = {"found": Arch.from_dict(winner["arch"]), "hand-designed": baseline}
+        found = Arch.from_dict(winner["arch"])
+        archs = {"found": Arch(found.stages, found.patch_size, name="the search's winner"), "hand-designed": baseline}
         cfg = TrainConfig(epochs=p.compare_epochs, batch_size=p.supernet.batch_size, lr=p.supernet.lr, min_lr=p.supernet.min_lr,
                           warmup_epochs=min(p.supernet.warmup_epochs, p.compare_epochs / 4), weight_decay=p.supernet.weight_decay,
                           label_smoothing=p.supernet.label_smoothing, resolution=self.resolution, in_chans=self.job.in_chans,

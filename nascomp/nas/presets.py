@@ -7,6 +7,8 @@
   dimensions (s3-vit at 32 px: stage 2-3 windows, stage 4 heads and Q-K-V dim; `SearchSpace.collapsed`):
   they are fixed to their middle choice and not searched. The winner is picked among the top 5 on 5000
   validation images the search never scored, then trained stand-alone next to a hand-designed arch.
+- ``cpu-geometry``: the cpu recipe at the space's own resolution, so nothing collapses; measured to take far
+  longer than the default on a CPU (the cost is stated next to its definition below).
 - ``full``: the paper-scale recipe for ImageNet (``--data imagefolder:PATH``) on GPUs under ``torchrun``:
   AutoFormer v1's supernet recipe at 224 px, E-T from 1000 subnets (top 50), two evolution steps (S3's
   ablation compares spaces after one and two steps), AutoFormer's evolutionary search (population 50, 20
@@ -109,6 +111,11 @@ PRESETS: dict[str, SearchPreset] = {
                   "(torchrun --nproc-per-node N -m nascomp search ...)",
     ),
 }
+# The cpu recipe at the space's own resolution: every stage's map at least as large as its largest window (s3-vit
+# at 224 px: 56/28/14/7 tokens), so the proxy collapses nothing and every dimension is searched. Measured on a
+# 2-core CPU: about 50 CPU-hours per run (3.3 s per training image, 0.24 s per scored subnet-image), against 59
+# CPU-minutes for cpu (experiments/s3-proxy-geometry): an option for a GPU or a patient machine, not the default.
+PRESETS["cpu-geometry"] = replace(PRESETS["cpu"], supernet=replace(PRESETS["cpu"].supernet, resolution=None))
 _SUPERNET_FIELDS = {f.name for f in fields(SupernetPreset)}
 
 

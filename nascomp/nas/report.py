@@ -162,7 +162,8 @@ def write_outputs(run: RunFacts, steps: list[dict], search: dict, finalists: lis
         "params": best["params"], "macs": best["macs"], "flops": best["flops"], "gmacs": best["macs"] / 1e9,
         "resolution": run.space.resolution,
         "cost_note": (f"params and MACs of the standalone model at {run.space.resolution} px, {run.in_chans} input channels, "
-                      f"{run.data['classes']} classes; MACs are what papers call FLOPs (FLOPs = 2 x MACs)"),
+                      f"{run.data['classes']} classes; budgets in gflops count MACs, as papers' FLOPs do (budget.share says "
+                      f"it in the budget's unit); the 'flops' field counts every multiply and add (2 x MACs)"),
         "budget": {**budget.to_dict(), "cost": best["cost"], "within": best["cost"] <= budget.limit, "cheapest_in_space": cheapest,
                    "share": budget.share(best["cost"])},
         "val_top1": best["val"]["top1"], "test_top1": best["test"]["top1"],
