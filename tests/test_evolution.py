@@ -220,3 +220,16 @@ def test_pareto_mode_returns_a_non_dominated_front():
                for r in rest)
     with pytest.raises(NascompError, match="objective"):
         EvolutionConfig(objective="latency")
+
+
+def test_the_hand_designed_baseline_is_swin_t_cut_to_the_budget():
+    from nascomp.nas import make_constraint, parse_budget
+    from nascomp.nas.compare import difference_ci, hand_designed_arch
+
+    arch = hand_designed_arch(S3_VIT, make_constraint(parse_budget("4gflops"), S3_VIT, in_chans=3, num_classes=10))
+    assert arch.depths == (2, 2, 4, 2) and arch.embed_dims == (96, 192, 384, 768) and arch.name == "Swin-T with 2-2-4-2 blocks"
+    assert hand_designed_arch(S3_VIT, make_constraint(parse_budget("5gflops"), S3_VIT, in_chans=3, num_classes=10)).name == "Swin-T"
+    assert hand_designed_arch(S3_VIT, lambda a: False) is None
+    d = difference_ci([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])  # pooled SD 1, SE sqrt(2/3), t(0.975, 4) = 2.776
+    assert d["difference"] == pytest.approx(1.0) and d["ci"] == pytest.approx([1 - 2.2666, 1 + 2.2666], abs=1e-3) and not d["separated"]
+    assert difference_ci([10.0, 10.5], [1.0, 1.5])["separated"] and difference_ci([1.0], [0.0])["ci"] is None
