@@ -33,6 +33,7 @@ import random
 import statistics
 import sys
 import time
+import zlib
 from datetime import date
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def run_search(out: Path, name: str, **overrides) -> dict:
     return read_json(folder / "best_arch.json")
 
 
-def archs_to_train(out: Path, n_random: int, n_matched: int) -> dict[str, Arch]:
+def archs_to_train(out: Path, n_random: int, n_matched: int, n_tau: int) -> dict[str, Arch]:
     main = read_json(out / "main" / "best_arch.json")
     space = SearchSpace.load(SPACE)
     searched = space.pinned(PRESET.supernet.resolution)
@@ -83,7 +84,7 @@ def archs_to_train(out: Path, n_random: int, n_matched: int) -> dict[str, Arch]:
     archs = {"found": found, "hand-designed": hand_designed_arch(space, constraint)}
     if (out / "noevo" / "best_arch.json").is_file():
         archs["found-no-evolution"] = Arch.from_dict(read_json(out / "noevo" / "best_arch.json"))
-    for i, a in enumerate(sample_candidates(searched, n_random, constraint, random.Random("found-vs-random:random"))):
+    for i, a in enumerate(sample_candidates(searched, n_random, constraint, random.Random("found-vs-random:random")) if n_random else []):
         archs[f"random-{i:02d}"] = a
     lo, hi = 0.9 * constraint.cost(found), min(1.1 * constraint.cost(found), constraint.limit)
     matched = sample_candidates(searched, n_matched, lambda a: lo <= constraint.cost(a) <= hi, random.Random("found-vs-random:matched"),
@@ -92,7 +93,7 @@ def archs_to_train(out: Path, n_random: int, n_matched: int) -> dict[str, Arch]:
         archs[f"matched-{i:02d}"] = a
     final = SearchSpace.load(final_space_file(out))
     if final != searched:
-        for i, a in enumerate(sample_candidates(final, n_random, constraint, random.Random("found-vs-random:tau"))):
+        for i, a in enumerate(sample_candidates(final, n_tau, constraint, random.Random("found-vs-random:tau"))):
             archs[f"tau-{i:02d}"] = a
     return archs
 
@@ -107,19 +108,23 @@ def tau_names(archs: dict[str, Arch]) -> list[str]:
     return [n for n in archs if n.startswith("tau-")] or [n for n in archs if n.startswith("random-")]
 
 
-def train_all(out: Path, archs: dict[str, Arch], seeds: list[int]) -> None:
+def train_all(out: Path, archs: dict[str, Arch], seeds: list[int], recipe: dict, shard: tuple[int, int] = (0, 1)) -> None:
+    """Train every (seed, arch) job of this shard (``i/n``: jobs whose name hashes to i mod n, so n processes share the
+    work and agree on it even when one of them sees more archs)."""
     folder = out / "archs"
     folder.mkdir(parents=True, exist_ok=True)
     for seed in seeds:  # seed-major: an interrupted run has every arch at the first seeds
         for name, arch in archs.items():
+            if zlib.crc32(f"{name}-seed{seed}".encode()) % shard[1] != shard[0]:
+                continue
             path = folder / f"{name}.json"
             path.write_text(arch.to_json(indent=1))
             run_dir = out / "train" / f"{name}-seed{seed}"
             if not (run_dir / "metrics.json").is_file():
                 log(f"nascomp.train({str(path)!r}, 'fashion-mnist', {str(run_dir)!r}, seed={seed}, model_kwargs={MODEL}, "
-                    f"data_options={DATA}, **{RECIPE})", out)
+                    f"data_options={DATA}, **{recipe})", out)
                 nascomp.train(path, "fashion-mnist", run_dir, model_kwargs=MODEL, data_options=DATA, resume=True, quiet=True,
-                              seed=seed, **RECIPE)
+                              seed=seed, **recipe)
 
 
 def trained(out: Path, archs: dict[str, Arch], seeds: list[int]) -> dict[str, list[dict]]:
@@ -183,11 +188,11 @@ def versus_population(found: list[float], population: list[list[float]]) -> dict
             "archs": len(means), "found_beats": beaten}
 
 
-def results(out: Path, archs: dict[str, Arch], seeds: list[int]) -> dict:
+def results(out: Path, archs: dict[str, Arch], seeds: list[int], recipe: dict) -> dict:
     constraint = make_constraint(parse_budget(BUDGET), SearchSpace.load(SPACE), in_chans=3, num_classes=10)
     rows = trained(out, archs, seeds)
     test = {n: [r["test_top1"] for r in rs] for n, rs in rows.items() if rs}
-    doc: dict = {"recipe": {**RECIPE, **MODEL, **DATA, "seeds": seeds, "val_images": 6000, "test_images": 10000},
+    doc: dict = {"recipe": {**recipe, **MODEL, **DATA, "seeds": seeds, "val_images": 6000, "test_images": 10000},
                  "archs": {n: {"gmacs": constraint.cost(a) / 1e9, "depths": a.depths, "embed_dims": a.embed_dims, "name": a.name,
                                "runs": rows[n], "test": mean_ci(test[n]) if n in test else None} for n, a in archs.items()}}
     main = read_json(out / "main" / "best_arch.json")
@@ -197,11 +202,14 @@ def results(out: Path, archs: dict[str, Arch], seeds: list[int]) -> dict:
         doc["noevo"] = {k: v for k, v in read_json(out / "noevo" / "best_arch.json").items() if k in ("gmacs", "val_top1", "test_top1", "selection")}
     full = [n for n in test if len(test[n]) == len(seeds)]
     randoms = [test[n] for n in full if n.startswith("random-")]
+    final_randoms = [test[n] for n in full if n.startswith("tau-")]
     matched = [test[n] for n in full if n.startswith("matched-")]
     cmp = {}
     if "found" in full:
         if len(randoms) >= 2:
             cmp["found_vs_random"] = versus_population(test["found"], randoms)
+        if len(final_randoms) >= 2:
+            cmp["found_vs_random_of_final_space"] = versus_population(test["found"], final_randoms)
         if len(matched) >= 2:
             cmp["found_vs_cost_matched_random"] = versus_population(test["found"], matched)
         for other in ("found-no-evolution", "hand-designed"):
@@ -233,20 +241,26 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--random", type=int, default=20)
     ap.add_argument("--matched", type=int, default=5)
+    ap.add_argument("--tau", type=int, default=20, help="members of the final space ranked for Kendall tau")
+    ap.add_argument("--epochs", type=int, default=PRESET.compare_epochs, help="stand-alone epochs (the default run's check by default)")
+    ap.add_argument("--shard", default="0/1", help="i/n: train every n-th (seed, arch) job, for n processes side by side")
     args = ap.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     if "main" in args.steps:
         run_search(args.out, "main")
     if "noevo" in args.steps:
-        run_search(args.out, "noevo", evolve_steps=0, epochs=PRESET.supernet.epochs + PRESET.evolve_steps * PRESET.evolve_epochs)
-    archs = archs_to_train(args.out, args.random, args.matched)
+        # its winner is trained in `train` with the others, so its own stand-alone check is skipped
+        run_search(args.out, "noevo", evolve_steps=0, epochs=PRESET.supernet.epochs + PRESET.evolve_steps * PRESET.evolve_epochs, compare_epochs=0)
+    recipe = {**RECIPE, "epochs": args.epochs, "warmup_epochs": min(PRESET.supernet.warmup_epochs, args.epochs / 4)}
+    archs = archs_to_train(args.out, args.random, args.matched, args.tau)
     if "train" in args.steps:
-        train_all(args.out, archs, args.seeds)
+        i, n = (int(v) for v in args.shard.split("/"))
+        train_all(args.out, archs, args.seeds, recipe, (i, n))
     if "tau" in args.steps:
         inherited(args.out, archs)
     if "results" in args.steps:
-        results(args.out, archs, args.seeds)
+        results(args.out, archs, args.seeds, recipe)
     return 0
 
 

@@ -382,6 +382,13 @@ class _Run:
         return doc
 
 
+def _command() -> list[str]:
+    """The command line that started the run: ``nascomp ...``, or the script that called `nascomp.search`."""
+    if Path(sys.argv[0]).name in ("nascomp", "__main__.py"):
+        return ["nascomp", *sys.argv[1:]]
+    return ["python", *sys.argv, "(through nascomp.search)"]
+
+
 def _check_settings(out: Path, settings: dict, resume: bool) -> None:
     run_file = out / "run.json"
     if run_file.is_file():
@@ -415,7 +422,7 @@ def run_search(job: SearchJob, out: str | Path | None = None, resume: bool = Fal
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         if not (out / "run.json").is_file():
-            atomic_write_json(out / "run.json", {"settings": settings, "command": ["nascomp", *sys.argv[1:]], "out": str(out)})
+            atomic_write_json(out / "run.json", {"settings": settings, "command": _command(), "out": str(out)})
     barrier(info)
     run = _Run(job, preset, space, budget, data, constraint, out, info, quiet)
     run.say(f"[bold]S3 search[/] of {space.name} under {budget.describe()} (cheapest member {budget.format(cheapest)}) -> {out}")
