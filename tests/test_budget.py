@@ -94,3 +94,11 @@ def test_latency_constraint_goes_through_the_predictor(monkeypatch):
     wider = S3_VIT.with_choices({(3, "heads"): [24, 32, 40]})
     assert "lacks 1" in c.supports(wider)
     assert check_feasible(c, S3_VIT) == 7.0  # smallest: depths 1+1+4+1
+
+
+def test_a_cost_is_spoken_in_the_budget_s_own_unit():
+    """"7.72 GFLOPs" next to a "4gflops" budget reads as a violation; the summary says "3.86 G of the 4 G budget"."""
+    b = parse_budget("4gflops")
+    assert b.share(3.86e9) == "3.86 G of the 4 G budget (4gflops; papers' FLOPs = MACs)"
+    assert "GFLOPs" not in b.format(3.86e9) and "GFLOPs" not in b.describe()
+    assert parse_budget("25mparams").share(18.15e6) == "18.15 M of the 25 M params budget (25mparams)"

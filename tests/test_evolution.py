@@ -80,12 +80,19 @@ def test_invalid_shifts_are_repaired_or_refused():
     assert new == S3_VIT and "no valid value" in d["reason"]
 
 
-def test_windows_that_the_training_resolution_merges_get_no_slope():
+def test_dimensions_the_training_resolution_collapses_get_no_slope_even_under_a_strong_trend():
     archs, errors = _planted(S3_VIT, n=100)
-    slopes = fit_slopes(S3_VIT, archs, errors, 5, EvolutionRule(permutations=5), train_resolution=32)
-    windows = {r["stage"]: r for r in slopes if r["dimension"] == "window"}
-    assert windows[0]["slope"] is not None  # 8x8 at 32 px: 7 (padded, local) vs 14 (global) differ
-    assert windows[1]["slope"] is None and "32 px" in windows[1]["note"]  # 4x4: both global
+    errors = [e + 5 * a.stages[3].blocks[0].heads / 8 + 5 * (a.stages[1].blocks[0].window == 14) for a, e in zip(archs, errors)]
+    rule = EvolutionRule(tau=0.0, alpha=1.0, permutations=5)  # any slope would move
+    slopes = fit_slopes(S3_VIT, archs, errors, 5, rule, train_resolution=32)
+    by = {(r["stage"], r["dimension"]): r for r in slopes}
+    assert by[0, "window"]["slope"] is not None  # 8x8 at 32 px: 7 (padded, local) vs 14 (global) differ
+    for key in ((1, "window"), (2, "window"), (3, "heads"), (3, "qkv_dim")):
+        assert by[key]["slope"] is None and "collapsed at the proxy" in by[key]["note"], key
+    assert by[2, "heads"]["slope"] is not None  # a 2x2 map is not a collapse
+    new, decisions = evolve_space(S3_VIT, slopes, rule, "x")
+    assert all(new.choices(*key) == S3_VIT.choices(*key) for key in ((1, "window"), (2, "window"), (3, "heads"), (3, "qkv_dim")))
+    assert new.choices(2, "depth") != S3_VIT.choices(2, "depth")  # the live planted trend still moves
 
 
 @settings(max_examples=25, deadline=None)
@@ -213,3 +220,16 @@ def test_pareto_mode_returns_a_non_dominated_front():
                for r in rest)
     with pytest.raises(NascompError, match="objective"):
         EvolutionConfig(objective="latency")
+
+
+def test_the_hand_designed_baseline_is_swin_t_cut_to_the_budget():
+    from nascomp.nas import make_constraint, parse_budget
+    from nascomp.nas.compare import difference_ci, hand_designed_arch
+
+    arch = hand_designed_arch(S3_VIT, make_constraint(parse_budget("4gflops"), S3_VIT, in_chans=3, num_classes=10))
+    assert arch.depths == (2, 2, 4, 2) and arch.embed_dims == (96, 192, 384, 768) and arch.name == "Swin-T with 2-2-4-2 blocks"
+    assert hand_designed_arch(S3_VIT, make_constraint(parse_budget("5gflops"), S3_VIT, in_chans=3, num_classes=10)).name == "Swin-T"
+    assert hand_designed_arch(S3_VIT, lambda a: False) is None
+    d = difference_ci([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])  # pooled SD 1, SE sqrt(2/3), t(0.975, 4) = 2.776
+    assert d["difference"] == pytest.approx(1.0) and d["ci"] == pytest.approx([1 - 2.2666, 1 + 2.2666], abs=1e-3) and not d["separated"]
+    assert difference_ci([10.0, 10.5], [1.0, 1.5])["separated"] and difference_ci([1.0], [0.0])["ci"] is None

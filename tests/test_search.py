@@ -25,7 +25,7 @@ from tests.conftest import TINY_SPACE
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {**TINY_SPACE, "name": "tiny-search"}
-RESULT_FILES = ("best_arch.json", "candidates.csv", "pareto.json", "evolution/history.json", "search/result.json")
+RESULT_FILES = ("best_arch.json", "candidates.csv", "pareto.json", "evolution/history.json", "search/result.json", "compare/result.json")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -65,7 +65,19 @@ def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, f
     assert best["macs"] == arch_cost(arch, 16, in_chans=1, num_classes=10).macs <= best["budget"]["limit"]
     assert best["budget"]["metric"] == "macs" and best["budget"]["within"]
     assert SearchSpace.load(out / "evolution" / "step-1" / "space.yaml").contains(arch)
-    assert 0 <= best["test_top1"] <= 100 and best["val_top1"] == max(r["val_top1"] for r in read_json(out / "search/result.json")["candidates"])
+    assert 0 <= best["test_top1"] <= 100
+    # the winner is the best finalist on the selection images, which no candidate was scored on during the search
+    finals = [read_json(out / "finalists" / f"rank-{k}" / "result.json") for k in (1, 2)]
+    candidates = read_json(out / "search/result.json")["candidates"]
+    assert best["val_top1"] == max(f["val"]["top1"] for f in finals) and best["selection"]["split"] == "selection"
+    assert 0 < best["selection"]["images"] == finals[0]["val"]["n"] <= PRESETS["smoke"].select_val  # the fake data has fewer
+    assert [f["search_val_top1"] for f in finals] == sorted((r["val_top1"] for r in candidates), reverse=True)[:2]
+    gap = best["selection"]["test_minus_selected"]
+    assert gap["points"] == pytest.approx(best["test_top1"] - best["val_top1"]) and gap["ci95"][0] < gap["points"] < gap["ci95"][1]
+    compare = best["compare"]  # the winner and a hand-designed arch of the budget, stand-alone, smoke's seeds
+    assert set(compare["archs"]) == {"found", "hand-designed"} and compare["archs"]["hand-designed"]["cost"] <= best["budget"]["limit"]
+    assert all(len(a["runs"]) == PRESETS["smoke"].compare_seeds for a in compare["archs"].values())
+    assert "## Stand-alone check" in (out / "report.md").read_text()
     history = read_json(out / "evolution" / "history.json")["steps"]
     assert len(history) == 2 and len(history[0]["decisions"]) == 12 and history[1]["decisions"] == []
     legs = [read_json(out / "supernet" / f"step-{t}" / "metrics.json")["config"]["lr"] for t in (0, 1)]
@@ -147,7 +159,7 @@ def smoke_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("smoke") / "run"
     proc = subprocess.run(_nascomp("--out", str(out), "--quiet"), env=_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "best arch under 4gflops" in proc.stdout
+    assert "of the 4 G budget (4gflops; papers' FLOPs = MACs)" in proc.stdout
     return out
 
 
@@ -188,3 +200,29 @@ def test_killed_search_resumes_to_the_uninterrupted_result(smoke_run, tmp_path):
     for name in RESULT_FILES:
         a, b = (smoke_run / name).read_text(), (out / name).read_text()
         assert a.replace(str(smoke_run), "RUN") == b.replace(str(out), "RUN"), name
+
+
+@pytest.mark.slow
+def test_default_search_moves_no_dimension_its_proxy_collapses(fake_fmnist, tmp_path):
+    """The cpu preset (32 px proxy) on s3-vit, shrunk in size only, with a rule that moves every slope it gets."""
+    space = SearchSpace.load("s3-vit")
+    collapsed = space.collapsed(PRESETS["cpu"].supernet.resolution)
+    assert {(c.stage, c.dimension) for c in collapsed} == {(1, "window"), (2, "window"), (3, "heads"), (3, "qkv_dim")}
+    result = search("s3-vit", "4gflops", data="fashion-mnist", data_dir=str(fake_fmnist), out=tmp_path / "run", quiet=True,
+                    epochs=1, evolve_epochs=1, limit_train=64, limit_val=32, select_val=16, limit_test=32, et_samples=12,
+                    tau=0.0, alpha=1.0, permutations=99, population=6, generations=1, parents=2, mutations=3, crossovers=3, top=2,
+                    compare_epochs=0)
+    out = result.run_dir
+    assert [(c["stage"], c["dimension"], c["fixed"]) for c in result.collapsed] == [(c.stage, c.dimension, c.fixed) for c in collapsed]
+    steps = read_json(out / "evolution" / "history.json")["steps"]
+    moved = [(d["stage"], d["dimension"]) for s in steps for d in s["decisions"] if d["action"] != "keep"]
+    assert moved  # the rule did move live dimensions
+    archs = [Arch.from_dict(r["arch"]) for s in range(len(steps)) for r in read_json(out / "evolution" / f"step-{s}" / "et.json")["samples"]]
+    archs += [Arch.from_dict(r["arch"]) for r in read_json(out / "search" / "result.json")["candidates"]] + [result.best_arch]
+    for c in collapsed:
+        assert (c.stage, c.dimension) not in moved
+        assert all(SearchSpace.from_dict(s["space"]).choices(c.stage, c.dimension) == (c.fixed,) for s in steps)
+        assert {getattr(b, c.dimension) for a in archs for b in a.stages[c.stage].blocks} == {c.fixed}
+        record = next(d for d in steps[0]["decisions"] if (d["stage"], d["dimension"]) == (c.stage, c.dimension))
+        assert record["collapsed"] and f"fixed to {c.fixed}" in record["reason"]
+    assert "## Not searched: dimensions the proxy collapses" in (out / "report.md").read_text()

@@ -195,3 +195,44 @@ def test_degenerate_windows_are_reported_at_a_proxy_resolution():
     notes = " ".join(SPACES["s3-vit"].degenerate_windows(32))
     assert "stage 2: window choices [7, 14] become [4]" in notes
     assert "become" not in " ".join(SPACES["s3-vit"].degenerate_windows(224))
+
+
+def test_collapsed_dimensions_of_s3_vit_at_the_32_px_proxy():
+    """Maps 8/4/2/1: stage 2-3 windows clamp alike, stage 4 is one token; at 224 px (56/28/14/7) nothing collapses."""
+    space = SPACES["s3-vit"]
+    collapsed = {(c.stage, c.dimension): c.fixed for c in space.collapsed(32)}
+    assert collapsed == {(1, "window"): 7, (2, "window"): 7, (3, "qkv_dim"): 768, (3, "heads"): 24}
+    assert space.collapsed(224) == [] and SPACES["s3-vit-cpu"].collapsed(32) == []
+    assert [(c.stage, c.dimension) for c in space.collapsed(112)] == [(2, "window")]  # a 7x7 stage-3 map: 7 and 14 both global
+    pinned = space.pinned(32)
+    assert pinned.stages[3].heads == (24,) and pinned.stages[3].qkv_dim == (768,) and pinned.stages[1].window == (7,)
+    assert pinned.stages[0] == space.stages[0] and pinned.stages[2].heads == space.stages[2].heads  # 2x2 attention still varies
+    assert pinned.collapsed(32) == []
+
+
+def test_collapsed_choices_compute_the_same_function_and_live_ones_do_not():
+    """The definition checked on the supernet itself: swapping a collapsed choice leaves the logits unchanged."""
+    import torch
+
+    from nascomp.nas.supernet import Supernet
+    from nascomp.spaces import BlockArch
+
+    space = SPACES["s3-vit"]
+    torch.manual_seed(0)
+    net = Supernet(space, num_classes=10, img_size=32, drop_path_rate=0.0).eval()
+    x = torch.randn(2, 3, 32, 32)
+    base = Arch.swin([1, 1, 4, 1], [80, 160, 320, 640], [2, 4, 8, 16], 7, mlp_ratio=3.0)
+
+    def with_blocks(arch, stage, **change):
+        s = arch.stages[stage]
+        return arch.replace_stage(stage, StageArch(s.embed_dim, tuple(BlockArch(**{**b.to_dict(), **change}) for b in s.blocks)))
+
+    def logits(arch):
+        with torch.no_grad():
+            return net.set_arch(arch)(x)
+
+    ref = logits(base)
+    for stage, change in ((1, {"window": 14}), (2, {"window": 14}), (3, {"heads": 32}), (3, {"heads": 20})):
+        assert torch.allclose(logits(with_blocks(base, stage, **change)), ref, atol=1e-5), (stage, change)
+    for stage, change in ((0, {"window": 14}), (2, {"heads": 16}), (3, {"mlp_ratio": 4.0}), (3, {"qkv_dim": 768, "heads": 16})):
+        assert not torch.allclose(logits(with_blocks(base, stage, **change)), ref, atol=1e-3), (stage, change)

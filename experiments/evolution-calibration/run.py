@@ -1,10 +1,11 @@
 """Is space evolution's move rule calibrated, and what can it detect? Simulated E-T tables, real archs.
 
-Every replicate is one evolution step of the ``cpu`` preset, run through the library: N = 60 members of
-s3-vit drawn by `sample_candidates` under the 4gflops budget (4 G MACs at 224 px, 10 classes, as the
-search prices them), `fit_slopes` (k = 3, 32 px training resolution, so the windows of stages 2-4 are not
-tested) and `evolve_space` with the preset's rule (τ = 0.1, Holm-corrected permutation test at α = 0.05,
-B = 1999). Only the subnets' errors are simulated, by three noise models:
+Every replicate is one evolution step of the ``cpu`` preset, run through the library: N members (the
+preset's ``et_samples``) of the space the default search searches — s3-vit with the dimensions its 32 px
+proxy collapses fixed (`SearchSpace.pinned`: stage 2-3 windows, stage 4 heads and Q-K-V dim) — drawn by
+`sample_candidates` under the 4gflops budget (4 G MACs at 224 px, 10 classes, as the search prices them),
+`fit_slopes` (k = N x 50/1000) and `evolve_space` with the preset's rule (τ = 0.1, Holm-corrected
+permutation test at the preset's α, B = 1999). Only the subnets' errors are simulated, by three noise models:
 
 - ``normal``: i.i.d. N(20, 1.5), the setting of issue 13;
 - ``images``: each subnet's error is the share of 500 validation images it gets wrong, all subnets scored
@@ -27,6 +28,7 @@ The old rule (2 bootstrap SEs of the slope, 200 resamples, no correction), remov
 reimplemented here and judged on the same tables.
 
 Usage: nice -n 10 .venv/bin/python experiments/evolution-calibration/run.py [--null 500] [--power 10] [--seed 0]
+       [--null-models images ...] [--power-models images ...] [--betas ...] [--larger-n N ...]
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ class Sim:
     def __init__(self, seed: int, real: dict, n: int = N, permutations: int = RULE.permutations):
         self.n, self.k = n, top_k_for(n)
         self.rule = replace(RULE, permutations=permutations)
-        self.space = SearchSpace.load("s3-vit")
+        self.space = SearchSpace.load("s3-vit").pinned(TRAIN_RESOLUTION)  # what the default search searches
         self.constraint = make_constraint(parse_budget("4gflops"), self.space, in_chans=3, num_classes=10)
         self.seed = seed
         self.noise = Noise(real, seed)
@@ -273,9 +275,11 @@ def real_table(sim: Sim, real: dict) -> dict:
 
     archs = [Arch.from_dict(s["arch"]) for s in real["samples"]]
     errors = np.array([100.0 - s["val_top1"] for s in real["samples"]])
-    records = fit_slopes(sim.space, archs, errors, K, sim.rule, seed=sim.seed * 7919, train_resolution=TRAIN_RESOLUTION)
-    _, decisions = evolve_space(sim.space, records, sim.rule, "evolved", sim.validator)
-    old_fires, se = old_rule(archs, errors, K, records, np.random.default_rng(sim.seed))
+    space = SearchSpace.load("s3-vit")  # the table was sampled before the proxy's collapsed dimensions were fixed
+    k = top_k_for(len(archs))
+    records = fit_slopes(space, archs, errors, k, sim.rule, seed=sim.seed * 7919, train_resolution=TRAIN_RESOLUTION)
+    _, decisions = evolve_space(space, records, sim.rule, "evolved", sim.validator)
+    old_fires, se = old_rule(archs, errors, k, records, np.random.default_rng(sim.seed))
     return {"decisions": [{"pair": f"{d['stage'] + 1}:{d['dimension']}", "slope": round(d["slope"], 4), "p": d["p"],
                            "p_adjusted": d["p_adjusted"], "bootstrap_se": round(se[(d["stage"], d["dimension"])], 4),
                            "new_rule_moves": d["action"] != "keep",
@@ -289,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--power", type=int, default=10, help="replicates per planted (stage, dimension) per effect size")
     ap.add_argument("--betas", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0],
                     help="planted effects (E-T points per step) besides the justified one")
+    ap.add_argument("--null-models", nargs="*", default=list(MODELS), choices=MODELS)
     ap.add_argument("--power-models", nargs="+", default=["images", "real"])
     ap.add_argument("--larger-n", type=int, nargs="*", default=[120, 240],
                     help="E-T sample sizes for a smaller power study (first noise model, --larger-n-betas, 5 per pair)")
@@ -304,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     betas = sorted(set(args.betas) | {effect})
     log = sys.stdout
     t0 = time.time()
-    null = {model: null_study(sim, model, args.null, log) for model in MODELS} if args.null else {}
+    null = {model: null_study(sim, model, args.null, log) for model in args.null_models} if args.null else {}
     power = {model: power_study(sim, model, betas, args.power, log) for model in args.power_models}
     headline = args.power_models[0]
     larger_n = {str(n): power_study(Sim(args.seed, real, n, args.permutations), headline, args.larger_n_betas, 5, log)
@@ -315,7 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         "headline": {"noise_model": headline, "effect_size": effect,
                      "null_step_move_rate": null[headline]["new_rule"]["step_move_rate"] if null else None,
                      "power": power[headline][str(effect)]["new_rule"]["power"]},
-        "settings": {"space": "s3-vit", "budget": "4gflops (4 G MACs at 224 px, 10 classes)", "N": N, "k": K, "tau": RULE.tau,
+        "settings": {"space": "s3-vit, collapsed dimensions fixed at the 32 px proxy", "tested_pairs": sorted(
+                         f"{r['stage'] + 1}:{r['dimension']}" for r in tested(fit_slopes(sim.space, sim.archs(0), np.zeros(N) + np.arange(N), K, sim.rule,
+                                                                                       train_resolution=TRAIN_RESOLUTION))),
+                     "budget": "4gflops (4 G MACs at 224 px, 10 classes)", "N": N, "k": K, "tau": RULE.tau,
                      "alpha": RULE.alpha, "permutations": sim.rule.permutations, "min_weight": RULE.min_weight,
                      "train_resolution": TRAIN_RESOLUTION, "images": IMAGES, "null_replicates": args.null,
                      "power_replicates_per_pair": args.power, "seed": args.seed,

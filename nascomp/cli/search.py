@@ -1,6 +1,6 @@
 """`nascomp search --space SPACE --budget BUDGET`: S3 search (E-T error, space evolution, evolutionary search).
 
-    nascomp search --space s3-vit --budget 4gflops                  # default preset: ~30 min on 2 CPU cores
+    nascomp search --space s3-vit --budget 4gflops                  # default preset (cpu) on 2 CPU cores
     nascomp search --space s3-vit --budget 4gflops --preset smoke --out runs/smoke
     nascomp search --space s3-vit --budget 25mparams --objective pareto
     nascomp search --space s3-vit --budget 25ms@mobile-cpu          # needs `nascomp profile --build-lut` first
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--space", required=True, help="search space name (`nascomp supernet spaces`) or YAML path")
     p.add_argument("--budget", required=True, help="4gflops | 4e9macs | 25mparams | 25ms@mobile-cpu | 50mj@cuda")
-    p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default: %(default)s); options below override it")
+    p.add_argument("--preset", default="cpu", help="smoke | cpu | cpu-geometry | full (default: %(default)s); options below override it")
     p.add_argument("--out", help="run directory (default: runs/search/<space>-<budget>-<preset>-seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (default: the newest default run)")
     p.add_argument("--seed", type=int, default=0)
@@ -73,6 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--stage-prob", type=float, help="per-stage depth / embed dim mutation probability (AutoFormer s_prob)")
     f = p.add_argument_group("finish")
     f.add_argument("--top", type=int, help="finalists extracted and evaluated on the test set")
+    f.add_argument("--select-val", type=int, help="validation images after the search's that pick the winner among the finalists (0: none)")
+    f.add_argument("--compare-epochs", type=int, help="train the winner and a hand-designed arch of the budget stand-alone (0: skip)")
+    f.add_argument("--compare-seeds", type=int, help="seeds of that stand-alone comparison")
     f.add_argument("--retrain-epochs", type=int, help="retrain / fine-tune each finalist this many epochs (0: inherited weights)")
     f.add_argument("--retrain-from", choices=["inherited", "scratch"], help="fine-tune the inherited weights or train from scratch")
     f.add_argument("--retrain-lr", type=float, help="peak learning rate of the retraining (default: the preset's)")
@@ -85,8 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 _OVERRIDES = ("resolution", "epochs", "batch_size", "lr", "sampler", "drop_path_rate", "grad_clip", "evolve_steps", "evolve_epochs", "evolve_lr",
               "et_samples", "tau", "alpha", "population", "generations", "parents", "mutations", "crossovers", "mutation_prob",
-              "stage_prob", "objective", "top", "retrain_epochs", "retrain_from", "retrain_lr", "retrain_warmup_epochs", "retrain_ema_decay",
-              "limit_train", "limit_val", "limit_test")
+              "stage_prob", "objective", "top", "select_val", "compare_epochs", "compare_seeds", "retrain_epochs", "retrain_from",
+              "retrain_lr", "retrain_warmup_epochs", "retrain_ema_decay", "limit_train", "limit_val", "limit_test")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,10 +108,23 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
         return 0
-    b = summary["budget"]
-    print(f"best arch under {b['text']}: {summary['gmacs']:.3f} G MACs ({2 * summary['gmacs']:.2f} GFLOPs), "
-          f"{summary['params'] / 1e6:.2f} M params at {summary['resolution']} px")
-    print(f"  val top-1 {summary['val_top1']:.2f}%  test top-1 {summary['test_top1']:.2f}%  ({summary['accuracy_note'].split(';')[0]})")
+    b, sel = summary["budget"], summary["selection"]
+    print(f"best arch: {b['share']}, {summary['params'] / 1e6:.2f} M params at {summary['resolution']} px")
+    gap = sel["test_minus_selected"]
+    where = "validation images the search never scored" if sel["split"] == "selection" else "of the search's own validation images"
+    print(f"  selected on {sel['images']} {where}: top-1 {sel['top1']:.2f}%; test top-1 {summary['test_top1']:.2f}% "
+          f"(test - selected {gap['points']:+.2f}, 95 % CI {gap['ci95'][0]:+.2f} to {gap['ci95'][1]:+.2f}); "
+          f"{summary['accuracy_note'].split(';')[0]}")
+    compare = summary.get("compare")
+    if compare and "skipped" not in compare:
+        d, hand = compare["test_difference"], compare["archs"]["hand-designed"]["name"]
+        ci = f"95 % CI {d['ci'][0]:+.2f} to {d['ci'][1]:+.2f}" if d["ci"] else "no CI from one seed"
+        verdict = "told apart" if d["separated"] else "not told apart by this recipe"
+        print(f"  stand-alone ({compare['recipe']['epochs']} epochs x {compare['recipe']['seeds']} seeds): found - {hand} = "
+              f"{d['difference']:+.2f} test points ({ci}): {verdict}")
+    if summary.get("collapsed"):
+        print("  not searched (collapsed at the proxy), fixed: " + ", ".join(
+            f"stage {c['stage'] + 1} {c['dimension']}={c['fixed']}" for c in summary["collapsed"]))
     print("  E-T error per evolution step: " + " -> ".join(f"{s['Q']:.2f}%" for s in summary["et_error"]))
     print(f"  -> {result.run_dir}/best_arch.json, candidates.csv, pareto.png, evolution/, report.md")
     return 0

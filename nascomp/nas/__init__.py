@@ -7,6 +7,7 @@
 - `et_table` / `et_error` (`et_error`): S3's E-T error per space and per (stage, dimension, choice).
 - `fit_slopes` / `evolve_space` / `EvolutionRule` (`space_evolution`): the space-evolution rule.
 - `evolutionary_search` / `EvolutionConfig` (`evolutionary`): AutoFormer-style search, or a Pareto front.
+- `hand_designed_arch` / `difference_ci` (`compare`): the winner against a hand-designed arch of the budget, over seeds.
 - `SearchPreset` / `PRESETS` (`presets`), `run_search` / `SearchJob` (`pipeline`), outputs (`report`).
 """
 

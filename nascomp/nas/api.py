@@ -47,6 +47,21 @@ class SearchResult:
     def budget(self) -> dict:
         return self.summary["budget"]
 
+    @property
+    def selection(self) -> dict:
+        """Where the winner was picked (images, score, CI) and its test-minus-selected gap."""
+        return self.summary["selection"]
+
+    @property
+    def compare(self) -> dict | None:
+        """The winner vs a hand-designed arch of the budget, stand-alone over seeds (None when not run)."""
+        return self.summary.get("compare")
+
+    @property
+    def collapsed(self) -> list[dict]:
+        """Dimensions the proxy resolution collapsed, each fixed to one value and not searched."""
+        return self.summary.get("collapsed", [])
+
 
 def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle | str = "fashion-mnist", preset: SearchPreset | str = "cpu",
            out: str | os.PathLike | None = None, seed: int = 0, resume: bool = False, quiet: bool = False, device: str | None = None,
@@ -60,10 +75,13 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
         space: a `SearchSpace` or a shipped space name (``s3-vit``; `nascomp.list_spaces`) or YAML path.
         budget: a `Budget` or its text: ``4gflops`` (= 4e9 MACs, the papers' FLOPs), ``4e9macs``, ``25mparams``,
             ``25ms@mobile-cpu`` or ``50mj@cuda`` (these need a latency table, `nascomp.build_latency_table`).
-        data: a dataset name (loaded with the preset's training / validation limits) or a `DataBundle` (used as given).
-        preset: ``smoke``, ``cpu`` (default) or ``full``, or a `SearchPreset`; keyword ``overrides`` replace its
+        data: a dataset name (loaded with the preset's training / validation limits) or a `DataBundle` (used as given:
+            its first ``limit_val`` validation images score candidates, the next ``select_val`` pick the winner).
+        preset: ``smoke``, ``cpu`` (default), ``cpu-geometry`` or ``full``, or a `SearchPreset`; keyword ``overrides`` replace its
             fields (``epochs``, ``resolution``, ``evolve_steps``, ``et_samples``, ``tau``, ``population``,
-            ``generations``, ``top``, ``retrain_epochs``, ``limit_train``...; see `nascomp.nas.presets.resolve_preset`).
+            ``generations``, ``top``, ``select_val``, ``compare_epochs``, ``retrain_epochs``, ``limit_train``...; see
+            `nascomp.nas.presets.resolve_preset`). Dimensions the preset's proxy resolution collapses are fixed,
+            not searched (``summary["collapsed"]``).
         out: the run directory (default ``runs/search/<space>-<budget>-<preset>-seed<seed>``).
         seed: the run's seed. resume: continue an interrupted run in ``out`` (same result as uninterrupted).
         quiet: no progress output. device: ``cpu`` or ``cuda`` (default: CUDA when available).
@@ -74,7 +92,8 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
         checkpoint_every: also checkpoint every training leg inside epochs at this interval (seconds, or ``30m``).
 
     Returns:
-        `SearchResult` with the run directory, the best `Arch`, its params/MACs, validation and test top-1.
+        `SearchResult` with the run directory, the best `Arch`, its params/MACs, validation (the score it was
+        selected on) and test top-1, the selection-vs-test gap and the stand-alone comparison.
     """
     positive("in_chans", in_chans)
     fraction("--val-fraction", val_fraction)
@@ -94,8 +113,9 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
     if isinstance(data, DataBundle):
         bundle = data
     else:
+        limit_val = recipe.supernet.limit_val and recipe.supernet.limit_val + recipe.select_val  # the search's images, then the selection's
         bundle = load_data(data, data_dir, val_fraction=val_fraction, limit_train=recipe.supernet.limit_train,
-                           limit_val=recipe.supernet.limit_val, limit_test=recipe.limit_test, download=download)
+                           limit_val=limit_val, limit_test=recipe.limit_test, download=download)
     job = SearchJob(space, budget, recipe, bundle, preset_name, seed, in_chans, str(lut) if lut else None, device, workers=workers,
                     checkpoint_every=checkpoint_every)
     run_dir = out or default_out_dir(job, resume)

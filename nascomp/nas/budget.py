@@ -45,15 +45,27 @@ class Budget:
         return self.metric in ("latency", "energy")
 
     def format(self, value: float) -> str:
-        """A value of this budget's metric in readable units (``3.98 G MACs (7.96 GFLOPs)``, ``24.1 M params``)."""
+        """A value of this budget's metric in its own unit (``3.980 G MACs``, ``24.10 M params``, ``12.30 ms on cpu``).
+
+        No "GFLOPs" beside it: a reader of ``4gflops`` takes "7.96 GFLOPs" (2 x MACs) for a violation.
+        """
         if self.metric == "macs":
-            return f"{value / 1e9:.3f} G MACs ({2 * value / 1e9:.2f} GFLOPs)"
+            return f"{value / 1e9:.3f} G MACs"
         if self.metric == "params":
             return f"{value / 1e6:.2f} M params"
         return f"{value:.2f} {self.unit} on {self.target}"
 
+    def share(self, value: float) -> str:
+        """A cost next to the limit in the budget's unit: ``3.62 G of the 4 G budget (4gflops; papers' FLOPs = MACs)``."""
+        if self.metric == "macs":
+            return f"{value / 1e9:.2f} G of the {self.limit / 1e9:g} G budget ({self.text}; papers' FLOPs = MACs)"
+        if self.metric == "params":
+            return f"{value / 1e6:.2f} M of the {self.limit / 1e6:g} M params budget ({self.text})"
+        return f"{value:.2f} of the {self.limit:g} {self.unit} budget on {self.target} ({self.text})"
+
     def describe(self) -> str:
-        return f"{self.text} = at most {self.format(self.limit)}"
+        note = " (papers' FLOPs = MACs)" if self.metric == "macs" else ""
+        return f"{self.text} = at most {self.format(self.limit)}{note}"
 
     def to_dict(self) -> dict:
         return {"text": self.text, "metric": self.metric, "limit": self.limit, "unit": self.unit, "target": self.target}

@@ -2,13 +2,18 @@
 
 Stages (research/s3.md §3–4; DESIGN.md's data flow):
 
+0. the proxy: dimensions that the supernet's training resolution collapses (`SearchSpace.collapsed`) are
+   fixed to one value for the whole run (`SearchSpace.pinned`): not trained, scored, evolved or searched;
 1. for each evolution step t = 0..S: train the supernet on space A_t (step 0 from scratch, later steps
    inheriting every weight the new shapes allow), sample N budget-meeting subnets, score them with
    inherited weights on the validation split, compute the E-T table and slopes, and (t < S) evolve A_t
    into A_{t+1};
 2. evolutionary search in A_S under the budget, seeded with A_S's E-T samples;
-3. finish: the top archs (or the Pareto front) as standalone timm models, optionally retrained, and
-   evaluated on the test set — the only time the test set is read;
+3. finish: the top archs (or the Pareto front) as standalone timm models, optionally retrained, re-scored
+   on validation images the search never saw (``select_val``; the winner is the best there, so its score is
+   not the luck of the best of hundreds on 500 images) and evaluated on the test set — the only time the
+   test set is read; then (``compare_epochs``) the winner and a hand-designed arch of the same budget are
+   trained stand-alone with one short recipe over ``compare_seeds`` seeds (`nascomp.nas.compare`);
 4. outputs: best_arch.json, candidates.csv, pareto.png, evolution/history.json + et_steps.png, report.md.
 
 Resume: every stage writes its result atomically and is skipped when that file exists; supernet
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+from torch.utils.data import Subset
 
 from nascomp.data import DataBundle
 from nascomp.core.distributed import DistInfo, barrier, init_distributed
@@ -44,13 +50,14 @@ from nascomp.nas.constraints import Constraint, check_feasible, deploy_cost, mak
 from nascomp.nas.et_error import et_table, sample_candidates
 from nascomp.nas.evolutionary import evolutionary_search
 from nascomp.nas.presets import SearchPreset
-from nascomp.nas.report import RunFacts, write_outputs
+from nascomp.nas.compare import difference_ci, hand_designed_arch
+from nascomp.nas.report import RunFacts, pick_winner, write_outputs
 from nascomp.nas.scoring import SupernetScorer
 from nascomp.nas.space_evolution import evolve_space, fit_slopes
-from nascomp.spaces import Arch, SearchSpace
+from nascomp.spaces import Arch, Collapsed, SearchSpace
 from nascomp.models.swin import arch_spec, build_from_arch
 from nascomp.nas.supernet import Supernet, extract, load_supernet, train_supernet
-from nascomp.engine import evaluate, fit
+from nascomp.engine import TrainConfig, evaluate, fit
 
 __all__ = ["SearchJob", "run_search", "default_out_dir"]
 
@@ -121,11 +128,18 @@ class _Run:
 
     def __init__(self, job: SearchJob, preset: SearchPreset, space: SearchSpace, budget: Budget, data: DataBundle,
                  constraint: Constraint, out: Path, info: DistInfo, quiet: bool):
-        self.job, self.preset, self.space0, self.budget, self.data = job, preset, space, budget, data
+        self.job, self.preset, self.space0, self.budget = job, preset, space, budget
         self.constraint, self.out, self.info, self.quiet = constraint, out, info, quiet
         self.resolution = preset.supernet.resolution or space.resolution
+        self.collapsed: list[Collapsed] = space.collapsed(self.resolution)
         self.timer = _Timer(out / "timings.json", info.is_main)
+        # validation and test
         self.eval_tf = data.transform(self.resolution, job.in_chans, train=False, recipe=preset.supernet.train_config().image_recipe())
+        # the validation split: the first images score every candidate (E-T, search), the next ones only pick the winner
+        n = len(data.val)
+        n_search = min(n, preset.supernet.limit_val or max(1, n - preset.select_val))
+        self.select_val = Subset(data.val, range(n_search, min(n, n_search + preset.select_val))) if preset.select_val and n_search < n else None
+        self.data = replace(data, val=Subset(data.val, range(n_search)) if n_search < n else data.val)
 
     # --- helpers ---------------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -143,6 +157,15 @@ class _Run:
         return SupernetScorer(supernet, self.data.val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
                               memo=self.out / "evolution" / f"step-{step}" / "scores.jsonl", dist=self.info, quiet=self.quiet,
                               workers=self.job.workers)
+
+    def mark_collapsed(self, records: list[dict]) -> None:
+        """Say in each record of a collapsed (stage, dimension) that it was fixed, and to what (it has one choice left)."""
+        fixed = {(c.stage, c.dimension): c for c in self.collapsed}
+        for rec in records:
+            c = fixed.get((rec["stage"], rec["dimension"]))
+            if c is not None:
+                rec.update(collapsed=True, note=f"collapsed at the {self.resolution} px proxy ({c.reason}): fixed to {c.fixed} "
+                                                f"of {list(c.choices)}, not scored, evolved or searched")
 
     # --- 1. supernet training per evolution step -----------------------------------------------
     def train_step(self, step: int, space: SearchSpace, previous: Supernet | None) -> Supernet:
@@ -184,6 +207,7 @@ class _Run:
             table = et_table(space, archs, errors)
             slopes = fit_slopes(space, archs, errors, table.k, self.preset.rule, seed=self.job.seed * 7919 + step,
                                 train_resolution=self.resolution)
+            self.mark_collapsed(slopes)
         record = {
             "step": step, "space": space.to_dict(), "et": table.to_dict(), "slopes": slopes,
             "supernet": read_json(self.out / "supernet" / f"step-{step}" / "metrics.json")["val"],
@@ -265,6 +289,12 @@ class _Run:
             self.write_json(done, results[-1])
         return results
 
+    def _selection_score(self, arch: Arch, supernet: Supernet) -> dict:
+        """Inherited-weight score on the selection images (memoised like the search's scores)."""
+        scorer = SupernetScorer(supernet, self.select_val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
+                                memo=self.out / "finalists" / "selection.jsonl", dist=self.info, quiet=True, workers=self.job.workers)
+        return {**scorer.score([arch])[0], "n": len(self.select_val)}
+
     def _finish_one(self, k: int, row: dict, supernet: Supernet) -> dict:
         arch = Arch.from_dict(row["arch"])
         folder = self.out / "finalists" / f"rank-{k}"
@@ -286,7 +316,8 @@ class _Run:
                                                   checkpoint_every=self.job.checkpoint_every),
                           epochs=p.retrain_epochs, lr=lr, warmup_epochs=warmup, ema_decay=p.retrain_ema_decay)
             self.say(f"finalist {k}: retraining {p.retrain_epochs} epoch(s) from {p.retrain_from} weights")
-            metrics = fit(model, self.data, cfg, folder / "model", spec=spec, resume=True, quiet=self.quiet, device=self.job.device,
+            data = replace(self.data, val=self.select_val) if self.select_val is not None else self.data
+            metrics = fit(model, data, cfg, folder / "model", spec=spec, resume=True, quiet=self.quiet, device=self.job.device,
                           metadata={"search": {"rank": k, "source": p.retrain_from}})
             if self.info.is_main:
                 shutil.rmtree(folder / "model" / "checkpoints", ignore_errors=True)
@@ -297,13 +328,73 @@ class _Run:
             if self.info.is_main:
                 save_model(folder / "model", model, spec, {"search": {"rank": k, "source": "inherited supernet weights"}})
             model.to(self.info.device)
-            val = {"top1": row["val_top1"], "top5": row["val_top5"], "loss": row["val_loss"], "n": len(self.data.val)}
+            val = (self._selection_score(arch, supernet) if self.select_val is not None else
+                   {"top1": row["val_top1"], "top5": row["val_top5"], "loss": row["val_loss"], "n": len(self.data.val)})
             test = evaluate(model, self.data.test, self.eval_tf, p.eval_batch_size, dist_info=self.info, workers=self.job.workers)
             source = "inherited supernet weights (no retraining)"
-        self.say(f"finalist {k}: val top-1 {val['top1']:.2f}%  test top-1 {test['top1']:.2f}%  ({source})")
-        return {"rank": k, "search_rank": row["rank"], "arch": arch.to_dict(), "val": val, "test": test, "source": source,
-                "search_val_top1": row["val_top1"], "cost": row["cost"], **self.cost_row(arch),
+        split = "selection" if self.select_val is not None else "search"
+        self.say(f"finalist {k}: val top-1 {val['top1']:.2f}% on {val['n']} {split} images  test top-1 {test['top1']:.2f}%  ({source})")
+        return {"rank": k, "search_rank": row["rank"], "arch": arch.to_dict(), "val": val, "val_split": split, "test": test, "source": source,
+                "search_val_top1": row["val_top1"], "search_val_n": len(self.data.val), "cost": row["cost"], **self.cost_row(arch),
                 "model_dir": str((folder / "model").relative_to(self.out))}
+
+    # --- 5. the winner stand-alone next to a hand-designed arch of the budget ------------------------
+    def compare(self, winner: dict) -> dict | None:
+        p = self.preset
+        done = self.out / "compare" / "result.json"
+        if done.is_file():
+            return read_json(done)
+        if not p.compare_epochs:
+            return None
+        baseline = hand_designed_arch(self.space0, self.constraint)
+        if baseline is None:
+            doc = {"skipped": f"no hand-designed arch of {self.space0.name} fits {self.budget.text}"}
+            self.write_json(done, doc)
+            return doc
+        found = Arch.from_dict(winner["arch"])
+        archs = {"found": Arch(found.stages, found.patch_size, name="the search's winner"), "hand-designed": baseline}
+        cfg = TrainConfig(epochs=p.compare_epochs, batch_size=p.supernet.batch_size, lr=p.supernet.lr, min_lr=p.supernet.min_lr,
+                          warmup_epochs=min(p.supernet.warmup_epochs, p.compare_epochs / 4), weight_decay=p.supernet.weight_decay,
+                          label_smoothing=p.supernet.label_smoothing, resolution=self.resolution, in_chans=self.job.in_chans,
+                          eval_batch_size=p.eval_batch_size, keep_checkpoints=1, num_workers=self.job.workers,
+                          checkpoint_every=self.job.checkpoint_every)
+        data = replace(self.data, val=self.select_val) if self.select_val is not None else self.data
+        self.say(f"[bold]stand-alone check[/]: the winner and {baseline.name} ({self.budget.share(self.constraint.cost(baseline))}), "
+                 f"{p.compare_epochs} epoch(s) from scratch at {self.resolution} px, {p.compare_seeds} seed(s) each")
+        runs = {}
+        with self.timer.stage("compare"):
+            for name, arch in archs.items():
+                runs[name] = []
+                for seed in range(p.compare_seeds):
+                    folder = self.out / "compare" / f"{name}-seed{seed}"
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(1000 * self.job.seed + seed)
+                        model = build_from_arch(arch, self.data.num_classes, self.job.in_chans, self.resolution, 0.0)
+                    spec = arch_spec(arch, self.data.num_classes, self.job.in_chans, self.resolution, 0.0)
+                    metrics = fit(model, data, replace(cfg, seed=seed), folder, spec=spec, resume=True, quiet=True, device=self.job.device,
+                                  metadata={"search": {"compare": name, "seed": seed}})
+                    if self.info.is_main:
+                        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+                    runs[name].append({"seed": seed, "val_top1": metrics["val"]["top1"], "test_top1": metrics["test"]["top1"]})
+        tests = {name: [r["test_top1"] for r in rows] for name, rows in runs.items()}
+        doc = {"recipe": {"epochs": p.compare_epochs, "seeds": p.compare_seeds, "train_images": len(self.data.train),
+                          "resolution": self.resolution, "lr": p.supernet.lr, "batch_size": p.supernet.batch_size, "from": "scratch"},
+               "archs": {name: {"name": arch.name or name, "arch": arch.to_dict(), "cost": self.constraint.cost(arch), **self.cost_row(arch),
+                                "runs": runs[name]} for name, arch in archs.items()},
+               "test_difference": difference_ci(tests["found"], tests["hand-designed"])}
+        d = doc["test_difference"]
+        verdict = "separated" if d["separated"] else "not told apart"
+        ci = f"95 % CI {d['ci'][0]:+.2f} to {d['ci'][1]:+.2f}" if d["ci"] else "no CI from one seed each"
+        self.say(f"stand-alone: found - {baseline.name} = {d['difference']:+.2f} test points ({ci}): {verdict}")
+        self.write_json(done, doc)
+        return doc
+
+
+def _command() -> list[str]:
+    """The command line that started the run: ``nascomp ...``, or the script that called `nascomp.search`."""
+    if Path(sys.argv[0]).name in ("nascomp", "__main__.py"):
+        return ["nascomp", *sys.argv[1:]]
+    return ["python", *sys.argv, "(through nascomp.search)"]
 
 
 def _check_settings(out: Path, settings: dict, resume: bool) -> None:
@@ -328,7 +419,10 @@ def run_search(job: SearchJob, out: str | Path | None = None, resume: bool = Fal
     if preset.data_hint and data.name == "fashion-mnist" and info.is_main and not quiet:
         console.print(f"[yellow]note:[/] {preset.data_hint}")
     constraint = make_constraint(budget, space, job.in_chans, data.num_classes, job.lut)
+    resolution = preset.supernet.resolution or space.resolution
     cheapest = check_feasible(constraint, space)
+    searched = space.pinned(resolution)  # what the proxy collapses is fixed for the whole run
+    check_feasible(constraint, searched)
     out = Path(out) if out else default_out_dir(job, resume)
     settings = job.settings()
     _check_settings(out, settings, resume)
@@ -336,12 +430,14 @@ def run_search(job: SearchJob, out: str | Path | None = None, resume: bool = Fal
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         if not (out / "run.json").is_file():
-            atomic_write_json(out / "run.json", {"settings": settings, "command": ["nascomp", *sys.argv[1:]], "out": str(out)})
+            atomic_write_json(out / "run.json", {"settings": settings, "command": _command(), "out": str(out)})
     barrier(info)
     run = _Run(job, preset, space, budget, data, constraint, out, info, quiet)
     run.say(f"[bold]S3 search[/] of {space.name} under {budget.describe()} (cheapest member {budget.format(cheapest)}) -> {out}")
+    for c in run.collapsed:
+        run.say(f"[yellow]not searched at the {resolution} px proxy:[/] {c.describe()}")
 
-    steps, supernet, current = [], None, space
+    steps, supernet, current = [], None, searched
     for t in range(preset.evolve_steps + 1):
         if t:
             current = SearchSpace.from_dict(steps[-1]["next_space"], f"{space.name}-evolved-{t}")
@@ -350,7 +446,9 @@ def run_search(job: SearchJob, out: str | Path | None = None, resume: bool = Fal
     seeds = [Arch.from_dict(s["arch"]) for s in steps[-1]["samples"]]
     search = run.search(current, supernet, preset.evolve_steps, seeds)
     finalists = run.finish(run.finalists(search), supernet)
-    facts = RunFacts(out, space, budget, preset, job.preset_name, job.seed, job.in_chans, data.describe(), run.resolution)
-    summary = write_outputs(facts, steps, search, finalists, cheapest) if info.is_main else {}
+    compare = run.compare(pick_winner(finalists))
+    facts = RunFacts(out, space, budget, preset, job.preset_name, job.seed, job.in_chans, data.describe(), run.resolution,
+                     [c.to_dict() for c in run.collapsed])
+    summary = write_outputs(facts, steps, search, finalists, cheapest, compare) if info.is_main else {}
     barrier(info)
     return summary

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from nascomp.nas.budget import Budget
 from nascomp.nas.presets import SearchPreset
 from nascomp.spaces import DIMENSIONS, Arch, SearchSpace
 
-__all__ = ["RunFacts", "write_outputs", "plot_et_steps", "candidates_csv"]
+__all__ = ["RunFacts", "write_outputs", "pick_winner", "plot_et_steps", "candidates_csv"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class RunFacts:
     in_chans: int
     data: dict  # DataBundle.describe(): dataset, train / val / test sizes, classes
     resolution: int  # the supernet's (proxy) training resolution
+    collapsed: tuple = ()  # Collapsed.to_dict() of each dimension the proxy fixed
 
 _COST_COLUMN = {"macs": "gmacs", "params": "params_m", "latency": "latency_ms", "energy": "energy_mj"}
 _X_LABEL = {"macs": "MACs at {res} px (G) — what papers call FLOPs", "params": "Parameters (M)",
@@ -109,7 +111,28 @@ def _history(steps: list[dict]) -> dict:
     } for s in steps]}
 
 
-def write_outputs(run: RunFacts, steps: list[dict], search: dict, finalists: list[dict], cheapest: float) -> dict:
+def pick_winner(finalists: list[dict]) -> dict:
+    """The finalist with the best validation score (on the selection images when there are any); ties: the cheaper."""
+    return max(finalists, key=lambda f: (f["val"]["top1"], -f["cost"]))
+
+
+def _wilson(top1: float, n: int) -> list[float]:
+    """95 % Wilson interval of an accuracy (%) measured on ``n`` images."""
+    z, p = 1.959964, top1 / 100
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [100 * (centre - half), 100 * (centre + half)]
+
+
+def _gap(val: dict, test: dict) -> dict:
+    """Test minus validation top-1 with a 95 % normal interval from the two image samples (not from training seeds)."""
+    se = 100 * math.sqrt(sum(s["top1"] / 100 * (1 - s["top1"] / 100) / s["n"] for s in (val, test)))
+    gap = test["top1"] - val["top1"]
+    return {"points": gap, "ci95": [gap - 1.96 * se, gap + 1.96 * se]}
+
+
+def write_outputs(run: RunFacts, steps: list[dict], search: dict, finalists: list[dict], cheapest: float,
+                  compare: dict | None = None) -> dict:
     out, budget, preset = run.out, run.budget, run.preset
     metric = budget.metric
     rows = search["candidates"]
@@ -131,7 +154,7 @@ def write_outputs(run: RunFacts, steps: list[dict], search: dict, finalists: lis
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["cost"])
     atomic_write_json(out / "pareto.json", {"objectives": {"val_top1": "max", xcol: "min"}, "front": front})
 
-    best = max(finalists, key=lambda f: (f["val"]["top1"], -f["cost"]))
+    best = pick_winner(finalists)
     arch = Arch.from_dict(best["arch"])
     arch = Arch(arch.stages, arch.patch_size, name=f"{run.space.name}-{budget.text}-seed{run.seed}")
     summary = {
@@ -139,12 +162,23 @@ def write_outputs(run: RunFacts, steps: list[dict], search: dict, finalists: lis
         "params": best["params"], "macs": best["macs"], "flops": best["flops"], "gmacs": best["macs"] / 1e9,
         "resolution": run.space.resolution,
         "cost_note": (f"params and MACs of the standalone model at {run.space.resolution} px, {run.in_chans} input channels, "
-                      f"{run.data['classes']} classes; MACs are what papers call FLOPs (FLOPs = 2 x MACs)"),
-        "budget": {**budget.to_dict(), "cost": best["cost"], "within": best["cost"] <= budget.limit, "cheapest_in_space": cheapest},
+                      f"{run.data['classes']} classes; budgets in gflops count MACs, as papers' FLOPs do (budget.share says "
+                      f"it in the budget's unit); the 'flops' field counts every multiply and add (2 x MACs)"),
+        "budget": {**budget.to_dict(), "cost": best["cost"], "within": best["cost"] <= budget.limit, "cheapest_in_space": cheapest,
+                   "share": budget.share(best["cost"])},
         "val_top1": best["val"]["top1"], "test_top1": best["test"]["top1"],
         "val_top5": best["val"]["top5"], "test_top5": best["test"]["top5"],
-        "accuracy_note": (f"{best['source']}; {run.data['dataset']} at {run.resolution} px ({run.data['val']} validation, "
-                          f"{run.data['test']} test images); the test set was read only for the {len(finalists)} finalist(s)"),
+        "selection": {"split": best.get("val_split", "search"), "images": best["val"].get("n"), "top1": best["val"]["top1"],
+                      "ci95": _wilson(best["val"]["top1"], best["val"]["n"]), "search_val_top1": best["search_val_top1"],
+                      "search_images": best.get("search_val_n"), "finalists": len(finalists),
+                      "test_minus_selected": _gap(best["val"], best["test"]),
+                      "test_minus_search_score": _gap({"top1": best["search_val_top1"], "n": best.get("search_val_n") or best["val"]["n"]},
+                                                      best["test"])},
+        "accuracy_note": (f"{best['source']}; {run.data['dataset']} at {run.resolution} px (selected among {len(finalists)} finalist(s) on "
+                          f"{best['val']['n']} {best.get('val_split', 'search')} validation images; {best['test']['n']} test images); "
+                          f"the test set was read only for the finalists"),
+        "collapsed": list(run.collapsed),
+        "compare": compare,
         "finalist_rank": best["rank"], "model_dir": best["model_dir"],
         "space": {"initial": run.space.name, "final": search["space"]["name"], "evolve_steps": preset.evolve_steps,
                   "final_space_file": f"evolution/step-{preset.evolve_steps}/space.yaml"},
@@ -154,6 +188,51 @@ def write_outputs(run: RunFacts, steps: list[dict], search: dict, finalists: lis
     atomic_write_json(out / "best_arch.json", summary)
     atomic_write_text(out / "report.md", _report_md(run, steps, search, finalists, summary))
     return summary
+
+
+def _selection_line(summary: dict) -> str:
+    sel = summary["selection"]
+    gap, lo, hi = sel["test_minus_selected"]["points"], *sel["test_minus_selected"]["ci95"]
+    where = ("validation images the search never scored" if sel["split"] == "selection" else
+             "the search's own validation images (no separate selection split)")
+    line = (f"Picked among {sel['finalists']} finalist(s) on {sel['images']} {where}: top-1 {sel['top1']:.2f}% "
+            f"(95 % CI {sel['ci95'][0]:.2f}–{sel['ci95'][1]:.2f}); test top-1 {summary['test_top1']:.2f}%; "
+            f"test − selected {gap:+.2f} points (95 % CI {lo:+.2f} to {hi:+.2f}, image sampling only).")
+    if sel["split"] == "selection":
+        g = sel["test_minus_search_score"]["points"]
+        line += f" Its score on the search's {sel['search_images']} images was {sel['search_val_top1']:.2f}% (test − that: {g:+.2f})."
+    return line
+
+
+def _compare_md(compare: dict | None, budget: Budget) -> list[str]:
+    if not compare:
+        return []
+    if "skipped" in compare:
+        return ["## Stand-alone check", "", f"Skipped: {compare['skipped']}.", ""]
+    r, d = compare["recipe"], compare["test_difference"]
+    lines = ["## Stand-alone check: the winner vs a hand-designed arch of the same budget", "",
+             f"Both trained from scratch with one recipe: {r['epochs']} epoch(s) on {r['train_images']} training images at "
+             f"{r['resolution']} px, AdamW lr {r['lr']:g}, batch {r['batch_size']}, seeds 0–{r['seeds'] - 1}; test top-1 on the test set.", "",
+             "| arch | cost | test top-1 per seed | mean |", "|---|---|---|---|"]
+    for name, a in compare["archs"].items():
+        tests = [x["test_top1"] for x in a["runs"]]
+        lines.append(f"| {name}: {a['name']} | {budget.share(a['cost'])} | {', '.join(f'{t:.2f}' for t in tests)} | "
+                     f"{sum(tests) / len(tests):.2f} |")
+    ci = f"95 % CI {d['ci'][0]:+.2f} to {d['ci'][1]:+.2f}, pooled t over seeds" if d["ci"] else "no CI from one seed each"
+    verdict = ("the recipe tells them apart" if d["separated"] else
+               "the recipe cannot tell them apart: the interval holds 0")
+    lines += ["", f"Found − hand-designed: **{d['difference']:+.2f} test points** ({ci}): {verdict}.", ""]
+    return lines
+
+
+def _collapsed_md(run: RunFacts) -> list[str]:
+    if not run.collapsed:
+        return []
+    return ["## Not searched: dimensions the proxy collapses", "",
+            f"At the {run.resolution} px training resolution these dimensions' choices compute one function, so the run fixed "
+            "each to the value shown for every candidate: no supernet training, E-T score, evolution step or search varied them.", "",
+            *[f"- stage {c['stage'] + 1} {c['dimension']} {_fmt_choices(c['choices'])} → {c['fixed']}: {c['reason']}" for c in run.collapsed],
+            ""]
 
 
 def _fmt_choices(values: list) -> str:
@@ -172,10 +251,14 @@ def _report_md(run: RunFacts, steps: list[dict], search: dict, finalists: list[d
         f"Preset `{run.preset_name}`, seed {run.seed}, data {run.data['dataset']} ({run.data['train']} training / {run.data['val']} validation / "
         f"{run.data['test']} test images) at a {run.resolution} px training resolution; costs at {run.space.resolution} px.", "",
         "## Result", "",
-        f"Best architecture (`best_arch.json`): **{summary['gmacs']:.3f} G MACs ({2 * summary['gmacs']:.2f} GFLOPs), "
-        f"{summary['params'] / 1e6:.2f} M params** at {run.space.resolution} px, within {budget.describe()}.  ",
-        f"Validation top-1 {summary['val_top1']:.2f}%, test top-1 {summary['test_top1']:.2f}% ({finalists[0]['source']}).  ",
-        f"Depths {Arch.from_dict(summary['arch']).depths}, embed dims {Arch.from_dict(summary['arch']).embed_dims}.", "",
+        f"Best architecture (`best_arch.json`): **{budget.share(summary['budget']['cost'])}**, {summary['params'] / 1e6:.2f} M params "
+        f"at {run.space.resolution} px" + (f" (in FLOPs counted as 2 × MACs: {2 * summary['gmacs']:.2f} G)" if budget.metric == "macs" else "")
+        + ".  ",
+        _selection_line(summary) + "  ",
+        f"Weights: {finalists[0]['source']}. Depths {Arch.from_dict(summary['arch']).depths}, "
+        f"embed dims {Arch.from_dict(summary['arch']).embed_dims}.", "",
+        *_compare_md(summary.get("compare"), budget),
+        *_collapsed_md(run),
         "## Space evolution (E-T error)", "",
         f"Each step trains the supernet, samples {preset.et_samples} budget-meeting subnets, scores them with inherited weights "
         f"on the validation split and computes E (mean error), T (mean of the best k) and Q = (E + T) / 2. "
@@ -205,10 +288,11 @@ def _report_md(run: RunFacts, steps: list[dict], search: dict, finalists: list[d
               f"best validation top-1 {hist[0]['best_top1']:.2f}% after generation 0 → {hist[-1]['best_top1']:.2f}% after "
               f"generation {hist[-1]['generation']}. All candidates: `candidates.csv`; front: `pareto.json`, `pareto.png`.", "",
               "## Finalists (test set read only here)", "",
-              "| rank | G MACs | M params | val top-1 | test top-1 | weights |", "|---|---|---|---|---|---|"]
+              "| rank | G MACs | M params | search val top-1 | selection val top-1 (images) | test top-1 | weights |",
+              "|---|---|---|---|---|---|---|"]
     for f in finalists:
-        lines.append(f"| {f['rank']} | {f['macs'] / 1e9:.3f} | {f['params'] / 1e6:.2f} | {f['val']['top1']:.2f} | {f['test']['top1']:.2f} | "
-                     f"{f['source']} |")
+        lines.append(f"| {f['rank']} | {f['macs'] / 1e9:.3f} | {f['params'] / 1e6:.2f} | {f['search_val_top1']:.2f} | "
+                     f"{f['val']['top1']:.2f} ({f['val']['n']}) | {f['test']['top1']:.2f} | {f['source']} |")
     lines += ["", "## Time", ""]
     if timings:
         total_w = sum(v["wall_s"] for v in timings.values())

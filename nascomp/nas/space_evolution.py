@@ -47,7 +47,7 @@ import numpy as np
 
 from nascomp.core.errors import NascompError
 from nascomp.nas.et_error import choice_weights, weighted_et_error
-from nascomp.spaces import DIMENSIONS, Arch, SearchSpace, clamp_window, stage_resolutions
+from nascomp.spaces import DIMENSIONS, Arch, SearchSpace, stage_resolutions
 
 __all__ = ["DEFAULT_STEPS", "EvolutionRule", "fit_slopes", "holm", "shifted_choices", "evolve_space"]
 
@@ -110,14 +110,6 @@ def _positions(space: SearchSpace, stage: int, dimension: str, step: float) -> t
     return np.array(values, dtype=float) / step, None
 
 
-def _same_layer_at(space: SearchSpace, stage: int, resolution: int | None) -> bool:
-    """True when every window choice of ``stage`` is clamped to the same window at the training ``resolution``."""
-    if resolution is None:
-        return False
-    side = stage_resolutions(resolution, space.patch_size, space.num_stages)[stage]
-    return len({clamp_window(side, w, 0)[0] for w in space.choices(stage, "window")}) < 2
-
-
 def _choice_q(ranked: np.ndarray, rows: np.ndarray, totals: np.ndarray, fraction: float) -> np.ndarray:
     """(..., C) per-choice Q for errors ``ranked`` ascending whose subnets have weight ``rows`` (..., n, C) in that order.
 
@@ -161,12 +153,13 @@ def fit_slopes(space: SearchSpace, archs: Sequence[Arch], errors: Sequence[float
 
     The p-values come from ``rule.permutations`` shuffles drawn from ``seed`` (the same shuffles for every
     dimension); they are not yet corrected for multiplicity — `evolve_space` applies Holm over the step.
-    Window choices that the supernet's ``train_resolution`` turns into the same layer (all clamped to the
-    feature map) carry no signal, so they get no slope (a proxy-resolution run keeps them as they are).
+    Dimensions that the supernet's ``train_resolution`` collapses (`SearchSpace.collapsed`: windows clamped
+    alike, heads and Q-K-V dim on a 1x1 map) carry no signal there, so they get no slope and are kept.
     """
     errors = np.asarray(errors, dtype=float)
     fraction = top_k / len(errors)
     records, tested, columns, lines = [], [], [], []
+    collapsed = {(c.stage, c.dimension): c for c in space.collapsed(train_resolution)} if train_resolution else {}
     for stage, dim, choices in space.subspaces():
         step = rule.step(space, stage, dim)
         x_all, _ = _positions(space, stage, dim, step)
@@ -175,8 +168,8 @@ def fit_slopes(space: SearchSpace, archs: Sequence[Arch], errors: Sequence[float
         used = [j for j in range(len(choices)) if stats[j]["weight"] >= rule.min_weight]
         record = {"stage": stage, "dimension": dim, "choices": list(choices), "step": step,
                   "Q": [s["Q"] for s in stats], "weight": [s["weight"] for s in stats], "slope": None, "p": None}
-        if dim == "window" and len(choices) > 1 and _same_layer_at(space, stage, train_resolution):
-            record["note"] = f"the window choices are one and the same layer at the {train_resolution} px training resolution"
+        if (stage, dim) in collapsed:
+            record["note"] = f"collapsed at the proxy: {collapsed[stage, dim].reason}"
         elif len(used) >= 2:
             dx = x_all[used] - x_all[used].mean()
             tested.append(record)

@@ -12,7 +12,7 @@ from nascomp.spaces.layout import (
     ArchLayout, BlockConfig, HeadConfig, MergeConfig, StemConfig, arch_layout, block_configs, clamp_window, stage_resolutions,
 )
 from nascomp.spaces.registry import list_archs, list_spaces, load_arch
-from nascomp.spaces.space import BLOCK_DIMENSIONS, DIMENSIONS, STAGE_DIMENSIONS, SearchSpace, StageChoices, load_space
+from nascomp.spaces.space import BLOCK_DIMENSIONS, DIMENSIONS, STAGE_DIMENSIONS, Collapsed, SearchSpace, StageChoices, load_space
 
 __all__ = [
     "Arch",
@@ -33,6 +33,7 @@ __all__ = [
     "SearchSpace",
     "load_space",
     "StageChoices",
+    "Collapsed",
     "DIMENSIONS",
     "STAGE_DIMENSIONS",
     "BLOCK_DIMENSIONS",

@@ -39,10 +39,10 @@ import yaml
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_text
 from nascomp.spaces.arch import Arch, BlockArch, StageArch
-from nascomp.spaces.layout import stage_resolutions
+from nascomp.spaces.layout import clamp_window, stage_resolutions
 from nascomp.spaces.registry import space_path
 
-__all__ = ["DIMENSIONS", "STAGE_DIMENSIONS", "BLOCK_DIMENSIONS", "StageChoices", "SearchSpace", "load_space"]
+__all__ = ["DIMENSIONS", "STAGE_DIMENSIONS", "BLOCK_DIMENSIONS", "StageChoices", "Collapsed", "SearchSpace", "load_space"]
 
 STAGE_DIMENSIONS = ("depth", "embed_dim")
 BLOCK_DIMENSIONS = ("heads", "qkv_dim", "mlp_ratio", "window")
@@ -73,6 +73,28 @@ class StageChoices:
 
     def to_dict(self) -> dict:
         return {d: list(getattr(self, d)) for d in DIMENSIONS}
+
+
+@dataclass(frozen=True)
+class Collapsed:
+    """One (stage, dimension) whose choices a proxy resolution makes one function: it is fixed, not searched."""
+
+    stage: int  # 0-based
+    dimension: str
+    choices: tuple
+    fixed: int | float  # the value every candidate uses at that proxy
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"stage": self.stage, "dimension": self.dimension, "choices": list(self.choices), "fixed": self.fixed, "reason": self.reason}
+
+    def describe(self) -> str:
+        return f"stage {self.stage + 1} {self.dimension} {list(self.choices)} fixed to {self.fixed}: {self.reason}"
+
+
+def _middle(values: Sequence) -> Any:
+    """The middle choice (the lower one of an even count: Swin-T's 7 of windows {7, 14})."""
+    return values[(len(values) - 1) // 2]
 
 
 def _parse_values(value: Any, where: str, is_ratio: bool) -> tuple:
@@ -264,6 +286,47 @@ class SearchSpace:
                 notes.append(f"stage {i + 1}: window {padded} does not tile the {side}x{side} feature map at {resolution} px; "
                              "timm pads it")
         return notes
+
+    def collapsed(self, resolution: int) -> list[Collapsed]:
+        """The (stage, dimension)s with several choices that training at ``resolution`` turns into one function.
+
+        - ``window``: every choice resolves to the same (window, shift) in even and odd blocks on the stage's
+          map (timm clamps a window >= the map to the map, global and unshifted): the choices build one layer.
+        - ``heads`` on a 1x1 map: attention over a single token gives it weight 1 in every head, so the block
+          computes the same function for every head count.
+        - ``qkv_dim`` on a 1x1 map: Q and K never reach the output (softmax of one logit is 1), so what the
+          choice sets at deployment, the width of attention, is not measured; only a V-to-output width is.
+
+        Depth, embed dim and MLP ratio act on each token whatever the map size, so no resolution collapses them.
+        A 2x2 map is not a collapse: attention over 4 tokens still depends on the heads and the Q-K-V width.
+        Each collapsed dimension is fixed to its middle choice (heads: the middle of those dividing every
+        remaining Q-K-V choice); `pinned` returns the space that way.
+        """
+        out = []
+        sides = stage_resolutions(resolution, self.patch_size, self.num_stages)
+        at = f"at {resolution} px"
+        for i, (ch, side) in enumerate(zip(self.stages, sides)):
+            if len(ch.window) > 1:
+                layers = {tuple(clamp_window(side, w, index) for index in (0, 1)) for w in ch.window}
+                if len(layers) == 1:
+                    (w, _), _ = next(iter(layers))
+                    out.append(Collapsed(i, "window", ch.window, _middle(ch.window),
+                                         f"every window becomes {w}x{w} (global, unshifted) on the {side}x{side} map {at}"))
+            if side == 1:
+                qkv = ch.qkv_dim
+                if len(qkv) > 1:
+                    qkv = (_middle(qkv),)
+                    out.append(Collapsed(i, "qkv_dim", ch.qkv_dim, qkv[0],
+                                         f"on the 1x1 map {at} Q and K never reach the output (one token); only V's width is measured"))
+                if len(ch.heads) > 1:
+                    fits = [h for h in ch.heads if all(q % h == 0 for q in qkv)] or list(ch.heads)
+                    out.append(Collapsed(i, "heads", ch.heads, _middle(fits),
+                                         f"on the 1x1 map {at} every head attends to the one token with weight 1: same function"))
+        return out
+
+    def pinned(self, resolution: int) -> "SearchSpace":
+        """This space with every dimension that ``resolution`` collapses fixed to one value (`collapsed`)."""
+        return self.with_choices({(c.stage, c.dimension): [c.fixed] for c in self.collapsed(resolution)})
 
     # --- membership ------------------------------------------------------------------------------
     def violation(self, arch: Arch) -> str | None:
