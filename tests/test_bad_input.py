@@ -111,6 +111,18 @@ def test_numbers_out_of_range_are_one_clear_error(argv, message, capsys, tmp_pat
     _fails_cleanly(capsys, argv, message, leftovers=[tmp_path / "run", tmp_path / "m.onnx"])
 
 
+@pytest.mark.parametrize("call", ["train", "search"])
+def test_the_api_takes_integer_options_only_as_integers(call, tmp_path, fake_fmnist):
+    """``epochs=1.0`` passes a value check but fails deep inside ``range()``: refused up front, nothing written."""
+    with pytest.raises(NascompError, match="epochs must be an integer, got 1.0"):
+        if call == "train":
+            nascomp.train(nascomp.create_model("resnet10t", in_chans=1, num_classes=10), "fashion-mnist", tmp_path / "run", epochs=1.0,
+                          data_options={"data_dir": fake_fmnist})
+        else:
+            nascomp.search("s3-vit", "4gflops", preset="smoke", out=tmp_path / "run", data_dir=fake_fmnist, epochs=1.0)
+    assert not (tmp_path / "run").exists()
+
+
 # --- class 3: a corrupt input file -------------------------------------------------------------------------------
 
 def _image_folder(root: Path, corrupt: bool) -> Path:

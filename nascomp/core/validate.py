@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import re
 import shutil
@@ -21,7 +22,8 @@ __all__ = ["positive", "non_negative", "fraction", "duration", "output_dir", "ou
 
 
 def _number(name: str, value, integer: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+    # an integer option takes an integer type: 1.0 epochs would pass a value check and fail deep inside range()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (integer and not isinstance(value, numbers.Integral)):
         raise NascompError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
     if not math.isfinite(value):
         raise NascompError(f"{name} must be finite, got {value!r}")
