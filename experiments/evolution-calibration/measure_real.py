@@ -34,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     step = json.loads((args.run_dir / "evolution" / "step-0" / "et.json").read_text())
     run = json.loads((args.run_dir / "run.json").read_text())
     preset = PRESETS["cpu"].supernet
-    data = load_data("fashion-mnist", None, val_fraction=0.1, limit_train=preset.limit_train, limit_val=preset.limit_val,
-                     resolution=preset.resolution)
+    data = load_data("fashion-mnist", None, val_fraction=0.1, limit_train=preset.limit_train, limit_val=preset.limit_val)
     transform = data.transform(preset.resolution, 3, train=False)
     x, y = transform([data.val[i] for i in range(len(data.val))])
     net = load_supernet(args.run_dir / "supernet" / "step-0").eval()

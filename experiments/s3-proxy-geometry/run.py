@@ -54,7 +54,7 @@ def main() -> int:
     archs = sample_candidates(space, args.archs, constraint, random.Random("proxy-geometry"))
     rows = {}
     for resolution in (recipe.resolution, space.resolution):
-        data = nascomp.load_data("fashion-mnist", limit_train=args.batch * args.steps, limit_val=args.images, resolution=resolution)
+        data = nascomp.load_data("fashion-mnist", limit_train=args.batch * args.steps, limit_val=args.images)
         out = args.out / f"supernet-{resolution}"
         t0, c0 = time.time(), time.process_time()
         run = nascomp.train_supernet(space, data, out, preset=recipe, resolution=resolution, epochs=1, warmup_epochs=0.0,
