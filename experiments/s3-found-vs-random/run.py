@@ -143,7 +143,7 @@ def inherited(out: Path, archs: dict[str, Arch]) -> dict[str, float]:
     if not path.is_file():
         final = out / "main" / "supernet" / final_space_file(out).parent.name
         names = tau_names(archs)
-        data = nascomp.load_data("fashion-mnist", limit_train=1, resolution=PRESET.supernet.resolution)
+        data = nascomp.load_data("fashion-mnist", limit_train=1)
         rows = nascomp.evaluate_supernet(final, [archs[n] for n in names], data)
         atomic_write_json(path, {"supernet": str(final), "val_images": len(data.val), "top1": {n: r["top1"] for n, r in zip(names, rows)}})
     return read_json(path)["top1"]
