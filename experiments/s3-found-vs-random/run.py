@@ -33,7 +33,6 @@ import random
 import statistics
 import sys
 import time
-import zlib
 from datetime import date
 from pathlib import Path
 
@@ -109,22 +108,23 @@ def tau_names(archs: dict[str, Arch]) -> list[str]:
 
 
 def train_all(out: Path, archs: dict[str, Arch], seeds: list[int], recipe: dict, shard: tuple[int, int] = (0, 1)) -> None:
-    """Train every (seed, arch) job of this shard (``i/n``: jobs whose name hashes to i mod n, so n processes share the
-    work and agree on it even when one of them sees more archs)."""
+    """Train every (seed, arch) job of this shard: ``i/n`` takes every n-th of the jobs not yet done, so n processes
+    started together (and nothing else training) share the remaining work evenly."""
     folder = out / "archs"
     folder.mkdir(parents=True, exist_ok=True)
-    for seed in seeds:  # seed-major: an interrupted run has every arch at the first seeds
-        for name, arch in archs.items():
-            if zlib.crc32(f"{name}-seed{seed}".encode()) % shard[1] != shard[0]:
-                continue
-            path = folder / f"{name}.json"
-            path.write_text(arch.to_json(indent=1))
-            run_dir = out / "train" / f"{name}-seed{seed}"
-            if not (run_dir / "metrics.json").is_file():
-                log(f"nascomp.train({str(path)!r}, 'fashion-mnist', {str(run_dir)!r}, seed={seed}, model_kwargs={MODEL}, "
-                    f"data_options={DATA}, **{recipe})", out)
-                nascomp.train(path, "fashion-mnist", run_dir, model_kwargs=MODEL, data_options=DATA, resume=True, quiet=True,
-                              seed=seed, **recipe)
+    # seed-major: an interrupted run has every arch at the first seeds
+    todo = [(seed, name) for seed in seeds for name in archs if not (run_dir(out, name, seed) / "metrics.json").is_file()]
+    for seed, name in todo[shard[0]::shard[1]]:
+        path = folder / f"{name}.json"
+        path.write_text(archs[name].to_json(indent=1))
+        log(f"nascomp.train({str(path)!r}, 'fashion-mnist', {str(run_dir(out, name, seed))!r}, seed={seed}, model_kwargs={MODEL}, "
+            f"data_options={DATA}, **{recipe})", out)
+        nascomp.train(path, "fashion-mnist", run_dir(out, name, seed), model_kwargs=MODEL, data_options=DATA, resume=True, quiet=True,
+                      seed=seed, **recipe)
+
+
+def run_dir(out: Path, name: str, seed: int) -> Path:
+    return out / "train" / f"{name}-seed{seed}"
 
 
 def trained(out: Path, archs: dict[str, Arch], seeds: list[int]) -> dict[str, list[dict]]:
@@ -143,7 +143,7 @@ def inherited(out: Path, archs: dict[str, Arch]) -> dict[str, float]:
     if not path.is_file():
         final = out / "main" / "supernet" / final_space_file(out).parent.name
         names = tau_names(archs)
-        data = nascomp.load_data("fashion-mnist", limit_train=1, resolution=PRESET.supernet.resolution)
+        data = nascomp.load_data("fashion-mnist", limit_train=1)
         rows = nascomp.evaluate_supernet(final, [archs[n] for n in names], data)
         atomic_write_json(path, {"supernet": str(final), "val_images": len(data.val), "top1": {n: r["top1"] for n, r in zip(names, rows)}})
     return read_json(path)["top1"]
