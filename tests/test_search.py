@@ -20,6 +20,7 @@ from nascomp.core.io import read_json
 from nascomp.cost.arch_cost import arch_cost
 from nascomp import search
 from nascomp.nas import PRESETS, SearchJob, default_out_dir, parse_budget, resolve_preset
+from nascomp.nas.supernet import load_supernet
 from nascomp.spaces import Arch, SearchSpace
 from tests.conftest import TINY_SPACE
 
@@ -83,6 +84,11 @@ def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, f
     legs = [read_json(out / "supernet" / f"step-{t}" / "metrics.json")["config"]["lr"] for t in (0, 1)]
     assert legs == [PRESETS["smoke"].supernet.lr, 3e-4]  # evolution steps train at --evolve-lr
     assert (out / "candidates.csv").read_text().count("\n") == len(read_json(out / "search/result.json")["candidates"]) + 1
+    # weights nothing downstream reads are gone, their metrics stay; the final supernet and the finalists are kept
+    assert not list((out / "supernet" / "step-0").glob("model.*")) and (out / "supernet" / "step-0" / "metrics.json").is_file()
+    assert load_supernet(out / "supernet" / "step-1").space.to_dict() == read_json(out / "evolution" / "step-1" / "et.json")["space"]
+    runs = [out / "compare" / f"{name}-seed{s}" for name in ("found", "hand-designed") for s in range(PRESETS["smoke"].compare_seeds)]
+    assert all((r / "metrics.json").is_file() and not list(r.glob("model.*")) for r in runs)
 
     before = {name: (out / name).read_bytes() for name in RESULT_FILES}
     for name in ("search", "finalists", "best_arch.json", "candidates.csv", "evolution/step-1/et.json"):
