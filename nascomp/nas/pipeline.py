@@ -44,7 +44,7 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import Subset
 
-from nascomp.data import DataBundle
+from nascomp.data import DataBundle, DecodedEvalSet
 from nascomp.core.distributed import DistInfo, barrier, init_distributed
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, read_json
@@ -140,6 +140,8 @@ class _Run:
         self.timer = _Timer(out / "timings.json", info.is_main)
         # validation and test
         self.eval_tf = data.transform(self.resolution, job.in_chans, train=False, recipe=preset.supernet.train_config().image_recipe())
+        self.val_images: DecodedEvalSet | None = None  # decoded once, on first use, for every step's scoring
+        self.select_images: DecodedEvalSet | None = None
         # the validation split: the first images score every candidate (E-T, search), the next ones only pick the winner
         n = len(data.val)
         n_search = min(n, preset.supernet.limit_val or max(1, n - preset.select_val))
@@ -159,9 +161,12 @@ class _Run:
         return deploy_cost(arch, self.space0, self.job.in_chans, self.data.num_classes)
 
     def scorer(self, supernet: Supernet, step: int) -> SupernetScorer:
+        if self.val_images is None:  # decoded once for the whole run: every step and generation scores the same images
+            self.val_images = DecodedEvalSet(self.data.val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
+                                             workers=self.job.workers)
         return SupernetScorer(supernet, self.data.val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
                               memo=self.out / "evolution" / f"step-{step}" / "scores.jsonl", dist=self.info, quiet=self.quiet,
-                              workers=self.job.workers)
+                              workers=self.job.workers, images=self.val_images)
 
     def mark_collapsed(self, records: list[dict]) -> None:
         """Say in each record of a collapsed (stage, dimension) that it was fixed, and to what (it has one choice left)."""
@@ -313,8 +318,12 @@ class _Run:
 
     def _selection_score(self, arch: Arch, supernet: Supernet) -> dict:
         """Inherited-weight score on the selection images (memoised like the search's scores)."""
+        if self.select_images is None:
+            self.select_images = DecodedEvalSet(self.select_val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
+                                                workers=self.job.workers)
         scorer = SupernetScorer(supernet, self.select_val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
-                                memo=self.out / "finalists" / "selection.jsonl", dist=self.info, quiet=True, workers=self.job.workers)
+                                memo=self.out / "finalists" / "selection.jsonl", dist=self.info, quiet=True, workers=self.job.workers,
+                                images=self.select_images)
         return {**scorer.score([arch])[0], "n": len(self.select_val)}
 
     def _finish_one(self, k: int, row: dict, supernet: Supernet) -> dict:

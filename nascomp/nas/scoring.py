@@ -1,9 +1,10 @@
 """Inherited-weight validation accuracy of candidate archs, memoised on disk so an interrupted search resumes.
 
 Everything search measures about a candidate comes from here: `SupernetScorer.score(archs)` switches
-the supernet to each arch (no rebuild) and runs the cached validation tensors through it
-(`nascomp.nas.supernet.evaluate_archs`). The validation split is fixed (`nascomp.data`); search never sees
-the test set.
+the supernet to each arch (no rebuild) and runs the validation images through it
+(`nascomp.nas.supernet.evaluate_archs`). The images are decoded once per scorer, not once per call
+(`nascomp.data.DecodedEvalSet`; pass ``images`` to share them between scorers of the same split). The
+validation split is fixed (`nascomp.data`); search never sees the test set.
 
 Why a memo file: the same supernet weights always give the same score to the same arch, so a scorer
 with a ``memo`` path appends every score to a JSON-lines file and a resumed run reads them back
@@ -25,6 +26,7 @@ from typing import Iterable, Sequence
 import torch
 
 from nascomp.core.distributed import DistInfo
+from nascomp.data import DecodedEvalSet
 from nascomp.spaces import Arch
 from nascomp.nas.supernet import Supernet, evaluate_archs
 
@@ -65,9 +67,11 @@ class SupernetScorer:
     """Top-1 / top-5 / loss of archs with the supernet's weights on a fixed evaluation set."""
 
     def __init__(self, supernet: Supernet, dataset, transform, *, batch_size: int = 256, device: str | torch.device | None = None,
-                 memo: str | Path | None = None, dist: DistInfo | None = None, quiet: bool = True, workers: int | None = None):
+                 memo: str | Path | None = None, dist: DistInfo | None = None, quiet: bool = True, workers: int | None = None,
+                 images: DecodedEvalSet | None = None):
         self.supernet = supernet
         self.dataset, self.transform = dataset, transform
+        self.images = images  # decoded on the first call that runs an arch
         self.batch_size, self.device, self.quiet, self.workers = batch_size, device, quiet, workers
         self.dist = dist or DistInfo()
         self.memo = Path(memo) if memo else None
@@ -90,8 +94,11 @@ class SupernetScorer:
         if todo:
             keys = list(todo)
             mine = keys[self.dist.rank :: self.dist.world_size]
-            results = evaluate_archs(self.supernet, [todo[k] for k in mine], self.dataset, self.transform,
-                                     batch_size=self.batch_size, device=self.device, quiet=self.quiet, workers=self.workers)
+            if self.images is None:
+                device = self.device or next(self.supernet.parameters()).device
+                self.images = DecodedEvalSet(self.dataset, self.transform, batch_size=self.batch_size, device=device, workers=self.workers)
+            results = evaluate_archs(self.supernet, [todo[k] for k in mine], self.dataset, self.transform, quiet=self.quiet,
+                                     device=self.images.device, images=self.images)
             new = dict(zip(mine, results))
             if self.dist.enabled:
                 gathered: list = [None] * self.dist.world_size

@@ -1,28 +1,24 @@
 """Inherited-weight accuracy of many archs, cheaply: what search and E-T error evaluation call in a loop.
 
-The evaluation images are decoded, resized and normalised once and kept as tensors (when they fit in
+The evaluation images are decoded once (`nascomp.data.DecodedEvalSet`, kept while they fit in
 ``cache_bytes``), then every arch only costs its forward passes: ``set_arch`` switches the subnet
 without rebuilding, and LayerNorm-only networks need no batch-norm recalibration.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import torch
 from torch.utils.data import Dataset
 
-from nascomp.data import BatchTransform, SampleTransform, make_loader, resolve_workers
+from nascomp.data import BatchTransform, DecodedEvalSet, SampleTransform
 from nascomp.core.progress import progress_bar
 from nascomp.spaces.arch import Arch
 from nascomp.nas.supernet.model import Supernet
 from nascomp.engine import Tally
 
 __all__ = ["evaluate_archs"]
-
-
-def _batches(dataset: Dataset, transform: BatchTransform | SampleTransform, batch_size: int, workers: int, device: torch.device):
-    return make_loader(dataset, transform, batch_size, workers=workers, device=device)
 
 
 @torch.no_grad()
@@ -35,23 +31,23 @@ def evaluate_archs(
     batch_size: int = 256,
     device: str | torch.device | None = None,
     amp: bool = True,
-    cache_bytes: int = 2 * 2**30,
+    cache_bytes: int | None = None,
     quiet: bool = True,
     workers: int | None = None,
+    images: DecodedEvalSet | None = None,
 ) -> list[dict]:
     """Top-1 / top-5 (%) and mean cross-entropy of each arch with the supernet's weights, in order.
 
     ``transform`` is ``bundle.transform(resolution, in_chans, train=False)``. The supernet's active arch
     and train/eval mode are restored afterwards. On CUDA, ``amp`` runs in bfloat16 autocast. ``workers``:
-    DataLoader workers for per-image data (default: `nascomp.data.default_workers`).
+    DataLoader workers for per-image data (default: `nascomp.data.default_workers`). ``images``: the same
+    split already decoded by an earlier call (`SupernetScorer` keeps one); ``cache_bytes`` caps a new one
+    (default: `nascomp.data.default_cache_bytes`).
     """
     archs = list(archs)
     device = torch.device(device) if device else next(supernet.parameters()).device
-    workers = resolve_workers(workers)
-    sample = transform([dataset[0]])[0]
-    cached: Sequence | None = None
-    if len(dataset) * sample[0].numel() * sample.element_size() <= cache_bytes:
-        cached = [(x.to(device), y.to(device)) for x, y in _batches(dataset, transform, batch_size, workers, device)]
+    if images is None:
+        images = DecodedEvalSet(dataset, transform, batch_size=batch_size, device=device, workers=workers, max_bytes=cache_bytes)
     previous, was_training = supernet.arch, supernet.training
     supernet.eval()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else torch.autocast("cpu", enabled=False)
@@ -62,8 +58,7 @@ def evaluate_archs(
             for arch in archs:
                 supernet.set_arch(arch)
                 tally = Tally()
-                for x, y in cached if cached is not None else _batches(dataset, transform, batch_size, workers, device):
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                for x, y in images.batches():
                     with autocast:
                         logits = supernet(x).float()
                     tally.add(logits, y)
