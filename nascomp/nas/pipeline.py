@@ -62,7 +62,7 @@ from nascomp.nas.space_evolution import evolve_space, fit_slopes
 from nascomp.spaces import Arch, Collapsed, SearchSpace
 from nascomp.models.swin import arch_spec, build_from_arch
 from nascomp.nas.supernet import Supernet, extract, load_supernet, train_supernet
-from nascomp.engine import TrainConfig, evaluate, fit
+from nascomp.engine import evaluate, fit
 
 __all__ = ["SearchJob", "run_search", "default_out_dir"]
 
@@ -384,11 +384,10 @@ class _Run:
             return doc
         found = Arch.from_dict(winner["arch"])
         archs = {"found": Arch(found.stages, found.patch_size, name="the search's winner"), "hand-designed": baseline}
-        cfg = TrainConfig(epochs=p.compare_epochs, batch_size=p.supernet.batch_size, lr=p.supernet.lr, min_lr=p.supernet.min_lr,
-                          warmup_epochs=min(p.supernet.warmup_epochs, p.compare_epochs / 4), weight_decay=p.supernet.weight_decay,
-                          label_smoothing=p.supernet.label_smoothing, resolution=self.resolution, in_chans=self.job.in_chans,
-                          eval_batch_size=p.eval_batch_size, keep_checkpoints=1, num_workers=self.job.workers,
-                          checkpoint_every=self.job.checkpoint_every)
+        # the supernet's recipe (augmentation, Mixup, optimiser...), shortened to the check's length
+        cfg = replace(p.supernet.train_config(resolution=self.resolution, in_chans=self.job.in_chans, eval_batch_size=p.eval_batch_size,
+                                              keep_checkpoints=1, num_workers=self.job.workers, checkpoint_every=self.job.checkpoint_every),
+                      epochs=p.compare_epochs, warmup_epochs=min(p.supernet.warmup_epochs, p.compare_epochs / 4))
         data = replace(self.data, val=self.select_val) if self.select_val is not None else self.data
         self.say(f"[bold]stand-alone check[/]: the winner and {baseline.name} ({self.budget.share(self.constraint.cost(baseline))}), "
                  f"{p.compare_epochs} epoch(s) from scratch at {self.resolution} px, {p.compare_seeds} seed(s) each")
