@@ -215,7 +215,7 @@ class _Run:
     def _drop_superseded(self, step: int) -> None:
         """Delete the previous step's supernet weights: step ``step`` inherited them and is saved (metrics stay)."""
         if step and self.info.is_main:
-            drop_weights(self.out / "supernet" / f"step-{step - 1}")
+            _drop_weights(self.out / "supernet" / f"step-{step - 1}")
 
     # --- 2. E-T error and space evolution --------------------------------------------------------
     def et_step(self, step: int, space: SearchSpace, supernet: Supernet | None, last: bool) -> dict:
@@ -405,7 +405,7 @@ class _Run:
                                   metadata={"search": {"compare": name, "seed": seed}})
                     if self.info.is_main:
                         shutil.rmtree(folder / "checkpoints", ignore_errors=True)
-                        drop_weights(folder)  # a measurement: its scores are what the run reports
+                        _drop_weights(folder)  # a measurement: its scores are what the run reports
                     runs[name].append({"seed": seed, "val_top1": metrics["val"]["top1"], "test_top1": metrics["test"]["top1"]})
         tests = {name: [r["test_top1"] for r in rows] for name, rows in runs.items()}
         doc = {"recipe": {"epochs": p.compare_epochs, "seeds": p.compare_seeds, "train_images": len(self.data.train),
@@ -421,7 +421,7 @@ class _Run:
         return doc
 
 
-def drop_weights(folder: Path) -> None:
+def _drop_weights(folder: Path) -> None:
     """Delete a saved model's files, keeping its metrics; model.json goes first, so a half-done delete is never a model."""
     for name in ("model.json", "model.safetensors"):
         (folder / name).unlink(missing_ok=True)
