@@ -102,6 +102,9 @@ def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, f
     with pytest.raises(NascompError, match="other settings"):
         _search(tiny_space, fake_fmnist, out, resume=True, evolve_lr=3e-4, et_samples=9)
     assert (out / "best_arch.json").is_file()  # a refused resume leaves the run as it was
+    (out / "evolution" / "step-0" / "et.json").unlink()  # step 0's table cannot be re-made: its supernet's weights are gone
+    with pytest.raises(NascompError, match="step 0's supernet weights were deleted once step 1's were saved"):
+        _search(tiny_space, fake_fmnist, out, resume=True, evolve_lr=3e-4)
 
 
 def test_pareto_objective_and_retraining(tiny_space, fake_fmnist, tmp_path):
