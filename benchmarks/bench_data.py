@@ -24,10 +24,8 @@ Results: benchmarks/results/bench_data.json; summary in benchmarks/results/bench
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
 import resource
-import shlex
 import statistics
 import sys
 import tempfile
@@ -44,7 +42,8 @@ from nascomp.core.io import atomic_write_json  # noqa: E402
 from nascomp.data import EpochSampler, ImageFolderDataset, ImageRecipe, SampleTransform, make_loader  # noqa: E402
 from nascomp.data.datasets import STATS  # noqa: E402
 from nascomp.data.recipe import RAND_AUGMENT, clamp_posterize, train_transform  # noqa: E402
-from nascomp.profiling.host import host_facts, load_average  # noqa: E402
+from nascomp.profiling.host import load_average  # noqa: E402
+from record import run_header  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MEAN, STD = STATS["imagenet"]
@@ -161,12 +160,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     doc = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": "2-core x86 CPU VM, shared with other jobs",
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "host": host_facts(),
+        **run_header(),
         "torch_threads": torch.get_num_threads(),
-        "load_average_start": load_average(),
         "protocol": {
             "loader": {"images": args.images, "jpeg_size": args.jpeg_size, "resolution": args.resolution, "batch": args.batch,
                        "workers": args.workers, "repeats": args.repeats,

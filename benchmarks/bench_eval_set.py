@@ -16,9 +16,6 @@ Results: benchmarks/results/bench_eval_set.json.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import shlex
 import statistics
 import sys
 import tempfile
@@ -30,7 +27,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from jpeg_tree import fashion_mnist_tree  # noqa: E402
 
+from nascomp.core.io import atomic_write_json  # noqa: E402
 from nascomp.data import DecodedEvalSet, load_data  # noqa: E402
+from nascomp.profiling.host import load_average  # noqa: E402
+from record import run_header  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -54,8 +54,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "bench_eval_set.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    doc = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": "2-core x86 CPU VM, shared with other jobs",
-           "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+    doc = {**run_header(), "torch_threads": torch.get_num_threads(),
            "protocol": {"images": args.images, "jpeg_size": args.jpeg_size, "resolution": args.resolution, "batch": args.batch,
                         "transform": "timm eval: resize 256 bilinear, centre crop 224, to-tensor, ImageNet normalisation",
                         "statistic": "seconds of one pass over the split (data only), median of repeats; streamed and kept interleaved"},
@@ -84,7 +83,8 @@ def main() -> None:
                   f"kept float {med['kept_float']:.3f}; first (keeping) pass {first['kept_uint8']:.2f} s; "
                   f"kept {ways['kept_uint8'].nbytes / 2**20:.0f} MiB as uint8, {ways['kept_float'].nbytes / 2**20:.0f} MiB as float",
                   flush=True)
-    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    doc["load_average_end"] = load_average()
+    atomic_write_json(args.out, doc)
     print(f"-> {args.out}")
 
 

@@ -21,9 +21,6 @@ Use `--timer thread-cpu` (default here) on a shared, loaded machine: see the res
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import shlex
 import statistics
 import sys
 import time
@@ -32,7 +29,9 @@ from pathlib import Path
 import torch
 
 from nascomp.core.io import atomic_write_json, read_json
-from nascomp.profiling.host import allowed_cores, host_facts, load_average
+from nascomp.profiling.host import allowed_cores, load_average
+
+from record import run_header
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_MODELS = ["deit_tiny_patch16_224", "swin_tiny_patch4_window7_224"]
@@ -40,14 +39,7 @@ RUNTIME_MODELS = ["deit_tiny_patch16_224", "deit_small_patch16_224", "swin_tiny_
 
 
 def _header(args: argparse.Namespace) -> dict:
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": "2-core x86 CPU VM, shared with other jobs",
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "host": host_facts(),
-        "load_average_start": load_average(),
-        "torch_threads_outside_measurements": torch.get_num_threads(),
-    }
+    return {**run_header(), "torch_threads_outside_measurements": torch.get_num_threads()}
 
 
 def _save(name: str, doc: dict) -> Path:

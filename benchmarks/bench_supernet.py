@@ -26,11 +26,8 @@ Results: benchmarks/results/bench_supernet.json; summary with the command in ben
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import random
-import shlex
 import statistics
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -41,9 +38,11 @@ import torch.nn.functional as F
 
 from nascomp.core.io import atomic_write_json
 from nascomp.cost.arch_cost import arch_cost
-from nascomp.profiling.host import host_facts, load_average
+from nascomp.profiling.host import load_average
 from nascomp.spaces import SearchSpace
 from nascomp.nas.supernet import Supernet, extract
+
+from record import run_header
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -178,12 +177,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     doc = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": "2-core x86 CPU VM, shared with other jobs",
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "host": host_facts(),
+        **run_header(),
         "torch_threads": torch.get_num_threads(),
-        "load_average_start": load_average(),
         "protocol": {"space": args.space, "batch": args.batch, "repeats": args.repeats, "warmup": args.warmup,
                      "statistic": "median per model; ratio = supernet / stand-alone", "timers": "thread CPU time and wall"},
     }
