@@ -140,13 +140,14 @@ class _Run:
         self.timer = _Timer(out / "timings.json", info.is_main)
         # validation and test
         self.eval_tf = data.transform(self.resolution, job.in_chans, train=False, recipe=preset.supernet.train_config().image_recipe())
-        self.val_images: DecodedEvalSet | None = None  # decoded once, on first use, for every step's scoring
-        self.select_images: DecodedEvalSet | None = None
         # the validation split: the first images score every candidate (E-T, search), the next ones only pick the winner
         n = len(data.val)
         n_search = min(n, preset.supernet.limit_val or max(1, n - preset.select_val))
         self.select_val = Subset(data.val, range(n_search, min(n, n_search + preset.select_val))) if preset.select_val and n_search < n else None
         self.data = replace(data, val=Subset(data.val, range(n_search)) if n_search < n else data.val)
+        # each split is decoded once, on first use, for every step's scoring and every finalist's selection
+        self.val_images = self._images(self.data.val)
+        self.select_images = self._images(self.select_val) if self.select_val is not None else None
 
     # --- helpers ---------------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -160,10 +161,10 @@ class _Run:
     def cost_row(self, arch: Arch) -> dict:
         return deploy_cost(arch, self.space0, self.job.in_chans, self.data.num_classes)
 
+    def _images(self, split) -> DecodedEvalSet:
+        return DecodedEvalSet(split, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device, workers=self.job.workers)
+
     def scorer(self, supernet: Supernet, step: int) -> SupernetScorer:
-        if self.val_images is None:  # decoded once for the whole run: every step and generation scores the same images
-            self.val_images = DecodedEvalSet(self.data.val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
-                                             workers=self.job.workers)
         return SupernetScorer(supernet, self.data.val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
                               memo=self.out / "evolution" / f"step-{step}" / "scores.jsonl", dist=self.info, quiet=self.quiet,
                               workers=self.job.workers, images=self.val_images)
@@ -318,9 +319,6 @@ class _Run:
 
     def _selection_score(self, arch: Arch, supernet: Supernet) -> dict:
         """Inherited-weight score on the selection images (memoised like the search's scores)."""
-        if self.select_images is None:
-            self.select_images = DecodedEvalSet(self.select_val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
-                                                workers=self.job.workers)
         scorer = SupernetScorer(supernet, self.select_val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
                                 memo=self.out / "finalists" / "selection.jsonl", dist=self.info, quiet=True, workers=self.job.workers,
                                 images=self.select_images)
