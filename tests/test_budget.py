@@ -81,7 +81,7 @@ def test_latency_constraint_goes_through_the_predictor(monkeypatch):
 
     calls = []
 
-    def fake_budget_predictor(unit, target, space, lut=None):
+    def fake_budget_predictor(unit, target, space, lut=None, runtime=None):
         calls.append((unit, target, space.name, lut))
         return _FakeLatency()
 

@@ -148,7 +148,7 @@ def test_profile_cpu_torch_records_the_protocol(tiny_vit):
 
 
 def test_profile_rejects_impossible_plans(tiny_vit):
-    with pytest.raises(NascompError, match="ONNX Runtime"):
+    with pytest.raises(NascompError, match="add --runtime onnxruntime or --runtime executorch"):
         profile_model(tiny_vit, ProfileOptions(parse_target("cpu"), runtimes=["torch"], precisions=["int8"], repeat=1))
     with pytest.raises(NascompError, match="not available on target android"):
         profile_model(tiny_vit, ProfileOptions(parse_target("android"), runtimes=["torch"], repeat=1))

@@ -189,3 +189,79 @@ def test_nascomp_profile_android_end_to_end(fake, tmp_path, tiny_vit, capsys):
     shells = [" ".join(c["args"]) for c in fake.calls]
     assert any("taskset 80 " in s and "-x 1 " in s for s in shells)
     assert shutil.which("adb").startswith(str(fake.dir))
+
+
+# --- ExecuTorch's executor_runner -----------------------------------------------------------------------------------
+RUNNER_LOG = ANDROID / "executor_runner_stdout.txt"
+
+
+def _runner_times() -> list[float]:
+    import re
+
+    return [float(m) for m in re.findall(r"Iteration \d+ of \d+: ([0-9.]+) ms", RUNNER_LOG.read_text())]
+
+
+def test_parse_executor_runner_reads_every_iteration_and_falls_back_to_the_total():
+    from nascomp.profiling.android import parse_executor_runner
+
+    runs, summary = parse_executor_runner(RUNNER_LOG.read_text())
+    assert runs == _runner_times() and len(runs) == 13 and summary["executions"] == 13
+    old_runs, old = parse_executor_runner("I 00:00:01 executor_runner.cpp:1] Model executed successfully 4 time(s) in 50.0 ms.\n")
+    assert old_runs == [] and old["mean_ms"] == pytest.approx(12.5)
+    with pytest.raises(NascompError, match="printed no timing"):
+        parse_executor_runner("E 00:00:00 executor_runner.cpp:1] Loading of method forward failed with status 0x12\n")
+
+
+def test_executor_runner_command_pins_and_sets_threads():
+    from nascomp.profiling.android import executor_runner_command
+
+    cmd = executor_runner_command("/data/local/tmp/nascomp/executor_runner", "/data/local/tmp/nascomp/m.pte", threads=2, executions=30,
+                                  cores=[6, 7])
+    assert "taskset c0 " in cmd and "--cpu_threads=2" in cmd and "--num_executions=30" in cmd and "--model_path=/data/local/tmp/nascomp/m.pte" in cmd
+
+
+def test_run_executor_runner_drops_the_warmup_executions(fake, tmp_path):
+    from nascomp.profiling.android import run_executor_runner
+
+    _phone(fake).on(r"executor_runner --model_path", f"@{RUNNER_LOG}")
+    pte = tmp_path / "m.pte"
+    pte.write_bytes(b"pte")
+    runner = tmp_path / "executor_runner"
+    runner.write_bytes(b"\x7fELF")
+    result = run_executor_runner(Adb(SERIAL), pte, str(runner), threads=1, warmup=3, repeat=10, cores=[7])
+    assert result.stats.n == 10 and result.stats.median_ms == pytest.approx(np.median(_runner_times()[3:]))
+    assert "per-execution" in result.protocol["statistic_source"]
+    shells = [" ".join(c["args"]) for c in fake.calls]
+    assert any(s.startswith("push") and s.endswith("/data/local/tmp/nascomp/executor_runner") for s in shells)
+    assert any("--num_executions=13" in s and "taskset 80 " in s for s in shells)
+
+
+def test_missing_runner_on_phone_says_how_to_build_it(fake, tmp_path):
+    from nascomp.profiling.android import run_executor_runner
+
+    _phone(fake).rules.insert(0, {"match": r"\[ -x", "replies": [{"stdout": "no\n"}]})
+    (fake.dir / "rules.json").write_text(json.dumps(fake.rules))
+    pte = tmp_path / "m.pte"
+    pte.write_bytes(b"pte")
+    with pytest.raises(NascompError, match=r"executor_runner not found.*--runner"):
+        run_executor_runner(Adb(SERIAL), pte, None, threads=1, warmup=0, repeat=5)
+
+
+def test_nascomp_profile_android_executorch_end_to_end(fake, tmp_path, tiny_vit, capsys):
+    """MODEL -> .pte (exported and checked on the host) -> push -> executor_runner (fake) -> median of the logged iterations."""
+    pytest.importorskip("executorch")
+    from nascomp.models import save_model, timm_spec
+    from tests.conftest import TINY_VIT
+
+    _phone(fake).on(r"executor_runner --model_path", f"@{RUNNER_LOG}")
+    save_model(tmp_path / "tiny", tiny_vit, timm_spec("vit_tiny_patch16_224", **TINY_VIT))
+    runner = tmp_path / "executor_runner"
+    runner.write_bytes(b"\x7fELF")
+    code = main(["profile", str(tmp_path / "tiny"), "--target", f"android:{SERIAL}", "--runtime", "executorch", "--precision", "fp32",
+                 "--runner", str(runner), "--repeat", "10", "--warmup", "3", "--json", "--quiet"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["runtime"] == "executorch" and doc["latency_ms"] == pytest.approx(np.median(_runner_times()[3:]), abs=1e-4)
+    details = doc["measurements"][0]["details"]
+    assert details["runner"] == "/data/local/tmp/nascomp/executor_runner" and details["delegation"]["fully_delegated"]
+    assert any(" ".join(c["args"]).startswith("push") and c["args"][-1].endswith("model_fp32.pte") for c in fake.calls)

@@ -120,8 +120,8 @@ def main() -> None:
         for name, (folder, source) in int8.items():
             q = json.loads((folder / "int8.json").read_text())
             cost = nascomp.count_cost(str(source))
-            runs[name] = (source, "int8", q["onnx"])
-            rows.append({"name": name, "params": cost.params, "macs": cost.macs, "size_mb": q["onnx_bytes"] / 2**20, "val_top1": q["val"]["top1"],
+            runs[name] = (source, "int8", q["file"])
+            rows.append({"name": name, "params": cost.params, "macs": cost.macs, "size_mb": q["bytes"] / 2**20, "val_top1": q["val"]["top1"],
                          "test_top1": q["test"]["top1"], "runtime": f"onnxruntime int8 ({q['mode']})"})
         latency = interleaved(runs, args.rounds)
         for row in rows:

@@ -17,7 +17,8 @@ from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, load_state_dict_file, read_json
 from nascomp.core.validate import non_negative, output_dir, positive, removed_on_failure
 from nascomp.data import DataBundle
-from nascomp.engine.api import data_bundle, recipe_config, split_recipe
+from nascomp.data import data_bundle
+from nascomp.engine.api import recipe_config, split_recipe
 from nascomp.engine.train import TrainConfig, fit, seed_everything
 from nascomp.models.io import load_weights_into, save_model
 from nascomp.models.resolve import SPEC_ATTR, as_model

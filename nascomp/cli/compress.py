@@ -4,9 +4,10 @@ Methods: `shrink --budget B` (a trained Swin's best sub-network under a params, 
 fewer blocks, heads, MLP units and embedding channels, found by search with inherited weights, then distilled);
 `minivit` (consecutive layers share weights, `--share`; cuts parameters, not compute); `drop-blocks --keep 2,2,1,1`
 (the naive baseline); `torch-pruning --budget B` (the peer: torch-pruning to a params / MACs budget); `int8`
-(ONNX Runtime int8, `--int8 static|dynamic`, accuracy and latency measured in ORT). Chains end in int8:
-`shrink,int8`, `minivit,int8`. `auto --budget B` runs every method and chain that can meet B and writes a table,
-a Pareto plot and the best as ONNX. Students are trained with distillation from the uncompressed model (or
+(int8 in the deployment runtime, `--runtime onnxruntime|executorch`, `--int8 static|dynamic`, accuracy and latency
+measured in that runtime). Chains end in int8: `shrink,int8`, `minivit,int8`. `auto --budget B` runs every method
+and chain that can meet B, in each `--runtime` given (default onnxruntime), and writes one table, a Pareto plot and the
+best as its runtime's file. Students are trained with distillation from the uncompressed model (or
 `--teacher`). `--dry-run` prints params, MACs (and shrink's chosen sub-network) without training. The output
 directory loads as MODEL everywhere (`nascomp flops/export/profile DIR`).
 """
@@ -54,9 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q = p.add_argument_group("int8 and latency")
     q.add_argument("--int8", choices=["static", "dynamic"], help="static: calibrated QDQ, per-channel weights (default); dynamic: no calibration")
     q.add_argument("--calibration", choices=["minmax", "percentile", "entropy"], help="static int8: how activation ranges are set (default minmax)")
+    q.add_argument("--runtime", help="where the model is deployed and measured: onnxruntime (default) or executorch (ExecuTorch, XNNPACK); "
+                                     "auto: several, comma-separated")
     q.add_argument("--target", help="where int8 and params/MACs-budget results are timed (default mobile-cpu; a latency budget names its own)")
     q.add_argument("--timer", choices=["wall", "thread-cpu"], help="latency timer; thread-cpu (1 thread) on shared machines (default wall)")
-    q.add_argument("--threads", type=int, help="ONNX Runtime threads for latency (default: the target's)")
+    q.add_argument("--threads", type=int, help="runtime threads for latency (default: the target's)")
     t = p.add_argument_group("teacher")
     t.add_argument("--teacher", metavar="MODEL", help="distill from this model instead of the uncompressed MODEL (saved directory or timm name)")
     t.add_argument("--teacher-checkpoint", help="weights for a --teacher given by timm name")
@@ -80,6 +83,9 @@ def _method_options(args: argparse.Namespace) -> dict:
     options = {"budget": args.budget, "widths": args.widths, "population": args.population, "generations": args.generations,
                "score_images": args.score_images, "calib_images": args.calib_images, "lut": args.lut, "probe": args.probe or None, "int8": args.int8,
                "calibration": args.calibration, "target": args.target, "timer": args.timer, "threads": args.threads}
+    if args.runtime:
+        runtimes = [r.strip() for r in args.runtime.split(",") if r.strip()]
+        options["runtimes" if "auto" in steps else "runtime"] = runtimes if "auto" in steps else ",".join(runtimes)
     if "minivit" in steps:
         options.update(share=args.share, head_transform=not args.no_head_transform, mlp_transform=not args.no_mlp_transform)
     if "drop-blocks" in steps:
@@ -115,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"latency {metrics['latency']['latency_ms']:.3f} ms on {metrics['latency']['target']}")
         if metrics.get("int8"):
             q = metrics["int8"]
-            print(f"int8 ({q['mode']}) in ONNX Runtime: test top-1 {q['test']['top1']:.2f}%, latency {q['latency']['latency_ms']:.3f} ms "
-                  f"on {q['latency']['target']} (fp32 {q['fp32_latency']['latency_ms']:.3f} ms) -> {q['onnx']}")
+            print(f"int8 ({q['mode']}) in {q['measured_in'].split(',')[0]}: test top-1 {q['test']['top1']:.2f}%, latency "
+                  f"{q['latency']['latency_ms']:.3f} ms on {q['latency']['target']} (fp32 {q['fp32_latency']['latency_ms']:.3f} ms) -> {q['file']}")
     return 0
 
 

@@ -18,8 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("profile", help="measure latency/energy on a target; build latency lookup tables", description=__doc__)
     p.add_argument("model", metavar="MODEL", nargs="?", help="timm model name, arch JSON, or saved model directory")
     p.add_argument("--target", default="cpu", help="cpu | mobile-cpu | cuda | android[:SERIAL] (default: %(default)s)")
-    p.add_argument("--runtime", type=str_list, help="torch, onnxruntime or both comma-separated (default: per target)")
-    p.add_argument("--precision", type=str_list, help="fp32, int8 (ONNX Runtime dynamic quantization) (default: per target)")
+    p.add_argument("--runtime", type=str_list, help="torch, onnxruntime, executorch (ExecuTorch with the XNNPACK delegate), comma-separated "
+                                                    "(default: per target)")
+    p.add_argument("--precision", type=str_list, help="fp32, int8 (dynamic quantization: ONNX Runtime's, or PT2E for ExecuTorch) "
+                                                      "(default: per target)")
     p.add_argument("--threads", type=int, help="intra-op threads (default: all allowed cores on cpu, 1 on mobile-cpu/android)")
     p.add_argument("--cores", help="pin to these cores, e.g. 1 or 0-3 (default: the last core on mobile-cpu; taskset on android)")
     p.add_argument("--batch", type=int, default=1)
@@ -34,8 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--energy", action="store_true", help="energy per inference: NVML (cuda), RAPL (cpu), battery (android), else estimated")
     g.add_argument("--power-w", help="state the power model used when no counter exists: ACTIVE[:IDLE] watts")
     g.add_argument("--energy-window", type=float, default=2.0, help="minimum seconds of back-to-back inferences per energy reading")
+    g.add_argument("--op-profile", action="store_true", help="executorch: per-op times from the runtime's event tracer (ETDump)")
     g = p.add_argument_group("android")
     g.add_argument("--perf-test", help="onnxruntime_perf_test built for the phone: a host file to push, or a path on the phone")
+    g.add_argument("--runner", help="--runtime executorch: executor_runner built for the phone: a host file to push, or a path on it")
     g = p.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="print the report as JSON")
     g.add_argument("--out", help="also write the JSON report to this file")
@@ -60,7 +64,7 @@ def _settings(args: argparse.Namespace, log) -> dict:
     return dict(runtimes=args.runtime, precisions=args.precision, threads=args.threads, cores=args.cores, batch=args.batch,
                 resolution=args.resolution, warmup=args.warmup, repeat=args.repeat, energy=args.energy, power_model=args.power_w,
                 energy_window_s=args.energy_window, perf_test=args.perf_test, onnx_dir=args.keep_onnx, include_samples=args.samples,
-                timer=args.timer, exporter=args.exporter, log=log)
+                timer=args.timer, exporter=args.exporter, runner=args.runner, op_profile=args.op_profile, log=log)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,6 +135,13 @@ def _print_report(doc: dict) -> None:
             extra = f"; estimated because: {e['fallback_reason']}" if e.get("fallback_reason") else ""
             out.print(f"  energy {m['runtime']}/{m['precision']}: {e['kind']} via {e['source']}, total {e['total_mj_per_inference']} mJ "
                       f"minus idle {e['idle_mj_per_inference']} mJ ({e['idle_power_w']} W idle){extra}")
+    for m in doc["measurements"]:
+        ops = (m.get("details") or {}).get("op_times")
+        if ops:
+            out.print(f"  per-op times {m['runtime']}/{m['precision']} (ETDump, {ops['runs']} runs): {ops['portable_time_share']:.1%} of op time "
+                      "on portable kernels; slowest:")
+            for op in ops["ops"][:8]:
+                out.print(f"    {op['op']:<44} {op['where']:<17} {op['ms_per_inference']:.4f} ms/inference ({op['calls']} calls)")
     out.print("  [dim]full protocol: --json[/]")
 
 

@@ -4,6 +4,7 @@
     nascomp search --space s3-vit --budget 4gflops --preset smoke --out runs/smoke
     nascomp search --space s3-vit --budget 25mparams --objective pareto
     nascomp search --space s3-vit --budget 25ms@mobile-cpu          # needs `nascomp profile --build-lut` first
+    nascomp search --space s3-vit --budget 25ms@mobile-cpu --runtime executorch   # the table built with --runtime executorch
     nascomp search --space s3-vit --budget 4gflops --resume         # continue the newest default run after a kill
     torchrun --nproc-per-node 8 -m nascomp search --space s3-vit --budget 4gflops --preset full --data imagefolder:/imagenet \
         --workers 8 --checkpoint-every 30m
@@ -40,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--objective", choices=["accuracy", "pareto"], help="one winner (default) or the accuracy-cost Pareto front")
     p.add_argument("--lut", help="latency lookup table for ms/mj budgets (default: the profiler's cache)")
+    p.add_argument("--runtime", choices=["onnxruntime", "executorch", "torch"],
+                   help="ms/mj budgets: the runtime the latency table was measured in (default: the target's, e.g. onnxruntime on mobile-cpu)")
     p.add_argument("--in-chans", type=int, default=3, help="model input channels (grey images are repeated)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     add_workers_arg(p)
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     result = nascomp.search(args.space, args.budget, data=args.data, preset=args.preset, out=args.out, seed=args.seed, resume=args.resume,
                             quiet=args.quiet, device=args.device, in_chans=args.in_chans, lut=args.lut, data_dir=args.data_dir,
                             download=args.download, val_fraction=args.val_fraction, workers=args.workers,
-                            checkpoint_every=args.checkpoint_every, **overrides)
+                            checkpoint_every=args.checkpoint_every, runtime=args.runtime, **overrides)
     summary = result.summary
     if not summary:
         return 0

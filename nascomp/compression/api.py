@@ -20,7 +20,8 @@ from nascomp.core.validate import output_dir, removed_on_failure
 from nascomp.cost.counter import count_module
 from nascomp.data import DataBundle
 from nascomp.distillation.base import build_distiller, distillation_step
-from nascomp.engine.api import data_bundle, recipe_config, split_recipe
+from nascomp.data import data_bundle
+from nascomp.engine.api import recipe_config, split_recipe
 from nascomp.engine.evaluate import evaluate
 from nascomp.engine.train import TrainConfig, fit, seed_everything
 from nascomp.models.io import load_weights_into
@@ -71,12 +72,15 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
             ``minivit`` (weight multiplexing; options ``share``, ``head_transform``, ``mlp_transform``);
             ``drop-blocks`` (option ``keep``); ``shrink`` (the best sub-network under option ``budget``; see
             `nascomp.compression.shrink.search.ShrinkMethod` for its options); ``torch-pruning`` (the peer: torch-pruning
-            to a params / MACs ``budget``); ``int8`` (ONNX Runtime int8, option ``int8``: ``static`` or ``dynamic``;
-            accuracy and latency measured in ORT); ``auto`` (every method and chain that can meet ``budget``,
-            compared in one table and Pareto plot; the best exported as ONNX).
+            to a params / MACs ``budget``); ``int8`` (int8 in option ``runtime``'s file: ``onnxruntime`` (default) or
+            ``executorch``; option ``int8``: ``static`` or ``dynamic``; accuracy and latency measured in that runtime);
+            ``auto`` (every method and chain that can meet ``budget``, per runtime in option ``runtimes``, compared in one
+            table and Pareto plot; the best exported as its runtime's file).
         data: the dataset the model was trained on (a `DataBundle` or a name); a dry run needs none.
-        out: the run directory (the student loads as a model everywhere; int8 adds ``model.int8.onnx`` and ``int8.json``).
-        options: the methods' options (``budget``, ``keep``, ``share``, ``int8``, ``target``, ``timer``...).
+        out: the run directory (the student loads as a model everywhere; int8 adds ``model.int8.onnx`` or ``model.int8.pte``
+            and ``int8.json``).
+        options: the methods' options (``budget``, ``keep``, ``share``, ``int8``, ``runtime``, ``target``, ``timer``...); a
+            latency budget is measured in ``runtime`` (its lookup table too).
         init: ``teacher`` (the student starts from the trained weights) or ``random`` (the paper's MiniViT).
         teacher: distil from this model instead of the uncompressed one (``teacher_checkpoint``: its weights and
             ``teacher_kwargs``: timm options, for one given by name).
@@ -163,7 +167,7 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
     else:
         summary.update({"params_after": before.params, "macs_after": before.macs, "gmacs_after": round(before.macs / 1e9, 4)})
     if int8 is not None:
-        summary["int8"] = {"mode": opts.get("int8") or "static", "target": target}
+        summary["int8"] = {"mode": opts.get("int8") or "static", "target": target, "runtime": opts.get("runtime") or "onnxruntime"}
     if dry_run:
         if distiller is not None:
             distiller.close()
@@ -184,12 +188,13 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
             timing = timing_options(opts)
             if budget is not None and budget.measured and compressor is not None:
                 metrics["latency"] = latency_report(final, target, **timing)
-            onnx = None
+            deployed = None
             if int8 is not None:
                 metrics["int8"] = int8.apply(final, Path(out), opts, context, target)
-                onnx = Path(metrics["int8"]["onnx"])
+                deployed = Path(metrics["int8"]["file"])
             atomic_write_json(Path(out) / "metrics.json", metrics)
     finally:
         if distiller is not None:
             distiller.close()
-    return CompressResult(summary, final, Path(out), metrics, onnx)
+    runtime = opts.get("runtime") or "onnxruntime"
+    return CompressResult(summary, final, Path(out), metrics, deployed if runtime == "onnxruntime" else None, pte=deployed if runtime == "executorch" else None)

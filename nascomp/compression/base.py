@@ -68,8 +68,8 @@ class CompressionMethod:
 class CompressResult:
     """What compression did (``summary``: params and MACs before and after, the structure, the distillation) and,
     unless it was a dry run, the result: the trained student (``model``, its run directory ``out`` and ``metrics``),
-    the int8 ONNX file (``onnx``) with its ORT accuracy and latency in ``metrics["int8"]``, and for ``auto`` the
-    comparison ``table`` (one row per method and chain)."""
+    the int8 file of its runtime (``onnx`` for ONNX Runtime, ``pte`` for ExecuTorch) with its accuracy and latency measured in that
+    runtime in ``metrics["int8"]``, and for ``auto`` the comparison ``table`` (one row per method, chain and runtime)."""
 
     summary: dict
     model: nn.Module
@@ -77,6 +77,7 @@ class CompressResult:
     metrics: dict | None = None
     onnx: Path | None = None
     table: list[dict] | None = None
+    pte: Path | None = None
 
     @property
     def test_top1(self) -> float | None:
@@ -85,7 +86,8 @@ class CompressResult:
 
     @property
     def latency_ms(self) -> float | None:
-        """Median latency measured on the target: of the int8 file after int8, else of the fp32 model (latency budgets)."""
+        """Median latency measured on the target: of the int8 file after int8, else of the fp32 model (latency budgets), in
+        the run's runtime."""
         metrics = self.metrics or {}
         report = (metrics.get("int8") or {}).get("latency") or metrics.get("latency")
         return report["latency_ms"] if report else None

@@ -34,6 +34,7 @@ __all__ = [
     "TensorImageDataset",
     "ImageFolderDataset",
     "load_data",
+    "data_bundle",
     "read_idx",
     "resolve_data_dir",
     "split_indices",
@@ -302,3 +303,12 @@ def load_data(
         *STATS[name],
         per_image=name == "cifar10",
     )
+
+
+def data_bundle(data: DataBundle | str, **options) -> DataBundle:
+    """``data`` as given, or the dataset of that name loaded with ``options`` (see `load_data`)."""
+    if isinstance(data, DataBundle):
+        return data
+    if not isinstance(data, str):
+        raise NascompError(f"data must be a dataset name (fashion-mnist, cifar10, imagefolder:PATH) or a DataBundle, got {type(data).__name__}")
+    return load_data(data, **options)

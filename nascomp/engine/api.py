@@ -11,12 +11,12 @@ from torch import nn
 
 from nascomp.core.errors import NascompError
 from nascomp.core.validate import output_dir, removed_on_failure
-from nascomp.data import DataBundle, load_data
+from nascomp.data import DataBundle, data_bundle
 from nascomp.engine.train import TrainConfig, fit, seed_everything
 from nascomp.models.resolve import as_model, model_input_size
 from nascomp.spaces.arch import Arch
 
-__all__ = ["TrainResult", "train", "prepare", "recipe_config", "split_recipe", "data_bundle"]
+__all__ = ["TrainResult", "train", "prepare", "recipe_config", "split_recipe"]
 
 
 @dataclass
@@ -64,15 +64,6 @@ def split_recipe(options: dict) -> tuple[dict, dict]:
     """(training-recipe fields, the rest) of keyword options that mix both; the input size is the model's, never a recipe field."""
     recipe_keys = {f.name for f in fields(TrainConfig)} - {"resolution", "in_chans"}
     return {k: v for k, v in options.items() if k in recipe_keys}, {k: v for k, v in options.items() if k not in recipe_keys}
-
-
-def data_bundle(data: DataBundle | str, **options: Any) -> DataBundle:
-    """``data`` as given, or the dataset of that name loaded with ``options`` (see `nascomp.data.load_data`)."""
-    if isinstance(data, DataBundle):
-        return data
-    if not isinstance(data, str):
-        raise NascompError(f"data must be a dataset name (fashion-mnist, cifar10, imagefolder:PATH) or a DataBundle, got {type(data).__name__}")
-    return load_data(data, **options)
 
 
 def prepare(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str, *, model_kwargs: Mapping | None = None,

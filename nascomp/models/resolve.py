@@ -23,7 +23,7 @@ from nascomp.models.registry import build_from_spec
 from nascomp.models.timm import timm_spec
 from nascomp.spaces.arch import Arch
 
-__all__ = ["SPEC_ATTR", "create_model", "model_spec", "as_model", "resolve_model", "model_input_size"]
+__all__ = ["SPEC_ATTR", "create_model", "model_spec", "as_model", "as_module", "resolve_model", "model_input_size"]
 
 
 def create_model(model: str | os.PathLike | Arch | Mapping, *, checkpoint: str | os.PathLike | None = None,
@@ -89,6 +89,16 @@ def as_model(model: nn.Module | str | os.PathLike | Arch | Mapping, *, checkpoin
             load_weights_into(model, load_state_dict_file(checkpoint), str(checkpoint))
         return model, model_spec(model)
     return resolve_model(model, checkpoint=checkpoint, pretrained=pretrained, **overrides)
+
+
+def as_module(model: nn.Module | str | os.PathLike | Arch | Mapping, *, checkpoint: str | os.PathLike | None = None,
+              **overrides: Any) -> nn.Module:
+    """The module alone, for work that never saves it (export, profiling): a module is taken as it is, spec or not."""
+    if isinstance(model, nn.Module) and not overrides:
+        if checkpoint:
+            load_weights_into(model, load_state_dict_file(checkpoint), str(checkpoint))
+        return model
+    return as_model(model, checkpoint=checkpoint, **overrides)[0]
 
 
 _SIZES = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "depths", "num_heads", "window_size")

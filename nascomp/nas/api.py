@@ -67,7 +67,7 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
            out: str | os.PathLike | None = None, seed: int = 0, resume: bool = False, quiet: bool = False, device: str | None = None,
            in_chans: int = 3, lut: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None, download: bool = False,
            val_fraction: float = 0.1, workers: int | None = None, checkpoint_every: float | str | None = None,
-           **overrides: Any) -> SearchResult:
+           runtime: str | None = None, **overrides: Any) -> SearchResult:
     """Search ``space`` for the most accurate architecture within ``budget`` (S3: supernet, E-T error, space
     evolution, evolutionary search), then extract the finalists and evaluate them on the test set.
 
@@ -86,6 +86,8 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
         seed: the run's seed. resume: continue an interrupted run in ``out`` (same result as uninterrupted).
         quiet: no progress output. device: ``cpu`` or ``cuda`` (default: CUDA when available).
         in_chans: model input channels (grey images are repeated). lut: latency table for ms/mJ budgets.
+        runtime: the runtime a ms/mJ budget is predicted for (``onnxruntime``, ``executorch``, ``torch``; default: the
+            table's, which is the target's default runtime unless ``lut`` says otherwise).
         data_dir, download, val_fraction: where and how a dataset given by name is loaded.
         workers: DataLoader workers per process for per-image data (default: `nascomp.data.default_workers`);
             does not change results, so a run may resume with another value.
@@ -108,6 +110,13 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
     else:
         preset_name, recipe = str(preset), resolve_preset(str(preset), overrides)
     out = output_dir(out)
+    if runtime is not None:
+        from nascomp.profiling.targets import RUNTIMES
+
+        if runtime not in RUNTIMES:
+            raise NascompError(f"runtime {runtime!r}: choose from {', '.join(RUNTIMES)}")
+        if not budget.measured:
+            raise NascompError(f"runtime={runtime!r} only applies to a latency or energy budget (e.g. 25ms@mobile-cpu); {budget.text} is analytic")
     if lut is not None and not Path(lut).is_file():
         raise NascompError(f"latency table {lut} not found; build it with `nascomp profile --build-lut --space {space.name}`")
     if isinstance(data, DataBundle):
@@ -117,7 +126,7 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
         bundle = load_data(data, data_dir, val_fraction=val_fraction, limit_train=recipe.supernet.limit_train,
                            limit_val=limit_val, limit_test=recipe.limit_test, download=download)
     job = SearchJob(space, budget, recipe, bundle, preset_name, seed, in_chans, str(lut) if lut else None, device, workers=workers,
-                    checkpoint_every=checkpoint_every)
+                    checkpoint_every=checkpoint_every, runtime=runtime)
     run_dir = out or default_out_dir(job, resume)
     with removed_on_failure(run_dir):
         summary = run_search(job, run_dir, resume=resume, quiet=quiet)

@@ -5,7 +5,7 @@ cached per arch (archs are hashable), so constraint-aware sampling can call it t
 
 - ``macs`` / ``params``: exact analytic counts (`nascomp.cost.arch_cost`) at the space's deployment
   resolution (224 px for s3-vit), even when the supernet trains at a proxy resolution (DESIGN.md).
-- ``latency`` / ``energy``: the profiler's lookup-table predictor for the budget's target
+- ``latency`` / ``energy``: the profiler's lookup-table predictor for the budget's target and runtime
   (`nascomp.profiling.predictor.budget_predictor`); a missing table is a `NascompError` that names the
   ``nascomp profile --build-lut`` command. ``supports(space)`` tells space evolution which evolved spaces
   the table cannot predict, so evolution keeps the old choices instead of failing later.
@@ -69,8 +69,9 @@ class Constraint:
 
 
 def make_constraint(budget: Budget, space: SearchSpace, in_chans: int = 3, num_classes: int = 1000,
-                    lut: str | Path | None = None) -> Constraint:
-    """The constraint for ``budget`` on members of ``space`` (and of spaces evolved from it)."""
+                    lut: str | Path | None = None, runtime: str | None = None) -> Constraint:
+    """The constraint for ``budget`` on members of ``space`` (and of spaces evolved from it); a latency or energy budget is
+    predicted for ``runtime`` (None: the table's, by default the target's default runtime)."""
     if budget.metric in ("macs", "params"):
         resolution = space.resolution
 
@@ -83,7 +84,7 @@ def make_constraint(budget: Budget, space: SearchSpace, in_chans: int = 3, num_c
 
     from nascomp.profiling.predictor import budget_predictor
 
-    predictor = budget_predictor(budget.unit.lower(), budget.target, space, lut)
+    predictor = budget_predictor(budget.unit.lower(), budget.target, space, lut, runtime)
     latency = getattr(predictor, "latency", predictor)
 
     def supports(candidate: SearchSpace) -> str | None:

@@ -82,11 +82,15 @@ class SearchJob:
     device: str | None = None
     workers: int | None = None  # DataLoader workers per process (None: nascomp.data.default_workers)
     checkpoint_every: float | None = None  # seconds between mid-epoch checkpoints of every training leg
+    runtime: str | None = None  # the runtime a latency / energy budget is predicted for (None: the table's)
 
     def settings(self) -> dict:
         """What must match for ``--resume`` (not where the data lives, which device runs it, nor how it loads data)."""
-        return {"space": self.space.to_dict(), "budget": self.budget.text, "preset": self.preset_name, "data": self.data.describe(),
-                "seed": self.seed, "in_chans": self.in_chans, "lut": self.lut, "resolved": self.preset.to_dict()}
+        settings = {"space": self.space.to_dict(), "budget": self.budget.text, "preset": self.preset_name, "data": self.data.describe(),
+                    "seed": self.seed, "in_chans": self.in_chans, "lut": self.lut, "resolved": self.preset.to_dict()}
+        if self.runtime:  # absent for the default, so runs started before runtimes were selectable still resume
+            settings["runtime"] = self.runtime
+        return settings
 
 
 def _slug(text: str) -> str:
@@ -453,7 +457,7 @@ def run_search(job: SearchJob, out: str | Path | None = None, resume: bool = Fal
     info = init_distributed(job.device)
     if preset.data_hint and data.name == "fashion-mnist" and info.is_main and not quiet:
         console.print(f"[yellow]note:[/] {preset.data_hint}")
-    constraint = make_constraint(budget, space, job.in_chans, data.num_classes, job.lut)
+    constraint = make_constraint(budget, space, job.in_chans, data.num_classes, job.lut, job.runtime)
     resolution = preset.supernet.resolution or space.resolution
     cheapest = check_feasible(constraint, space)
     searched = space.pinned(resolution)  # what the proxy collapses is fixed for the whole run

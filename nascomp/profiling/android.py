@@ -1,11 +1,15 @@
-"""Latency (and battery energy) on an Android phone over adb with ONNX Runtime's ``onnxruntime_perf_test``.
+"""Latency (and battery energy) on an Android phone over adb, with the runtime's own benchmark binary built for the phone.
 
-The user provides the perf-test binary built for the phone (ONNX Runtime's Android build,
-``onnxruntime/test/perftest``). We push the model, run the binary with the chosen threads, and
-read two outputs: its printed summary (P50, min, max...) and its result file, which holds one line
-per timed run (``model,seconds,peak_bytes,cpu_pct,run_index``), so median and IQR are computed
-from every run rather than from the printed percentiles. Times never cross the USB link: the
-binary times itself on the phone.
+- ONNX Runtime: the user's ``onnxruntime_perf_test`` (ONNX Runtime's Android build, ``onnxruntime/test/perftest``).
+  We push the model, run the binary with the chosen threads, and read two outputs: its printed summary (P50, min,
+  max...) and its result file, which holds one line per timed run (``model,seconds,peak_bytes,cpu_pct,run_index``),
+  so median and IQR are computed from every run rather than from the printed percentiles.
+- ExecuTorch: the user's ``executor_runner`` (ExecuTorch's ``examples/portable/executor_runner``, built for Android
+  with the XNNPACK backend). One invocation runs ``warmup + repeat`` executions and logs each one's time
+  (``Iteration i of N: X ms``); the first ``warmup`` are dropped. A runner built with the event tracer
+  (``-DEXECUTORCH_ENABLE_EVENT_TRACER=ON``) also writes an ETDump, pulled back for per-op times.
+
+Times never cross the USB link: the binaries time themselves on the phone.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ __all__ = [
     "device_facts",
     "AndroidRun",
     "run_perf_test",
+    "parse_executor_runner",
+    "executor_runner_command",
+    "run_executor_runner",
     "measure_battery_energy",
 ]
 
@@ -188,19 +195,23 @@ class AndroidRun:
     protocol: dict = field(default_factory=dict)
 
 
-def _install_binary(adb: Adb, perf_test: str | None) -> str:
-    """Push a host binary, or use a path already on the phone (default: REMOTE_DIR/onnxruntime_perf_test)."""
-    if perf_test and Path(perf_test).is_file():
-        remote = f"{REMOTE_DIR}/onnxruntime_perf_test"
-        adb.push(perf_test, remote)
+_BUILD_HINTS = {
+    "onnxruntime_perf_test": "build it for Android (ONNX Runtime's onnxruntime/test/perftest) and pass the host file with --perf-test PATH",
+    "executor_runner": "build ExecuTorch's examples/portable/executor_runner for Android with the XNNPACK backend "
+                       "(-DEXECUTORCH_BUILD_XNNPACK=ON) and pass the host file with --runner PATH",
+}
+
+
+def _install_binary(adb: Adb, given: str | None, name: str = "onnxruntime_perf_test") -> str:
+    """Push a host binary, or use a path already on the phone (default: REMOTE_DIR/NAME)."""
+    if given and Path(given).is_file():
+        remote = f"{REMOTE_DIR}/{name}"
+        adb.push(given, remote)
         adb.shell(f"chmod 755 {remote}")
         return remote
-    remote = perf_test or f"{REMOTE_DIR}/onnxruntime_perf_test"
+    remote = given or f"{REMOTE_DIR}/{name}"
     if "yes" not in adb.shell(f"[ -x {shlex.quote(remote)} ] && echo yes || echo no", check=False):
-        raise NascompError(
-            f"onnxruntime_perf_test not found on the phone at {remote}; build it for Android (ONNX Runtime's "
-            "onnxruntime/test/perftest) and pass the host file with --perf-test PATH"
-        )
+        raise NascompError(f"{name} not found on the phone at {remote}; {_BUILD_HINTS[name]}")
     return remote
 
 
@@ -233,6 +244,77 @@ def run_perf_test(adb: Adb, onnx_path: str | os.PathLike, perf_test: str | None,
     return AndroidRun(stats, summary, protocol)
 
 
+_ITERATION = re.compile(r"Iteration\s+(\d+)\s+of\s+(\d+):\s*([0-9.eE+-]+)\s*ms")
+_TOTAL = re.compile(r"Model executed successfully\s+(\d+)\s+time\(s\)\s+in\s+([0-9.eE+-]+)\s*ms")
+
+
+def parse_executor_runner(text: str) -> tuple[list[float], dict]:
+    """(per-execution ms in order, summary) from executor_runner's log; a runner too old to log each iteration gives only
+    its total, so the one "run" is the mean."""
+    runs = {int(m.group(1)): float(m.group(3)) for m in _ITERATION.finditer(text)}
+    total = _TOTAL.search(text)
+    summary: dict[str, float] = {}
+    if total:
+        summary = {"executions": int(total.group(1)), "total_ms": float(total.group(2)), "mean_ms": float(total.group(2)) / max(1, int(total.group(1)))}
+    if not runs and not total:
+        raise NascompError("executor_runner printed no timing; run it by hand to see what went wrong:\n"
+                           + "\n".join(text.strip().splitlines()[-5:]))
+    return [runs[i] for i in sorted(runs)], summary
+
+
+def executor_runner_command(binary: str, model: str, threads: int, executions: int, cores: list[int] | None = None,
+                            etdump: str | None = None) -> str:
+    """The shell command run on the phone: ``executions`` runs of the program's forward on its default (all-ones) input."""
+    args = [binary, f"--model_path={model}", f"--num_executions={executions}", f"--cpu_threads={threads}", "--print_output=none"]
+    if etdump:
+        args.append(f"--etdump_path={etdump}")
+    cmd = " ".join(shlex.quote(a) for a in args)
+    if cores:
+        cmd = f"taskset {sum(1 << c for c in cores):x} {cmd}"
+    return f"cd {shlex.quote(REMOTE_DIR)} && {cmd} 2>&1"
+
+
+def run_executor_runner(adb: Adb, pte_path: str | os.PathLike, runner: str | None, threads: int, warmup: int, repeat: int,
+                        cores: list[int] | None = None, tag: str = "model", etdump_to: str | os.PathLike | None = None) -> AndroidRun:
+    """Push the program, run ``warmup + repeat`` executions in one process, return the statistics of the last ``repeat``.
+    With ``etdump_to`` the runner writes an ETDump that is pulled to that host path (a runner built without the event
+    tracer rejects the flag: one error saying so)."""
+    adb.shell(f"mkdir -p {REMOTE_DIR}")
+    binary = _install_binary(adb, runner, "executor_runner")
+    remote_model = f"{REMOTE_DIR}/{tag}.pte"
+    adb.push(pte_path, remote_model)
+    remote_dump = f"{REMOTE_DIR}/{tag}.etdump" if etdump_to else None
+    stdout = adb.shell(executor_runner_command(binary, remote_model, threads, warmup + repeat, cores, remote_dump), check=False)
+    if remote_dump and "etdump_path" in stdout and ("unknown" in stdout.lower() or "ERROR" in stdout):
+        raise NascompError(f"{binary} was built without the event tracer, so it cannot write per-op times; rebuild it with "
+                           "-DEXECUTORCH_BUILD_DEVTOOLS=ON -DEXECUTORCH_ENABLE_EVENT_TRACER=ON, or drop --op-profile")
+    runs, summary = parse_executor_runner(stdout)
+    protocol = {
+        "runner": binary,
+        "runner_args": f"--num_executions={warmup + repeat} --cpu_threads={threads} --print_output=none",
+        "warmup": f"the first {warmup} of {warmup + repeat} executions in the same process, dropped",
+        "affinity": f"taskset to cores {cores}" if cores else "not pinned (Android scheduler)",
+        "input": "executor_runner's default input (all ones)",
+    }
+    if len(runs) > warmup:
+        stats = LatencyStats(runs[warmup:])
+        protocol["statistic_source"] = "per-execution times the runner logged on the phone"
+    else:
+        stats = LatencyStats([summary["mean_ms"]])
+        protocol["statistic_source"] = "the runner's total / executions (this runner logs no per-execution times; IQR unavailable)"
+    if remote_dump:
+        adb.run("pull", remote_dump, str(etdump_to))
+    return AndroidRun(stats, summary, protocol)
+
+
+def executor_runner_summary(text: str) -> dict:
+    """The energy window's summary in perf_test's terms (mean ms, requests, seconds) from an executor_runner log."""
+    runs, summary = parse_executor_runner(text)
+    n = len(runs) or int(summary.get("executions", 0))
+    total = sum(runs) if runs else summary.get("total_ms", 0.0)
+    return {"mean_ms": total / max(1, n), "requests": n, "run_time_s": total / 1000.0}
+
+
 def _read_battery(adb: Adb) -> tuple[float, float] | None:
     out = adb.shell(f"cat {BATTERY}/current_now {BATTERY}/voltage_now", check=False).split()
     try:
@@ -250,8 +332,10 @@ def _charging(adb: Adb) -> bool:
 
 def measure_battery_energy(adb: Adb, binary_cmd: Callable[[float], str], latency_ms: float, batch: int = 1,
                            window_s: float = 10.0, idle_s: float = 5.0, sample_every_s: float = 0.25,
-                           sleep: Callable[[float], None] = time.sleep) -> EnergyReport:
-    """Whole-phone power from the battery gauge: idle samples, then samples while perf_test runs for ``window_s``.
+                           sleep: Callable[[float], None] = time.sleep,
+                           summarize: Callable[[str], dict] = parse_perf_test_stdout) -> EnergyReport:
+    """Whole-phone power from the battery gauge: idle samples, then samples while the benchmark binary runs for ``window_s``
+    (``summarize`` reads its log: mean ms per run, requests, seconds).
 
     Raises EnergyUnavailable while the phone charges (the gauge then reads the charger, not the load)
     or when the gauge cannot be read.
@@ -277,8 +361,8 @@ def measure_battery_energy(adb: Adb, binary_cmd: Callable[[float], str], latency
         sleep(sample_every_s)
     reader.join(timeout=5)
     if proc.returncode != 0:
-        raise EnergyUnavailable(f"perf_test for the energy window failed (exit {proc.returncode})")
-    summary = parse_perf_test_stdout("".join(stdout))
+        raise EnergyUnavailable(f"the benchmark run for the energy window failed (exit {proc.returncode})")
+    summary = summarize("".join(stdout))
     idle_w, units = median_power_w(idle)
     active_w, _ = median_power_w(active[1:] or active)  # the first sample may predate the load
     per_run_ms = summary.get("mean_ms", latency_ms)

@@ -12,7 +12,7 @@ from torch import nn
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, read_json
 from nascomp.core.validate import non_negative, output_dir, output_file, positive
-from nascomp.models.resolve import as_model
+from nascomp.models.resolve import as_module
 from nascomp.profiling.energy import PowerModel, parse_power_override
 from nascomp.profiling.host import parse_cores
 from nascomp.profiling.profiler import ProfileOptions, ProfileReport, profile_model
@@ -58,9 +58,10 @@ def profile(model: nn.Module | str | os.PathLike | Arch, target: str | Target = 
         target: ``cpu`` (the host), ``mobile-cpu`` (a phone-class profile on the host: ONNX Runtime, 1 thread,
             pinned), ``cuda`` (CUDA events, NVML energy) or ``android[:SERIAL]`` (a phone over adb).
         out: also write the JSON report to this file.
-        options: a ready `ProfileOptions`; otherwise keyword ``settings`` make one (``runtimes=["onnxruntime"]``,
-            ``precisions=["fp32", "int8"]``, ``threads``, ``cores="0-3"``, ``batch``, ``resolution``, ``warmup``,
-            ``repeat``, ``energy=True``, ``power_model="5:0.5"``, ``timer="thread-cpu"``, ``exporter``...).
+        options: a ready `ProfileOptions`; otherwise keyword ``settings`` make one (``runtimes=["onnxruntime"]`` or
+            ``["executorch"]`` (ExecuTorch, XNNPACK delegate), ``precisions=["fp32", "int8"]``, ``threads``, ``cores="0-3"``,
+            ``batch``, ``resolution``, ``warmup``, ``repeat``, ``energy=True``, ``power_model="5:0.5"``, ``timer="thread-cpu"``,
+            ``exporter``, ``op_profile=True`` (ExecuTorch per-op times), ``runner`` (android: executor_runner)...).
         model_kwargs: timm keyword arguments for a model given by name.
 
     Returns:
@@ -74,12 +75,12 @@ def profile(model: nn.Module | str | os.PathLike | Arch, target: str | Target = 
     by_name = not isinstance(model, (nn.Module, Arch)) and not str(model).endswith(".json") and not Path(model).is_dir()
     if resolution and by_name and "img_size" not in kwargs:
         try:  # ViT/Swin bake the resolution into position tables; convolutional models take any input size
-            module, _ = as_model(model, checkpoint=checkpoint, img_size=resolution, **kwargs)
+            module = as_module(model, checkpoint=checkpoint, img_size=resolution, **kwargs)
         except NascompError as e:
             if "does not accept" not in str(e):
                 raise
     if module is None:
-        module, _ = as_model(model, checkpoint=checkpoint, **kwargs)
+        module = as_module(model, checkpoint=checkpoint, **kwargs)
     report = profile_model(module, opts, name=name or (str(model) if not isinstance(model, nn.Module) else type(model).__name__))
     if out is not None:
         atomic_write_json(out, report.to_dict(include_samples=opts.include_samples))

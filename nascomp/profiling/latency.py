@@ -6,7 +6,8 @@ long right tail (preemption, frequency drops); the mean follows the tail, the me
 
 Runners turn a model into a zero-argument callable that runs one batch:
 - `torch_runner`: eager PyTorch on CPU or CUDA (`CudaEventTimer` times CUDA work on the GPU clock);
-- `ort_runner`: an ONNX Runtime session (CPU execution provider, or CUDA with I/O bound on the device).
+- `ort_runner`: an ONNX Runtime session (CPU execution provider, or CUDA with I/O bound on the device);
+- `pte_runner`: an ExecuTorch program (XNNPACK delegate) in ExecuTorch's Python runtime, on a pool of ``threads``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ __all__ = [
     "torch_threads",
     "torch_runner",
     "ort_runner",
-    "OrtRun",
+    "pte_runner",
+    "RuntimeRun",
 ]
 
 
@@ -189,16 +191,17 @@ def torch_runner(model: nn.Module, batch: int, in_chans: int, resolution: int, d
 
 
 @dataclass
-class OrtRun:
-    """An ONNX Runtime callable and the facts about the session that belong in the protocol."""
+class RuntimeRun:
+    """A deployment runtime's callable (one inference) and the facts about its session that belong in the protocol."""
 
     run: Callable[[], Any]
     provider: str
     info: dict
+    session: Any = None  # the runtime's own session object, where a caller needs more of it (ExecuTorch's op times)
 
 
 def ort_runner(path: str, batch: int, in_chans: int, resolution: int, threads: int | None, device: str = "cpu",
-               ort: Any = None, example: np.ndarray | None = None) -> OrtRun:
+               ort: Any = None, example: np.ndarray | None = None) -> RuntimeRun:
     """An ORT session on the CPU or CUDA execution provider, input and output bound once.
 
     On CUDA the input is copied to the GPU once and bound with I/O binding, so the timed call is
@@ -224,9 +227,28 @@ def ort_runner(path: str, batch: int, in_chans: int, resolution: int, threads: i
         def run():
             session.run_with_iobinding(binding)  # returns after the CUDA stream is synchronized
 
-        return OrtRun(run, want, info)
+        return RuntimeRun(run, want, info)
 
     def run():
         return session.run(None, {name: x})
 
-    return OrtRun(run, want, info)
+    return RuntimeRun(run, want, info)
+
+
+def pte_runner(path: str, batch: int, in_chans: int, resolution: int, threads: int | None, example: torch.Tensor | None = None,
+               etdump: bool = False) -> RuntimeRun:
+    """An ExecuTorch program's ``forward`` on ``threads`` thread-pool threads (None: ExecuTorch's default), its input made once.
+
+    ``example`` replaces the default image input, e.g. for a single block's feature map. With ``etdump`` the session records
+    per-op times (`nascomp.deploy.et_runtime.PteSession.op_times`).
+    """
+    from nascomp.deploy.et_runtime import PteSession
+
+    session = PteSession(path, threads=threads, etdump=etdump)
+    x = (example if example is not None else example_input(batch, in_chans, resolution)).contiguous()
+    method = session.method
+
+    def run():
+        return method.execute([x])
+
+    return RuntimeRun(run, "XNNPACK delegate", session.facts(), session)

@@ -23,7 +23,8 @@ Search budgets use it like this (``--budget 25ms@mobile-cpu`` / ``--budget 50mj@
     print(predictor.describe())                               # what the number means (protocol, accuracy)
 
 Where tables live: ``--lut PATH`` when given; else ``$NASCOMP_LUT_DIR``, else
-``${XDG_CACHE_HOME:-~/.cache}/nascomp/luts``, as ``<space>__<target>.json``. A table is specific to the
+``${XDG_CACHE_HOME:-~/.cache}/nascomp/luts``, as ``<space>__<target>.json`` (``<space>__<target>__<runtime>[-int8].json``
+for a runtime other than the target's default, e.g. ExecuTorch on ``mobile-cpu``). A table is specific to the
 machine it was measured on. A missing table, or one that lacks layers of the space asked for (an evolved
 space), is a `NascompError` naming the command that builds or extends it; building never happens
 implicitly, because it takes minutes to an hour.
@@ -86,9 +87,15 @@ def default_lut_dir() -> Path:
     return Path(cache) / "nascomp" / "luts"
 
 
-def lut_path(space: str, target: str) -> Path:
-    """Default file of the table for ``space`` (a name) on ``target`` ('mobile-cpu', 'android:SERIAL'...)."""
-    return default_lut_dir() / f"{Path(space).stem}__{target.replace(':', '-')}.json"
+def lut_path(space: str, target: str, runtime: str | None = None, precision: str = "fp32") -> Path:
+    """Default file of the table for ``space`` (a name) on ``target`` ('mobile-cpu', 'android:SERIAL'...), measured in
+    ``runtime`` (None: the target's default) at ``precision``."""
+    from nascomp.profiling.targets import parse_target
+
+    default = parse_target(target).default_runtimes()[0]
+    suffix = "" if runtime in (None, default) else f"__{runtime}"
+    suffix += "" if precision == "fp32" else (f"-{precision}" if suffix else f"__{default}-{precision}")
+    return default_lut_dir() / f"{Path(space).stem}__{target.replace(':', '-')}{suffix}.json"
 
 
 def layer_key(cfg: Layer) -> str:
@@ -185,7 +192,11 @@ class LutProtocol:
         if runtime not in t.allowed_runtimes:
             raise NascompError(f"--runtime {runtime} is not available on target {t.name}")
         if runtime == "torch" and self.precision != "fp32":
-            raise NascompError("int8 tables are measured with ONNX Runtime; add --runtime onnxruntime")
+            raise NascompError("int8 tables are measured in a deployment runtime; add --runtime onnxruntime or --runtime executorch")
+        if runtime == "executorch":
+            from nascomp.deploy.et_runtime import require_executorch
+
+            require_executorch()
         threads = self.threads or t.default_threads()
         cores = self.cores or t.default_cores(threads)
         return LutProtocol(t.label, runtime, self.precision, threads, cores, self.timer, self.exporter, self.probe, self.warmup,
@@ -211,8 +222,9 @@ def _layer_module(cfg: Layer) -> torch.nn.Module:
 
 
 def _runner(module: torch.nn.Module, example: torch.Tensor, proto: LutProtocol, workdir: Path, name: str) -> tuple[Callable, dict]:
-    """One run of ``module`` on ``example`` in the table's runtime (ONNX export and int8 as `profile_model` does)."""
-    from nascomp.profiling.latency import ort_runner
+    """One run of ``module`` on ``example`` in the table's runtime (ONNX export and int8, or an ExecuTorch program, as
+    `profile_model` makes them)."""
+    from nascomp.profiling.latency import ort_runner, pte_runner
 
     cuda = proto.target == "cuda"
     if proto.runtime == "torch":
@@ -225,6 +237,11 @@ def _runner(module: torch.nn.Module, example: torch.Tensor, proto: LutProtocol, 
                 return module(x)
 
         return run, {}
+    if proto.runtime == "executorch":
+        from nascomp.deploy.pte import export_pte
+
+        exported = export_pte(module, workdir / f"{name}.pte", example, precision=proto.precision, quantization="dynamic")
+        return pte_runner(str(exported.path), proto.batch, proto.in_chans, proto.resolution, proto.threads, example=example).run, {}
     from nascomp.deploy.onnx import export_onnx
 
     path = workdir / f"{name}.onnx"
@@ -572,11 +589,12 @@ class EnergyPredictor:
 
 
 def load_predictor(target: str, metric: str = "latency", space: SearchSpace | str | None = None,
-                   lut: str | Path | None = None) -> LatencyPredictor | EnergyPredictor:
+                   lut: str | Path | None = None, runtime: str | None = None) -> LatencyPredictor | EnergyPredictor:
     """The predictor search budgets use: ``load_predictor('mobile-cpu', 'latency', space='s3-vit').predict(arch)``.
 
-    ``lut`` defaults to `lut_path(space.name, target)`. With ``space``, every layer the space can produce
-    must be in the table. Raises NascompError with the build command when the table is missing or short.
+    ``lut`` defaults to `lut_path(space.name, target, runtime)`. With ``space``, every layer the space can produce
+    must be in the table; with ``runtime``, the table must have been measured in it. Raises NascompError with the
+    build command when the table is missing, short or of another runtime.
     """
     from nascomp.profiling.host import cpu_model
     from nascomp.profiling.targets import parse_target
@@ -587,9 +605,10 @@ def load_predictor(target: str, metric: str = "latency", space: SearchSpace | st
     space_obj = SearchSpace.load(space) if isinstance(space, (str, Path)) else space
     if lut is None and space_obj is None:
         raise NascompError("load_predictor needs the search space (to find its table) or an explicit lut path")
-    path = Path(lut) if lut else lut_path(space_obj.name, label)
+    path = Path(lut) if lut else lut_path(space_obj.name, label, runtime)
     space_arg = f"--space {space if isinstance(space, (str, Path)) else (space_obj.name if space_obj else 'SPACE')}"
-    build = f"nascomp profile --build-lut {space_arg} --target {label}" + (f" --lut {path}" if lut else "")
+    build = (f"nascomp profile --build-lut {space_arg} --target {label}" + (f" --runtime {runtime}" if runtime else "")
+             + (f" --lut {path}" if lut else ""))
     if not path.is_file():
         raise NascompError(f"no latency lookup table for {label} at {path}; build it once on this machine with `{build}` "
                            "(minutes to an hour; it measures every layer of the space)")
@@ -597,6 +616,8 @@ def load_predictor(target: str, metric: str = "latency", space: SearchSpace | st
     predictor = LatencyPredictor(table, str(path))
     if predictor.target != label:
         raise NascompError(f"{path} is a table for target {predictor.target}, not {label}")
+    if runtime and predictor.protocol.get("runtime") != runtime:
+        raise NascompError(f"{path} was measured in {predictor.protocol.get('runtime')}, not {runtime}; build a {runtime} table with `{build}`")
     if not table.get("complete"):
         raise NascompError(f"{path} is an unfinished build; resume it with `{build}`")
     if space_obj is not None:
@@ -614,10 +635,12 @@ def load_predictor(target: str, metric: str = "latency", space: SearchSpace | st
 _BUDGET_UNITS = {"ms": "latency", "mj": "energy"}
 
 
-def budget_predictor(unit: str, target: str, space: SearchSpace | str, lut: str | Path | None = None) -> LatencyPredictor | EnergyPredictor:
-    """For budget strings like '25ms@mobile-cpu' / '50mj@cuda': unit 'ms' -> latency, 'mj' -> energy."""
+def budget_predictor(unit: str, target: str, space: SearchSpace | str, lut: str | Path | None = None,
+                     runtime: str | None = None) -> LatencyPredictor | EnergyPredictor:
+    """For budget strings like '25ms@mobile-cpu' / '50mj@cuda': unit 'ms' -> latency, 'mj' -> energy, in ``runtime``
+    (None: the table's, by default the target's default runtime)."""
     metric = _BUDGET_UNITS.get(unit.lower())
     if metric is None:
         raise NascompError(f"budget unit {unit!r} is not measured by the profiler; use ms (latency) or mj (energy)")
-    return load_predictor(target, metric, space=space, lut=lut)
+    return load_predictor(target, metric, space=space, lut=lut, runtime=runtime)
 

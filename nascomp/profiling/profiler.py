@@ -4,6 +4,10 @@
 predictor call. The report's top level repeats the *primary* measurement (the first variant:
 torch fp32 on ``cpu`` and ``cuda``, ONNX Runtime fp32 on ``mobile-cpu`` and ``android``) so a
 script can read ``latency_ms`` without knowing the variants; ``measurements`` holds all of them.
+
+Runtimes other than eager torch measure a deployment file made once per (runtime, precision): an ONNX export
+(int8: ONNX Runtime's dynamic quantization) or an ExecuTorch program for the XNNPACK delegate (int8: PT2E dynamic
+quantization, as no data is at hand), unless a ready file is given (e.g. a statically quantized one).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from nascomp.profiling.energy import (
     EnergyReport, EnergyUnavailable, NvmlCounter, PowerModel, RaplCounter, default_power_model, estimate_energy, measure_energy,
 )
 from nascomp.profiling.host import host_facts, load_average, pinned_to
-from nascomp.profiling.latency import CudaEventTimer, LatencyStats, ThreadCpuTimer, WallTimer, ort_runner, time_runs, torch_runner, torch_threads
+from nascomp.profiling.latency import (
+    CudaEventTimer, LatencyStats, ThreadCpuTimer, WallTimer, ort_runner, pte_runner, time_runs, torch_runner, torch_threads,
+)
 from nascomp.profiling.targets import PRECISIONS, Target
 
 __all__ = ["ProfileOptions", "Measurement", "ProfileReport", "profile_model", "make_timer", "STATISTIC"]
@@ -53,6 +59,9 @@ class ProfileOptions:
     count_cost: bool = True
     log: Callable[[str], None] | None = None
     onnx_files: dict[str, str] | None = None  # precision -> an ONNX file to measure instead of exporting (e.g. static int8)
+    pte_files: dict[str, str] | None = None  # precision -> an ExecuTorch program to measure instead of exporting
+    runner: str | None = None  # android + executorch: executor_runner on the host (pushed) or on the phone
+    op_profile: bool = False  # executorch: per-op times from the runtime's event tracer (ETDump)
 
 
 @dataclass
@@ -149,12 +158,18 @@ def _plan(target: Target, opts: ProfileOptions, ort_cuda: bool) -> list[tuple[st
         if p not in PRECISIONS:
             raise NascompError(f"--precision {p!r}: choose from {', '.join(PRECISIONS)}")
     if target.name == "android" and opts.timer != "wall":
-        raise NascompError("on android, onnxruntime_perf_test times itself (wall clock on the phone); drop --timer")
+        raise NascompError("on android, the benchmark binary times itself (wall clock on the phone); drop --timer")
     if target.name == "cuda" and "int8" in precisions:
         raise NascompError("int8 (ONNX Runtime dynamic quantization) is a CPU kernel path; on cuda profile fp32")
+    if opts.op_profile and "executorch" not in runtimes:
+        raise NascompError("--op-profile reads ExecuTorch's event tracer; add --runtime executorch")
     plan = [(r, p) for r in runtimes for p in precisions if not (r == "torch" and p == "int8")]
     if not plan:
-        raise NascompError("int8 is measured with ONNX Runtime (dynamic quantization); add --runtime onnxruntime")
+        raise NascompError("int8 is measured in a deployment runtime; add --runtime onnxruntime or --runtime executorch")
+    if any(r == "executorch" for r, _ in plan):
+        from nascomp.deploy.et_runtime import require_executorch
+
+        require_executorch()
     return plan
 
 
@@ -179,38 +194,59 @@ def _device_facts(target: Target) -> dict:
     return facts
 
 
-class _OnnxFiles:
-    """Exports the model once (see `nascomp.deploy.onnx`) and derives the int8 file."""
+class _DeployFiles:
+    """The deployment file of each (runtime, precision): exported once (ONNX checked with ONNX Runtime, ExecuTorch checked in its
+    runtime on a noise input), or given."""
 
     def __init__(self, model: nn.Module, workdir: Path, resolution: int, in_chans: int, batch: int, exporter: str, log,
-                 given: dict[str, str] | None = None) -> None:
+                 onnx_given: dict[str, str] | None = None, pte_given: dict[str, str] | None = None) -> None:
         self.model, self.workdir, self.resolution, self.in_chans, self.batch, self.log = model, workdir, resolution, in_chans, batch, log
         self.exporter = exporter
-        self.paths: dict[str, Path] = {k: Path(v) for k, v in (given or {}).items()}
-        self.info: dict[str, dict] = {k: {"onnx_file": str(v), "onnx_bytes": Path(v).stat().st_size} for k, v in (given or {}).items()}
+        self.paths: dict[tuple[str, str], Path] = {}
+        self.info: dict[tuple[str, str], dict] = {}
+        for runtime, given, key in (("onnxruntime", onnx_given, "onnx"), ("executorch", pte_given, "pte")):
+            for precision, path in (given or {}).items():
+                self.paths[runtime, precision] = Path(path)
+                self.info[runtime, precision] = {f"{key}_file": str(path), f"{key}_bytes": Path(path).stat().st_size}
 
-    def get(self, precision: str) -> Path:
-        if precision in self.paths:
-            return self.paths[precision]
+    def get(self, runtime: str, precision: str) -> Path | None:
+        if runtime == "torch":
+            return None
+        if (runtime, precision) not in self.paths:
+            (self._onnx if runtime == "onnxruntime" else self._pte)(precision)
+        return self.paths[runtime, precision]
+
+    def _onnx(self, precision: str) -> None:
         from nascomp.deploy.onnx import export_onnx
 
-        if "fp32" not in self.paths:
+        if ("onnxruntime", "fp32") not in self.paths:
             self.log(f"exporting to ONNX ({self.exporter} exporter; checked against PyTorch with ONNX Runtime)")
             export = export_onnx(self.model, self.workdir / "model.onnx", resolution=self.resolution, in_chans=self.in_chans,
                                  batch=self.batch, exporter=self.exporter)
-            self.paths["fp32"] = export.path
-            self.info["fp32"] = {"exporter": export.exporter, "opset": export.opset, "onnx_bytes": export.size_bytes,
-                                 "max_abs_diff_vs_torch": export.max_abs_diff}
+            self.paths["onnxruntime", "fp32"] = export.path
+            self.info["onnxruntime", "fp32"] = {"exporter": export.exporter, "opset": export.opset, "onnx_bytes": export.size_bytes,
+                                                "max_abs_diff_vs_torch": export.max_abs_diff}
         if precision == "int8":
             from nascomp.deploy.quantize import QUANTIZATION, quantize_int8
 
             self.log("quantizing to int8 (ONNX Runtime dynamic quantization)")
-            path = quantize_int8(self.paths["fp32"], self.workdir / "model.int8.onnx")
-            self.paths["int8"] = path
-            info = {k: v for k, v in self.info["fp32"].items() if k != "max_abs_diff_vs_torch"}
-            self.info["int8"] = {**info, "onnx_bytes": path.stat().st_size, "quantization": QUANTIZATION,
-                                 "max_abs_diff_vs_fp32": self._diff(self.paths["fp32"], path)}
-        return self.paths[precision]
+            path = quantize_int8(self.paths["onnxruntime", "fp32"], self.workdir / "model.int8.onnx")
+            self.paths["onnxruntime", "int8"] = path
+            info = {k: v for k, v in self.info["onnxruntime", "fp32"].items() if k != "max_abs_diff_vs_torch"}
+            self.info["onnxruntime", "int8"] = {**info, "onnx_bytes": path.stat().st_size, "quantization": QUANTIZATION,
+                                                "max_abs_diff_vs_fp32": self._diff(self.paths["onnxruntime", "fp32"], path)}
+
+    def _pte(self, precision: str) -> None:
+        from nascomp.deploy.pte import QUANTIZATION_TEXT, export_pte
+
+        self.log(f"exporting to ExecuTorch {precision} (XNNPACK delegate; checked in ExecuTorch's runtime)")
+        export = export_pte(self.model, self.workdir / f"model.{precision}.pte", resolution=self.resolution, in_chans=self.in_chans,
+                            batch=self.batch, precision=precision, quantization="dynamic")
+        self.paths["executorch", precision] = export.path
+        self.info["executorch", precision] = {
+            "pte_bytes": export.size_bytes, "export_seconds": round(export.export_seconds, 2), "delegation": export.delegation.to_dict(),
+            **({"quantization": QUANTIZATION_TEXT["dynamic"]} if precision == "int8" else {}),
+            "check": "checked in ExecuTorch's runtime on a seeded noise input (nascomp export --format pte checks on real images)"}
 
     def _diff(self, a: Path, b: Path) -> float:
         """Largest logit difference between two ONNX files on the same input: how much int8 changed the outputs."""
@@ -298,7 +334,7 @@ def profile_model(model: nn.Module, opts: ProfileOptions, name: str = "model") -
     with contextlib.ExitStack() as stack:
         workdir = Path(opts.onnx_dir) if opts.onnx_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nascomp-profile-")))
         workdir.mkdir(parents=True, exist_ok=True)
-        onnx_files = _OnnxFiles(model, workdir, resolution, in_chans, opts.batch, opts.exporter, log, opts.onnx_files)
+        files = _DeployFiles(model, workdir, resolution, in_chans, opts.batch, opts.exporter, log, opts.onnx_files, opts.pte_files)
         adb = None
         if target.name == "android":
             from nascomp.profiling.android import Adb, device_facts
@@ -308,24 +344,24 @@ def profile_model(model: nn.Module, opts: ProfileOptions, name: str = "model") -
             protocol["device"] = target.note(cores, threads, opts.batch).replace("the only attached device", adb.serial)
         for runtime, precision in plan:
             try:
-                onnx_path = onnx_files.get(precision) if runtime == "onnxruntime" else None
+                path = files.get(runtime, precision)
             except NascompError as e:
                 if explicit_runtimes:
                     raise
                 measurements.append(Measurement(runtime, precision, skipped=str(e)))
                 continue
             log(f"measuring {runtime} {precision} on {target.label}: {opts.warmup} warm-up + {opts.repeat} timed runs")
+            info = files.info.get((runtime, precision), {})
             if adb is not None:
-                measurements.append(_measure_android(adb, onnx_path, precision, opts, threads, cores, onnx_files.info))
+                measurements.append(_measure_android(adb, runtime, path, precision, opts, threads, cores, info, workdir))
             else:
-                measurements.append(_measure_host(model, target, runtime, precision, onnx_path, opts, resolution, in_chans,
-                                                  threads, cores, onnx_files.info))
+                measurements.append(_measure_host(model, target, runtime, precision, path, opts, resolution, in_chans, threads, cores, info))
     note = protocol["device"]
     return ProfileReport(name, target, note, protocol, measurements, cost)
 
 
-def _measure_host(model, target: Target, runtime: str, precision: str, onnx_path: Path | None, opts: ProfileOptions,
-                  resolution: int, in_chans: int, threads: int | None, cores: list[int] | None, onnx_info: dict) -> Measurement:
+def _measure_host(model, target: Target, runtime: str, precision: str, path: Path | None, opts: ProfileOptions,
+                  resolution: int, in_chans: int, threads: int | None, cores: list[int] | None, file_info: dict) -> Measurement:
     details: dict[str, Any] = {}
     device = target.device
     cuda = device == "cuda"
@@ -335,12 +371,17 @@ def _measure_host(model, target: Target, runtime: str, precision: str, onnx_path
             details.update({"runtime_version": torch.__version__, "mode": "eager, torch.inference_mode",
                             "intra_op_threads": torch.get_num_threads()})
             sync = torch.cuda.synchronize if cuda else None
+        elif runtime == "executorch":
+            pte = pte_runner(str(path), opts.batch, in_chans, resolution, threads)
+            run = pte.run
+            details.update({**pte.info, **file_info})
+            sync = None
         else:
-            ort = ort_runner(str(onnx_path), opts.batch, in_chans, resolution, threads, device)
+            ort = ort_runner(str(path), opts.batch, in_chans, resolution, threads, device)
             import onnxruntime
 
             run = ort.run
-            details.update({"runtime_version": onnxruntime.__version__, **ort.info, **onnx_info.get(precision, {})})
+            details.update({"runtime_version": onnxruntime.__version__, **ort.info, **file_info})
             sync = None
         timer = make_timer(opts.timer, cuda and runtime == "torch", threads if not cuda else None)
         details["timer"] = timer.name
@@ -354,6 +395,8 @@ def _measure_host(model, target: Target, runtime: str, precision: str, onnx_path
             details["thread_cpu_ms_median"] = round(cpu, 4)
             details["wall_over_cpu"] = round(stats.median_ms / cpu, 3) if cpu > 0 else None
         energy = _energy_host(target, opts, run, stats.median_ms, threads, sync) if opts.energy else None
+        if opts.op_profile and runtime == "executorch":
+            details["op_times"] = _op_times(path, opts, in_chans, resolution, threads)
     if cuda and runtime == "torch":
         model.to("cpu")
     return Measurement(runtime, precision, stats, details, energy)
@@ -374,25 +417,61 @@ def make_timer(kind: str, cuda_events: bool, threads: int | None) -> WallTimer |
     return WallTimer(thread_clock=time.thread_time_ns if threads == 1 else None)
 
 
-def _measure_android(adb, onnx_path: Path, precision: str, opts: ProfileOptions, threads: int | None, cores: list[int] | None,
-                     onnx_info: dict) -> Measurement:
-    from nascomp.profiling.android import REMOTE_DIR, measure_battery_energy, perf_test_command, run_perf_test
+def _op_times(path: Path, opts: ProfileOptions, in_chans: int, resolution: int, threads: int | None) -> dict:
+    """Per-op times of ``path`` from ExecuTorch's event tracer over ``repeat`` runs (a session of its own: tracing costs time)."""
+    traced = pte_runner(str(path), opts.batch, in_chans, resolution, threads, etdump=True)
+    for _ in range(opts.warmup + opts.repeat):
+        traced.run()
+    return _op_summary(traced.session.op_times(), opts.warmup + opts.repeat)
+
+
+def _op_summary(rows: list[dict], runs: int) -> dict:
+    """Op times per inference, where they ran, and the share of the time spent on portable kernels."""
+    total = sum(r["total_ms"] for r in rows) or 1.0
+    portable = sum(r["total_ms"] for r in rows if r["where"] == "portable kernel")
+    return {"runs": runs, "portable_time_share": round(portable / total, 4),
+            "ops": [{**r, "ms_per_inference": round(r["total_ms"] / runs, 5)} for r in rows],
+            "source": "ExecuTorch event tracer (ETDump): ops on portable kernels and XNNPACK's own ops inside the delegate"}
+
+
+def _measure_android(adb, runtime: str, path: Path, precision: str, opts: ProfileOptions, threads: int | None, cores: list[int] | None,
+                     file_info: dict, workdir: Path) -> Measurement:
+    from nascomp.profiling.android import (
+        REMOTE_DIR, executor_runner_command, executor_runner_summary, measure_battery_energy, perf_test_command, run_executor_runner,
+        run_perf_test,
+    )
 
     tag = f"model_{precision}"
-    result = run_perf_test(adb, onnx_path, opts.perf_test, threads or 1, opts.warmup, opts.repeat, cores, tag=tag)
-    details = {"runtime_version": "the phone's onnxruntime_perf_test build", **result.protocol, "perf_test_summary": result.summary,
-               **onnx_info.get(precision, {})}
+    details: dict[str, Any]
+    if runtime == "executorch":
+        dump = workdir / f"{tag}.etdump" if opts.op_profile else None
+        result = run_executor_runner(adb, path, opts.runner, threads or 1, opts.warmup, opts.repeat, cores, tag=tag, etdump_to=dump)
+        details = {"runtime_version": "the phone's executor_runner build", **result.protocol, "runner_summary": result.summary, **file_info}
+        if dump is not None:
+            from nascomp.deploy.et_runtime import op_table, warnings_silenced
+            from executorch.devtools import Inspector
+
+            with warnings_silenced():
+                details["op_times"] = _op_summary(op_table(Inspector(etdump_path=str(dump)).to_dataframe()), opts.warmup + opts.repeat)
+        binary, remote = result.protocol["runner"], f"{REMOTE_DIR}/{tag}.pte"
+        command = lambda seconds: executor_runner_command(  # noqa: E731
+            binary, remote, threads or 1, max(1, round(seconds * 1000 / max(result.stats.median_ms, 1e-3))), cores)
+        summarize = executor_runner_summary
+    else:
+        from nascomp.profiling.android import parse_perf_test_stdout
+
+        result = run_perf_test(adb, path, opts.perf_test, threads or 1, opts.warmup, opts.repeat, cores, tag=tag)
+        details = {"runtime_version": "the phone's onnxruntime_perf_test build", **result.protocol, "perf_test_summary": result.summary,
+                   **file_info}
+        binary, remote = result.protocol["perf_test"], f"{REMOTE_DIR}/{tag}.onnx"
+        command = lambda seconds: perf_test_command(binary, remote, threads or 1, duration_s=seconds, cores=cores)  # noqa: E731
+        summarize = parse_perf_test_stdout
     energy = None
     if opts.energy:
-        binary = result.protocol["perf_test"]
-        model_remote = f"{REMOTE_DIR}/{tag}.onnx"
         try:
-            energy = measure_battery_energy(
-                adb, lambda seconds: perf_test_command(binary, model_remote, threads or 1, duration_s=seconds, cores=cores),
-                result.stats.median_ms, opts.batch, window_s=max(opts.energy_window_s, 10.0),
-            )
+            energy = measure_battery_energy(adb, command, result.stats.median_ms, opts.batch, window_s=max(opts.energy_window_s, 10.0),
+                                            summarize=summarize)
         except EnergyUnavailable as e:
             energy = estimate_energy(opts.power_model or default_power_model("android", threads), result.stats.median_ms, opts.batch,
                                      reason=str(e))
-    return Measurement("onnxruntime", precision, result.stats, details, energy)
-
+    return Measurement(runtime, precision, result.stats, details, energy)

@@ -1,10 +1,12 @@
 """The devices `nascomp profile` measures on, and each one's default measurement profile.
 
-- ``cpu``: the host CPU; torch eager and ONNX Runtime (CPU provider), threads as asked.
+- ``cpu``: the host CPU; torch eager and ONNX Runtime (CPU provider), threads as asked; ExecuTorch (XNNPACK) on request.
 - ``mobile-cpu``: the host CPU under a mobile-class profile: ONNX Runtime, 1 thread pinned to one
-  core, batch 1, fp32 and int8 (dynamic quantization). It is *not* a phone, and says so.
+  core, batch 1, fp32 and int8 (dynamic quantization); ``--runtime executorch`` runs the phone's PyTorch runtime
+  (ExecuTorch with the XNNPACK delegate) under the same profile. It is *not* a phone, and says so.
 - ``cuda``: torch timed with CUDA events, plus ONNX Runtime's CUDA provider where installed.
-- ``android[:SERIAL]``: a phone over adb running the user's ``onnxruntime_perf_test``.
+- ``android[:SERIAL]``: a phone over adb running the user's ``onnxruntime_perf_test`` or, with ``--runtime executorch``,
+  ExecuTorch's ``executor_runner``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from nascomp.profiling.host import allowed_cores
 __all__ = ["Target", "parse_target", "TARGET_NAMES", "RUNTIMES", "PRECISIONS"]
 
 TARGET_NAMES = ("cpu", "mobile-cpu", "cuda", "android")
-RUNTIMES = ("torch", "onnxruntime")
+RUNTIMES = ("torch", "onnxruntime", "executorch")
 PRECISIONS = ("fp32", "int8")
 
 
@@ -32,7 +34,9 @@ class Target:
 
     @property
     def allowed_runtimes(self) -> tuple[str, ...]:
-        return ("onnxruntime",) if self.name == "android" else RUNTIMES
+        if self.name == "android":
+            return ("onnxruntime", "executorch")
+        return ("torch", "onnxruntime") if self.name == "cuda" else RUNTIMES
 
     def default_runtimes(self, ort_cuda_available: bool = False) -> list[str]:
         if self.name == "cpu":

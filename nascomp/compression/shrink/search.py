@@ -71,18 +71,19 @@ def shrink_constraint(budget: Budget, space: ShrinkSpace, in_chans: int, num_cla
 
     timer = options.get("timer") or DEFAULTS["timer"]
     probe = bool(options.get("probe"))
+    runtime = options.get("runtime") or "onnxruntime"
     label = parse_target(budget.target).label
-    path = options.get("lut") or lut_path(f"{space.name}-{timer}{'-probe' if probe else ''}", label)
+    path = options.get("lut") or lut_path(f"{space.name}-{timer}{'-probe' if probe else ''}", label, runtime)
     try:
-        load_predictor(label, budget.metric, space=space, lut=path)
+        load_predictor(label, budget.metric, space=space, lut=path, runtime=runtime)
     except NascompError:
-        proto = LutProtocol(target=label, runtime="onnxruntime", timer=timer, probe=probe, resolution=space.resolution, in_chans=in_chans,
+        proto = LutProtocol(target=label, runtime=runtime, timer=timer, probe=probe, resolution=space.resolution, in_chans=in_chans,
                             num_classes=num_classes)
         if not quiet:
             print(f"measuring the layers of the model's neighbourhood on {label} for the latency table {path} (once per model and target)",
                   file=sys.stderr)
         build_lut(space, proto, path, fit="affine")
-    return make_constraint(budget, space, in_chans, num_classes, lut=path)
+    return make_constraint(budget, space, in_chans, num_classes, lut=path, runtime=runtime)
 
 
 def uniform_archs(space: ShrinkSpace) -> list[Arch]:
@@ -117,8 +118,9 @@ def _option(options: dict, name: str) -> int:
 class ShrinkMethod(CompressionMethod):
     """Options: ``budget`` (required: ``2gflops``, ``10mparams``, ``15ms@mobile-cpu``...), ``widths`` (fractions of each width
     offered, default 1/2 to 1 in eighths), ``population`` / ``generations`` (evolution), ``score_images`` (validation
-    images that score a candidate), ``calib_images`` (training images that measure importance), ``timer`` / ``probe`` / ``lut``
-    (latency budgets: how the lookup table is measured, with the reference probe on drifting shared machines, and where it is kept)."""
+    images that score a candidate), ``calib_images`` (training images that measure importance), ``runtime`` / ``timer`` / ``probe`` /
+    ``lut`` (latency budgets: the runtime and timer the lookup table is measured with, the reference probe on drifting shared
+    machines, and where it is kept)."""
 
     name = "shrink"
     needs_data = True
