@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	scripts/check-python.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,executorch]'
 	touch $@
 
 data:

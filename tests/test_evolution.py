@@ -80,6 +80,30 @@ def test_invalid_shifts_are_repaired_or_refused():
     assert new == S3_VIT and "no valid value" in d["reason"]
 
 
+def test_evolution_on_a_proxy_never_moves_a_dimension_into_choices_the_proxy_merges():
+    """The digits run of issue 19: stage-1 windows [7, 14] shifted up to [14, 28], which a 32 px proxy (8x8 map) builds as one
+    global 8x8 window. The move is refused there, and allowed at the space's own resolution (56x56: 14 and 28 differ)."""
+    record = _record(0, "window", S3_VIT, -3.0, 7.0)  # error falls as the window grows: shift up
+    assert S3_VIT.choices(0, "window") == (7, 14)
+    new, [d] = evolve_space(S3_VIT, [record], EvolutionRule(), "x", train_resolution=32)
+    assert new == S3_VIT and d["action"] == "keep" and "32 px proxy could not tell the new choices apart" in d["reason"]
+    assert "windows [14, 28] all become 8x8 (global, unshifted)" in d["reason"]
+    moved, [d] = evolve_space(S3_VIT, [record], EvolutionRule(), "x", train_resolution=224)
+    assert moved.choices(0, "window") == (14, 28) and d["action"] == "shift up"
+    # a move that keeps its choices apart at the proxy still happens there: stage-1 depth is never merged
+    depth, [d] = evolve_space(S3_VIT, [_record(0, "depth", S3_VIT, -3.0, 1.0)], EvolutionRule(), "x", train_resolution=32)
+    assert depth.choices(0, "depth") != S3_VIT.choices(0, "depth")
+
+
+def test_indistinct_lists_partial_merges_and_collapsed_only_whole_ones():
+    space = S3_VIT.with_choices({(0, "window"): [7, 14, 28]})
+    merged = {(s, d): groups for s, d, groups, _ in space.indistinct(32)}
+    assert merged[0, "window"] == ((14, 28),)  # 7 stays a shifted 7x7 window on the 8x8 map
+    assert (0, "window") not in {(c.stage, c.dimension) for c in space.collapsed(32)}
+    assert {(c.stage, c.dimension) for c in S3_VIT.collapsed(32)} == {(1, "window"), (2, "window"), (3, "qkv_dim"), (3, "heads")}
+    assert all(c.to_dict()["stage"] == c.stage + 1 for c in S3_VIT.collapsed(32))  # users read stages from 1
+
+
 def test_dimensions_the_training_resolution_collapses_get_no_slope_even_under_a_strong_trend():
     archs, errors = _planted(S3_VIT, n=100)
     errors = [e + 5 * a.stages[3].blocks[0].heads / 8 + 5 * (a.stages[1].blocks[0].window == 14) for a, e in zip(archs, errors)]

@@ -65,6 +65,12 @@ def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, f
     arch = Arch.from_dict(best)  # best_arch.json is accepted wherever an arch JSON is
     assert best["macs"] == arch_cost(arch, 16, in_chans=1, num_classes=10).macs <= best["budget"]["limit"]
     assert best["budget"]["metric"] == "macs" and best["budget"]["within"]
+    # one truth for costs: the file records the model it priced, so counting it again needs no options and agrees
+    assert (best["num_classes"], best["in_chans"], best["resolution"]) == (10, 1, 16)
+    assert main(["flops", str(out / "best_arch.json"), "--json"]) == 0
+    import nascomp
+
+    assert (nascomp.count_cost(str(out / "best_arch.json")).params, nascomp.count_cost(arch).macs) == (best["params"], best["macs"])
     assert SearchSpace.load(out / "evolution" / "step-1" / "space.yaml").contains(arch)
     assert 0 <= best["test_top1"] <= 100
     # the winner is the best finalist on the selection images, which no candidate was scored on during the search
@@ -185,7 +191,8 @@ def test_smoke_preset_meets_the_budget_at_224(smoke_run):
 @pytest.mark.slow
 def test_best_arch_json_is_an_arch_for_other_commands(smoke_run, capsys):
     best = read_json(smoke_run / "best_arch.json")
-    assert main(["flops", str(smoke_run / "best_arch.json"), "--num-classes", "10", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["flops", str(smoke_run / "best_arch.json"), "--json"]) == 0  # classes and channels come from the file
     report = json.loads(capsys.readouterr().out)
     assert (report["macs"], report["params"], report["resolution"]) == (best["macs"], best["params"], 224)
 
@@ -222,9 +229,10 @@ def test_default_search_moves_no_dimension_its_proxy_collapses(fake_fmnist, tmp_
                     tau=0.0, alpha=1.0, permutations=99, population=6, generations=1, parents=2, mutations=3, crossovers=3, top=2,
                     compare_epochs=0)
     out = result.run_dir
-    assert [(c["stage"], c["dimension"], c["fixed"]) for c in result.collapsed] == [(c.stage, c.dimension, c.fixed) for c in collapsed]
+    # users read stages from 1 in every file, as in every printed line
+    assert [(c["stage"], c["dimension"], c["fixed"]) for c in result.collapsed] == [(c.stage + 1, c.dimension, c.fixed) for c in collapsed]
     steps = read_json(out / "evolution" / "history.json")["steps"]
-    moved = [(d["stage"], d["dimension"]) for s in steps for d in s["decisions"] if d["action"] != "keep"]
+    moved = [(d["stage"] - 1, d["dimension"]) for s in steps for d in s["decisions"] if d["action"] != "keep"]
     assert moved  # the rule did move live dimensions
     archs = [Arch.from_dict(r["arch"]) for s in range(len(steps)) for r in read_json(out / "evolution" / f"step-{s}" / "et.json")["samples"]]
     archs += [Arch.from_dict(r["arch"]) for r in read_json(out / "search" / "result.json")["candidates"]] + [result.best_arch]
@@ -232,6 +240,24 @@ def test_default_search_moves_no_dimension_its_proxy_collapses(fake_fmnist, tmp_
         assert (c.stage, c.dimension) not in moved
         assert all(SearchSpace.from_dict(s["space"]).choices(c.stage, c.dimension) == (c.fixed,) for s in steps)
         assert {getattr(b, c.dimension) for a in archs for b in a.stages[c.stage].blocks} == {c.fixed}
-        record = next(d for d in steps[0]["decisions"] if (d["stage"], d["dimension"]) == (c.stage, c.dimension))
+        record = next(d for d in steps[0]["decisions"] if (d["stage"], d["dimension"]) == (c.stage + 1, c.dimension))
         assert record["collapsed"] and f"fixed to {c.fixed}" in record["reason"]
+    # collapse re-derived on every evolved space: no step's space merges choices at the proxy that the pinned start did not
+    start = {(st, d): g for st, d, g, _ in space.pinned(32).indistinct(32)}
+    for step in steps:
+        assert all(start.get((st, d)) == g for st, d, g, _ in SearchSpace.from_dict(step["space"]).indistinct(32))
     assert "## Not searched: dimensions the proxy collapses" in (out / "report.md").read_text()
+
+
+def test_a_data_bundle_is_cut_to_the_preset_like_a_dataset_name(tiny_space, fake_fmnist, tmp_path):
+    """Issue 19: a DataBundle ignored the preset (the smoke search used all 1,212 training images and took 947 s)."""
+    import nascomp
+
+    bundle = nascomp.load_data("fashion-mnist", str(fake_fmnist))
+    smoke = PRESETS["smoke"]
+    assert len(bundle.train) > smoke.supernet.limit_train
+    result = search(str(tiny_space), _budget(tiny_space), preset="smoke", data=bundle, in_chans=1, out=tmp_path / "run", quiet=True,
+                    resolution=16, limit_test=50)
+    used = read_json(tmp_path / "run" / "run.json")["settings"]["data"]
+    assert used["train"] == smoke.supernet.limit_train and used["val"] == min(len(bundle.val), smoke.supernet.limit_val + smoke.select_val)
+    assert used["test"] == 50 and result.summary["selection"]["images"] <= smoke.select_val

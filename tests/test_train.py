@@ -165,7 +165,11 @@ def test_recipe_options_reach_the_run_and_are_checked(fake_fmnist, tmp_path):
     metrics = fit(model, data, _cfg(epochs=1, lr=1e-3, lr_base_batch=64, opt="sgd", num_workers=3), tmp_path / "r", quiet=True)
     assert metrics["effective_lr"] == pytest.approx(1e-3 * 32 / 64) and metrics["global_batch"] == 32
     assert metrics["config"]["opt"] == "sgd" and metrics["config"]["num_workers"] == 3
-    assert metrics["config"]["auto_augment"] == "rand-m9-mstd0.5-inc1" and metrics["weights"] == "trained"
+    from nascomp.data.recipe import TIERS, auto_recipe
+
+    tier, _ = auto_recipe(28, 64, 1)  # the recorded recipe is the one used: auto fields resolved for this run
+    assert metrics["config"]["auto_augment"] == TIERS[tier]["auto_augment"] and metrics["weights"] == "trained"
+    assert metrics["image_recipe"].startswith("grey in-memory data")
     for bad, match in ((dict(mixup=0.8, batch_size=33), "even"), (dict(opt="adamz"), "--opt"), (dict(ema_decay=1.0), "--ema-decay"),
                        (dict(checkpoint_every="5x"), "--checkpoint-every"), (dict(repeated_aug=0), "--repeated-aug"),
                        (dict(auto_augment="rand-z3"), "--auto-augment")):

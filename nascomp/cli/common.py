@@ -110,10 +110,13 @@ def add_recipe_args(p: argparse.ArgumentParser, preset: bool = False) -> None:
     def default(value: str) -> str:
         return "default: the preset's" if preset else f"default: {value}"
 
-    g = p.add_argument_group("augmentation (image folders, CIFAR-10: timm's per-image transforms; grey in-memory data flips and shifts)")
-    g.add_argument("--auto-augment", metavar="POLICY", help=f"timm RandAugment/AutoAugment policy, or none ({default(_RAND_AUGMENT)})")
-    g.add_argument("--color-jitter", type=float, help=f"colour jitter strength; timm applies it only without RandAugment ({default('0.4')})")
-    g.add_argument("--random-erasing", type=float, metavar="P", help=f"random erasing probability ({default('0.25')})")
+    g = p.add_argument_group("augmentation (image folders, CIFAR-10: timm's per-image transforms, sized to the data unless set; "
+                             "grey in-memory data flips and shifts)")
+    auto = "auto: sized to resolution, images and epochs; DeiT's at >= 160 px"
+    g.add_argument("--auto-augment", metavar="POLICY", help=f"timm RandAugment/AutoAugment policy, or none ({default(auto)}: {_RAND_AUGMENT})")
+    g.add_argument("--color-jitter", type=float, help=f"colour jitter strength; timm applies it only without RandAugment ({default(auto)})")
+    g.add_argument("--random-erasing", type=float, metavar="P", help=f"random erasing probability ({default(auto)})")
+    g.add_argument("--crop-scale", type=float, metavar="S", help=f"smallest area share of the random resized crop ({default(auto)}; DeiT: 0.08)")
     g.add_argument("--crop-pct", type=float, help=f"evaluation centre crop: resize to resolution / crop-pct first ({default('0.875')})")
     g.add_argument("--interpolation", choices=["bicubic", "bilinear", "nearest"], help=f"resize filter ({default('bicubic')})")
     m = p.add_argument_group("Mixup / CutMix, repeated augmentation, EMA (every dataset)")
@@ -131,8 +134,8 @@ def add_recipe_args(p: argparse.ArgumentParser, preset: bool = False) -> None:
                                                                   f"({default('--lr as given')})")
 
 
-_RECIPE_OPTIONS = ("auto_augment", "color_jitter", "random_erasing", "crop_pct", "interpolation", "mixup", "cutmix", "mixup_prob",
-                   "mixup_switch_prob", "repeated_aug", "ema_decay", "opt", "lr_base_batch")
+_RECIPE_OPTIONS = ("auto_augment", "color_jitter", "random_erasing", "crop_scale", "crop_pct", "interpolation", "mixup", "cutmix",
+                   "mixup_prob", "mixup_switch_prob", "repeated_aug", "ema_decay", "opt", "lr_base_batch")
 
 
 def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -151,6 +154,8 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, lr: float = 1e-
     g.add_argument("--label-smoothing", type=float, default=0.1)
     g.add_argument("--grad-clip", type=float, default=5.0, help="0 disables")
     g.add_argument("--no-augment", action="store_true", help="no augmentation (RGB data: the evaluation crop; grey data: no flip/shift)")
+    g.add_argument("--strict", action="store_true", help="stop with an error when the training loss has not moved after a quarter of the run "
+                                                         "(default: a warning)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     add_workers_arg(g)
@@ -166,7 +171,7 @@ def recipe_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """`nascomp.TrainConfig` fields from the training groups (``None`` keeps the default)."""
     return {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "min_lr": args.min_lr, "warmup_epochs": args.warmup_epochs,
             "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing, "grad_clip": args.grad_clip,
-            "seed": args.seed, "amp": not args.no_amp, "num_workers": args.workers, "augment": not args.no_augment,
+            "seed": args.seed, "amp": not args.no_amp, "num_workers": args.workers, "augment": not args.no_augment, "strict": args.strict,
             "checkpoint_every": args.checkpoint_every, **recipe_options(args)}
 
 

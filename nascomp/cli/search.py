@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
               f"{d['difference']:+.2f} test points ({ci}): {verdict}")
     if summary.get("collapsed"):
         print("  not searched (collapsed at the proxy), fixed: " + ", ".join(
-            f"stage {c['stage'] + 1} {c['dimension']}={c['fixed']}" for c in summary["collapsed"]))
+            f"stage {c['stage']} {c['dimension']}={c['fixed']}" for c in summary["collapsed"]))
     print("  E-T error per evolution step: " + " -> ".join(f"{s['Q']:.2f}%" for s in summary["et_error"]))
     print(f"  -> {result.run_dir}/best_arch.json, candidates.csv, pareto.png, evolution/, report.md")
     return 0

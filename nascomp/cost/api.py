@@ -30,7 +30,8 @@ def count_cost(model: nn.Module | str | os.PathLike | Arch | Mapping, resolution
             priced analytically (exact, no model is built) unless ``cross_check`` asks for other counters.
         resolution: input side in pixels (default: the model's own). For a model given by name it is also
             the size the model is built for (ViT/Swin position tables depend on it).
-        in_chans, num_classes: input channels and classes (default: the model's; 3 and 1000 for an arch).
+        in_chans, num_classes: input channels and classes (default: the model's; for an arch, the ones it records, as a
+            search's ``best_arch.json`` does, else 3 and 1000; an arch's resolution likewise defaults to its own, else 224).
         batch: images per counted forward pass (results are per image).
         cross_check: also count with fvcore, ptflops, thop and PyTorch's FlopCounterMode, and explain gaps.
         checkpoint: weights to load first (they do not change the count; a mismatch is reported).
@@ -52,7 +53,8 @@ def count_cost(model: nn.Module | str | os.PathLike | Arch | Mapping, resolution
             if not Path(model).is_file():
                 raise NascompError(f"arch file {model} not found")
             model = Arch.from_dict(read_json(model))
-        return arch_cost_report(model, resolution or overrides.get("img_size") or 224, in_chans or 3, num_classes or 1000)
+        return arch_cost_report(model, resolution or overrides.get("img_size") or model.resolution or 224, in_chans or model.in_chans or 3,
+                                num_classes or model.num_classes or 1000)
     by_name = not isinstance(model, nn.Module)
     if by_name:
         if resolution and "img_size" not in overrides:

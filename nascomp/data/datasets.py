@@ -224,6 +224,18 @@ class DataBundle:
     def describe(self) -> dict:
         return {"dataset": self.name, "train": len(self.train), "val": len(self.val), "test": len(self.test), "classes": self.num_classes}
 
+    def limited(self, train: int | None = None, val: int | None = None, test: int | None = None) -> "DataBundle":
+        """The same splits cut to their first ``train`` / ``val`` / ``test`` images (None: all), as `load_data`'s limits cut
+        a dataset given by name, so a preset sizes a bundle the way it sizes a name."""
+        from dataclasses import replace
+
+        from torch.utils.data import Subset
+
+        def cut(split: Dataset, n: int | None) -> Dataset:
+            return split if not n or n >= len(split) else Subset(split, range(n))
+
+        return replace(self, train=cut(self.train, train), val=cut(self.val, val), test=cut(self.test, test))
+
 
 def split_indices(n: int, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Deterministic (train, val) index split of range(n), independent of any training seed."""

@@ -40,7 +40,8 @@ from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, ensure_writable_dir, load_tensors, read_json
 from nascomp.core.progress import console, progress_bar
 from nascomp.core.validate import duration, fraction, non_negative, positive
-from nascomp.data import RAND_AUGMENT, DataBundle, EpochSampler, ImageRecipe, epoch_seed, make_loader, make_mixup, resolve_workers
+from nascomp.data import DataBundle, EpochSampler, ImageRecipe, epoch_seed, make_loader, make_mixup, resolve_workers
+from nascomp.data.recipe import AUTO, AUTO_FIELDS, TIERS, auto_recipe
 from nascomp.engine.checkpoint import (
     CHECKPOINT_DIR, checkpoint_progress, latest_checkpoint, load_module_state, load_rng, optimizer_from_files, rng_state,
     save_checkpoint, set_rng_state,
@@ -52,15 +53,20 @@ from nascomp.models.io import save_model
 __all__ = ["TrainConfig", "StepContext", "fit", "lr_at", "seed_everything", "default_step"]
 
 # settings that change how a run goes, not what it computes: a run may resume with other values
-RUN_ONLY = ("num_workers", "checkpoint_every")
+RUN_ONLY = ("num_workers", "checkpoint_every", "strict")
+STALL_FRACTION = 0.5  # the share of the run after which a training loss that has not moved is reported
+STALL_RATIO = 0.97  # "not moved": the epoch's mean loss is still above this share of the chance-level / first-steps loss
 
 
 @dataclass
 class TrainConfig:
     """A training recipe; every value is checked when it is made.
 
-    The RGB fields (``auto_augment`` .. ``interpolation``) shape the per-image pipeline of image folders and
-    CIFAR-10 (`nascomp.data.recipe`); small grey in-memory data flips and shifts instead. ``mixup`` / ``cutmix``
+    The RGB fields (``auto_augment`` .. ``interpolation``, ``crop_scale``) shape the per-image pipeline of image folders
+    and CIFAR-10 (`nascomp.data.recipe`); those left at ``"auto"`` are sized to the resolution, the training images and
+    the epochs (`nascomp.data.recipe.auto_recipe`) and the run records the values used. Small grey in-memory data flips
+    and shifts instead. ``strict`` makes a training loss that has not moved after a quarter of the run an error instead
+    of a warning. ``mixup`` / ``cutmix``
     (alphas; 0 = off), ``repeated_aug`` (copies of each image per epoch; 1 = off) and ``ema_decay`` (0 = off)
     apply to every dataset. ``lr`` is for ``lr_base_batch`` images per optimiser step when that is set, and
     scales linearly with the global batch (per-process batch x processes).
@@ -86,9 +92,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     opt: str = "adamw"  # any timm optimiser name
     lr_base_batch: int | None = None
-    auto_augment: str | None = RAND_AUGMENT
-    color_jitter: float = 0.4
-    random_erasing: float = 0.25
+    auto_augment: str | None = AUTO
+    color_jitter: float | str = AUTO
+    random_erasing: float | str = AUTO
     crop_pct: float = 0.875
     interpolation: str = "bicubic"
     mixup: float = 0.0
@@ -98,6 +104,8 @@ class TrainConfig:
     repeated_aug: int = 1
     ema_decay: float = 0.0
     checkpoint_every: float | str | None = None  # seconds, or "90s" / "30m" / "2h"
+    crop_scale: float | str = AUTO
+    strict: bool = False
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "resolution", "in_chans", "eval_batch_size", "keep_checkpoints", "repeated_aug", "lr_base_batch"):
@@ -125,21 +133,60 @@ class TrainConfig:
     def mixing(self) -> bool:
         return bool((self.mixup or self.cutmix) and self.mixup_prob)
 
-    def image_recipe(self) -> ImageRecipe:
-        return ImageRecipe(self.auto_augment, self.color_jitter, self.random_erasing, self.crop_pct, self.interpolation)
+    def image_recipe(self, train_images: int = 0) -> ImageRecipe:
+        """The RGB recipe, its ``"auto"`` fields sized to this run (`resolved_recipe`)."""
+        return self.resolved_recipe(train_images)[0]
+
+    def resolved_recipe(self, train_images: int) -> tuple[ImageRecipe, str | None]:
+        """(the RGB recipe with ``"auto"`` fields filled in for ``train_images`` images, why; None when nothing was auto)."""
+        auto = [f for f in AUTO_FIELDS if getattr(self, f) == AUTO]
+        tier, why = auto_recipe(self.resolution, train_images, self.epochs) if auto else (None, None)
+        values = {f: TIERS[tier][f] if f in auto else getattr(self, f) for f in AUTO_FIELDS}
+        recipe = ImageRecipe(values["auto_augment"], values["color_jitter"], values["random_erasing"], self.crop_pct, self.interpolation,
+                             values["crop_scale"])
+        return recipe, (f"auto recipe '{tier}' for {', '.join(auto)}: {why}" if auto else None)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-def config_differences(stored: dict, current: dict) -> dict:
+def config_differences(stored: dict, current: dict, ignore: tuple[str, ...] = ()) -> dict:
     """Settings a checkpoint was written with that differ from the current run's (a field newer than the
-    checkpoint counts as its default; `RUN_ONLY` fields may change)."""
+    checkpoint counts as its default; `RUN_ONLY` fields and ``ignore`` may change)."""
     defaults = {f.name: f.default for f in fields(TrainConfig)}
-    keys = (set(stored) | set(current)) - set(RUN_ONLY)
+    keys = (set(stored) | set(current)) - set(RUN_ONLY) - set(ignore)
     return {k: (stored.get(k, defaults.get(k)), current.get(k, defaults.get(k))) for k in sorted(keys)
             if stored.get(k, defaults.get(k)) != current.get(k, defaults.get(k))}
+
+
+class StallCheck:
+    """Says when the training loss has not moved: after `STALL_FRACTION` of the run, an epoch's mean loss still above
+    `STALL_RATIO` of the lower of chance level (ln classes) and the run's first steps. A recipe too strong for the data
+    looks exactly like this (issue 19: digits under DeiT's recipe stayed at ln 10 for 5 epochs)."""
+
+    FIRST = 20  # optimiser steps whose mean loss is the run's starting point
+
+    def __init__(self, num_classes: int, total_steps: int) -> None:
+        self.chance = math.log(max(2, num_classes))
+        self.total = total_steps
+        self.first: list[float] = []
+        self.reported = False
+
+    def step(self, global_step: int, loss: float) -> None:
+        if global_step < self.FIRST:
+            self.first.append(loss)
+
+    def check(self, done_steps: int, epoch_loss: float) -> str | None:
+        if self.reported or done_steps < STALL_FRACTION * self.total:
+            return None
+        start = min(self.chance, sum(self.first) / len(self.first)) if self.first else self.chance
+        if epoch_loss < STALL_RATIO * start:
+            return None
+        self.reported = True
+        return (f"the training loss has not moved: {epoch_loss:.3f} after {done_steps / self.total:.0%} of the run (start {start:.3f}; chance "
+                f"ln {math.exp(self.chance):.0f} = {self.chance:.3f}). The augmentation may be too strong for this data, or the learning "
+                "rate wrong: try --no-augment, a lighter recipe (--auto-augment none, --random-erasing 0) or another --lr")
 
 
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
@@ -253,7 +300,7 @@ def fit(
         criterion: nn.Module = SoftTargetCrossEntropy()  # Mixup's targets carry the label smoothing
     else:
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    recipe = cfg.image_recipe()
+    recipe, recipe_note = cfg.resolved_recipe(len(data.train))
     train_tf = data.transform(cfg.resolution, cfg.in_chans, train=cfg.augment, recipe=recipe)
     eval_tf = data.transform(cfg.resolution, cfg.in_chans, train=False, recipe=recipe)
     eval_fn = eval_fn or (lambda m, ds, tf: evaluate(m, ds, tf, cfg.eval_batch_size, dist_info=info, workers=workers))
@@ -262,7 +309,9 @@ def fit(
     global_batch = cfg.batch_size * info.world_size
     schedule = replace(cfg, lr=cfg.lr * global_batch / cfg.lr_base_batch) if cfg.lr_base_batch else cfg
     start_epoch, start_step, history, resumed_rng, resumed_loss = 0, 0, [], None, 0.0
-    config_doc = {**asdict(cfg), "num_workers": workers}
+    # the recipe as used (auto fields resolved), so a run records it and resumes only with the same one
+    config_doc = {**asdict(cfg), "num_workers": workers, **{f: getattr(recipe, f) for f in AUTO_FIELDS}}
+    rgb_only = () if data.per_image else (*AUTO_FIELDS, "crop_pct", "interpolation")  # grey in-memory data never reads them
 
     ckpt = latest_checkpoint(out) if resume else None
     if resume and ckpt is None and (out / "metrics.json").is_file():
@@ -271,7 +320,7 @@ def fit(
         return read_json(out / "metrics.json")
     if ckpt is not None:
         state = read_json(ckpt / "state.json")
-        diff = config_differences(state["config"], config_doc)
+        diff = config_differences(state["config"], config_doc, ignore=rgb_only)
         if diff:
             raise NascompError(f"cannot resume {out}: the run was started with different settings {diff}")
         start_epoch, start_step = checkpoint_progress(ckpt)
@@ -299,6 +348,10 @@ def fit(
     loader = make_loader(data.train, train_tf, cfg.batch_size, sampler=sampler, workers=workers, device=info.device, drop_last=True)
     evaluated = ema.module if ema is not None else model
 
+    stall = StallCheck(data.num_classes, cfg.epochs * steps_per_epoch)
+    warnings_raised: list[str] = []
+    if recipe_note and data.per_image and cfg.augment and info.is_main and not quiet:
+        console.print(f"[dim]{recipe_note}[/]")
     start = last_save = time.time()
     with progress_bar(info.is_main and not quiet) as bars:
         epoch_bar = bars.add_task("epochs", total=cfg.epochs, completed=start_epoch, info="")
@@ -338,6 +391,7 @@ def fit(
                 if ema is not None:
                     ema.update(model, step=global_step + 1)
                 loss_sum += loss.item()
+                stall.step(global_step, loss.item())
                 bars.update(batch_bar, advance=1, info=f"loss {loss.item():.3f} lr {lr:.2e}")
                 if cfg.checkpoint_every and step + 1 < steps_per_epoch and _checkpoint_due(last_save, cfg.checkpoint_every, info):
                     states = _gather_rng(info)
@@ -353,6 +407,13 @@ def fit(
             bars.update(epoch_bar, advance=1, info=f"val top-1 {val['top1']:.2f}%")
             if info.is_main and not quiet:
                 console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {record['train_loss']:.4f}  val top-1 {val['top1']:.2f}%  ({record['seconds']:.0f}s)")
+            stalled = stall.check((epoch + 1) * steps_per_epoch, record["train_loss"])
+            if stalled:
+                if cfg.strict:
+                    raise NascompError(f"{stalled}; stopped (strict)")
+                warnings_raised.append(stalled)
+                if info.is_main and not quiet:
+                    console.print(f"[yellow]warning:[/] {stalled}")
             if info.is_main:
                 save_checkpoint(out, epoch, saved, optimizer, scaler, config_doc, history, cfg.keep_checkpoints)
             last_save = time.time()
@@ -376,6 +437,8 @@ def fit(
         global_batch=global_batch,
         effective_lr=schedule.lr,
         weights="ema" if ema is not None else "trained",
+        image_recipe=(recipe_note or "as given") if data.per_image else "grey in-memory data: flips and shifts (the RGB recipe does not apply)",
+        warnings=warnings_raised,
         train_seconds=time.time() - start,
         **(metadata or {}),
     )

@@ -49,16 +49,20 @@ def _new_block(cfg: BlockConfig, drop_path: float, device=None) -> SwinTransform
 
 
 @register_model("swin-arch")
-def build_from_arch(arch: Arch | Mapping, num_classes: int = 1000, in_chans: int = 3, img_size: int = 224,
+def build_from_arch(arch: Arch | Mapping, num_classes: int | None = None, in_chans: int | None = None, img_size: int | None = None,
                     drop_path_rate: float = 0.1, drop_rate: float = 0.0, **unsupported: Any) -> SwinTransformer:
     """A randomly initialised timm ``SwinTransformer`` for ``arch`` at ``img_size`` (see module docstring).
 
-    ``arch`` is an `Arch` or its JSON dict. Only sizing that the arch leaves open can be overridden.
+    ``arch`` is an `Arch` or its JSON dict. Only sizing that the arch leaves open can be overridden; classes, channels
+    and resolution default to the ones the arch records (a search's ``best_arch.json``), else 1000, 3 and 224.
     """
     if unsupported:
         raise NascompError(f"an arch JSON fixes the architecture; options {sorted(unsupported)} cannot change it "
                            f"(allowed: {', '.join(_ALLOWED)})")
     arch = arch if isinstance(arch, Arch) else Arch.from_dict(arch)
+    num_classes = num_classes or arch.num_classes or 1000
+    in_chans = in_chans or arch.in_chans or 3
+    img_size = img_size or arch.resolution or 224
     layout = arch_layout(arch, int(img_size), int(in_chans), int(num_classes))
     first = [s.blocks[0] for s in arch.stages]
     dims = arch.embed_dims

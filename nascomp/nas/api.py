@@ -75,8 +75,9 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
         space: a `SearchSpace` or a shipped space name (``s3-vit``; `nascomp.list_spaces`) or YAML path.
         budget: a `Budget` or its text: ``4gflops`` (= 4e9 MACs, the papers' FLOPs), ``4e9macs``, ``25mparams``,
             ``25ms@mobile-cpu`` or ``50mj@cuda`` (these need a latency table, `nascomp.build_latency_table`).
-        data: a dataset name (loaded with the preset's training / validation limits) or a `DataBundle` (used as given:
-            its first ``limit_val`` validation images score candidates, the next ``select_val`` pick the winner).
+        data: a dataset name or a `DataBundle`, either way cut to the preset's limits (``limit_train`` training images, the
+            first ``limit_val`` validation images score candidates, the next ``select_val`` pick the winner, ``limit_test``
+            test images), so ``preset="smoke"`` is smoke-sized whatever the data's form.
         preset: ``smoke``, ``cpu`` (default), ``cpu-geometry`` or ``full``, or a `SearchPreset`; keyword ``overrides`` replace its
             fields (``epochs``, ``resolution``, ``evolve_steps``, ``et_samples``, ``tau``, ``population``,
             ``generations``, ``top``, ``select_val``, ``compare_epochs``, ``retrain_epochs``, ``limit_train``...; see
@@ -119,10 +120,10 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
             raise NascompError(f"runtime={runtime!r} only applies to a latency or energy budget (e.g. 25ms@mobile-cpu); {budget.text} is analytic")
     if lut is not None and not Path(lut).is_file():
         raise NascompError(f"latency table {lut} not found; build it with `nascomp profile --build-lut --space {space.name}`")
+    limit_val = recipe.supernet.limit_val and recipe.supernet.limit_val + recipe.select_val  # the search's images, then the selection's
     if isinstance(data, DataBundle):
-        bundle = data
+        bundle = data.limited(recipe.supernet.limit_train, limit_val, recipe.limit_test)
     else:
-        limit_val = recipe.supernet.limit_val and recipe.supernet.limit_val + recipe.select_val  # the search's images, then the selection's
         bundle = load_data(data, data_dir, val_fraction=val_fraction, limit_train=recipe.supernet.limit_train,
                            limit_val=limit_val, limit_test=recipe.limit_test, download=download)
     job = SearchJob(space, budget, recipe, bundle, preset_name, seed, in_chans, str(lut) if lut else None, device, workers=workers,

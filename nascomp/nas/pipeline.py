@@ -240,18 +240,20 @@ class _Run:
             slopes = fit_slopes(space, archs, errors, table.k, self.preset.rule, seed=self.job.seed * 7919 + step,
                                 train_resolution=self.resolution)
             self.mark_collapsed(slopes)
+        et = table.to_dict()
         record = {
-            "step": step, "space": space.to_dict(), "et": table.to_dict(), "slopes": slopes,
+            "step": step, "space": space.to_dict(), "et": {**et, "choices": _numbered_for_users(et["choices"])}, "slopes": _numbered_for_users(slopes),
             "supernet": read_json(self.out / "supernet" / f"step-{step}" / "metrics.json")["val"],
             "samples": [{"arch": a.to_dict(), "val_top1": s["top1"], "cost": self.constraint.cost(a)} for a, s in zip(archs, scores)],
         }
         self.say(f"E-T error of {space.name}: Q {table.Q:.2f}% (E {table.E:.2f}, T {table.T:.2f}; {table.n} subnets, top {table.k})")
         if not last:
             validator = self._validator
-            new_space, decisions = evolve_space(space, slopes, self.preset.rule, f"{self.space0.name}-evolved-{step + 1}", validator)
-            record["decisions"] = decisions
+            new_space, decisions = evolve_space(space, slopes, self.preset.rule, f"{self.space0.name}-evolved-{step + 1}", validator,
+                                                train_resolution=self.resolution)
+            record["decisions"] = _numbered_for_users(decisions)
             record["next_space"] = new_space.to_dict()
-            moved = [f"stage {d['stage'] + 1} {d['dimension']} {d['choices']} -> {d['new_choices']}" for d in decisions if d["action"] != "keep"]
+            moved = [f"stage {d['stage']} {d['dimension']} {d['choices']} -> {d['new_choices']}" for d in record["decisions"] if d["action"] != "keep"]
             self.say(f"space evolution step {step + 1}: " + ("; ".join(moved) if moved else "no choice moved"))
             if self.info.is_main:
                 new_space.save(self.out / "evolution" / f"step-{step + 1}" / "space.yaml")
@@ -423,6 +425,25 @@ class _Run:
         return doc
 
 
+def _collapsed_later(steps: list[dict], resolution: int, say) -> list[dict]:
+    """Collapse re-derived on every step's space: the initial dimensions are pinned and evolution refuses moves into merged
+    choices, so this finds none in a run of this version; a run directory from before that rule may hold some, searched blind."""
+    found = []
+    for step in steps:
+        for c in SearchSpace.from_dict(step["space"], f"step-{step['step']}").collapsed(resolution):
+            record = {**c.to_dict(), "reason": f"{c.reason} (in the space of evolution step {step['step']}: searched without being told apart)"}
+            if all((r["stage"], r["dimension"]) != (record["stage"], record["dimension"]) for r in found):
+                found.append(record)
+                say(f"[yellow]warning:[/] {record['reason']}")
+    return found
+
+
+def _numbered_for_users(records: list[dict]) -> list[dict]:
+    """Copies of per-(stage, dimension) records with stages numbered from 1, as every printed line and report names them
+    (the code indexes stages from 0)."""
+    return [{**r, "stage": r["stage"] + 1} for r in records]
+
+
 def _drop_weights(folder: Path) -> None:
     """Delete a saved model's files, keeping its metrics; model.json goes first, so a half-done delete is never a model."""
     for name in ("model.json", "model.safetensors"):
@@ -487,7 +508,7 @@ def run_search(job: SearchJob, out: str | Path | None = None, resume: bool = Fal
     finalists = run.finish(run.finalists(search), supernet)
     compare = run.compare(pick_winner(finalists))
     facts = RunFacts(out, space, budget, preset, job.preset_name, job.seed, job.in_chans, data.describe(), run.resolution,
-                     [c.to_dict() for c in run.collapsed])
+                     [c.to_dict() for c in run.collapsed] + _collapsed_later(steps, run.resolution, run.say))
     summary = write_outputs(facts, steps, search, finalists, cheapest, compare) if info.is_main else {}
     barrier(info)
     return summary

@@ -81,7 +81,7 @@ def plot_et_steps(steps: list[dict], path: Path) -> None:
             for s in range(stages):
                 for d, dim in enumerate(DIMENSIONS):
                     pts = sorted((r["value"], r["Q"]) for r in step["et"]["choices"]
-                                 if r["stage"] == s and r["dimension"] == dim and r["Q"] is not None)
+                                 if r["stage"] == s + 1 and r["dimension"] == dim and r["Q"] is not None)
                     if pts:
                         axes[s][d].plot(*zip(*pts), marker="o", ms=3, lw=1, color=colour, label=f"step {t}")
         for s in range(stages):
@@ -156,11 +156,12 @@ def write_outputs(run: RunFacts, steps: list[dict], search: dict, finalists: lis
 
     best = pick_winner(finalists)
     arch = Arch.from_dict(best["arch"])
-    arch = Arch(arch.stages, arch.patch_size, name=f"{run.space.name}-{budget.text}-seed{run.seed}")
+    arch = Arch(arch.stages, arch.patch_size, name=f"{run.space.name}-{budget.text}-seed{run.seed}", num_classes=run.data["classes"],
+                in_chans=run.in_chans, resolution=run.space.resolution)
     summary = {
         "arch": arch.to_dict(),
         "params": best["params"], "macs": best["macs"], "flops": best["flops"], "gmacs": best["macs"] / 1e9,
-        "resolution": run.space.resolution,
+        "resolution": run.space.resolution, "in_chans": run.in_chans, "num_classes": run.data["classes"],
         "cost_note": (f"params and MACs of the standalone model at {run.space.resolution} px, {run.in_chans} input channels, "
                       f"{run.data['classes']} classes; budgets in gflops count MACs, as papers' FLOPs do (budget.share says "
                       f"it in the budget's unit); the 'flops' field counts every multiply and add (2 x MACs)"),
@@ -231,7 +232,7 @@ def _collapsed_md(run: RunFacts) -> list[str]:
     return ["## Not searched: dimensions the proxy collapses", "",
             f"At the {run.resolution} px training resolution these dimensions' choices compute one function, so the run fixed "
             "each to the value shown for every candidate: no supernet training, E-T score, evolution step or search varied them.", "",
-            *[f"- stage {c['stage'] + 1} {c['dimension']} {_fmt_choices(c['choices'])} → {c['fixed']}: {c['reason']}" for c in run.collapsed],
+            *[f"- stage {c['stage']} {c['dimension']} {_fmt_choices(c['choices'])} → {c['fixed']}: {c['reason']}" for c in run.collapsed],
             ""]
 
 
@@ -276,7 +277,7 @@ def _report_md(run: RunFacts, steps: list[dict], search: dict, finalists: list[d
         moved = [d for d in s.get("decisions", []) if d["action"] != "keep"]
         if "decisions" in s:
             lines.append(f"Step {s['step']} → {s['step'] + 1}: " + ("; ".join(
-                f"stage {d['stage'] + 1} {d['dimension']} {_fmt_choices(d['choices'])} → {_fmt_choices(d['new_choices'])} "
+                f"stage {d['stage']} {d['dimension']} {_fmt_choices(d['choices'])} → {_fmt_choices(d['new_choices'])} "
                 f"(slope {d['slope']:+.2f}/step)" for d in moved) if moved else "no choice moved") + ".")
     lines += ["", "Per-choice E-T errors, slopes and every decision: `evolution/history.json`; plot: `evolution/et_steps.png`.", "",
               "## Evolutionary search", ""]

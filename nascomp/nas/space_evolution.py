@@ -224,11 +224,27 @@ def _repair_attention(space: SearchSpace, stage: int, dimension: str, values: li
     return values
 
 
+def _merged_by_proxy(before: SearchSpace, after: SearchSpace, stage: int, dimension: str, resolution: int | None) -> str | None:
+    """Why ``after``'s choices of (stage, dimension) include ones that training at ``resolution`` cannot tell apart
+    where ``before``'s did not (None: the move keeps every choice distinguishable)."""
+    if not resolution:
+        return None
+    old = {(s, d): g for s, d, g, _ in before.indistinct(resolution)}
+    for s, d, groups, reason in after.indistinct(resolution):
+        if (s, d) == (stage, dimension) and groups != old.get((s, d)):
+            return f"the {resolution} px proxy could not tell the new choices apart ({reason})"
+    return None
+
+
 def evolve_space(space: SearchSpace, slopes: Sequence[dict], rule: EvolutionRule, name: str,
-                 validator: Callable[[SearchSpace], str | None] | None = None) -> tuple[SearchSpace, list[dict]]:
+                 validator: Callable[[SearchSpace], str | None] | None = None,
+                 train_resolution: int | None = None) -> tuple[SearchSpace, list[dict]]:
     """Apply the shift rule to every (stage, dimension) of ``slopes``; returns the new space and the decisions.
 
-    ``slopes`` is one step's family: Holm's correction runs over every record with a slope.
+    ``slopes`` is one step's family: Holm's correction runs over every record with a slope. A move is refused when it
+    would put choices the supernet's ``train_resolution`` cannot tell apart into the space (`SearchSpace.indistinct`:
+    windows clamped alike, heads or Q-K-V widths on a 1x1 map): the search would then pick among them blind, while
+    their deployment costs differ.
     """
     current = space
     decisions = []
@@ -254,7 +270,7 @@ def evolve_space(space: SearchSpace, slopes: Sequence[dict], rule: EvolutionRule
             else:
                 try:
                     candidate = current.with_choices({(stage, dim): values}, name=name)
-                    why = validator(candidate) if validator else None
+                    why = _merged_by_proxy(current, candidate, stage, dim, train_resolution) or (validator(candidate) if validator else None)
                 except NascompError as e:
                     why = str(e)
                 if why:

@@ -14,6 +14,10 @@ JSON form (what search writes and ``nascomp flops ARCH.json`` reads)::
 A stage may instead be written compactly as ``{"embed_dim": 96, "depth": 2, "heads": 3, "qkv_dim": 96,
 "mlp_ratio": 4.0, "window": 7}`` (all blocks alike); `Arch.to_dict` always writes the per-block form.
 Objects are frozen and hashable so search can deduplicate candidates and cache their costs.
+
+An arch may also carry the model it was priced as (``num_classes``, ``in_chans``, ``resolution``; a search's
+``best_arch.json`` records them), so counting or building it again gives the same params and MACs as the run
+reported. They are context, not architecture: two archs that differ only there are equal.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from nascomp.core.errors import NascompError
 __all__ = ["BlockArch", "StageArch", "Arch", "BLOCK_FIELDS"]
 
 BLOCK_FIELDS = ("heads", "qkv_dim", "mlp_ratio", "window")
+_CONTEXT = ("num_classes", "in_chans", "resolution")
 
 
 def _int(value: Any, where: str, minimum: int = 1) -> int:
@@ -130,6 +135,9 @@ class Arch:
     stages: tuple[StageArch, ...]
     patch_size: int = 4
     name: str | None = field(default=None, compare=False)
+    num_classes: int | None = field(default=None, compare=False)  # the classifier it was priced with (None: 1000)
+    in_chans: int | None = field(default=None, compare=False)  # input channels (None: 3)
+    resolution: int | None = field(default=None, compare=False)  # input side in px (None: 224)
 
     @property
     def depths(self) -> tuple[int, ...]:
@@ -155,10 +163,15 @@ class Arch:
         return replace(self, stages=tuple(stages))
 
     # --- serialisation -------------------------------------------------------------------------
+    def with_context(self, num_classes: int | None = None, in_chans: int | None = None, resolution: int | None = None) -> "Arch":
+        """The same arch priced as a model with these classes, input channels and resolution."""
+        return replace(self, num_classes=num_classes, in_chans=in_chans, resolution=resolution)
+
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"patch_size": self.patch_size, "stages": [s.to_dict() for s in self.stages]}
         if self.name:
             d = {"name": self.name, **d}
+        d.update({k: getattr(self, k) for k in _CONTEXT if getattr(self, k) is not None})
         return d
 
     def to_json(self, indent: int | None = None) -> str:
@@ -169,12 +182,14 @@ class Arch:
         if isinstance(d, Arch):
             return d
         if isinstance(d, Mapping) and "stages" not in d and isinstance(d.get("arch"), Mapping):
-            d = d["arch"]  # a search result (best_arch.json): the arch next to its costs and accuracy
+            # a search result (best_arch.json): the arch next to its costs and accuracy, and the model it was priced as
+            d = {**{k: d[k] for k in _CONTEXT if d.get(k) is not None}, **d["arch"]}
         if not isinstance(d, Mapping) or "stages" not in d:
             raise NascompError(f"{where}: expected an object with 'stages' (see nascomp.spaces.arch for the format)")
-        unknown = sorted(set(d) - {"stages", "patch_size", "name"})
+        unknown = sorted(set(d) - {"stages", "patch_size", "name", *_CONTEXT})
         if unknown:
-            raise NascompError(f"{where}: unknown keys {unknown} (an arch has 'patch_size', 'stages' and an optional 'name')")
+            raise NascompError(f"{where}: unknown keys {unknown} (an arch has 'patch_size', 'stages' and optionally 'name', "
+                               f"{', '.join(_CONTEXT)})")
         stages = d["stages"]
         if not isinstance(stages, Sequence) or isinstance(stages, str) or not stages:
             raise NascompError(f"{where}.stages: expected a non-empty list of stages")
@@ -183,6 +198,7 @@ class Arch:
             stages=tuple(StageArch.from_dict(s, f"{where}.stages[{i}]") for i, s in enumerate(stages)),
             patch_size=_int(d.get("patch_size", 4), f"{where}.patch_size"),
             name=str(name) if name is not None else None,
+            **{k: _int(d[k], f"{where}.{k}") for k in _CONTEXT if d.get(k) is not None},
         )
 
     @classmethod

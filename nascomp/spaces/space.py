@@ -86,7 +86,8 @@ class Collapsed:
     reason: str
 
     def to_dict(self) -> dict:
-        return {"stage": self.stage, "dimension": self.dimension, "choices": list(self.choices), "fixed": self.fixed, "reason": self.reason}
+        """JSON for users: stages numbered from 1, as every printed line and report names them."""
+        return {"stage": self.stage + 1, "dimension": self.dimension, "choices": list(self.choices), "fixed": self.fixed, "reason": self.reason}
 
     def describe(self) -> str:
         return f"stage {self.stage + 1} {self.dimension} {list(self.choices)} fixed to {self.fixed}: {self.reason}"
@@ -287,41 +288,59 @@ class SearchSpace:
                              "timm pads it")
         return notes
 
-    def collapsed(self, resolution: int) -> list[Collapsed]:
-        """The (stage, dimension)s with several choices that training at ``resolution`` turns into one function.
+    def indistinct(self, resolution: int) -> list[tuple[int, str, tuple[tuple, ...], str]]:
+        """The (stage, dimension)s where training at ``resolution`` makes two or more choices one function:
+        ``(stage, dimension, groups, reason)``, each group a tuple of choices that build the same layer there.
 
-        - ``window``: every choice resolves to the same (window, shift) in even and odd blocks on the stage's
-          map (timm clamps a window >= the map to the map, global and unshifted): the choices build one layer.
+        - ``window``: choices that resolve to the same (window, shift) in even and odd blocks on the stage's map
+          (timm clamps a window >= the map to the map, global and unshifted).
         - ``heads`` on a 1x1 map: attention over a single token gives it weight 1 in every head, so the block
           computes the same function for every head count.
         - ``qkv_dim`` on a 1x1 map: Q and K never reach the output (softmax of one logit is 1), so what the
           choice sets at deployment, the width of attention, is not measured; only a V-to-output width is.
 
-        Depth, embed dim and MLP ratio act on each token whatever the map size, so no resolution collapses them.
+        Depth, embed dim and MLP ratio act on each token whatever the map size, so no resolution merges them.
         A 2x2 map is not a collapse: attention over 4 tokens still depends on the heads and the Q-K-V width.
-        Each collapsed dimension is fixed to its middle choice (heads: the middle of those dividing every
-        remaining Q-K-V choice); `pinned` returns the space that way.
         """
         out = []
         sides = stage_resolutions(resolution, self.patch_size, self.num_stages)
         at = f"at {resolution} px"
         for i, (ch, side) in enumerate(zip(self.stages, sides)):
-            if len(ch.window) > 1:
-                layers = {tuple(clamp_window(side, w, index) for index in (0, 1)) for w in ch.window}
-                if len(layers) == 1:
-                    (w, _), _ = next(iter(layers))
-                    out.append(Collapsed(i, "window", ch.window, _middle(ch.window),
-                                         f"every window becomes {w}x{w} (global, unshifted) on the {side}x{side} map {at}"))
+            layers: dict[tuple, list] = {}
+            for w in ch.window:
+                layers.setdefault(tuple(clamp_window(side, w, index) for index in (0, 1)), []).append(w)
+            groups = tuple(tuple(g) for g in layers.values() if len(g) > 1)
+            if groups:
+                desc = "; ".join(f"windows {list(g)} all become {k[0][0]}x{k[0][0]}" + (" (global, unshifted)" if k[0][0] >= side else "")
+                                 for k, g in layers.items() if len(g) > 1)
+                out.append((i, "window", groups, f"{desc} on the {side}x{side} map {at}"))
             if side == 1:
-                qkv = ch.qkv_dim
-                if len(qkv) > 1:
-                    qkv = (_middle(qkv),)
-                    out.append(Collapsed(i, "qkv_dim", ch.qkv_dim, qkv[0],
-                                         f"on the 1x1 map {at} Q and K never reach the output (one token); only V's width is measured"))
+                if len(ch.qkv_dim) > 1:
+                    out.append((i, "qkv_dim", (ch.qkv_dim,), f"on the 1x1 map {at} Q and K never reach the output (one token); only V's "
+                                                              "width is measured"))
                 if len(ch.heads) > 1:
-                    fits = [h for h in ch.heads if all(q % h == 0 for q in qkv)] or list(ch.heads)
-                    out.append(Collapsed(i, "heads", ch.heads, _middle(fits),
-                                         f"on the 1x1 map {at} every head attends to the one token with weight 1: same function"))
+                    out.append((i, "heads", (ch.heads,), f"on the 1x1 map {at} every head attends to the one token with weight 1: same function"))
+        return out
+
+    def collapsed(self, resolution: int) -> list[Collapsed]:
+        """The (stage, dimension)s whose every choice training at ``resolution`` turns into one function (`indistinct`).
+
+        Each is fixed to its middle choice (heads: the middle of those dividing every remaining Q-K-V choice); `pinned`
+        returns the space that way.
+        """
+        out = []
+        whole = {(stage, dim): reason for stage, dim, groups, reason in self.indistinct(resolution)
+                 if len(groups) == 1 and set(groups[0]) == set(self.choices(stage, dim))}
+        for i, ch in enumerate(self.stages):
+            if (i, "window") in whole:
+                out.append(Collapsed(i, "window", ch.window, _middle(ch.window), whole[i, "window"]))
+            qkv = ch.qkv_dim
+            if (i, "qkv_dim") in whole:
+                qkv = (_middle(qkv),)
+                out.append(Collapsed(i, "qkv_dim", ch.qkv_dim, qkv[0], whole[i, "qkv_dim"]))
+            if (i, "heads") in whole:
+                fits = [h for h in ch.heads if all(q % h == 0 for q in qkv)] or list(ch.heads)
+                out.append(Collapsed(i, "heads", ch.heads, _middle(fits), whole[i, "heads"]))
         return out
 
     def pinned(self, resolution: int) -> "SearchSpace":

@@ -50,6 +50,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from nascomp.data import RAND_AUGMENT, DataBundle, load_data
+from nascomp.data.recipe import AUTO
 from nascomp.core.distributed import init_distributed
 from nascomp.core.errors import NascompError
 from nascomp.core.progress import console
@@ -89,9 +90,10 @@ class SupernetPreset:
     warmup_lr: float = 1e-6
     grad_clip: float | None = 5.0
     lr_base_batch: int | None = None
-    auto_augment: str | None = RAND_AUGMENT
-    color_jitter: float = 0.4
-    random_erasing: float = 0.25
+    auto_augment: str | None = AUTO
+    color_jitter: float | str = AUTO
+    random_erasing: float | str = AUTO
+    crop_scale: float | str = AUTO
     crop_pct: float = 0.875
     interpolation: str = "bicubic"
     mixup: float = 0.0
@@ -122,7 +124,7 @@ PRESETS: dict[str, SupernetPreset] = {
                           num_random=2, limit_train=2000, limit_val=1000),
     "full": SupernetPreset(resolution=None, epochs=500, batch_size=128, lr=5e-4, lr_base_batch=512, min_lr=1e-5, warmup_lr=1e-6,
                            warmup_epochs=20.0, weight_decay=0.05, label_smoothing=0.1, drop_path_rate=0.1, sampler="uniform",
-                           grad_clip=None, auto_augment=RAND_AUGMENT, color_jitter=0.4, random_erasing=0.25, crop_pct=0.875,
+                           grad_clip=None, auto_augment=RAND_AUGMENT, color_jitter=0.4, random_erasing=0.25, crop_scale=0.08, crop_pct=0.875,
                            interpolation="bicubic", mixup=0.8, cutmix=1.0, mixup_prob=1.0, mixup_switch_prob=0.5, repeated_aug=3,
                            ema_decay=0.0),
 }
