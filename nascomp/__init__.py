@@ -38,7 +38,7 @@ _API = {
     # data and training
     "load_data": "nascomp.data.datasets",
     "DataBundle": "nascomp.data.datasets",
-    "TrainConfig": "nascomp.engine.train",
+    "TrainConfig": "nascomp.engine.config",
     "train": "nascomp.engine.api",
     "TrainResult": "nascomp.engine.api",
     "distill": "nascomp.distillation.api",
@@ -51,7 +51,7 @@ _API = {
     "Budget": "nascomp.nas.budget",
     "parse_budget": "nascomp.nas.budget",
     "SearchPreset": "nascomp.nas.presets",
-    "train_supernet": "nascomp.nas.supernet.train",
+    "train_supernet": "nascomp.nas.supernet.api",
     "evaluate_supernet": "nascomp.nas.supernet.api",
     "extract_subnet": "nascomp.nas.supernet.api",
     # compression and adaptation
@@ -104,15 +104,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above loa
     from nascomp.deploy.api import export
     from nascomp.distillation.api import distill
     from nascomp.engine.api import TrainResult, train
-    from nascomp.engine.train import TrainConfig
+    from nascomp.engine.config import TrainConfig
     from nascomp.models.io import load_model, save_model
     from nascomp.models.registry import register_model
     from nascomp.models.resolve import create_model
     from nascomp.nas.api import SearchResult, search
     from nascomp.nas.budget import Budget, parse_budget
     from nascomp.nas.presets import SearchPreset
-    from nascomp.nas.supernet.api import evaluate_supernet, extract_subnet
-    from nascomp.nas.supernet.train import train_supernet
+    from nascomp.nas.supernet.api import evaluate_supernet, extract_subnet, train_supernet
     from nascomp.pareto.api import ParetoResult, pareto_front
     from nascomp.profiling.api import build_latency_table, profile, validate_latency_table
     from nascomp.profiling.profiler import ProfileReport

@@ -93,7 +93,7 @@ NUMBERS = [
     (["train", *VIT, *SMALL, "--label-smoothing", "1.5", "--out", "{tmp}/run"], "--label-smoothing must lie in"),
     (["train", *VIT, "--val-fraction", "1.5", "--out", "{tmp}/run"], "--val-fraction must lie in (0, 1)"),
     (["train", *VIT, "--limit-train", "0", "--out", "{tmp}/run"], "--limit-train must be positive"),
-    (["adapt", *VIT, "--method", "lora", "--rank", "0", "--dry-run"], "--rank must be at least 1"),
+    (["adapt", *VIT, "--method", "lora", "--rank", "0", "--dry-run"], "--rank must be an integer of at least 1"),
     (["adapt", *VIT, "--method", "lora", "--shots", "0", "--data", "fashion-mnist", "--out", "{tmp}/run"], "--shots must be positive"),
     (["search", "--space", "s3-vit", "--budget", "0gflops", "--out", "{tmp}/run"], "must be positive"),
     (["search", "--space", "s3-vit", "--budget", "4gflops", "--population", "0", "--out", "{tmp}/run"], "population >= 1"),

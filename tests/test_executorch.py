@@ -267,3 +267,51 @@ def test_auto_compares_methods_precisions_and_runtimes_in_one_table(swin_teacher
     md = (out / "table.md").read_text()
     assert "measured speed-up" in md and "executorch int8" in md
     assert (r.summary["best"] is None) or ((r.pte or r.onnx) is not None and (r.pte or r.onnx).is_file())
+
+
+# --- latency tables in ExecuTorch ------------------------------------------------------------------------------------
+ONE_CHOICE_SPACE = """
+name: et-one
+resolution: 16
+patch_size: 4
+stages:
+  - {depth: [1], embed_dim: [16], heads: [1], qkv_dim: [16], mlp_ratio: [2.0], window: [4]}
+  - {depth: [1], embed_dim: [24], heads: [2], qkv_dim: [16], mlp_ratio: [2.0], window: [2]}
+"""
+
+
+def test_table_files_are_named_by_runtime_and_a_budget_refuses_another_runtimes_table(tmp_path, monkeypatch):
+    from nascomp.profiling import predictor as P
+    from nascomp.spaces import SearchSpace
+
+    monkeypatch.setenv("NASCOMP_LUT_DIR", str(tmp_path))
+    assert P.lut_path("s3-vit", "mobile-cpu").name == "s3-vit__mobile-cpu.json"  # the target's default runtime: as before
+    assert P.lut_path("s3-vit", "mobile-cpu", "onnxruntime").name == "s3-vit__mobile-cpu.json"
+    assert P.lut_path("s3-vit", "mobile-cpu", "executorch").name == "s3-vit__mobile-cpu__executorch.json"
+    assert P.lut_path("s3-vit", "mobile-cpu", "executorch", "int8").name == "s3-vit__mobile-cpu__executorch-int8.json"
+    (tmp_path / "s.yaml").write_text(ONE_CHOICE_SPACE)
+    space = SearchSpace.load(tmp_path / "s.yaml")
+    table = P._empty_table(space, P.LutProtocol(target="mobile-cpu", runtime="onnxruntime", threads=1, cores=[1], resolution=16))
+    table["entries"] = {k: {"ms": 1.0} for k in P.space_layers(space)}
+    table["complete"] = True
+    lut = tmp_path / "ort.json"
+    lut.write_text(json.dumps(table))
+    assert P.load_predictor("mobile-cpu", space=space, lut=lut).predict(space.largest()) > 0
+    with pytest.raises(NascompError, match=r"measured in onnxruntime, not executorch.*--runtime executorch"):
+        P.load_predictor("mobile-cpu", space=space, lut=lut, runtime="executorch")
+
+
+@pytest.mark.slow
+def test_a_latency_table_builds_in_executorch_and_predicts_its_subnets(tmp_path, one_thread):
+    import nascomp
+    from nascomp.profiling import predictor as P
+
+    (tmp_path / "s.yaml").write_text(ONE_CHOICE_SPACE)
+    table = nascomp.build_latency_table(str(tmp_path / "s.yaml"), "mobile-cpu", lut=tmp_path / "et.json", runtime="executorch",
+                                        timer="thread-cpu", warmup=2, repeat=10, calibrate=2)
+    assert table["protocol"]["runtime"] == "executorch" and table["protocol"]["threads"] == 1 and table["complete"]
+    assert len(table["entries"]) == len(P.space_layers(nascomp.load_space(str(tmp_path / "s.yaml"))))
+    assert all(e["ms"] > 0 for e in table["entries"].values())
+    predictor = P.load_predictor("mobile-cpu", space=str(tmp_path / "s.yaml"), lut=tmp_path / "et.json", runtime="executorch")
+    measured = table["fit"]["calibration"][0]["measured_ms"]
+    assert predictor.predict(nascomp.load_space(str(tmp_path / "s.yaml")).largest()) == pytest.approx(measured, rel=0.5)

@@ -103,7 +103,7 @@ def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, f
     assert _search(tiny_space, fake_fmnist, out, resume=True, evolve_lr=3e-4) == summary
     assert {name: (out / name).read_bytes() for name in RESULT_FILES} == before
 
-    with pytest.raises(NascompError, match="already holds a search run; add --resume"):
+    with pytest.raises(NascompError, match="already holds a search run; choose a new folder, add --resume to continue it, or --overwrite"):
         _search(tiny_space, fake_fmnist, out, evolve_lr=3e-4)
     with pytest.raises(NascompError, match="other settings"):
         _search(tiny_space, fake_fmnist, out, resume=True, evolve_lr=3e-4, et_samples=9)
@@ -124,22 +124,16 @@ def test_pareto_objective_and_retraining(tiny_space, fake_fmnist, tmp_path):
     assert summary["accuracy_note"].startswith("retrained 1 epoch(s) from scratch")
 
 
-def _default_job(budget: str) -> SearchJob:
-    """Naming the run directory needs only the space, budget, preset and seed (no data)."""
-    return SearchJob(SearchSpace.load("s3-vit"), parse_budget(budget), resolve_preset("cpu"), data=None, preset_name="cpu")
-
-
 def test_default_out_dir_numbers_new_runs_and_resumes_the_newest(tmp_path):
-    job = _default_job("4gflops")
+    """Naming the run directory needs only the space, budget, preset and seed (no data)."""
     base = tmp_path / "s3-vit-4gflops-cpu-seed0"
-    assert default_out_dir(job, False, tmp_path) == base
+    assert default_out_dir("s3-vit", "4gflops", "cpu", 0, False, tmp_path) == base
     base.mkdir()
-    assert default_out_dir(job, False, tmp_path) == tmp_path / "s3-vit-4gflops-cpu-seed0-2"
-    assert default_out_dir(job, True, tmp_path) == base
+    assert default_out_dir("s3-vit", "4gflops", "cpu", 0, False, tmp_path) == tmp_path / "s3-vit-4gflops-cpu-seed0-2"
+    assert default_out_dir("s3-vit", "4gflops", "cpu", 0, True, tmp_path) == base
     (tmp_path / "s3-vit-4gflops-cpu-seed0-2").mkdir()
-    assert default_out_dir(job, True, tmp_path) == tmp_path / "s3-vit-4gflops-cpu-seed0-2"
-    assert default_out_dir(_default_job("25ms@mobile-cpu"), False, tmp_path).name == \
-        "s3-vit-25ms-at-mobile-cpu-cpu-seed0"
+    assert default_out_dir("s3-vit", "4gflops", "cpu", 0, True, tmp_path) == tmp_path / "s3-vit-4gflops-cpu-seed0-2"
+    assert default_out_dir("s3-vit", "25ms@mobile-cpu", "cpu", 0, False, tmp_path).name == "s3-vit-25ms-at-mobile-cpu-cpu-seed0"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -147,7 +141,7 @@ def test_default_out_dir_numbers_new_runs_and_resumes_the_newest(tmp_path):
     (["--space", "no-such-space", "--budget", "4gflops"], r"unknown search space 'no-such-space'.*available: s3-vit, s3-vit-cpu"),
     (["--space", "s3-vit", "--budget", "4 gigaflops"], r"cannot parse budget.*4gflops.*4e9macs.*25mparams.*25ms@mobile-cpu"),
     (["--space", "s3-vit", "--budget", "4gflops", "--preset", "huge"], r"unknown preset 'huge'"),
-    (["--space", "s3-vit", "--budget", "4gflops", "--alpha", "0"], r"evolution alpha must be in \(0, 1\]"),
+    (["--space", "s3-vit", "--budget", "4gflops", "--alpha", "0"], r"--alpha must lie in \(0, 1\]"),
 ])
 def test_user_errors_exit_2_with_one_line_and_no_output(argv, message, tmp_path, capsys):
     import re

@@ -19,7 +19,8 @@ from nascomp.spaces import SearchSpace, StageArch, load_arch
 from nascomp.models.swin import arch_spec, build_from_arch
 from nascomp.nas.supernet import Supernet, extract, load_supernet
 from nascomp.nas.supernet.evaluate import evaluate_archs
-from nascomp.nas.supernet.train import make_step, sample_subnets, train_supernet
+from nascomp.nas.supernet.api import train_supernet
+from nascomp.nas.supernet.train import make_step, sample_subnets
 from nascomp.engine import StepContext, evaluate
 from tests.conftest import TINY_SPACE
 

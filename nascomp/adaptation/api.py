@@ -5,23 +5,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import torch
-from torch import nn
-
-from nascomp.adaptation.fewshot import few_shot_subset
-from nascomp.adaptation.methods import count_parameters, get_method, head_parameter_names, mark_trainable, merge_method
-from nascomp.adaptation.model import adapted_spec
+from nascomp.adaptation.registry import ADAPTERS
+from nascomp.core.checks import is_module, main_process, require_device
 from nascomp.core.errors import NascompError
-from nascomp.core.io import atomic_write_json, load_state_dict_file, read_json
-from nascomp.core.validate import non_negative, output_dir, positive, removed_on_failure
-from nascomp.data import DataBundle
-from nascomp.data import data_bundle
-from nascomp.engine.api import recipe_config, split_recipe
-from nascomp.engine.train import TrainConfig, fit, seed_everything
-from nascomp.models.io import load_weights_into, save_model
-from nascomp.models.resolve import SPEC_ATTR, as_model
+from nascomp.core.io import atomic_write_json, read_json
+from nascomp.core.outputs import output_lock
+from nascomp.core.validate import non_negative, positive, removed_on_failure
+from nascomp.engine.api import check_inputs, check_recipe, claim_run, recipe_config, split_recipe
+from nascomp.engine.config import TrainConfig
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nascomp.data import DataBundle
 
 __all__ = ["AdaptResult", "adapt", "MERGED_DIR"]
 
@@ -44,6 +42,10 @@ class AdaptResult:
 
 def _load_backbone(model: nn.Module, checkpoint: str) -> None:
     """Load a checkpoint into everything but the head, which is replaced for the new classes anyway."""
+    from nascomp.adaptation.methods import head_parameter_names
+    from nascomp.core.io import load_state_dict_file
+    from nascomp.models.io import load_weights_into
+
     head_modules = {n.rpartition(".")[0] for n in head_parameter_names(model)}
     is_head = lambda key: key.rpartition(".")[0] in head_modules  # noqa: E731
     state = {k: v for k, v in load_state_dict_file(checkpoint).items() if not is_head(k)}
@@ -55,7 +57,7 @@ def adapt(model: nn.Module | str | os.PathLike, method: str, data: DataBundle | 
           options: Mapping | None = None, data_options: Mapping | None = None, num_classes: int | None = None, checkpoint: str | None = None, pretrained: bool = False,
           shots: int | None = None, min_epoch_size: int = 256, merge: bool = True, dry_run: bool = False,
           recipe: TrainConfig | Mapping | None = None, seed: int = 0, resume: bool = False, quiet: bool = False, device: str | None = None,
-          **overrides: Any) -> AdaptResult:
+          overwrite: bool = False, **overrides: Any) -> AdaptResult:
     """Adapt a trained backbone to new data with few trainable parameters.
 
     Args:
@@ -69,22 +71,34 @@ def adapt(model: nn.Module | str | os.PathLike, method: str, data: DataBundle | 
         num_classes: classes of the new head (default: the data's).
         shots: train on this many images per class (few-shot), drawn with ``seed``, repeated to ``min_epoch_size``.
         dry_run: build the adapted model and count its parameters only.
-        recipe, overrides, seed, resume, quiet, device: the training run, as for `nascomp.train`.
+        recipe, overrides, seed, resume, quiet, device, overwrite: the training run, as for `nascomp.train`.
         **overrides: also timm size options for a backbone given by name.
 
     Returns:
         `AdaptResult` with the parameter report, the adapted model and (after training) its directory and metrics.
     """
-    adapter = get_method(method)
-    settings = adapter.options(**dict(options or {}))
+    ADAPTERS.get(method)  # an unknown method fails here, with the choices
     positive("--shots", shots)
     non_negative("--min-epoch-size", min_epoch_size)
     positive("--num-classes", num_classes)
     training, overrides = split_recipe(overrides)
+    check_inputs(model, data, data_options, checkpoint=checkpoint, device=device)
+    check_recipe(recipe, seed=seed, **training)
+    claim = None
     if not dry_run:
         if out is None or data is None:
             raise NascompError("adapt needs data (--data D) and out (--out DIR), or dry_run=True (--dry-run) to only count parameters")
-        out = output_dir(out)
+        claim = claim_run(out, resume=resume, overwrite=overwrite, inputs=[model, checkpoint], data=data, data_options=data_options)
+    from nascomp.adaptation.fewshot import few_shot_subset
+    from nascomp.adaptation.methods import count_parameters, get_method, mark_trainable
+    from nascomp.adaptation.model import adapted_spec
+    from nascomp.data import data_bundle
+    from nascomp.engine.train import fit, seed_everything
+    from nascomp.models.resolve import SPEC_ATTR, as_model
+
+    require_device(device)
+    adapter = get_method(method)
+    settings = adapter.options(**dict(options or {}))
     backbone, base_spec = as_model(model, pretrained=pretrained, **{k: v for k, v in overrides.items() if k != "num_classes"})
     if checkpoint:
         _load_backbone(backbone, checkpoint)
@@ -96,7 +110,7 @@ def adapt(model: nn.Module | str | os.PathLike, method: str, data: DataBundle | 
     adapter.apply(backbone, settings)
     mark_trainable(backbone, method)
     counts = count_parameters(backbone).to_dict()
-    report = {"model": str(model) if not isinstance(model, nn.Module) else type(model).__name__, "method": method, "options": settings,
+    report = {"model": type(model).__name__ if is_module(model) else str(model), "method": method, "options": settings,
               "num_classes": num_classes, **counts}
     spec = adapted_spec(base_spec, method, num_classes, settings)
     backbone.__dict__[SPEC_ATTR] = spec
@@ -106,24 +120,31 @@ def adapt(model: nn.Module | str | os.PathLike, method: str, data: DataBundle | 
         bundle.train = few_shot_subset(bundle.train, shots, seed, min_epoch_size)
         report.update(shots=shots)
     cfg = recipe_config(recipe, backbone, seed=seed, **training)
-    with removed_on_failure(out):
+    out = claim.path
+    with removed_on_failure(out), output_lock(claim, main_process()):
         metrics = fit(backbone, bundle, cfg, out, spec=spec, resume=resume, quiet=quiet, device=device, metadata={"adaptation": report})
         if merge:
-            metrics["merged"] = _export_merged(backbone, Path(out), method, base_spec, num_classes, settings, bundle, cfg)
-            atomic_write_json(Path(out) / "metrics.json", metrics)
-    return AdaptResult(report, backbone, Path(out), metrics)
+            metrics["merged"] = _export_merged(backbone, out, method, base_spec, num_classes, settings, bundle, cfg)
+            atomic_write_json(out / "metrics.json", metrics)
+    return AdaptResult(report, backbone, out, metrics)
 
 
-@torch.no_grad()
 def _export_merged(model: nn.Module, out: Path, method: str, base_spec: dict, num_classes: int | None, options: dict,
                    data: DataBundle, cfg: TrainConfig) -> dict:
     """Fold the adapter in, save OUT/merged, and check merged and unmerged logits agree on real images."""
+    import torch
+
+    from nascomp.adaptation.methods import merge_method
+    from nascomp.adaptation.model import adapted_spec
+    from nascomp.models.io import save_model
+
     model.eval()
     images, _ = data.transform(cfg.resolution, cfg.in_chans, train=False)([data.test[i] for i in range(min(16, len(data.test)))])
     device = next(model.parameters()).device
-    before = model(images.to(device))
-    biased = merge_method(model, method)
-    after = model(images.to(device))
+    with torch.no_grad():
+        before = model(images.to(device))
+        biased = merge_method(model, method)
+        after = model(images.to(device))
     diff = (before - after).abs().max().item()
     if diff > 1e-3 * max(1.0, before.abs().max().item()):
         raise NascompError(f"merged model disagrees with the adapted one (max |Δlogit| {diff:.3g}); please report this")

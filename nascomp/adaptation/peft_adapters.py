@@ -6,6 +6,8 @@ is the original timm architecture again with a new head.
 
 from __future__ import annotations
 
+import math
+
 import re
 import sys
 from dataclasses import asdict, dataclass
@@ -51,8 +53,16 @@ class PeftOptions:
     decompose_factor: int = -1  # LoKr only: size of the left Kronecker factor (-1: near √d)
 
     def __post_init__(self):
-        if self.rank < 1:
-            raise NascompError("--rank must be at least 1")
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
+            raise NascompError(f"--rank must be an integer of at least 1, got {self.rank!r}")
+        self.targets = tuple(self.targets)
+        unknown = [t for t in self.targets if t not in (*QKV_PARTS, *LINEAR_TARGETS)]
+        if unknown or not self.targets:
+            raise NascompError(f"--targets {','.join(self.targets) or '(none)'}: choose from {', '.join((*QKV_PARTS, *LINEAR_TARGETS))}")
+        if self.alpha is not None and not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha > 0):
+            raise NascompError(f"--lora-alpha must be a positive finite number, got {self.alpha!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise NascompError(f"--lora-dropout must lie in [0, 1), got {self.dropout!r}")
 
 
 def peft_layer_type() -> type | None:

@@ -13,7 +13,9 @@ import argparse
 
 from nascomp.adaptation.kadaptation.config import INITS
 from nascomp.adaptation.registry import ADAPTERS
-from nascomp.cli.common import add_data_args, add_model_args, add_train_args, data_options, model_overrides, print_json, recipe_overrides, str_list
+from nascomp.cli.common import (
+    add_data_args, add_model_args, add_train_args, data_options, model_overrides, print_json, recipe_overrides, refuse_ignored, str_list,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,18 +27,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the report / final metrics as JSON")
     p.add_argument("--no-merge", action="store_true", help="do not write the merged (deployable) model to OUT/merged")
     g = p.add_argument_group("adapter")
-    g.add_argument("--targets", type=str_list, default=["q", "v"], help="q,k,v (parts of the fused attn.qkv), proj, fc1, fc2 (default: q,v)")
-    g.add_argument("--rank", type=int, default=1, help="KAdaptation fast-weight rank / LoRA rank / LoKr rank (default: 1)")
-    g.add_argument("--kron-n", type=int, default=32, help="KAdaptation: number of Kronecker terms = slow-weight side (default: 32)")
-    g.add_argument("--slow-rank", type=int, default=1, help="KAdaptation: rank of the shared slow weights, 0 = full n×n (default: 1)")
-    g.add_argument("--kron-scale", type=float, default=160.0, help="KAdaptation: scale s of ΔW (default: 160, the public code's)")
+    # method options default to None (the method's own default) so that one the chosen method ignores is refused
+    g.add_argument("--targets", type=str_list, help="q,k,v (parts of the fused attn.qkv), proj, fc1, fc2 (default: q,v)")
+    g.add_argument("--rank", type=int, help="KAdaptation fast-weight rank / LoRA rank / LoKr rank (default: 1)")
+    g.add_argument("--kron-n", type=int, help="KAdaptation: number of Kronecker terms = slow-weight side (default: 32)")
+    g.add_argument("--slow-rank", type=int, help="KAdaptation: rank of the shared slow weights, 0 = full n×n (default: 1)")
+    g.add_argument("--kron-scale", type=float, help="KAdaptation: scale s of ΔW (default: 160, the public code's)")
     g.add_argument("--no-adapter-bias", action="store_true", help="KAdaptation: no per-layer bias")
-    g.add_argument("--delta-dropout", type=float, default=0.0, help="KAdaptation: dropout on ΔW (paper: 0.5)")
-    g.add_argument("--kron-init", choices=INITS, default="paired",
-                   help="KAdaptation init: paired (ΔW = 0, all gradients live), lora (one factor zero), zero (the public code: ΔW never trains)")
+    g.add_argument("--delta-dropout", type=float, help="KAdaptation: dropout on ΔW (default 0; paper: 0.5)")
+    g.add_argument("--kron-init", choices=INITS,
+                   help="KAdaptation init: paired (default; ΔW = 0, all gradients live), lora (one factor zero), zero (the public code: "
+                        "ΔW never trains)")
     g.add_argument("--lora-alpha", type=float, help="LoRA/LoKr alpha (default: = rank, i.e. scaling 1)")
-    g.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout")
-    g.add_argument("--lokr-factor", type=int, default=-1, help="LoKr decompose_factor: left Kronecker factor size (-1: near √d)")
+    g.add_argument("--lora-dropout", type=float, help="LoRA dropout (default 0)")
+    g.add_argument("--lokr-factor", type=int, help="LoKr decompose_factor: left Kronecker factor size (default -1: near √d)")
     g = p.add_argument_group("few-shot")
     g.add_argument("--shots", type=int, help="train on this many images per class, drawn with --seed")
     g.add_argument("--min-epoch-size", type=int, default=256,
@@ -47,16 +51,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+_KRON = ("kadaptation",)
+_ACCEPTS = {"targets": ("kadaptation", "lora", "lokr"), "rank": ("kadaptation", "lora", "lokr"), "kron_n": _KRON, "slow_rank": _KRON,
+            "kron_scale": _KRON, "no_adapter_bias": _KRON, "delta_dropout": _KRON, "kron_init": _KRON, "lora_alpha": ("lora", "lokr"),
+            "lora_dropout": ("lora",), "lokr_factor": ("lokr",)}
+
+
 def method_options(args: argparse.Namespace) -> dict:
-    """The chosen method's settings, in the library's names (`nascomp.adapt` ``options``)."""
+    """The chosen method's settings given on the command line, in the library's names (`nascomp.adapt` ``options``); an
+    option the method ignores is an error naming the methods that take it."""
+    refuse_ignored(args, args.method, _ACCEPTS)
     if args.method == "kadaptation":
-        return {"n": args.kron_n, "rank": args.rank, "targets": args.targets, "slow_rank": args.slow_rank or None, "scale": args.kron_scale,
-                "bias": not args.no_adapter_bias, "dropout": args.delta_dropout, "init": args.kron_init}
-    if args.method == "lora":
-        return {"rank": args.rank, "alpha": args.lora_alpha, "targets": args.targets, "dropout": args.lora_dropout}
-    if args.method == "lokr":
-        return {"rank": args.rank, "alpha": args.lora_alpha, "targets": args.targets, "decompose_factor": args.lokr_factor}
-    return {}
+        given = {"n": args.kron_n, "rank": args.rank, "targets": args.targets, "scale": args.kron_scale, "dropout": args.delta_dropout,
+                 "init": args.kron_init, "bias": False if args.no_adapter_bias else None}
+        if args.slow_rank is not None:
+            given["slow_rank"] = args.slow_rank or None  # 0 on the command line: full-rank slow weights
+    elif args.method in ("lora", "lokr"):
+        given = {"rank": args.rank, "alpha": args.lora_alpha, "targets": args.targets, "dropout": args.lora_dropout,
+                 "decompose_factor": args.lokr_factor}
+    else:
+        given = {}
+    return {k: v for k, v in given.items() if v is not None or k == "slow_rank"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.method, args.data, None if args.dry_run else args.out, options=method_options(args), data_options=data_options(args),
         num_classes=args.num_classes, checkpoint=args.checkpoint, pretrained=args.pretrained, shots=args.shots,
         min_epoch_size=args.min_epoch_size, merge=not args.no_merge, dry_run=args.dry_run, resume=args.resume, quiet=args.quiet,
-        device=args.device, **recipe_overrides(args), **overrides,
+        device=args.device, overwrite=args.overwrite, **recipe_overrides(args), **overrides,
     )
     report = result.report
     if args.dry_run:

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 __all__ = [
-    "add_data_args", "data_options", "add_model_args", "model_overrides", "add_train_args", "recipe_overrides", "add_recipe_args",
+    "refuse_ignored", "add_data_args", "data_options", "add_model_args", "model_overrides", "add_train_args", "recipe_overrides", "add_recipe_args",
     "recipe_options", "add_workers_arg", "int_or_tuple", "int_list", "str_list", "json_object", "print_json",
 ]
 
@@ -48,6 +48,20 @@ def json_object(text: str) -> dict:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"drop_rate\": 0.1}'")
     return value
+
+
+def refuse_ignored(args: argparse.Namespace, chosen: str | list[str], accepts: dict[str, tuple[str, ...]], what: str = "--method") -> None:
+    """One error for an option the chosen method(s) would silently ignore, naming the methods that take it.
+
+    ``accepts`` maps an argument's dest to the methods using it; options given are those not at ``None`` / ``False``.
+    """
+    from nascomp.core.errors import NascompError
+
+    picked = [chosen] if isinstance(chosen, str) else list(chosen)
+    for dest, methods in accepts.items():
+        value = getattr(args, dest, None)
+        if value not in (None, False, [], {}) and not set(picked) & set(methods):
+            raise NascompError(f"--{dest.replace('_', '-')} applies to {what} {' or '.join(methods)}, not {','.join(picked)}; drop it")
 
 
 def add_data_args(p: argparse.ArgumentParser, default: str | None = "fashion-mnist", classes: bool = True) -> None:
@@ -163,6 +177,7 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, lr: float = 1e-
                                                                  "(default: at epoch ends only)")
     g.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     g.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    g.add_argument("--overwrite", action="store_true", help="replace a run or saved model already in --out (never the command's input)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     add_recipe_args(p, preset)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nascomp.cli.common import (
     add_data_args, add_model_args, add_train_args, data_options, int_or_tuple, json_object, model_overrides, print_json,
-    recipe_overrides,
+    recipe_overrides, refuse_ignored,
 )
 from nascomp.cli.distill_args import add_distill_args, distill_options
 from nascomp.compression.registry import COMPRESSORS, DEPLOY_METHODS
@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t = p.add_argument_group("teacher")
     t.add_argument("--teacher", metavar="MODEL", help="distill from this model instead of the uncompressed MODEL (saved directory or timm name)")
     t.add_argument("--teacher-checkpoint", help="weights for a --teacher given by timm name")
-    t.add_argument("--teacher-kwargs", type=json_object, default={}, help="timm keyword arguments for a --teacher given by name, as JSON")
+    t.add_argument("--teacher-kwargs", type=json_object, help="timm keyword arguments for a --teacher given by name, as JSON")
     add_distill_args(p)
     add_data_args(p)
     add_model_args(p)
@@ -78,8 +78,20 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+_STUDENTS = ("minivit", "drop-blocks", "shrink", "torch-pruning", "auto")
+_SEARCH = ("shrink", "auto")
+_INT8 = ("int8", "auto")
+_ACCEPTS = {
+    "budget": ("shrink", "torch-pruning", "auto"), "widths": _SEARCH, "population": _SEARCH, "generations": _SEARCH,
+    "score_images": _SEARCH, "lut": _SEARCH, "probe": _SEARCH, "calib_images": (*_SEARCH, "int8"), "share": ("minivit",),
+    "no_head_transform": ("minivit",), "no_mlp_transform": ("minivit",), "keep": ("drop-blocks",), "int8": _INT8, "calibration": _INT8,
+    "teacher": _STUDENTS, "teacher_checkpoint": _STUDENTS, "teacher_kwargs": _STUDENTS,
+}
+
+
 def _method_options(args: argparse.Namespace) -> dict:
     steps = [s.strip() for s in args.method.split(",")]
+    refuse_ignored(args, steps, _ACCEPTS)
     options = {"budget": args.budget, "widths": args.widths, "population": args.population, "generations": args.generations,
                "score_images": args.score_images, "calib_images": args.calib_images, "lut": args.lut, "probe": args.probe or None, "int8": args.int8,
                "calibration": args.calibration, "target": args.target, "timer": args.timer, "threads": args.threads}
@@ -99,8 +111,9 @@ def run(args: argparse.Namespace) -> int:
     overrides = {} if Path(args.model).is_dir() else model_overrides(args)
     result = nascomp.compress(
         args.model, args.method, None if args.dry_run else args.data, args.out, options=_method_options(args), init=args.init,
-        teacher=args.teacher, teacher_checkpoint=args.teacher_checkpoint, teacher_kwargs=args.teacher_kwargs, distill=args.distill, distill_options=distill_options(args),
-        checkpoint=args.checkpoint, pretrained=args.pretrained, dry_run=args.dry_run, resume=args.resume, quiet=args.quiet, device=args.device,
+        teacher=args.teacher, teacher_checkpoint=args.teacher_checkpoint, teacher_kwargs=args.teacher_kwargs, distill=args.distill,
+        distill_options=distill_options(args), checkpoint=args.checkpoint, pretrained=args.pretrained, dry_run=args.dry_run, resume=args.resume,
+        quiet=args.quiet, device=args.device, overwrite=args.overwrite,
         data_options=data_options(args), **recipe_overrides(args), **overrides,
     )
     summary = result.summary

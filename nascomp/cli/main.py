@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from nascomp.core.version import __version__
 from nascomp.core.errors import EXIT_USER_ERROR, NascompError
@@ -24,9 +26,18 @@ COMMANDS = {
     "compress": ("nascomp.cli.compress", "compress a trained Swin or ViT/DeiT (MiniViT weight multiplexing, drop-blocks) with distillation"),
     "adapt": ("nascomp.cli.adapt", "parameter-efficient transfer: KAdaptation, LoRA, LoKr, linear probe, full"),
     "profile": ("nascomp.cli.profile", "measure latency/energy on a target; build latency lookup tables"),
-    "export": ("nascomp.cli.export", "export a model to ONNX (verified with ONNX Runtime)"),
+    "export": ("nascomp.cli.export", "export a model to ONNX or ExecuTorch (verified in the runtime on real images)"),
     "pareto": ("nascomp.cli.pareto", "non-dominated front, hypervolume and plot of a result table"),
+    "report": ("nascomp.cli.report", "a self-contained HTML report of a run directory or profile JSON"),
 }
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one ``error:`` line (with where to find the options), exit status 2, instead of
+    the usage block first: the line that says what is wrong stays the one the user reads."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"error: {self.prog}: {message} (`{self.prog} --help` lists the options)\n")
 
 
 def _chosen(argv: list[str]) -> str | None:
@@ -35,9 +46,9 @@ def _chosen(argv: list[str]) -> str | None:
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; only the sub-command named in ``argv`` gets its full argument list (all of them when None)."""
-    parser = argparse.ArgumentParser(prog="nascomp", description="Search, compress and profile vision transformers under a budget.")
+    parser = OneLineParser(prog="nascomp", description="Search, compress and profile vision transformers under a budget.")
     parser.add_argument("--version", action="version", version=f"nascomp {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
     chosen = _chosen(argv) if argv is not None else None
     for name, (module, text) in COMMANDS.items():
         if argv is None or name == chosen:
@@ -47,17 +58,31 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (a scheduler or ``kill``) as an exception, so it unwinds like Ctrl-C: files are closed, locks released."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:
         result = args.func(args)
     except NascompError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as e:
+        name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("Ctrl-C", 130)
+        hint = "rerun the same command with --resume to continue" if hasattr(args, "resume") else "nothing half-written was left"
+        print(f"interrupted ({name}); {hint}", file=sys.stderr)
+        return code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return int(result or 0)
 
 

@@ -6,7 +6,7 @@
     nascomp search --space s3-vit --budget 25ms@mobile-cpu          # needs `nascomp profile --build-lut` first
     nascomp search --space s3-vit --budget 25ms@mobile-cpu --runtime executorch   # the table built with --runtime executorch
     nascomp search --space s3-vit --budget 4gflops --resume         # continue the newest default run after a kill
-    torchrun --nproc-per-node 8 -m nascomp search --space s3-vit --budget 4gflops --preset full --data imagefolder:/imagenet \
+    torchrun --nproc-per-node 8 -m nascomp search --space s3-vit --budget 4gflops --preset full --data imagefolder:/imagenet \\
         --workers 8 --checkpoint-every 30m
 
 Budgets: 4gflops (= 4e9 MACs: papers' FLOPs are multiply-accumulates), 4e9macs, 25mparams, 25ms@TARGET

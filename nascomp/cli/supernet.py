@@ -74,17 +74,14 @@ def run_spaces(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     import nascomp
-    from nascomp.nas.supernet.train import resolve_recipe
 
     overrides = {f: getattr(args, f) for f in _RECIPE_FIELDS}
     overrides.update(sampler=args.sampler, num_random=args.num_random, distill=args.distill, resolution=args.resolution, drop_path_rate=args.drop_path,
                      limit_train=args.limit_train, limit_val=args.limit_val, amp=not args.no_amp, num_workers=args.workers,
                      augment=not args.no_augment, checkpoint_every=args.checkpoint_every, **recipe_options(args))
-    recipe = resolve_recipe(args.preset, overrides)
-    options = {**data_options(args), "limit_train": recipe.limit_train, "limit_val": recipe.limit_val}
-    data = nascomp.load_data(args.data, **options)
-    result = nascomp.train_supernet(args.space, data, args.out, preset=args.preset, in_chans=args.in_chans, resume=args.resume,
-                                    quiet=args.quiet, device=args.device, seed=args.seed, **overrides)
+    result = nascomp.train_supernet(args.space, args.data, args.out, preset=args.preset, in_chans=args.in_chans, data_dir=args.data_dir,
+                                    resume=args.resume, quiet=args.quiet, device=args.device, seed=args.seed, overwrite=args.overwrite,
+                                    **overrides)
     metrics = result.metrics
     summary = {"val": metrics["val"], "train_seconds": metrics["train_seconds"], "notes": metrics["supernet"]["notes"]}
     if args.json:

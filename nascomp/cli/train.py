@@ -31,8 +31,12 @@ def run(args: argparse.Namespace) -> int:
     if args.distill != "none" and not args.teacher:
         raise NascompError(f"--distill {args.distill} needs --teacher MODEL (a directory saved by `nascomp train`, or a timm name "
                            "with --teacher-checkpoint)")
+    if args.distill == "none" and (args.teacher or args.teacher_checkpoint or distill_options(args)):
+        given = [f for f, v in (("--teacher", args.teacher), ("--teacher-checkpoint", args.teacher_checkpoint)) if v] + \
+            [f"--{k.replace('_', '-')}" for k in distill_options(args)]
+        raise NascompError(f"{', '.join(given)} only apply with --distill srd, kd or minivit (training from a teacher); add --distill or drop them")
     common = dict(model_kwargs=model_overrides(args), data_options=data_options(args), checkpoint=args.checkpoint, pretrained=args.pretrained,
-                  resume=args.resume, quiet=args.quiet, device=args.device, **recipe_overrides(args))
+                  resume=args.resume, quiet=args.quiet, device=args.device, overwrite=args.overwrite, **recipe_overrides(args))
     if args.distill == "none":
         result = nascomp.train(args.model, args.data, args.out, **common)
     else:

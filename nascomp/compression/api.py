@@ -6,29 +6,25 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from torch import nn
-
-from nascomp.compression.auto import compare
-from nascomp.compression.base import CompressContext, CompressResult
-from nascomp.compression.measure import latency_report, timing_options
-from nascomp.compression.registry import COMPRESSORS, method_chain
+from nascomp.compression.base import CompressResult
+from nascomp.compression.registry import COMPRESSORS, METHOD_OPTIONS, method_chain
+from nascomp.core.checks import is_module, main_process, require_device
 from nascomp.core.errors import NascompError
-from nascomp.core.io import atomic_write_json, load_state_dict_file
-from nascomp.core.validate import output_dir, removed_on_failure
-from nascomp.cost.counter import count_module
-from nascomp.data import DataBundle
-from nascomp.distillation.base import build_distiller, distillation_step
-from nascomp.data import data_bundle
-from nascomp.engine.api import recipe_config, split_recipe
-from nascomp.engine.evaluate import evaluate
-from nascomp.engine.train import TrainConfig, fit, seed_everything
-from nascomp.models.io import load_weights_into
-from nascomp.models.registry import build_from_spec
-from nascomp.models.resolve import SPEC_ATTR, as_model, model_input_size
-from nascomp.models.structure import model_family
+from nascomp.core.io import atomic_write_json
+from nascomp.core.outputs import output_lock
+from nascomp.core.validate import removed_on_failure
+from nascomp.distillation.registry import DISTILLERS
+from nascomp.engine.api import check_inputs, check_recipe, claim_run, recipe_config, split_recipe
+from nascomp.engine.config import TrainConfig
+from nascomp.models.names import check_model_ref
 from nascomp.nas.budget import parse_budget
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nascomp.data import DataBundle
 
 __all__ = ["CompressResult", "compress", "INITS", "DEFAULT_TARGET"]
 
@@ -45,6 +41,8 @@ def _blocks(model: nn.Module) -> dict:
 
 def _bundle_loader(data, data_options: Mapping | None, base: nn.Module, model) -> callable:
     def load() -> DataBundle:
+        from nascomp.data import data_bundle
+
         bundle = data_bundle(data, **dict(data_options or {}))
         head = getattr(base, "num_classes", bundle.num_classes)
         if head != bundle.num_classes:
@@ -63,7 +61,7 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
              teacher_kwargs: Mapping | None = None, data_options: Mapping | None = None,
              distill: str = "minivit", distill_options: Mapping | None = None, checkpoint: str | None = None, pretrained: bool = False,
              dry_run: bool = False, recipe: TrainConfig | Mapping | None = None, seed: int = 0, resume: bool = False, quiet: bool = False,
-             device: str | None = None, **overrides: Any) -> CompressResult:
+             device: str | None = None, overwrite: bool = False, **overrides: Any) -> CompressResult:
     """Compress a trained Swin or ViT/DeiT.
 
     Args:
@@ -88,7 +86,7 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
         data_options: how a dataset given by name is loaded (`nascomp.load_data` keywords).
         distill, distill_options: the distillation method and its settings (see `nascomp.distillation`).
         dry_run: only build the student and report params and MACs before and after; no training.
-        recipe, overrides, seed, resume, quiet, device: the training run, as for `nascomp.train`.
+        recipe, overrides, seed, resume, quiet, device, overwrite: the training run, as for `nascomp.train`.
         **overrides: also timm size options for a model given by name (``img_size``, ``num_classes``...).
 
     Returns:
@@ -98,24 +96,50 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
         raise NascompError(f"init must be one of {', '.join(INITS)}, got {init!r}")
     steps = method_chain(method)
     opts = dict(options or {})
+    misplaced = sorted(set(overrides) & METHOD_OPTIONS)
+    if misplaced:
+        raise NascompError(f"{', '.join(misplaced)}: method option(s), not model options; pass them as options={{{', '.join(f'{k!r}: ...' for k in misplaced)}}}")
     budget = parse_budget(opts["budget"]) if opts.get("budget") is not None else None
+    DISTILLERS.get(distill)
+    check_inputs(model, None if dry_run else data, data_options, checkpoint=checkpoint, device=device)
+    check_model_ref(teacher, "--teacher")
+    check_inputs(checkpoint=teacher_checkpoint, checkpoint_name="--teacher-checkpoint")
+    training, overrides = split_recipe(overrides)
+    check_recipe(recipe, seed=seed, **training)
     if steps == ["auto"]:
+        from nascomp.compression.auto import compare
+
         return compare(compress, model, data, out, options=opts, init=init, teacher=teacher, teacher_checkpoint=teacher_checkpoint,
                        teacher_kwargs=teacher_kwargs, data_options=data_options, distill=distill, distill_options=distill_options,
                        checkpoint=checkpoint, pretrained=pretrained, dry_run=dry_run, recipe=recipe, seed=seed, resume=resume, quiet=quiet,
-                       device=device, **overrides)
-    compressor = COMPRESSORS.get(steps[0])() if steps[0] != "int8" else None
-    int8 = COMPRESSORS.get("int8")() if "int8" in steps else None
-    training, overrides = split_recipe(overrides)
+                       device=device, overwrite=overwrite, **training, **overrides)
+    claim = None
     if not dry_run:
         if out is None:
             raise NascompError("compress needs out=DIR (--out) for the compressed model (or dry_run=True to only print the structure)")
         if data is None:
             raise NascompError("compress needs data (--data): the dataset the model was trained on, for distillation and measurement")
-        if not (isinstance(model, nn.Module) or Path(model).is_dir() or checkpoint or pretrained):
+        if not (is_module(model) or Path(model).is_dir() or checkpoint or pretrained):
             raise NascompError("compression starts from trained weights: pass --checkpoint PATH (timm layout, .safetensors or .pth), "
                                "--pretrained (online), or a model directory saved by `nascomp train` as MODEL")
-        out = output_dir(out)
+        claim = claim_run(out, resume=resume, overwrite=overwrite, inputs=[model, checkpoint, teacher, teacher_checkpoint], data=data,
+                          data_options=data_options)
+        out = claim.path
+    from nascomp.compression.base import CompressContext
+    from nascomp.compression.measure import latency_report, timing_options
+    from nascomp.core.io import load_state_dict_file
+    from nascomp.cost.counter import count_module
+    from nascomp.distillation.base import build_distiller, distillation_step
+    from nascomp.engine.evaluate import evaluate
+    from nascomp.engine.train import fit, seed_everything
+    from nascomp.models.io import load_weights_into
+    from nascomp.models.registry import build_from_spec
+    from nascomp.models.resolve import SPEC_ATTR, as_model, model_input_size
+    from nascomp.models.structure import model_family
+
+    require_device(device)
+    compressor = COMPRESSORS.get(steps[0])() if steps[0] != "int8" else None
+    int8 = COMPRESSORS.get("int8")() if "int8" in steps else None
     base, spec = as_model(model, pretrained=pretrained, **overrides)
     if checkpoint:
         try:
@@ -131,7 +155,7 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
     seed_everything(seed)  # a random-init student (and random transforms) must be reproducible
     context = CompressContext(dry_run, seed, quiet, device, loader=None if data is None else _bundle_loader(data, data_options, base, model))
     before = count_module(base, resolution, in_chans)
-    name = str(model) if not isinstance(model, nn.Module) else type(model).__name__
+    name = type(model).__name__ if is_module(model) else str(model)
     summary: dict[str, Any] = {"model": name, "method": ",".join(steps), "resolution": resolution, "in_chans": in_chans,
                                "params_before": before.params, "macs_before": before.macs, "gmacs_before": round(before.macs / 1e9, 4),
                                "convention": "MACs = multiply-accumulates (what papers call FLOPs); FLOPs = 2 x MACs; at the model's resolution"}
@@ -146,7 +170,7 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
         student.model.__dict__[SPEC_ATTR] = student.spec
         teacher_model = base
         if teacher is not None:
-            by_name = not isinstance(teacher, nn.Module) and not Path(teacher).is_dir()
+            by_name = not is_module(teacher) and not Path(teacher).is_dir()
             teacher_model, _ = as_model(teacher, checkpoint=teacher_checkpoint, **(dict(teacher_kwargs or {}) if by_name else {}))
             if model_input_size(teacher_model) != (in_chans, resolution) or getattr(teacher_model, "num_classes", None) != getattr(base, "num_classes", None):
                 raise NascompError(
@@ -160,7 +184,7 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
             "params_after": after.params, "params_ratio": round(after.params / before.params, 4),
             "macs_after": after.macs, "gmacs_after": round(after.macs / 1e9, 4),
             "blocks_before": _blocks(base), "blocks_after": _blocks(student.model), "init": init, **student.structure,
-            "teacher": str(teacher) if teacher is not None else (name if not isinstance(model, nn.Module) else "the uncompressed model"),
+            "teacher": str(teacher) if teacher is not None else ("the uncompressed model" if is_module(model) else name),
             "distill": distiller.describe(),
         })
         final = student.model
@@ -173,7 +197,7 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
             distiller.close()
         return CompressResult(summary, final)
     try:
-        with removed_on_failure(out):
+        with removed_on_failure(out), output_lock(claim, main_process()):
             bundle = context.data()
             if compressor is not None:
                 cfg = recipe_config(recipe, final, seed=seed, **training)

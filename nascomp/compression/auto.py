@@ -33,7 +33,9 @@ from nascomp.compression.base import CompressContext, CompressResult
 from nascomp.compression.measure import RUNTIMES
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, atomic_write_text, load_state_dict_file
-from nascomp.core.validate import output_dir, removed_on_failure
+from nascomp.core.checks import main_process
+from nascomp.core.outputs import claim_output, holds, output_lock
+from nascomp.core.validate import removed_on_failure
 from nascomp.cost.counter import count_module
 from nascomp.data import data_bundle
 from nascomp.engine.api import split_recipe
@@ -116,7 +118,8 @@ def _markdown(rows: list[dict], budget_text: str, target: str) -> str:
 
 
 def compare(compress: Callable[..., CompressResult], model, data, out, *, options: dict, dry_run: bool = False, seed: int = 0, quiet: bool = False, device: str | None = None,
-            checkpoint: str | None = None, pretrained: bool = False, data_options=None, resume: bool = False, **kwargs: Any):
+            checkpoint: str | None = None, pretrained: bool = False, data_options=None, resume: bool = False, overwrite: bool = False,
+            **kwargs: Any):
     """Run and measure every method and chain that can meet ``options["budget"]`` (see the module docstring).
 
     ``compress`` is `nascomp.compression.api.compress`, passed in because it is also what calls this.
@@ -130,7 +133,8 @@ def compare(compress: Callable[..., CompressResult], model, data, out, *, option
         raise NascompError("--method auto needs a budget (--budget, e.g. 15ms@mobile-cpu or 2gflops): the methods are compared under it")
     if out is None or data is None:
         raise NascompError("--method auto needs --out DIR and --data (it trains and measures each method)")
-    out = output_dir(out)
+    claim = claim_output(out, resume=resume, overwrite=overwrite, inputs=[model, checkpoint])
+    out = claim.path
     budget = parse_budget(options["budget"])
     runtimes = auto_runtimes(options)
     named = ("recipe", "init", "teacher", "teacher_checkpoint", "teacher_kwargs", "distill", "distill_options")
@@ -157,7 +161,11 @@ def compare(compress: Callable[..., CompressResult], model, data, out, *, option
     if not budget.measured:
         skipped["int8"] = f"int8 changes no {budget.unit}; it is tried after each method instead"
     timing = timing_options(options)
-    common = {**{k: v for k, v in kwargs.items() if k not in size_kwargs}, "seed": seed, "quiet": quiet, "device": device, "resume": resume}
+    common = {**{k: v for k, v in kwargs.items() if k not in size_kwargs}, "seed": seed, "quiet": quiet, "device": device}
+
+    def again(folder: Path) -> bool:
+        """A method's own folder resumes with the comparison (when it got that far)."""
+        return resume and holds(folder) is not None
     several = len(runtimes) > 1
     rows: list[dict] = []
     results: dict[tuple[str, str], Any] = {}
@@ -177,7 +185,8 @@ def compare(compress: Callable[..., CompressResult], model, data, out, *, option
 
     def add_int8(name: str, source, method: str, runtime: str, student_meets: bool | None) -> None:
         folder = out / (method.replace(",", "+") + ("" if runtime == "onnxruntime" else f"-{runtime}"))
-        r = compress(source, "int8", bundle, folder, options={**options, "runtime": runtime}, seed=seed, quiet=quiet, device=device)
+        r = compress(source, "int8", bundle, folder, options={**options, "runtime": runtime}, seed=seed, quiet=quiet, device=device,
+                     resume=again(folder))
         m = r.metrics["int8"]
         row = _row(label(name, runtime), method, runtime, "int8", r.model, resolution, in_chans, m["val"], m["test"], m["latency"], m["bytes"],
                    Path(m["file"]), None, reference[runtime])
@@ -185,7 +194,7 @@ def compare(compress: Callable[..., CompressResult], model, data, out, *, option
         rows.append(row)
         results[method, runtime] = r
 
-    with removed_on_failure(out):
+    with removed_on_failure(out), output_lock(claim, main_process()):
         bundle = data_bundle(data, **dict(data_options or {}))
         tf = bundle.transform(resolution, in_chans, train=False)
         base_val, base_test = evaluate(base, bundle.val, tf), evaluate(base, bundle.test, tf)
@@ -199,7 +208,8 @@ def compare(compress: Callable[..., CompressResult], model, data, out, *, option
                 add_int8("int8", base, "int8", runtime, None)
         for method, extra in students:
             sub = out / method
-            r = compress(base, method, bundle, sub, options={**options, **extra, "runtime": runtimes[0]}, checkpoint=None, **common)
+            r = compress(base, method, bundle, sub, options={**options, **extra, "runtime": runtimes[0]}, checkpoint=None, resume=again(sub),
+                         **common)
             for runtime in runtimes:
                 latency = (r.metrics.get("latency") if runtime == runtimes[0] else None) or latency_report(
                     r.model, target, **{**timing, "runtime": runtime})

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from nascomp.core.errors import NascompError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["Student", "CompressionMethod", "CompressContext", "CompressResult"]
 

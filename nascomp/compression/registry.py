@@ -5,7 +5,7 @@ from __future__ import annotations
 from nascomp.core.errors import NascompError
 from nascomp.core.registry import Registry
 
-__all__ = ["COMPRESSORS", "DEPLOY_METHODS", "method_chain"]
+__all__ = ["COMPRESSORS", "DEPLOY_METHODS", "METHOD_OPTIONS", "method_chain"]
 
 COMPRESSORS: Registry = Registry("compression method", {
     "minivit": "nascomp.compression.minivit:MiniViTMethod",
@@ -16,6 +16,12 @@ COMPRESSORS: Registry = Registry("compression method", {
     "auto": "nascomp.compression.auto:AutoMethod",
 })
 DEPLOY_METHODS = ("int8",)  # turn a trained model into a runtime file; they come last in a chain
+# every method's option names (``options={...}``), so one given as a keyword of `nascomp.compress` is named as what it is
+METHOD_OPTIONS = frozenset({
+    "budget", "widths", "population", "generations", "score_images", "calib_images", "lut", "probe", "runtime", "runtimes", "share",
+    "head_transform", "mlp_transform", "transform_init", "keep", "int8", "calibration", "per_channel", "target", "timer", "threads",
+    "warmup", "repeat",
+})
 
 
 def method_chain(text: str) -> list[str]:

@@ -3,26 +3,30 @@
 Every file nascomp writes goes through a temporary name and `os.replace`, so a crash or kill never
 leaves a half-written file under the final name. Directories of several files (checkpoints) are
 assembled under a temporary name and renamed into place as a whole.
+
+torch and safetensors are imported by the tensor functions only: the JSON and text helpers serve code that must
+answer before torch loads (argument checks, reports).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Mapping
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from nascomp.core.errors import NascompError
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = [
+    "disk_full",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
@@ -44,6 +48,17 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(error: BaseException, path: str | os.PathLike) -> NascompError | None:
+    """The user error for a write that failed because the disk (or quota) is full; None for other failures."""
+    if isinstance(error, OSError) and error.errno in _FULL:
+        return NascompError(f"no space left on the device while writing {path}; the previous version of it (if any) is intact. Free some "
+                            "space and run the command again (add --resume to continue a run)")
+    return None
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,10 +68,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep reports and results from the user's group
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        full = disk_full(e, path)
+        if full is not None:
+            raise full from None
         raise
     _fsync_dir(path.parent)
 
@@ -89,7 +108,13 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as e:
+            full = disk_full(e, path)
+            if full is not None:
+                raise full from None
+            raise
         old = None
         if path.exists():
             old = path.parent / f".{path.name}.old"
@@ -119,6 +144,8 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
 
 def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
     """Write tensors as safetensors, atomically. Shared storage is cloned so each tensor is stored once per name."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -126,13 +153,19 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], m
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=dict(metadata or {}))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        full = disk_full(e, path) or (disk_full(OSError(errno.ENOSPC, "full"), path) if "No space left" in str(e) else None)
+        if full is not None:
+            raise full from None
         raise
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     path = Path(path)
     if not path.is_file():
         raise NascompError(f"{path}: checkpoint file not found")
@@ -148,6 +181,8 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Pickles go through `torch.load(weights_only=True)`, which refuses any object that is not plain
     tensors and containers, so a malicious checkpoint fails here instead of running.
     """
+    import torch
+
     path = Path(path)
     if path.suffix == ".safetensors":
         return load_tensors(path)

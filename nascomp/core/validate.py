@@ -13,6 +13,7 @@ import numbers
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -100,6 +101,10 @@ def output_dir(path: str | os.PathLike | None, name: str = "--out") -> Path | No
     existing = _first_existing(path)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise NascompError(f"{name} {path}: {existing} is not writable; choose another folder")
+    try:  # permissions are not the whole story (/proc, read-only mounts, full quotas): try it, leaving nothing behind
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".nascomp-probe-"))
+    except OSError as e:
+        raise NascompError(f"{name} {path}: cannot create folders in {existing} ({e.strerror}); choose another folder") from None
     return path
 
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from torch import nn
-
+from nascomp.core.checks import check_file, is_module
 from nascomp.core.errors import NascompError
 from nascomp.core.io import read_json
 from nascomp.core.validate import positive
-from nascomp.cost.arch_cost import arch_cost, arch_cost_report
-from nascomp.cost.counter import CostReport, count_module
-from nascomp.models.resolve import as_model, model_input_size
+from nascomp.models.names import check_model_ref
 from nascomp.spaces.arch import Arch
 from nascomp.spaces.space import SearchSpace
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nascomp.cost.counter import CostReport
 
 __all__ = ["count_cost", "space_cost_range"]
 
@@ -44,6 +46,10 @@ def count_cost(model: nn.Module | str | os.PathLike | Arch | Mapping, resolution
     positive("batch", batch)
     positive("in_chans", in_chans)
     positive("num_classes", num_classes)
+    check_model_ref(model)
+    check_file(checkpoint, "--checkpoint")
+    from nascomp.cost.arch_cost import arch_cost_report
+
     is_arch = isinstance(model, Arch) or (isinstance(model, (str, os.PathLike)) and str(model).endswith(".json"))
     if is_arch and not cross_check and not checkpoint:
         unsupported = sorted(set(overrides) - {"img_size"})
@@ -55,7 +61,10 @@ def count_cost(model: nn.Module | str | os.PathLike | Arch | Mapping, resolution
             model = Arch.from_dict(read_json(model))
         return arch_cost_report(model, resolution or overrides.get("img_size") or model.resolution or 224, in_chans or model.in_chans or 3,
                                 num_classes or model.num_classes or 1000)
-    by_name = not isinstance(model, nn.Module)
+    from nascomp.cost.counter import count_module
+    from nascomp.models.resolve import as_model, model_input_size
+
+    by_name = not is_module(model)
     if by_name:
         if resolution and "img_size" not in overrides:
             overrides["img_size"] = resolution  # timm ViT/Swin (and arch windows) are built for one resolution
@@ -87,6 +96,8 @@ def space_cost_range(space: SearchSpace | str, num_classes: int = 1000) -> dict:
     Returns:
         ``{"name", "resolution", "archs", "gmacs_min", "gmacs_max", "params_min", "params_max", "description"}``.
     """
+    from nascomp.cost.arch_cost import arch_cost
+
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
     lo, hi = (arch_cost(a, space.resolution, num_classes=num_classes) for a in (space.smallest(), space.largest()))
     return {"name": space.name, "resolution": space.resolution, "archs": space.size(), "gmacs_min": lo.macs / 1e9, "gmacs_max": hi.macs / 1e9,

@@ -26,25 +26,19 @@ from torch.utils.data import Dataset
 from nascomp.core.errors import NascompError
 from nascomp.core.validate import fraction, positive
 from nascomp.data.recipe import ImageRecipe, eval_transform, train_transform
+from nascomp.data.source import DEBIAN_FASHION_MNIST, FASHION_MNIST_FILES, IMAGE_EXTENSIONS, check_source, image_folder_roots, resolve_data_dir
 from nascomp.data.transforms import BatchTransform, SampleTransform
 
 __all__ = [
-    "DEBIAN_FASHION_MNIST",
     "DataBundle",
     "TensorImageDataset",
     "ImageFolderDataset",
     "load_data",
     "data_bundle",
     "read_idx",
-    "resolve_data_dir",
     "split_indices",
 ]
 
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 # Mean/std in [0, 1] units, per source channel.
@@ -79,15 +73,6 @@ def read_idx(path: Path) -> np.ndarray:
     if body.size != int(np.prod(dims)):
         raise NascompError(f"{path}: truncated IDX file ({body.size} of {int(np.prod(dims))} bytes)")
     return body.reshape(dims)
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
-    """--data-dir, else $NASCOMP_DATA, else None (the dataset's own default)."""
-    if data_dir:
-        return Path(data_dir)
-    if os.environ.get("NASCOMP_DATA"):
-        return Path(os.environ["NASCOMP_DATA"])
-    return None
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
@@ -154,7 +139,7 @@ class TensorImageDataset(Dataset):
 class ImageFolderDataset(Dataset):
     """``root/<class>/<image>`` folders; each access decodes one image at its own size (the transform resizes)."""
 
-    EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+    EXTENSIONS = IMAGE_EXTENSIONS
 
     def __init__(self, samples: list[tuple[Path, int]], indices: Sequence[int] | None = None):
         self.samples = samples
@@ -263,19 +248,15 @@ def load_data(
 
     ``classes`` keeps only those labels (relabelled 0..k-1 in the given order), for few-shot/transfer work.
     """
-    if not isinstance(name, str) or not name:
-        raise NascompError(f"data must be a dataset name: fashion-mnist, cifar10 or imagefolder:PATH, got {name!r}")
     fraction("--val-fraction", val_fraction)
     for option, value in (("--limit-train", limit_train), ("--limit-val", limit_val), ("--limit-test", limit_test)):
         positive(option, value)
+    check_source(name, data_dir, download)
     folder = resolve_data_dir(data_dir)
-    if folder is not None and not folder.is_dir() and not download:
-        raise NascompError(f"--data-dir {folder} is not a folder; point it at the folder that holds the dataset files")
     if name.startswith("imagefolder:"):
-        root = Path(name.split(":", 1)[1])
-        samples, names = ImageFolderDataset.scan(root / "train" if (root / "train").is_dir() else root)
-        test_root = root / "val" if (root / "val").is_dir() else root / "test"
-        test_samples = ImageFolderDataset.scan(test_root)[0] if test_root.is_dir() else None
+        train_root, test_root = image_folder_roots(Path(name.split(":", 1)[1].strip()))
+        samples, names = ImageFolderDataset.scan(train_root)
+        test_samples = ImageFolderDataset.scan(test_root)[0] if test_root is not None else None
         train_idx, val_idx = split_indices(len(samples), val_fraction)
         if test_samples is None:  # no held-out folder: carve the test set from the training images too
             half = len(val_idx) // 2
@@ -290,8 +271,6 @@ def load_data(
             ImageFolderDataset(samples, _limit(val_idx.tolist(), limit_val)), test, names, *STATS["imagenet"], per_image=True,
         )
     loaders = {"fashion-mnist": _fashion_mnist, "cifar10": _cifar10}
-    if name not in loaders:
-        raise NascompError(f"unknown dataset {name!r}; choose fashion-mnist, cifar10 or imagefolder:PATH")
     splits, names = loaders[name](folder, download)
     (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
     if classes is not None:

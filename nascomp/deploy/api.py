@@ -5,28 +5,34 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import torch
-from torch import nn
-
+from nascomp.core.checks import check_file, is_module
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_directory, atomic_write_json
-from nascomp.core.validate import output_dir, output_file, positive
-from nascomp.deploy.onnx import OnnxExport, export_onnx
-from nascomp.deploy.pte import PRECISIONS, QUANTIZATIONS, PteExport
-from nascomp.models.resolve import as_module, model_input_size
+from nascomp.core.outputs import claim_output
+from nascomp.core.validate import output_file, positive
+from nascomp.data.source import check_source
+from nascomp.deploy.formats import EXPORTERS, FORMATS, OPSETS, PRECISIONS, QUANTIZATIONS
+from nascomp.models.names import check_model_ref
 from nascomp.spaces.arch import Arch
 
-__all__ = ["export", "FORMATS", "real_images"]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-FORMATS = ("onnx", "pte")
+    from nascomp.deploy.onnx import OnnxExport
+    from nascomp.deploy.pte import PteExport
+
+__all__ = ["export", "real_images"]
 
 
 def real_images(data, data_options: Mapping | None, resolution: int, in_chans: int, *, check: int, calibrate: int = 0,
                 seed: int = 0) -> tuple[torch.Tensor | None, torch.Tensor | None, str]:
     """(the first ``check`` validation images, ``calibrate`` random training images, where they come from), preprocessed for
     a ``in_chans x resolution²`` model as the evaluation transform does."""
+    import torch
+
     from nascomp.data import data_bundle
 
     bundle = data_bundle(data, **dict(data_options or {}))
@@ -41,7 +47,7 @@ def real_images(data, data_options: Mapping | None, resolution: int, in_chans: i
 
 
 def _default_out(model, format: str, precision: str) -> Path:
-    if isinstance(model, (nn.Module, Arch)):
+    if is_module(model) or isinstance(model, Arch):
         raise NascompError("export needs out=PATH for a model given as an object")
     ref = Path(model)
     if format == "onnx":
@@ -79,15 +85,23 @@ def export(model: nn.Module | str | os.PathLike | Arch, out: str | os.PathLike |
         raise NascompError(f"format {format!r}: choose from {', '.join(FORMATS)}")
     positive("--resolution", resolution)
     positive("--batch", batch)
+    check_model_ref(model)
+    check_file(checkpoint, "--checkpoint")
     if format == "onnx":
-        positive("--opset", opset)
+        if exporter not in EXPORTERS:
+            raise NascompError(f"--exporter {exporter!r}: choose from {', '.join(EXPORTERS)}")
+        if opset is not None:
+            ranges = [OPSETS[e] for e in (("torchscript", "dynamo") if exporter == "auto" else (exporter,))]
+            if isinstance(opset, bool) or not isinstance(opset, int) or not any(opset in r for r in ranges):
+                span = f"{min(r.start for r in ranges)}..{max(r.stop for r in ranges) - 1}"
+                raise NascompError(f"--opset {opset!r}: the {exporter} exporter writes opsets {span}")
         out = output_file(out) or output_file(_default_out(model, format, precision))
+        from nascomp.deploy.onnx import export_onnx
+        from nascomp.models.resolve import as_module, model_input_size
+
         module = as_module(model, checkpoint=checkpoint, **model_kwargs)
         in_chans, native = model_input_size(module)
         return export_onnx(module, out, resolution=resolution or native, in_chans=in_chans, batch=batch, exporter=exporter, opset=opset)
-    from nascomp.deploy.et_runtime import require_executorch
-    from nascomp.deploy.pte import export_pte
-
     if precision not in PRECISIONS:
         raise NascompError(f"--precision {precision!r}: choose from {', '.join(PRECISIONS)}")
     if quantization not in QUANTIZATIONS:
@@ -97,7 +111,17 @@ def export(model: nn.Module | str | os.PathLike | Arch, out: str | os.PathLike |
     positive("--check-images", check_images)
     positive("--calib-images", calib_images)
     positive("--tolerance", tolerance, integer=False)
-    folder = output_dir(out) or output_dir(_default_out(model, format, precision))
+    if isinstance(data, str):
+        check_source(data, (data_options or {}).get("data_dir"), bool((data_options or {}).get("download")))
+    claim = claim_output(out if out is not None else _default_out(model, format, precision), inputs=[model, checkpoint],
+                         overwrite=True)  # an earlier export of the same model is replaced; anything else is refused
+    if claim.previous not in (None, "an ExecuTorch export"):
+        raise NascompError(f"--out {claim.path} holds {claim.previous}; an ExecuTorch export writes a folder of its own: choose a new one")
+    folder = claim.path
+    from nascomp.deploy.et_runtime import require_executorch
+    from nascomp.deploy.pte import export_pte
+    from nascomp.models.resolve import as_module, model_input_size
+
     require_executorch()
     module = as_module(model, checkpoint=checkpoint, **model_kwargs)
     in_chans, native = model_input_size(module)

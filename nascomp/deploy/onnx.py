@@ -26,11 +26,11 @@ import torch
 from torch import nn
 
 from nascomp.core.errors import NascompError
+from nascomp.deploy.formats import EXPORTERS, OPSETS
 from nascomp.deploy.runtime import ort_session
 
 __all__ = ["EXPORTERS", "DEFAULT_OPSETS", "OnnxExport", "export_onnx", "example_input"]
 
-EXPORTERS = ("auto", "torchscript", "dynamo")
 DEFAULT_OPSETS = {"torchscript": 17, "dynamo": 18}
 
 
@@ -64,6 +64,13 @@ def _export_once(model: nn.Module, x: torch.Tensor, path: Path, exporter: str, o
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x,), str(path), **kwargs)
+
+
+def _opset_of(path: str | os.PathLike) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def _first(output) -> torch.Tensor:
@@ -102,10 +109,16 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()
     example = example.cpu()
-    reference = _first(model(example)).float().numpy()
+    try:
+        reference = _first(model(example)).float().numpy()
+    except (RuntimeError, AssertionError, ValueError) as e:
+        raise NascompError(f"the model cannot run on a {tuple(example.shape)} input ({str(e).splitlines()[0][:160]}); export it at the "
+                           "resolution it was built for, or rebuild it for this one") from None
     scale = max(1.0, float(np.abs(reference).max()))
     errors = []
     for name in (("torchscript", "dynamo") if exporter == "auto" else (exporter,)):
+        if opset is not None and opset not in OPSETS[name]:
+            continue  # auto with an opset only one exporter writes
         version = opset or DEFAULT_OPSETS[name]
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".onnx")
         os.close(fd)
@@ -116,8 +129,9 @@ def export_onnx(
             diff = float(np.abs(out - reference).max())
             if not diff <= tolerance * scale:
                 raise RuntimeError(f"ONNX Runtime output differs from PyTorch by {diff:.2e} (> {tolerance:g} x {scale:.3g})")
+            written = _opset_of(tmp)  # what the file declares (an exporter may raise a too-low request)
             os.replace(tmp, path)
-            return OnnxExport(path, name, version, tuple(example.shape), diff, path.stat().st_size)
+            return OnnxExport(path, name, written, tuple(example.shape), diff, path.stat().st_size)
         except Exception as e:  # try the next exporter; report all if none works
             errors.append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
         finally:

@@ -31,13 +31,12 @@ from torch import nn
 
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_bytes
+from nascomp.deploy.formats import PRECISIONS, QUANTIZATIONS
 from nascomp.deploy.delegation import DelegationReport, delegation_report, require_delegated
 from nascomp.deploy.et_runtime import PteSession, executorch_version, native_logs_captured, require_executorch, warnings_silenced
 
-__all__ = ["PRECISIONS", "QUANTIZATIONS", "OutputCheck", "PteExport", "export_pte", "lower_to_pte", "quantize_pt2e"]
+__all__ = ["OutputCheck", "PteExport", "export_pte", "lower_to_pte", "quantize_pt2e"]
 
-PRECISIONS = ("fp32", "int8")
-QUANTIZATIONS = ("static", "dynamic")
 INT8_TOLERANCE = 0.05  # int8 kernels round differently from the float simulation: a few quantization steps of the logits
 QUANTIZATION_TEXT = {
     "static": "PT2E static int8 (XNNPACKQuantizer): per-channel int8 weights, per-tensor int8 activations calibrated on {n} "

@@ -7,6 +7,19 @@
    distillation), ``srd`` (SRD). `nascomp.distillation.base.build_distiller` makes one; `distillation_step` plugs it into `fit`.
 """
 
-from nascomp.distillation.registry import DISTILLERS, register_distiller
+from __future__ import annotations
 
-__all__ = ["DISTILLERS", "register_distiller"]
+from typing import TYPE_CHECKING
+
+from nascomp.core.lazy import lazy_exports
+
+# public name -> module that defines it (imported on first use)
+_EXPORTS = {
+    "DISTILLERS": "nascomp.distillation.registry",
+    "register_distiller": "nascomp.distillation.registry",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
+    from nascomp.distillation.registry import DISTILLERS, register_distiller

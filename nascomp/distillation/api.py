@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import torch
-from torch import nn
-
+from nascomp.core.checks import is_module, main_process, require_device
 from nascomp.core.errors import NascompError
-from nascomp.core.validate import output_dir, removed_on_failure
-from nascomp.data import DataBundle
-from nascomp.distillation.base import build_distiller, distillation_step
-from nascomp.engine.api import TrainResult, prepare
-from nascomp.engine.train import TrainConfig, fit
-from nascomp.models.resolve import as_model
-from nascomp.spaces.arch import Arch
+from nascomp.core.outputs import output_lock
+from nascomp.core.validate import removed_on_failure
+from nascomp.distillation.registry import DISTILLERS
+from nascomp.engine.api import TrainResult, check_inputs, check_recipe, claim_run, prepare
+from nascomp.engine.config import TrainConfig
+from nascomp.models.names import check_model_ref
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nascomp.data import DataBundle
+    from nascomp.spaces.arch import Arch
 
 __all__ = ["distill", "check_teacher"]
 
 
 def check_teacher(teacher: nn.Module, num_classes: int, in_chans: int, resolution: int, name: str = "teacher") -> nn.Module:
     """The teacher must predict the student's classes from the student's inputs."""
+    import torch
+
     if getattr(teacher, "num_classes", num_classes) != num_classes:
         raise NascompError(f"{name} predicts {teacher.num_classes} classes but the data has {num_classes}")
     try:
@@ -38,7 +42,7 @@ def distill(student: nn.Module | str | os.PathLike | Arch, teacher: nn.Module | 
             out: str | os.PathLike | None = None, *, method: str = "kd", options: Mapping | None = None,
             model_kwargs: Mapping | None = None, data_options: Mapping | None = None, checkpoint: str | os.PathLike | None = None,
             pretrained: bool = False, recipe: TrainConfig | Mapping | None = None, teacher_checkpoint: str | None = None, resume: bool = False,
-            quiet: bool = False, device: str | None = None, **overrides: Any) -> TrainResult:
+            quiet: bool = False, device: str | None = None, overwrite: bool = False, **overrides: Any) -> TrainResult:
     """Train ``student`` on ``data`` with distillation from the frozen ``teacher``.
 
     Args:
@@ -49,24 +53,36 @@ def distill(student: nn.Module | str | os.PathLike | Arch, teacher: nn.Module | 
             hidden-state relations), ``srd`` (student features through the teacher's classifier), ``none``.
         options: the method's settings (``alpha``, ``temperature``, ``qkv_weight``, ``layer_pairs``, ``srd_weight``...).
         teacher_checkpoint: weights for a teacher given by timm name.
-        model_kwargs, data_options, checkpoint, pretrained, recipe, overrides, resume, quiet, device: as for `nascomp.train`.
+        model_kwargs, data_options, checkpoint, pretrained, recipe, overrides, resume, quiet, device, overwrite: as for
+            `nascomp.train`.
 
     Returns:
         `TrainResult`; metrics.json records the method and its settings.
     """
     if out is None:
         raise NascompError("distill needs out=DIR (--out): where the checkpoints and the trained student go")
-    out = output_dir(out)
+    DISTILLERS.get(method)  # an unknown method fails here, with the choices
+    check_inputs(student, data, data_options, checkpoint=checkpoint, device=device)
+    check_model_ref(teacher, "--teacher")
+    check_inputs(checkpoint=teacher_checkpoint, checkpoint_name="--teacher-checkpoint")
+    check_recipe(recipe, **overrides)
+    claim = claim_run(out, resume=resume, overwrite=overwrite, inputs=[student, teacher, checkpoint, teacher_checkpoint], data=data,
+                      data_options=data_options)
+    from nascomp.distillation.base import build_distiller, distillation_step
+    from nascomp.engine.train import fit
+    from nascomp.models.resolve import as_model
+
+    require_device(device)
     module, spec, bundle, cfg = prepare(student, data, model_kwargs=model_kwargs, data_options=data_options, checkpoint=checkpoint,
                                         pretrained=pretrained, recipe=recipe, **overrides)
     teacher_model, _ = as_model(teacher, checkpoint=teacher_checkpoint)
     check_teacher(teacher_model, bundle.num_classes, cfg.in_chans, cfg.resolution)
     distiller = build_distiller(method, module, teacher_model, **dict(options or {}))
     try:
-        with removed_on_failure(out):
-            metrics = fit(module, bundle, cfg, out, spec=spec, step_fn=distillation_step(distiller), extra_modules={"distiller": distiller},
+        with removed_on_failure(claim.path), output_lock(claim, main_process()):
+            metrics = fit(module, bundle, cfg, claim.path, spec=spec, step_fn=distillation_step(distiller), extra_modules={"distiller": distiller},
                           resume=resume, quiet=quiet, device=device,
-                          metadata={"distill": {"teacher": str(teacher) if not isinstance(teacher, nn.Module) else "module", **distiller.describe()}})
+                          metadata={"distill": {"teacher": "module" if is_module(teacher) else str(teacher), **distiller.describe()}})
     finally:
         distiller.close()
-    return TrainResult(Path(out), module, metrics)
+    return TrainResult(claim.path, module, metrics)

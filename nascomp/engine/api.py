@@ -1,22 +1,35 @@
-"""`train`: train a model on a dataset into a run directory that loads back as a model."""
+"""`train`: train a model on a dataset into a run directory that loads back as a model.
+
+Its arguments, paths and output folder are checked before torch is loaded (`check_train`), so a mistake is one line
+in well under a second; the work imports the training loop.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from torch import nn
-
+from nascomp.core.checks import check_device, check_file, check_seed, is_module, main_process, require_device
 from nascomp.core.errors import NascompError
-from nascomp.core.validate import output_dir, removed_on_failure
-from nascomp.data import DataBundle, data_bundle
-from nascomp.engine.train import TrainConfig, fit, seed_everything
-from nascomp.models.resolve import as_model, model_input_size
-from nascomp.spaces.arch import Arch
+from nascomp.core.outputs import OutputClaim, claim_output, output_lock
+from nascomp.core.validate import removed_on_failure
+from nascomp.data.source import check_source
+from nascomp.engine.config import TrainConfig
+from nascomp.models.names import check_model_ref
 
-__all__ = ["TrainResult", "train", "prepare", "recipe_config", "split_recipe"]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nascomp.data import DataBundle
+    from nascomp.spaces.arch import Arch
+
+__all__ = ["TrainResult", "train", "prepare", "recipe_config", "check_recipe", "split_recipe", "check_inputs", "claim_run",
+           "TRAIN_RUNS"]
+
+# what `resume` may continue in a training command's folder
+TRAIN_RUNS = ("a training run (checkpoints)", "a finished run (metrics.json)", "a saved model")
 
 
 @dataclass
@@ -40,11 +53,8 @@ class TrainResult:
         return self.metrics["params"]
 
 
-def recipe_config(recipe: TrainConfig | Mapping | None, model: nn.Module, **overrides: Any) -> TrainConfig:
-    """A `TrainConfig` from a config or a dict of its fields plus keyword overrides, sized to ``model``'s input.
-
-    Unknown keys are a user error naming the valid ones; ``None`` values keep the default.
-    """
+def check_recipe(recipe: TrainConfig | Mapping | None, **overrides: Any) -> TrainConfig:
+    """The recipe with ``overrides`` (``None`` keeps a value), checked (unknown keys name the valid ones); not yet sized to a model."""
     if isinstance(recipe, Mapping):
         recipe, overrides = None, {**recipe, **overrides}
     elif recipe is not None and not isinstance(recipe, TrainConfig):
@@ -53,11 +63,42 @@ def recipe_config(recipe: TrainConfig | Mapping | None, model: nn.Module, **over
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise NascompError(f"unknown training options {unknown}; valid: {', '.join(sorted(known))}")
+    check_seed(overrides.get("seed"), "--seed")
     base = recipe or TrainConfig()
-    in_chans, resolution = model_input_size(model)
-    values = {**{f.name: getattr(base, f.name) for f in fields(TrainConfig)}, "resolution": resolution, "in_chans": in_chans}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values = {**{f.name: getattr(base, f.name) for f in fields(TrainConfig)}, **{k: v for k, v in overrides.items() if v is not None}}
     return TrainConfig(**values)
+
+
+def recipe_config(recipe: TrainConfig | Mapping | None, model: nn.Module, **overrides: Any) -> TrainConfig:
+    """A `TrainConfig` from a config or a dict of its fields plus keyword overrides, sized to ``model``'s input.
+
+    Unknown keys are a user error naming the valid ones; ``None`` values keep the default.
+    """
+    from nascomp.models.resolve import model_input_size
+
+    in_chans, resolution = model_input_size(model)
+    return check_recipe(recipe, **{**overrides, "resolution": resolution, "in_chans": in_chans})
+
+
+def check_inputs(model: Any = None, data: Any = None, data_options: Mapping | None = None, *, checkpoint: Any = None,
+                 device: str | None = None, checkpoint_name: str = "--checkpoint") -> None:
+    """The checks of a model, dataset, checkpoint and device that need no torch (a data object or module passes as given)."""
+    check_model_ref(model)
+    check_file(checkpoint, checkpoint_name)
+    check_device(device)
+    if isinstance(data, str):
+        options = dict(data_options or {})
+        check_source(data, options.get("data_dir"), bool(options.get("download")))
+
+
+def claim_run(out, *, resume: bool, overwrite: bool, inputs: Iterable[Any] = (), data: Any = None, data_options: Mapping | None = None,
+              resumable: tuple[str, ...] = TRAIN_RUNS) -> OutputClaim | None:
+    """`claim_output` for a training command: its model, teacher or checkpoint and its image folder are inputs it must not overwrite."""
+    folders = [i for i in inputs if isinstance(i, (str, os.PathLike))]
+    if isinstance(data, str) and data.startswith("imagefolder:"):
+        folders.append(data.split(":", 1)[1].strip())
+    folders.append((data_options or {}).get("data_dir"))
+    return claim_output(out, resume=resume, overwrite=overwrite, inputs=folders, resumable=resumable)
 
 
 def split_recipe(options: dict) -> tuple[dict, dict]:
@@ -75,24 +116,38 @@ def prepare(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str,
     recipe's seed (its initial weights belong to the run's seed) and, unless it is a saved directory, with the
     data's number of classes. The config is the recipe with ``overrides``, sized to the model's input.
     """
+    from nascomp.data import data_bundle
+    from nascomp.engine.train import seed_everything
+    from nascomp.models.resolve import as_model
+
     kwargs = dict(model_kwargs or {})
-    if isinstance(model, nn.Module) and kwargs:
+    if is_module(model) and kwargs:
         raise NascompError(f"model options {sorted(kwargs)} only apply to a model given by name")
     bundle = data_bundle(data, **dict(data_options or {}))
-    if isinstance(model, nn.Module):
+    if is_module(model):
         module, spec = as_model(model, checkpoint=checkpoint)
     else:
         seed_everything(overrides.get("seed", recipe.seed if isinstance(recipe, TrainConfig) else dict(recipe or {}).get("seed", 0)))
         if not Path(model).is_dir():
             kwargs.setdefault("num_classes", bundle.num_classes)
         module, spec = as_model(model, checkpoint=checkpoint, pretrained=pretrained, **kwargs)
+    check_classes(module, bundle, model)
     return module, spec, bundle, recipe_config(recipe, module, **overrides)
+
+
+def check_classes(module: nn.Module, bundle: DataBundle, model: Any) -> None:
+    """A model's classifier and the data must agree on the number of classes (a saved model's head is fixed)."""
+    head = getattr(module, "num_classes", None)
+    if head is not None and head != bundle.num_classes:
+        raise NascompError(f"{model if isinstance(model, (str, os.PathLike)) else type(module).__name__} predicts {head} classes but "
+                           f"{bundle.name} has {bundle.num_classes}; train on data with {head} classes, or start from a model built for "
+                           f"{bundle.num_classes} (--num-classes {bundle.num_classes} with a timm name)")
 
 
 def train(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str = "fashion-mnist", out: str | os.PathLike | None = None, *,
           model_kwargs: Mapping | None = None, data_options: Mapping | None = None, checkpoint: str | os.PathLike | None = None,
           pretrained: bool = False, recipe: TrainConfig | Mapping | None = None, resume: bool = False, quiet: bool = False,
-          device: str | None = None, metadata: dict | None = None, **overrides: Any) -> TrainResult:
+          device: str | None = None, metadata: dict | None = None, overwrite: bool = False, **overrides: Any) -> TrainResult:
     """Train ``model`` on ``data`` and save it into ``out``.
 
     Args:
@@ -107,15 +162,21 @@ def train(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str = 
         resume: continue from the newest checkpoint in ``out`` (bit-identical on CPU).
         quiet: no progress output. device: ``cpu`` or ``cuda`` (default: CUDA when available).
         metadata: extra entries for metrics.json.
+        overwrite: replace a run or saved model already in ``out`` (never the model, checkpoint or data being read).
 
     Returns:
         `TrainResult` with the run directory, the trained model and the metrics (val and test top-1).
     """
     if out is None:
         raise NascompError("train needs out=DIR (--out): where the checkpoints and the trained model go")
-    out = output_dir(out)
+    check_inputs(model, data, data_options, checkpoint=checkpoint, device=device)
+    check_recipe(recipe, **overrides)
+    claim = claim_run(out, resume=resume, overwrite=overwrite, inputs=[model, checkpoint], data=data, data_options=data_options)
+    from nascomp.engine.train import fit
+
+    require_device(device)
     module, spec, bundle, cfg = prepare(model, data, model_kwargs=model_kwargs, data_options=data_options, checkpoint=checkpoint,
                                         pretrained=pretrained, recipe=recipe, **overrides)
-    with removed_on_failure(out):
-        metrics = fit(module, bundle, cfg, out, spec=spec, resume=resume, quiet=quiet, device=device, metadata=metadata)
-    return TrainResult(Path(out), module, metrics)
+    with removed_on_failure(claim.path), output_lock(claim, main_process()):
+        metrics = fit(module, bundle, cfg, claim.path, spec=spec, resume=resume, quiet=quiet, device=device, metadata=metadata)
+    return TrainResult(claim.path, module, metrics)

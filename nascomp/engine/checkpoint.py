@@ -14,15 +14,17 @@ import json
 import random
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from nascomp.core.io import atomic_directory, load_tensors, save_tensors
+from nascomp.core.errors import NascompError
+from nascomp.core.io import atomic_directory, load_tensors, read_json, save_tensors
 
-__all__ = ["CHECKPOINT_DIR", "optimizer_to_files", "optimizer_from_files", "module_state", "load_module_state",
+__all__ = ["CHECKPOINT_DIR", "Resumable", "readable_checkpoint", "optimizer_to_files", "optimizer_from_files", "module_state", "load_module_state",
            "checkpoint_progress", "latest_checkpoint", "save_checkpoint", "rng_state", "set_rng_state", "rng_to_files",
            "rng_from_files", "load_rng"]
 
@@ -122,6 +124,34 @@ def _checkpoints(out: Path) -> list[Path]:
 def latest_checkpoint(out: Path) -> Path | None:
     ckpts = [c for c in _checkpoints(out) if (c / "state.json").is_file()]
     return ckpts[-1] if ckpts else None
+
+
+@dataclass
+class Resumable:
+    """The newest checkpoint that reads back whole: its folder, state and tensors, and the newer ones that did not."""
+
+    path: Path
+    state: dict
+    weights: dict
+    optimizer: dict
+    rejected: list[str]
+
+
+def readable_checkpoint(out: Path) -> Resumable | None:
+    """The newest checkpoint in ``out`` whose files all load, newest first; a truncated or corrupt one (a kill or a full disk
+    while an older nascomp wrote it, a damaged disk) is named in ``rejected`` and the one before it is used. Raises when
+    every checkpoint is damaged, naming them and the way out."""
+    rejected = []
+    for ckpt in reversed([c for c in _checkpoints(out) if (c / "state.json").is_file()]):
+        try:
+            state = read_json(ckpt / "state.json")
+            return Resumable(ckpt, state, load_tensors(ckpt / "weights.safetensors"), load_tensors(ckpt / "optimizer.safetensors"), rejected)
+        except NascompError as e:
+            rejected.append(f"{ckpt.name} ({str(e).split(': ', 1)[-1][:120]})")
+    if rejected:
+        raise NascompError(f"cannot resume {out}: every checkpoint is damaged: {'; '.join(rejected)}; delete {out / CHECKPOINT_DIR} to "
+                           "start the run over")
+    return None
 
 
 def save_checkpoint(out: Path, epoch: int, modules, optimizer, scaler, config_doc, history, keep: int, *, step: int | None = None,

@@ -15,7 +15,7 @@ from torch import nn
 
 from nascomp.core.errors import NascompError
 
-__all__ = ["NO_DECAY_PATTERNS", "param_groups", "make_optimizer", "check_optimizer"]
+__all__ = ["NO_DECAY_PATTERNS", "param_groups", "make_optimizer"]
 
 NO_DECAY_PATTERNS = ("*relative_position_bias_table*",)
 
@@ -35,15 +35,6 @@ def param_groups(modules: dict[str, nn.Module], weight_decay: float) -> list[dic
                     seen.add(id(p))
                     target.append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def check_optimizer(name: str) -> str:
-    """``name`` if timm's optimiser registry knows it."""
-    from timm.optim import list_optimizers
-
-    if name not in list_optimizers():
-        raise NascompError(f"--opt {name!r} is not a timm optimiser; e.g. adamw, sgd, lamb, adan (timm.optim.list_optimizers())")
-    return name
 
 
 def make_optimizer(modules: dict[str, nn.Module], name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:

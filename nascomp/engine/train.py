@@ -37,128 +37,20 @@ from torch.utils.data import Dataset
 
 from nascomp.core.distributed import DistInfo, init_distributed
 from nascomp.core.errors import NascompError
-from nascomp.core.io import atomic_write_json, ensure_writable_dir, load_tensors, read_json
+from nascomp.core.io import atomic_write_json, ensure_writable_dir, read_json
 from nascomp.core.progress import console, progress_bar
-from nascomp.core.validate import duration, fraction, non_negative, positive
-from nascomp.data import DataBundle, EpochSampler, ImageRecipe, epoch_seed, make_loader, make_mixup, resolve_workers
-from nascomp.data.recipe import AUTO, AUTO_FIELDS, TIERS, auto_recipe
+from nascomp.data import DataBundle, EpochSampler, epoch_seed, make_loader, make_mixup, resolve_workers
+from nascomp.data.recipe import AUTO_FIELDS
 from nascomp.engine.checkpoint import (
-    CHECKPOINT_DIR, checkpoint_progress, latest_checkpoint, load_module_state, load_rng, optimizer_from_files, rng_state,
+    CHECKPOINT_DIR, checkpoint_progress, latest_checkpoint, load_module_state, load_rng, optimizer_from_files, readable_checkpoint, rng_state,
     save_checkpoint, set_rng_state,
 )
 from nascomp.engine.evaluate import evaluate
-from nascomp.engine.optim import check_optimizer, make_optimizer
+from nascomp.engine.config import RUN_ONLY, STALL_FRACTION, STALL_RATIO, TrainConfig, config_differences  # noqa: F401  (re-exported)
+from nascomp.engine.optim import make_optimizer
 from nascomp.models.io import save_model
 
 __all__ = ["TrainConfig", "StepContext", "fit", "lr_at", "seed_everything", "default_step"]
-
-# settings that change how a run goes, not what it computes: a run may resume with other values
-RUN_ONLY = ("num_workers", "checkpoint_every", "strict")
-STALL_FRACTION = 0.5  # the share of the run after which a training loss that has not moved is reported
-STALL_RATIO = 0.97  # "not moved": the epoch's mean loss is still above this share of the chance-level / first-steps loss
-
-
-@dataclass
-class TrainConfig:
-    """A training recipe; every value is checked when it is made.
-
-    The RGB fields (``auto_augment`` .. ``interpolation``, ``crop_scale``) shape the per-image pipeline of image folders
-    and CIFAR-10 (`nascomp.data.recipe`); those left at ``"auto"`` are sized to the resolution, the training images and
-    the epochs (`nascomp.data.recipe.auto_recipe`) and the run records the values used. Small grey in-memory data flips
-    and shifts instead. ``strict`` makes a training loss that has not moved after a quarter of the run an error instead
-    of a warning. ``mixup`` / ``cutmix``
-    (alphas; 0 = off), ``repeated_aug`` (copies of each image per epoch; 1 = off) and ``ema_decay`` (0 = off)
-    apply to every dataset. ``lr`` is for ``lr_base_batch`` images per optimiser step when that is set, and
-    scales linearly with the global batch (per-process batch x processes).
-    """
-
-    epochs: int = 10
-    batch_size: int = 128  # per process
-    lr: float = 1e-3
-    min_lr: float = 1e-5
-    warmup_lr: float = 1e-6
-    warmup_epochs: float = 1.0
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    grad_clip: float | None = 5.0
-    seed: int = 0
-    amp: bool = True  # only takes effect on CUDA
-    resolution: int = 224
-    in_chans: int = 3
-    num_workers: int | None = None  # DataLoader workers per process for per-image data; None: nascomp.data.default_workers()
-    eval_batch_size: int = 256
-    augment: bool = True
-    find_unused_parameters: bool = False  # DDP: set when steps use a subset of the parameters (supernets)
-    keep_checkpoints: int = 2
-    opt: str = "adamw"  # any timm optimiser name
-    lr_base_batch: int | None = None
-    auto_augment: str | None = AUTO
-    color_jitter: float | str = AUTO
-    random_erasing: float | str = AUTO
-    crop_pct: float = 0.875
-    interpolation: str = "bicubic"
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    mixup_prob: float = 1.0
-    mixup_switch_prob: float = 0.5
-    repeated_aug: int = 1
-    ema_decay: float = 0.0
-    checkpoint_every: float | str | None = None  # seconds, or "90s" / "30m" / "2h"
-    crop_scale: float | str = AUTO
-    strict: bool = False
-
-    def __post_init__(self):
-        for name in ("epochs", "batch_size", "resolution", "in_chans", "eval_batch_size", "keep_checkpoints", "repeated_aug", "lr_base_batch"):
-            positive(f"--{name.replace('_', '-')}", getattr(self, name))
-        positive("--lr", self.lr, integer=False)
-        for name in ("min_lr", "warmup_lr", "warmup_epochs", "weight_decay", "mixup", "cutmix"):
-            non_negative(f"--{name.replace('_', '-')}", getattr(self, name), integer=False)
-        non_negative("--workers", self.num_workers)
-        non_negative("--grad-clip", self.grad_clip, integer=False)
-        if self.grad_clip == 0:
-            self.grad_clip = None  # 0 disables clipping
-        fraction("--label-smoothing", self.label_smoothing, low_open=False)
-        fraction("--mixup-prob", self.mixup_prob, low_open=False, high_open=False)
-        fraction("--mixup-switch-prob", self.mixup_switch_prob, low_open=False, high_open=False)
-        fraction("--ema-decay", self.ema_decay, low_open=False)
-        check_optimizer(self.opt)
-        if self.auto_augment in ("", "none"):
-            self.auto_augment = None
-        self.image_recipe()  # checks the RGB recipe's fields
-        self.checkpoint_every = duration("--checkpoint-every", self.checkpoint_every)
-        if self.mixing and self.batch_size % 2:
-            raise NascompError(f"--batch-size must be even with Mixup/CutMix (timm mixes each image with the batch reversed), got {self.batch_size}")
-
-    @property
-    def mixing(self) -> bool:
-        return bool((self.mixup or self.cutmix) and self.mixup_prob)
-
-    def image_recipe(self, train_images: int = 0) -> ImageRecipe:
-        """The RGB recipe, its ``"auto"`` fields sized to this run (`resolved_recipe`)."""
-        return self.resolved_recipe(train_images)[0]
-
-    def resolved_recipe(self, train_images: int) -> tuple[ImageRecipe, str | None]:
-        """(the RGB recipe with ``"auto"`` fields filled in for ``train_images`` images, why; None when nothing was auto)."""
-        auto = [f for f in AUTO_FIELDS if getattr(self, f) == AUTO]
-        tier, why = auto_recipe(self.resolution, train_images, self.epochs) if auto else (None, None)
-        values = {f: TIERS[tier][f] if f in auto else getattr(self, f) for f in AUTO_FIELDS}
-        recipe = ImageRecipe(values["auto_augment"], values["color_jitter"], values["random_erasing"], self.crop_pct, self.interpolation,
-                             values["crop_scale"])
-        return recipe, (f"auto recipe '{tier}' for {', '.join(auto)}: {why}" if auto else None)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-
-def config_differences(stored: dict, current: dict, ignore: tuple[str, ...] = ()) -> dict:
-    """Settings a checkpoint was written with that differ from the current run's (a field newer than the
-    checkpoint counts as its default; `RUN_ONLY` fields and ``ignore`` may change)."""
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
-    keys = (set(stored) | set(current)) - set(RUN_ONLY) - set(ignore)
-    return {k: (stored.get(k, defaults.get(k)), current.get(k, defaults.get(k))) for k in sorted(keys)
-            if stored.get(k, defaults.get(k)) != current.get(k, defaults.get(k))}
-
 
 class StallCheck:
     """Says when the training loss has not moved: after `STALL_FRACTION` of the run, an epoch's mean loss still above
@@ -313,13 +205,16 @@ def fit(
     config_doc = {**asdict(cfg), "num_workers": workers, **{f: getattr(recipe, f) for f in AUTO_FIELDS}}
     rgb_only = () if data.per_image else (*AUTO_FIELDS, "crop_pct", "interpolation")  # grey in-memory data never reads them
 
-    ckpt = latest_checkpoint(out) if resume else None
+    found = readable_checkpoint(out) if resume else None
+    ckpt = found.path if found else None
     if resume and ckpt is None and (out / "metrics.json").is_file():
         if info.is_main and not quiet:
             console.print(f"[green]{out} already holds a finished run; nothing to resume")
         return read_json(out / "metrics.json")
-    if ckpt is not None:
-        state = read_json(ckpt / "state.json")
+    if found is not None:
+        state = found.state
+        if found.rejected and info.is_main:
+            console.print(f"[yellow]warning:[/] damaged checkpoint(s) skipped: {'; '.join(found.rejected)}; resuming from {ckpt.name}")
         diff = config_differences(state["config"], config_doc, ignore=rgb_only)
         if diff:
             raise NascompError(f"cannot resume {out}: the run was started with different settings {diff}")
@@ -327,8 +222,8 @@ def fit(
         if start_step and len(state["rng"]) != info.world_size:
             raise NascompError(f"cannot resume {out} from {ckpt.name}: it was written by {len(state['rng'])} process(es), this run has "
                                f"{info.world_size}; resume with the same number of processes")
-        load_module_state(saved, load_tensors(ckpt / "weights.safetensors"))
-        optimizer_from_files(optimizer, load_tensors(ckpt / "optimizer.safetensors"), state["optimizer"])
+        load_module_state(saved, found.weights)
+        optimizer_from_files(optimizer, found.optimizer, state["optimizer"])
         scaler.load_state_dict(state["scaler"]) if state.get("scaler") else None
         history = state["history"]
         if start_step:

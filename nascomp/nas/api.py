@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from nascomp.core.checks import check_device, check_seed, main_process, require_device
 from nascomp.core.errors import NascompError
-from nascomp.core.validate import duration, fraction, non_negative, output_dir, positive, removed_on_failure
-from nascomp.data import DataBundle, load_data
+from nascomp.core.outputs import claim_output, output_lock
+from nascomp.core.validate import duration, fraction, non_negative, positive, removed_on_failure
+from nascomp.data.source import check_source
 from nascomp.nas.budget import Budget, parse_budget
-from nascomp.nas.pipeline import SearchJob, default_out_dir, run_search
 from nascomp.nas.presets import SearchPreset, resolve_preset
 from nascomp.spaces.arch import Arch
 from nascomp.spaces.space import SearchSpace
 
-__all__ = ["SearchResult", "search"]
+if TYPE_CHECKING:
+    from nascomp.data import DataBundle
+
+__all__ = ["SearchResult", "search", "default_out_dir"]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower().replace("@", "-at-")).strip("-")
+
+
+def default_out_dir(space: str, budget: str, preset: str, seed: int, resume: bool, root: str | Path = "runs/search") -> Path:
+    """``runs/search/<space>-<budget>-<preset>-seed<seed>``; a new run takes the next free ``-2``, ``-3``...,
+    ``--resume`` the newest existing one."""
+    base = Path(root) / f"{_slug(space)}-{_slug(budget)}-{_slug(preset)}-seed{seed}"
+    taken = [base] + [base.with_name(f"{base.name}-{i}") for i in range(2, 1000)]
+    existing = [p for p in taken if p.exists()]
+    if resume:
+        return existing[-1] if existing else base
+    return next(p for p in taken if not p.exists())
 
 
 @dataclass
@@ -67,7 +87,7 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
            out: str | os.PathLike | None = None, seed: int = 0, resume: bool = False, quiet: bool = False, device: str | None = None,
            in_chans: int = 3, lut: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None, download: bool = False,
            val_fraction: float = 0.1, workers: int | None = None, checkpoint_every: float | str | None = None,
-           runtime: str | None = None, **overrides: Any) -> SearchResult:
+           runtime: str | None = None, overwrite: bool = False, **overrides: Any) -> SearchResult:
     """Search ``space`` for the most accurate architecture within ``budget`` (S3: supernet, E-T error, space
     evolution, evolutionary search), then extract the finalists and evaluate them on the test set.
 
@@ -85,6 +105,7 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
             not searched (``summary["collapsed"]``).
         out: the run directory (default ``runs/search/<space>-<budget>-<preset>-seed<seed>``).
         seed: the run's seed. resume: continue an interrupted run in ``out`` (same result as uninterrupted).
+        overwrite: replace another run already in ``out`` (without it, such an ``out`` is refused).
         quiet: no progress output. device: ``cpu`` or ``cuda`` (default: CUDA when available).
         in_chans: model input channels (grey images are repeated). lut: latency table for ms/mJ budgets.
         runtime: the runtime a ms/mJ budget is predicted for (``onnxruntime``, ``executorch``, ``torch``; default: the
@@ -102,15 +123,17 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
     fraction("--val-fraction", val_fraction)
     non_negative("--workers", workers)
     checkpoint_every = duration("--checkpoint-every", checkpoint_every)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise NascompError(f"seed must be an integer, got {seed!r}")
+    check_seed(seed)
+    check_device(device)
+    if isinstance(data, str):
+        check_source(data, data_dir, download)
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
     budget = budget if isinstance(budget, Budget) else parse_budget(budget)
     if isinstance(preset, SearchPreset):
         preset_name, recipe = "custom", resolve_preset(preset, overrides)
     else:
         preset_name, recipe = str(preset), resolve_preset(str(preset), overrides)
-    out = output_dir(out)
+    recipe.rule.check_stages(space)
     if runtime is not None:
         from nascomp.profiling.targets import RUNTIMES
 
@@ -120,18 +143,24 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
             raise NascompError(f"runtime={runtime!r} only applies to a latency or energy budget (e.g. 25ms@mobile-cpu); {budget.text} is analytic")
     if lut is not None and not Path(lut).is_file():
         raise NascompError(f"latency table {lut} not found; build it with `nascomp profile --build-lut --space {space.name}`")
+    run_dir = Path(out) if out is not None else default_out_dir(space.name, budget.text, preset_name, seed, resume)
+    claim = claim_output(run_dir, resume=resume, overwrite=overwrite, resumable=("a search run",),
+                         inputs=[data.split(":", 1)[1] if isinstance(data, str) and data.startswith("imagefolder:") else None, data_dir, lut])
+    from nascomp.data import load_data
+    from nascomp.nas.pipeline import SearchJob, run_search
+
+    require_device(device)
     limit_val = recipe.supernet.limit_val and recipe.supernet.limit_val + recipe.select_val  # the search's images, then the selection's
-    if isinstance(data, DataBundle):
-        bundle = data.limited(recipe.supernet.limit_train, limit_val, recipe.limit_test)
-    else:
+    if isinstance(data, str):
         bundle = load_data(data, data_dir, val_fraction=val_fraction, limit_train=recipe.supernet.limit_train,
                            limit_val=limit_val, limit_test=recipe.limit_test, download=download)
+    else:
+        bundle = data.limited(recipe.supernet.limit_train, limit_val, recipe.limit_test)
     job = SearchJob(space, budget, recipe, bundle, preset_name, seed, in_chans, str(lut) if lut else None, device, workers=workers,
                     checkpoint_every=checkpoint_every, runtime=runtime)
-    run_dir = out or default_out_dir(job, resume)
-    with removed_on_failure(run_dir):
-        summary = run_search(job, run_dir, resume=resume, quiet=quiet)
+    with removed_on_failure(claim.path), output_lock(claim, main_process()):
+        summary = run_search(job, claim.path, resume=resume, quiet=quiet)
     if not summary:  # a non-main DDP rank
-        return SearchResult(Path(run_dir), space.largest(), {})
-    return SearchResult(Path(run_dir), Arch.from_dict(summary["arch"]), summary)
+        return SearchResult(claim.path, space.largest(), {})
+    return SearchResult(claim.path, Arch.from_dict(summary["arch"]), summary)
 

@@ -84,7 +84,7 @@ def parse_budget(text: str) -> Budget:
         if not m:
             raise NascompError(f"cannot parse budget {raw!r}; accepted forms: {', '.join(BUDGET_FORMS)}")
         value, metric = float(m["value"]), _MEASURED_UNITS[m["unit"]]
-    if not value > 0:
-        raise NascompError(f"budget {raw!r} must be positive")
+    if not value > 0 or value == float("inf"):
+        raise NascompError(f"budget {raw!r} must be a positive, finite number")
     target = raw.split("@", 1)[1].strip() if metric in ("latency", "energy") else None  # serials are case-sensitive
     return Budget(metric, value, raw, target)

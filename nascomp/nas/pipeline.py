@@ -48,6 +48,7 @@ from nascomp.data import DataBundle, DecodedEvalSet
 from nascomp.core.distributed import DistInfo, barrier, init_distributed
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, read_json
+from nascomp.core.outputs import holds
 from nascomp.models import save_model
 from nascomp.core.progress import console
 from nascomp.nas.budget import Budget
@@ -61,10 +62,11 @@ from nascomp.nas.scoring import SupernetScorer
 from nascomp.nas.space_evolution import evolve_space, fit_slopes
 from nascomp.spaces import Arch, Collapsed, SearchSpace
 from nascomp.models.swin import arch_spec, build_from_arch
-from nascomp.nas.supernet import Supernet, extract, load_supernet, train_supernet
+from nascomp.nas.supernet import Supernet, extract, load_supernet
+from nascomp.nas.supernet.train import fit_supernet
 from nascomp.engine import evaluate, fit
 
-__all__ = ["SearchJob", "run_search", "default_out_dir"]
+__all__ = ["SearchJob", "run_search"]
 
 
 @dataclass
@@ -91,21 +93,6 @@ class SearchJob:
         if self.runtime:  # absent for the default, so runs started before runtimes were selectable still resume
             settings["runtime"] = self.runtime
         return settings
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9.]+", "-", text.lower().replace("@", "-at-")).strip("-")
-
-
-def default_out_dir(job: SearchJob, resume: bool, root: str | Path = "runs/search") -> Path:
-    """``runs/search/<space>-<budget>-<preset>-seed<seed>``; a new run takes the next free ``-2``, ``-3``...,
-    ``--resume`` the newest existing one."""
-    base = Path(root) / f"{_slug(job.space.name)}-{_slug(job.budget.text)}-{_slug(job.preset_name)}-seed{job.seed}"
-    taken = [base] + [base.with_name(f"{base.name}-{i}") for i in range(2, 1000)]
-    existing = [p for p in taken if p.exists()]
-    if resume:
-        return existing[-1] if existing else base
-    return next(p for p in taken if not p.exists())
 
 
 class _Timer:
@@ -208,7 +195,7 @@ class _Run:
         what = "from scratch" if previous is None else "inheriting the previous step's weights"
         self.say(f"[bold]supernet step {step}[/]: {recipe.epochs} epoch(s) on {space.name} at {self.resolution} px, {what}")
         with self.timer.stage(f"supernet-{step}"):
-            train_supernet(space, self.data, run_dir, preset=recipe, supernet=net, in_chans=self.job.in_chans, resume=True,
+            fit_supernet(space, self.data, run_dir, preset=recipe, supernet=net, in_chans=self.job.in_chans, resume=True,
                            quiet=self.quiet, device=self.job.device, seed=self.job.seed + step, keep_checkpoints=1,
                            num_workers=self.job.workers, checkpoint_every=self.job.checkpoint_every)
         barrier(self.info)
@@ -468,11 +455,11 @@ def _check_settings(out: Path, settings: dict, resume: bool) -> None:
             diff = sorted(k for k in set(stored or {}) | set(settings) if (stored or {}).get(k) != settings.get(k))
             raise NascompError(f"cannot resume {out}: it was started with other settings ({', '.join(diff)}); "
                                "rerun with the original options or choose a new --out")
-    elif out.is_dir() and any(out.iterdir()):
-        raise NascompError(f"{out} is not empty and holds no search run; choose a new --out")
+    elif holds(out) is not None:
+        raise NascompError(f"{out} holds {holds(out)}, not a search run; choose a new --out")
 
 
-def run_search(job: SearchJob, out: str | Path | None = None, resume: bool = False, quiet: bool = False) -> dict:
+def run_search(job: SearchJob, out: str | Path, resume: bool = False, quiet: bool = False) -> dict:
     """Run (or resume) a search; returns the summary also written to best_arch.json (empty on non-main DDP ranks)."""
     space, budget, preset, data = job.space, job.budget, job.preset, job.data
     info = init_distributed(job.device)
@@ -483,7 +470,7 @@ def run_search(job: SearchJob, out: str | Path | None = None, resume: bool = Fal
     cheapest = check_feasible(constraint, space)
     searched = space.pinned(resolution)  # what the proxy collapses is fixed for the whole run
     check_feasible(constraint, searched)
-    out = Path(out) if out else default_out_dir(job, resume)
+    out = Path(out)
     settings = job.settings()
     _check_settings(out, settings, resume)
     barrier(info)  # every rank has checked before rank 0 writes run.json

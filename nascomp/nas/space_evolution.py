@@ -46,6 +46,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from nascomp.core.errors import NascompError
+from nascomp.core.validate import fraction, non_negative, positive
 from nascomp.nas.et_error import choice_weights, weighted_et_error
 from nascomp.spaces import DIMENSIONS, Arch, SearchSpace, stage_resolutions
 
@@ -70,14 +71,20 @@ class EvolutionRule:
             dim = key.split(":", 1)[-1]
             if dim not in DIMENSIONS:
                 raise NascompError(f"evolution step for unknown dimension {dim!r}; dimensions are {', '.join(DIMENSIONS)}")
-            if not self.steps[key] > 0:
-                raise NascompError(f"evolution step {key}={self.steps[key]} must be positive")
-        if self.tau < 0:
-            raise NascompError("evolution tau must be >= 0")
-        if not 0 < self.alpha <= 1:
-            raise NascompError(f"evolution alpha must be in (0, 1], got {self.alpha}")
-        if self.permutations < 1 or self.min_weight <= 0:
-            raise NascompError("evolution permutations must be >= 1 and min_weight > 0")
+            stage = key.split(":", 1)[0] if ":" in key else None
+            if stage is not None and not (stage.isdigit() and int(stage) >= 1):
+                raise NascompError(f"evolution step {key}: the stage before ':' must be a stage number from 1, got {stage!r}")
+            positive(f"--evolve-step {key}", self.steps[key], integer=False)
+        non_negative("--tau", self.tau, integer=False)
+        fraction("--alpha", self.alpha, high_open=False)
+        positive("--permutations", self.permutations)
+        positive("min_weight", self.min_weight, integer=False)
+
+    def check_stages(self, space: SearchSpace) -> None:
+        """Steps naming a stage the space does not have are refused (before any work, not at the first evolution step)."""
+        for key in self.steps:
+            if ":" in key and int(key.split(":", 1)[0]) > space.num_stages:
+                raise NascompError(f"--evolve-step {key}: {space.name} has {space.num_stages} stages (1..{space.num_stages})")
 
     def step(self, space: SearchSpace, stage: int, dimension: str) -> float:
         """γ for one (stage, dimension): an explicit ``"stage:dim"`` or ``"dim"`` step, else the choices' spacing."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass
 
 from nascomp.core.errors import NascompError
@@ -42,6 +44,10 @@ class KAdaptationConfig:
             raise NascompError(f"--kron-n {self.n} is odd; the paired init needs an even number of terms (or use --kron-init lora)")
         if not 0.0 <= self.dropout < 1.0:
             raise NascompError("KAdaptation dropout must be in [0, 1)")
+        for name in ("scale", "slow_init"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise NascompError(f"KAdaptation {name} must be a positive finite number, got {value!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)

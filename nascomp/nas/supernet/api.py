@@ -3,28 +3,84 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from torch import nn
-
+from nascomp.core.checks import check_device, check_seed, main_process, require_device
 from nascomp.core.errors import NascompError
+from nascomp.core.outputs import claim_output, output_lock
 from nascomp.core.validate import non_negative, output_dir, positive
-from nascomp.data import DataBundle, load_data
-from nascomp.models.io import save_model
-from nascomp.models.resolve import SPEC_ATTR
-from nascomp.models.swin import arch_spec
-from nascomp.nas.supernet.evaluate import evaluate_archs
-from nascomp.nas.supernet.extract import extract
-from nascomp.nas.supernet.model import Supernet, load_supernet
+from nascomp.data.source import check_source
+from nascomp.nas.supernet.recipe import SAMPLERS, SupernetPreset, resolve_recipe
 from nascomp.spaces.arch import Arch
 from nascomp.spaces.registry import load_arch
+from nascomp.spaces.space import SearchSpace
 
-__all__ = ["as_supernet", "subnet_arch", "evaluate_supernet", "extract_subnet"]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nascomp.data import DataBundle
+    from nascomp.engine.api import TrainResult
+    from nascomp.nas.supernet.model import Supernet
+
+__all__ = ["as_supernet", "subnet_arch", "train_supernet", "evaluate_supernet", "extract_subnet"]
 
 
 def as_supernet(supernet: Supernet | str | os.PathLike) -> Supernet:
     """A `Supernet` as given, or loaded from a run directory of `nascomp.train_supernet`."""
-    return supernet if isinstance(supernet, Supernet) else load_supernet(supernet)
+    from nascomp.nas.supernet.model import Supernet, load_supernet
+
+    if isinstance(supernet, Supernet):
+        return supernet
+    path = Path(supernet)
+    if not path.is_dir() or not (path / "model.json").is_file():
+        raise NascompError(f"{path} is not a supernet run directory (a folder with model.json, written by `nascomp supernet train`)")
+    return load_supernet(path)
+
+
+def train_supernet(space: SearchSpace | str, data: DataBundle | str = "fashion-mnist", out: str | os.PathLike | None = None, *,
+                   preset: str | SupernetPreset = "cpu", in_chans: int = 3, data_dir: str | None = None, resume: bool = False,
+                   quiet: bool = False, device: str | None = None, seed: int = 0, overwrite: bool = False,
+                   eval_archs: Mapping[str, Arch] | None = None, **overrides: Any) -> TrainResult:
+    """Train a weight-entangled supernet over ``space`` (uniform or sandwich subnet sampling) into ``out``.
+
+    Args:
+        space: a `SearchSpace` or a shipped space name / YAML path.
+        data: a `DataBundle` (cut to the preset's ``limit_train`` / ``limit_val``) or a dataset name (loaded so; ``data_dir``
+            says where it lives).
+        out: the run directory; it then loads with `nascomp.nas.supernet.load_supernet`.
+        preset: ``smoke``, ``cpu``, ``full`` or a `SupernetPreset` (`nascomp.nas.supernet.recipe`); keyword ``overrides``
+            replace its fields (``epochs``, ``lr``, ``resolution``, ``sampler``, ``num_random``, ``limit_train``,
+            ``drop_path_rate``, ``mixup``, ``ema_decay``...) and any other `TrainConfig` field (``amp``, ``num_workers``...).
+        in_chans: model input channels (grey images are repeated).
+        eval_archs: archs whose inherited validation accuracy is reported every epoch (default: largest and smallest).
+        resume, quiet, device, seed, overwrite: as for `nascomp.train`.
+
+    Returns:
+        `TrainResult` (``.out``, ``.model`` = the `Supernet`, ``.metrics`` = metrics.json).
+    """
+    if out is None:
+        raise NascompError("train_supernet needs out=DIR (--out): where the checkpoints and the supernet go")
+    positive("in_chans", in_chans)
+    check_seed(seed)
+    check_device(device)
+    if isinstance(data, str):
+        check_source(data, data_dir)
+    space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    recipe = resolve_recipe(preset, overrides)
+    if recipe.sampler not in SAMPLERS:
+        raise NascompError(f"unknown sampler {recipe.sampler!r}; choose {' or '.join(SAMPLERS)}")
+    claim = claim_output(out, resume=resume, overwrite=overwrite, inputs=[data_dir],
+                         resumable=("a training run (checkpoints)", "a finished run (metrics.json)", "a saved model"))
+    from nascomp.data import load_data
+    from nascomp.nas.supernet.train import fit_supernet
+
+    require_device(device)
+    bundle = (load_data(data, data_dir, limit_train=recipe.limit_train, limit_val=recipe.limit_val) if isinstance(data, str)
+              else data.limited(recipe.limit_train, recipe.limit_val))
+    with output_lock(claim, main_process()):
+        return fit_supernet(space, bundle, claim.path, preset=preset, in_chans=in_chans, eval_archs=eval_archs, resume=resume, quiet=quiet,
+                            device=device, seed=seed, **overrides)
 
 
 def subnet_arch(supernet: Supernet, arch: Arch | str | os.PathLike) -> Arch:
@@ -53,11 +109,17 @@ def evaluate_supernet(supernet: Supernet | str | os.PathLike, archs: Sequence[Ar
     """
     positive("--batch-size", batch_size)
     non_negative("--workers", workers)
+    check_device(device)
+    if isinstance(data, str):
+        check_source(data, data_options.get("data_dir"), bool(data_options.get("download")))
+    from nascomp.data import load_data
+    from nascomp.nas.supernet.evaluate import evaluate_archs
+
     net = as_supernet(supernet)
     if device:
         net.to(device)
     chosen = [subnet_arch(net, a) for a in archs]
-    bundle = data if isinstance(data, DataBundle) else load_data(data, **data_options)
+    bundle = load_data(data, **data_options) if isinstance(data, str) else data
     if bundle.num_classes != net.num_classes:
         raise NascompError(f"{bundle.name} has {bundle.num_classes} classes, the supernet {net.num_classes}; use its training data")
     return evaluate_archs(net, chosen, bundle.val, bundle.transform(net.img_size, net.in_chans, train=False), batch_size=batch_size, quiet=quiet,
@@ -76,6 +138,12 @@ def extract_subnet(supernet: Supernet | str | os.PathLike, arch: Arch | str, out
         A timm ``SwinTransformer``.
     """
     out = output_dir(out)
+    from nascomp.models.io import save_model
+    from nascomp.models.resolve import SPEC_ATTR
+    from nascomp.models.swin import arch_spec
+    from nascomp.nas.supernet.extract import extract
+    from nascomp.nas.supernet.model import Supernet
+
     net = as_supernet(supernet)
     chosen = subnet_arch(net, arch)
     model = extract(net, chosen)
