@@ -62,6 +62,8 @@ _API = {
     # measurement and deployment
     "profile": "nascomp.profiling.api",
     "ProfileReport": "nascomp.profiling.profiler",
+    "Measurement": "nascomp.profiling.profiler",
+    "ProfileOptions": "nascomp.profiling.profiler",
     "build_latency_table": "nascomp.profiling.api",
     "validate_latency_table": "nascomp.profiling.api",
     "export": "nascomp.deploy.api",
@@ -76,7 +78,7 @@ __all__ = [
     "list_spaces", "list_archs", "load_arch", "load_data", "DataBundle", "TrainConfig", "train", "TrainResult",
     "distill", "count_cost", "CostReport", "search", "SearchResult", "Budget", "parse_budget", "SearchPreset",
     "train_supernet", "evaluate_supernet", "extract_subnet", "compress", "CompressResult", "adapt", "AdaptResult",
-    "profile", "ProfileReport", "build_latency_table", "validate_latency_table", "export", "pareto_front",
+    "profile", "ProfileReport", "Measurement", "ProfileOptions", "build_latency_table", "validate_latency_table", "export", "pareto_front",
     "ParetoResult", "NascompError",
 ]
 
@@ -114,7 +116,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above loa
     from nascomp.nas.supernet.api import evaluate_supernet, extract_subnet, train_supernet
     from nascomp.pareto.api import ParetoResult, pareto_front
     from nascomp.profiling.api import build_latency_table, profile, validate_latency_table
-    from nascomp.profiling.profiler import ProfileReport
+    from nascomp.profiling.profiler import Measurement, ProfileOptions, ProfileReport
     from nascomp.spaces.arch import Arch
     from nascomp.spaces.registry import list_archs, list_spaces, load_arch
     from nascomp.spaces.space import SearchSpace, load_space

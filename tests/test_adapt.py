@@ -97,7 +97,7 @@ def test_few_shot_subset_is_balanced_and_deterministic(fake_fmnist):
     assert subset.indices != few_shot_subset(data.train, 3, seed=2).indices
     repeated = few_shot_subset(data.train, 3, seed=1, min_size=40)
     assert len(repeated) == 45 and repeated.indices[:15] == subset.indices
-    with pytest.raises(NascompError, match="lower --shots"):
+    with pytest.raises(NascompError, match="lower shots"):
         few_shot_subset(data.train, 10_000, seed=0)
 
 

@@ -95,7 +95,7 @@ NUMBERS = [
     (["train", *VIT, "--limit-train", "0", "--out", "{tmp}/run"], "--limit-train must be positive"),
     (["adapt", *VIT, "--method", "lora", "--rank", "0", "--dry-run"], "--rank must be an integer of at least 1"),
     (["adapt", *VIT, "--method", "lora", "--shots", "0", "--data", "fashion-mnist", "--out", "{tmp}/run"], "--shots must be positive"),
-    (["search", "--space", "s3-vit", "--budget", "0gflops", "--out", "{tmp}/run"], "must be positive"),
+    (["search", "--space", "s3-vit", "--budget", "0gflops", "--out", "{tmp}/run"], "must be a positive, finite number"),
     (["search", "--space", "s3-vit", "--budget", "4gflops", "--population", "0", "--out", "{tmp}/run"], "population >= 1"),
     (["search", "--space", "s3-vit", "--budget", "4gflops", "--top", "0", "--out", "{tmp}/run"], "--top must be positive"),
     (["search", "--space", "s3-vit", "--budget", "4gflops", "--et-samples", "1", "--out", "{tmp}/run"], "--et-samples must be at least 2"),
@@ -185,3 +185,41 @@ def test_a_failed_resume_keeps_the_folder_it_found(capsys, tmp_path, fake_fmnist
     assert main(argv) == 0
     _fails_cleanly(capsys, [*argv, "--resume", "--lr", "0.5"], "cannot resume")
     assert (out / "model.safetensors").is_file()
+
+
+# --- class 5: bad arguments fail before the heavy imports ---------------------------------------------------------
+
+_CHECK_EACH = """
+import contextlib, io, json, shlex, sys
+from nascomp.cli.main import main
+rows = []
+for line in sys.stdin.read().splitlines():
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            rc = main(shlex.split(line))
+        except SystemExit as exit:
+            rc = exit.code
+    rows.append({"line": line, "rc": rc, "err": err.getvalue(), "heavy": sorted({"torch", "timm"} & set(sys.modules))})
+print(json.dumps(rows))
+"""
+
+
+def test_bad_arguments_fail_before_torch_loads(tmp_path):
+    """Every line of fixtures/bad-arguments.txt fails with one `error:` line before torch or timm is imported (the cost
+    of that import, 3-7 s, is what made errors slow; benchmarks/bench_cli.py times these commands)."""
+    import json
+    import subprocess
+    import sys
+
+    lines = [line.replace("{tmp}", str(tmp_path)) for line in (Path(__file__).parent / "fixtures" / "bad-arguments.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    proc = subprocess.run([sys.executable, "-c", _CHECK_EACH], input="\n".join(lines), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert len(rows) == len(lines) >= 20
+    for row in rows:
+        err = row["err"].strip()
+        assert row["rc"] == 2 and err.startswith("error: ") and "\n" not in err, row
+        assert not row["heavy"], f"{row['line']} imported {row['heavy']} before failing"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a failed command left files behind"

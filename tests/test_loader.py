@@ -52,7 +52,7 @@ def test_default_workers_follow_the_cores():
     assert default_workers(cores=4) == 3 and default_workers(cores=64) == 8
     assert default_workers(local_processes=8, cores=64) == 7
     assert resolve_workers(3) == 3
-    with pytest.raises(NascompError, match="--workers"):
+    with pytest.raises(NascompError, match="num_workers"):
         resolve_workers(-1)
 
 

@@ -139,16 +139,33 @@ def test_profile_cpu_torch_records_the_protocol(tiny_vit):
     d = report.to_dict()
     assert d["runtime"] == "torch" and d["latency_ms"] > 0 and d["iqr_ms"] >= 0 and d["target"] == "cpu"
     proto = d["protocol"]
-    for key in ("cpu_model", "threads", "affinity", "batch", "resolution", "warmup", "repetitions", "statistic", "versions", "date"):
+    for key in ("cpu_model", "threads", "affinity", "batch", "resolution", "warmup", "repetitions", "statistic", "versions", "date", "timer",
+                "load_average"):
         assert key in proto, key
+    assert proto["timer"].startswith("wall clock") and len(proto["load_average"]["before"]) == 3 and isinstance(d["warnings"], list)
     assert proto["resolution"] == 28 and proto["in_chans"] == 1 and proto["repetitions"] == 5
     details = d["measurements"][0]["details"]
     assert details["intra_op_threads"] == 1 and "load_average_before" in details and "thread_cpu_ms_median" in details
     assert d["params"] == sum(p.numel() for p in tiny_vit.parameters())
 
 
+def test_a_wide_spread_is_flagged_with_its_cause_and_a_tight_one_is_not():
+    from nascomp.profiling.profiler import Measurement, noise_warnings
+
+    rng = np.random.default_rng(0)
+    tight = Measurement("onnxruntime", "fp32", LatencyStats(list(20 + rng.normal(0, 0.3, 50))), {"process_cpu_per_thread": 0.99})
+    busy = Measurement("onnxruntime", "int8", LatencyStats(list(160 * rng.lognormal(0, 0.6, 50))),
+                       {"process_cpu_per_thread": 0.35, "load_average_before": [5.7, 5.0, 4.0]})
+    spread = busy.stats.iqr_ms / busy.stats.median_ms
+    assert spread > 0.5
+    lines = noise_warnings([tight, busy, Measurement("torch", "fp32", skipped="no file")], cpus=2)
+    assert len(lines) == 1 and lines[0].startswith("onnxruntime int8: the runs spread widely")
+    assert f"({spread:.0%})" in lines[0] and "35% of a CPU" in lines[0] and "load average 5.7 on 2 CPU(s)" in lines[0]
+    assert noise_warnings([busy], cpus=8)[0].count("load average") == 0  # 5.7 on 8 CPUs is not a busy machine
+
+
 def test_profile_rejects_impossible_plans(tiny_vit):
-    with pytest.raises(NascompError, match="add --runtime onnxruntime or --runtime executorch"):
+    with pytest.raises(NascompError, match="add runtime='onnxruntime' or runtime='executorch'"):
         profile_model(tiny_vit, ProfileOptions(parse_target("cpu"), runtimes=["torch"], precisions=["int8"], repeat=1))
     with pytest.raises(NascompError, match="not available on target android"):
         profile_model(tiny_vit, ProfileOptions(parse_target("android"), runtimes=["torch"], repeat=1))

@@ -117,7 +117,7 @@ def test_missing_binary_on_phone_says_how_to_provide_it(fake, tmp_path):
     (fake.dir / "rules.json").write_text(json.dumps(fake.rules))
     model = tmp_path / "m.onnx"
     model.write_bytes(b"onnx")
-    with pytest.raises(NascompError, match="--perf-test"):
+    with pytest.raises(NascompError, match="perf_test=PATH"):
         run_perf_test(Adb(SERIAL), model, None, threads=1, warmup=0, repeat=100)
 
 
@@ -243,7 +243,7 @@ def test_missing_runner_on_phone_says_how_to_build_it(fake, tmp_path):
     (fake.dir / "rules.json").write_text(json.dumps(fake.rules))
     pte = tmp_path / "m.pte"
     pte.write_bytes(b"pte")
-    with pytest.raises(NascompError, match=r"executor_runner not found.*--runner"):
+    with pytest.raises(NascompError, match=r"executor_runner not found.*runner=PATH"):
         run_executor_runner(Adb(SERIAL), pte, None, threads=1, warmup=0, repeat=5)
 
 

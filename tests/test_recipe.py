@@ -85,11 +85,11 @@ def test_image_folder_trains_with_the_timm_recipe(jpeg_folder):
 
 
 def test_recipe_options_are_checked():
-    with pytest.raises(NascompError, match="--auto-augment 'rand-q9'"):
+    with pytest.raises(NascompError, match="auto_augment 'rand-q9'"):
         ImageRecipe(auto_augment="rand-q9")
-    with pytest.raises(NascompError, match="--random-erasing"):
+    with pytest.raises(NascompError, match="random_erasing"):
         ImageRecipe(random_erasing=1.5)
-    with pytest.raises(NascompError, match="--interpolation"):
+    with pytest.raises(NascompError, match="interpolation"):
         ImageRecipe(interpolation="lanczos7")
     assert ImageRecipe(auto_augment="original-mstd0.5").auto_augment == "original-mstd0.5"
 

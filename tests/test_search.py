@@ -103,7 +103,7 @@ def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, f
     assert _search(tiny_space, fake_fmnist, out, resume=True, evolve_lr=3e-4) == summary
     assert {name: (out / name).read_bytes() for name in RESULT_FILES} == before
 
-    with pytest.raises(NascompError, match="already holds a search run; choose a new folder, add --resume to continue it, or --overwrite"):
+    with pytest.raises(NascompError, match="already holds a search run; choose a new folder, add resume=True to continue it, or overwrite=True"):
         _search(tiny_space, fake_fmnist, out, evolve_lr=3e-4)
     with pytest.raises(NascompError, match="other settings"):
         _search(tiny_space, fake_fmnist, out, resume=True, evolve_lr=3e-4, et_samples=9)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import signal
 import sys
 import threading
 
 from nascomp.core.version import __version__
-from nascomp.core.errors import EXIT_USER_ERROR, NascompError
+from nascomp.core.errors import EXIT_USER_ERROR, NascompError, cli_mode
 
 # sub-command -> (module, one-line help shown by `nascomp --help`)
 COMMANDS = {
@@ -66,14 +67,37 @@ def _on_sigterm(signum, frame) -> None:
     raise Terminated
 
 
+def _own_flags(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, str]:
+    """``--dest`` -> the flag this command spells it with, where they differ (``search``: ``--epochs`` is ``--supernet-epochs``),
+    so a message naming an option by its library name names the flag the user can type."""
+    out: dict[str, str] = {}
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(sub for name, sub in action.choices.items() if name in argv)
+            elif action.option_strings and action.dest != argparse.SUPPRESS:
+                default = f"--{action.dest.replace('_', '-')}"
+                if default not in action.option_strings:
+                    out[default] = max(action.option_strings, key=len)
+    return out
+
+
+def _in_flags(message: str, flags: dict[str, str]) -> str:
+    return re.sub(r"(?<![\w-])--[a-z][a-z0-9-]*", lambda m: flags.get(m.group(0), m.group(0)), message)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    cli_mode(True)
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:
         result = args.func(args)
     except NascompError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_in_flags(str(e), _own_flags(parser, argv))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except (KeyboardInterrupt, Terminated) as e:
         name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("Ctrl-C", 130)
@@ -81,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interrupted ({name}); {hint}", file=sys.stderr)
         return code
     finally:
+        cli_mode(False)  # a Python caller of main() in the same process goes back to argument names
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return int(result or 0)

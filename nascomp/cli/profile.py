@@ -117,11 +117,13 @@ def _print_report(doc: dict) -> None:
         if "skipped" in m:
             out.print(f"  [yellow]{m['runtime']}/{m['precision']} skipped:[/] {m['skipped']}")
     device = proto.get("gpu_model") or (proto.get("phone") or {}).get("model") or proto.get("cpu_model")
-    timer = next((m["details"]["timer"] for m in doc["measurements"] if "details" in m and "timer" in m["details"]), None)
     out.print(f"  device: {device}; threads {proto['threads']}, affinity {proto['affinity']}, batch {proto['batch']}, "
               f"{proto['resolution']} px, {proto['warmup']} warm-up + {proto['repetitions']} timed runs, {proto['statistic']}")
-    if timer:
-        out.print(f"  timer: {timer}")
+    if proto.get("timer"):
+        load = (proto.get("load_average") or {}).get("before")
+        out.print(f"  timer: {proto['timer']}" + (f"; load average {load[0]:.2f} when timing began" if load else ""))
+    for line in doc.get("warnings", []):
+        out.print(f"  [yellow]warning: {line}[/]")
     for m in doc["measurements"]:
         ratio = (m.get("details") or {}).get("wall_over_cpu")
         if ratio and ratio > 1.15:

@@ -55,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     x.add_argument("run", metavar="RUN", help="supernet run directory")
     x.add_argument("--arch", required=True, help="arch JSON, shipped arch name, 'largest' or 'smallest'")
     x.add_argument("--out", required=True, help="directory for model.safetensors + model.json")
+    x.add_argument("--overwrite", action="store_true", help="replace a model or run already in --out")
     x.set_defaults(func=run_extract)
 
 
@@ -109,6 +110,6 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_extract(args: argparse.Namespace) -> int:
     import nascomp
 
-    model = nascomp.extract_subnet(args.run, args.arch, args.out)
+    model = nascomp.extract_subnet(args.run, args.arch, args.out, overwrite=args.overwrite)
     print(f"saved {args.out} ({sum(p.numel() for p in model.parameters()):,} params, timm SwinTransformer)")
     return 0

@@ -20,12 +20,14 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from nascomp.core.errors import NascompError
+from nascomp.core.errors import NascompError, ResumableError
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "parse_json",
+    "parse_yaml",
     "disk_full",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -52,9 +54,10 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def disk_full(error: BaseException, path: str | os.PathLike) -> NascompError | None:
-    """The user error for a write that failed because the disk (or quota) is full; None for other failures."""
+    """The user error for a write that failed because the disk (or quota) is full; None for other failures. It keeps the run's
+    folder (`ResumableError`): what was written before is intact and resumes once there is space."""
     if isinstance(error, OSError) and error.errno in _FULL:
-        return NascompError(f"no space left on the device while writing {path}; the previous version of it (if any) is intact. Free some "
+        return ResumableError(f"no space left on the device while writing {path}; the previous version of it (if any) is intact. Free some "
                             "space and run the command again (add --resume to continue a run)")
     return None
 
@@ -88,13 +91,41 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    keys = [k for k, _ in pairs]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ValueError(f"duplicate key(s) {repeated} (JSON keeps only the last; say each once)")
+    return dict(pairs)
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` that refuses an object with a key given twice (JSON itself silently keeps the last)."""
+    return json.loads(text, object_pairs_hook=_no_duplicates)
+
+
+def parse_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a mapping with a key given twice (YAML loaders silently keep the last)."""
+    import yaml
+
+    class Strict(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+            repeated = sorted({str(k) for k in keys if keys.count(k) > 1})
+            if repeated:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key(s) {repeated} (say each once)", node.start_mark)
+            return super().construct_mapping(node, deep=deep)
+
+    return yaml.load(text, Loader=Strict)  # noqa: S506  (a SafeLoader subclass)
+
+
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        return parse_json(path.read_text())
     except FileNotFoundError:
         raise NascompError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
         raise NascompError(f"{path}: not valid JSON ({e})") from None
 
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from nascomp.core.errors import NascompError
+from nascomp.core.errors import NascompError, ResumableError
 
 __all__ = ["positive", "non_negative", "fraction", "duration", "output_dir", "output_file", "removed_on_failure"]
 
@@ -130,8 +130,8 @@ def output_file(path: str | os.PathLike | None, name: str = "--out") -> Path | N
 def removed_on_failure(path: str | os.PathLike | None) -> Iterator[Path | None]:
     """Create the output folder ``path``; if the work inside fails, remove it again when this call created it.
 
-    A folder that existed before (a resumed run) is left as it is; an interrupt (Ctrl-C, a kill) leaves the
-    folder too, so the run can be resumed.
+    A folder that existed before (a resumed run) is left as it is; an interrupt (Ctrl-C, a kill) or a full disk
+    (`ResumableError`) leaves the folder too, so the run can be resumed.
     """
     if path is None:
         yield None
@@ -141,6 +141,8 @@ def removed_on_failure(path: str | os.PathLike | None) -> Iterator[Path | None]:
     path.mkdir(parents=True, exist_ok=True)
     try:
         yield path
+    except ResumableError:
+        raise
     except Exception:
         if missing:  # the topmost folder this call created, with everything below it
             shutil.rmtree(missing[-1], ignore_errors=True)

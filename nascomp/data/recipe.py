@@ -39,6 +39,7 @@ TIERS: dict[str, dict] = {
     "deit": {"auto_augment": RAND_AUGMENT, "color_jitter": 0.4, "random_erasing": 0.25, "crop_scale": 0.08},
     "medium": {"auto_augment": "rand-m5-mstd0.5-inc1", "color_jitter": 0.4, "random_erasing": 0.1, "crop_scale": 0.25},
     "light": {"auto_augment": None, "color_jitter": 0.0, "random_erasing": 0.0, "crop_scale": 0.5},
+    "none": {"auto_augment": None, "color_jitter": 0.0, "random_erasing": 0.0, "crop_scale": 1.0},  # training images as evaluated
 }
 
 
@@ -67,20 +68,24 @@ def auto_recipe(resolution: int, train_images: int, epochs: int) -> tuple[str, s
     """(tier, why): how strongly to augment RGB images of this size, count and schedule (`TIERS`).
 
     - ``deit`` at 160 px and above: the ImageNet recipe the field's ViT results use, whatever the folder's size.
-    - ``medium`` from 64 px, or below 64 px when the run sees at least 200,000 image passes (images x epochs):
-      half-strength RandAugment, crops from a quarter of the image, light erasing.
-    - ``light`` below 64 px on shorter runs: flips and crops from half the image, nothing else.
+    - ``medium`` from 64 px: half-strength RandAugment, crops from a quarter of the image, light erasing.
+    - below 64 px, ``light`` (flips, crops from half the image) on runs of at least 200,000 image passes (images x epochs),
+      else ``none``: a short run on small images underfits, and any augmentation costs it accuracy.
 
-    Measured on scikit-learn's digits as a 32 px PNG folder (1,212 training images, 5 epochs;
-    experiments/first-hour): the rule's ``light`` tier learns where DeiT's recipe stays at chance.
+    Measured on scikit-learn's digits as a 32 px PNG folder (1,212 training images, 20 epochs, 3 seeds;
+    experiments/first-hour): test top-1 66.3 % without augmentation, 51.3 % with flips and half-image crops, 40.2 % with
+    half-strength RandAugment, 28.1 % with DeiT's recipe; confirmed on a Fashion-MNIST PNG folder the rule was not set on.
+    The 200,000-pass and 64 px boundaries are chosen, not measured; 160 px and up is DeiT's own regime.
     """
     passes = train_images * epochs
     if resolution >= 160:
         return "deit", f"{resolution} px >= 160: the ImageNet (DeiT) recipe"
-    if resolution >= 64 or passes >= 200_000:
-        return "medium", f"{resolution} px, {passes:,} image passes ({train_images:,} images x {epochs} epochs): medium augmentation"
-    return "light", (f"{resolution} px < 64 and {passes:,} image passes ({train_images:,} images x {epochs} epochs) < 200,000: "
-                     "flips and crops only; DeiT's recipe keeps such runs from learning")
+    if resolution >= 64:
+        return "medium", f"{resolution} px in 64-159: medium augmentation"
+    if passes >= 200_000:
+        return "light", f"{resolution} px < 64, {passes:,} image passes ({train_images:,} images x {epochs} epochs): flips and crops"
+    return "none", (f"{resolution} px < 64 and {passes:,} image passes ({train_images:,} images x {epochs} epochs) < 200,000: no "
+                    "augmentation (short runs on small images underfit; augmenting them cost 15-38 test points on digits)")
 
 
 def check_auto_augment(text: str | None) -> str | None:

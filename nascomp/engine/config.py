@@ -120,14 +120,16 @@ class TrainConfig:
         """The RGB recipe, its ``"auto"`` fields sized to this run (`resolved_recipe`)."""
         return self.resolved_recipe(train_images)[0]
 
-    def resolved_recipe(self, train_images: int) -> tuple[ImageRecipe, str | None]:
-        """(the RGB recipe with ``"auto"`` fields filled in for ``train_images`` images, why; None when nothing was auto)."""
+    def resolved_recipe(self, train_images: int) -> tuple[ImageRecipe, str | None, bool]:
+        """(the RGB recipe with ``"auto"`` fields filled in for ``train_images`` images, why (None when nothing was auto), whether
+        training images are augmented at all: not when ``augment`` is off, nor when every field is auto and the tier is ``none``)."""
         auto = [f for f in AUTO_FIELDS if getattr(self, f) == AUTO]
         tier, why = auto_recipe(self.resolution, train_images, self.epochs) if auto else (None, None)
         values = {f: TIERS[tier][f] if f in auto else getattr(self, f) for f in AUTO_FIELDS}
         recipe = ImageRecipe(values["auto_augment"], values["color_jitter"], values["random_erasing"], self.crop_pct, self.interpolation,
                              values["crop_scale"])
-        return recipe, (f"auto recipe '{tier}' for {', '.join(auto)}: {why}" if auto else None)
+        augment = self.augment and not (tier == "none" and len(auto) == len(AUTO_FIELDS))
+        return recipe, (f"auto recipe '{tier}' for {', '.join(auto)}: {why}" if auto else None), augment
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -192,8 +192,8 @@ def fit(
         criterion: nn.Module = SoftTargetCrossEntropy()  # Mixup's targets carry the label smoothing
     else:
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    recipe, recipe_note = cfg.resolved_recipe(len(data.train))
-    train_tf = data.transform(cfg.resolution, cfg.in_chans, train=cfg.augment, recipe=recipe)
+    recipe, recipe_note, rgb_augment = cfg.resolved_recipe(len(data.train))
+    train_tf = data.transform(cfg.resolution, cfg.in_chans, train=rgb_augment if data.per_image else cfg.augment, recipe=recipe)
     eval_tf = data.transform(cfg.resolution, cfg.in_chans, train=False, recipe=recipe)
     eval_fn = eval_fn or (lambda m, ds, tf: evaluate(m, ds, tf, cfg.eval_batch_size, dist_info=info, workers=workers))
 

@@ -104,13 +104,22 @@ def as_module(model: nn.Module | str | os.PathLike | Arch | Mapping, *, checkpoi
 _SIZES = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "depths", "num_heads", "window_size")
 
 
+_LIMIT_OF = {"img_size": "resolution", "patch_size": "patch_size", "in_chans": "in_chans", "num_classes": "num_classes",
+             "embed_dim": "embed_dim", "depth": "depth", "depths": "depth", "num_heads": "heads", "window_size": "window", "mlp_ratio": "mlp_ratio"}
+
+
 def _check_sizes(overrides: Mapping[str, Any]) -> None:
-    """Sizes a user passes must be positive (timm would build nonsense or fail deep inside with a traceback)."""
-    for key in _SIZES:
+    """Sizes a user passes must be positive and within what nascomp builds (timm would build nonsense, fail deep inside with
+    a traceback, or run out of memory on a typo'd depth)."""
+    from nascomp.spaces.arch import check_limit
+
+    for key in (*_SIZES, "mlp_ratio"):
         value = overrides.get(key)
         for v in (value if isinstance(value, (tuple, list)) else [value]):
-            positive(f"--{key.replace('_', '-')}", v)
-    positive("--mlp-ratio", overrides.get("mlp_ratio"), integer=False)
+            flag = f"--{key.replace('_', '-')}"
+            positive(flag, v, integer=key != "mlp_ratio")
+            if v is not None:
+                check_limit(_LIMIT_OF[key], v, flag)
 
 
 def resolve_model(ref: str | os.PathLike | Arch | Mapping, checkpoint: str | os.PathLike | None = None, pretrained: bool = False,

@@ -268,8 +268,9 @@ class _Run:
                  f"top-{cfg.parents} parents, objective {cfg.objective}")
 
         def progress(rec: dict) -> None:
-            self.say(f"  generation {rec['generation']}: {rec['evaluated']} new, best val top-1 {rec['best_top1']:.2f}% "
-                     f"at {self.budget.format(rec['best_cost'])}")
+            g = rec["generation"]
+            label = "initial population" if g == 0 else f"generation {g} of {cfg.generations}"
+            self.say(f"  {label}: {rec['evaluated']} new, best val top-1 {rec['best_top1']:.2f}% at {self.budget.format(rec['best_cost'])}")
 
         with self.timer.stage("search"):
             result = evolutionary_search(space, self.constraint, self.constraint.cost,

@@ -64,6 +64,9 @@ def pareto_front(source: str | os.PathLike | Sequence[Mapping], x: str = "latenc
         `ParetoResult` (front rows, hypervolume, reference, plot paths).
     """
     columns = [x, y, *objectives]
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise NascompError(f"objective column(s) {repeated} given twice; each objective is one column (--x, --y, --objective)")
     clash = set(maximize) & set(minimize)
     if clash:
         raise NascompError(f"{sorted(clash)} cannot be both maximised and minimised")
@@ -77,7 +80,9 @@ def pareto_front(source: str | os.PathLike | Sequence[Mapping], x: str = "latenc
     table = Table.from_rows(_filtered(rows, filters or {}), columns, senses)
     if reference is not None and len(reference) != len(columns):
         raise NascompError(f"the reference point needs {len(columns)} values, one per objective {columns}")
-    ref = [float(v) for v in reference] if reference is not None else list(default_reference(table.values, senses))
+    if log_x and any(v <= 0 for v in table.values[:, 0]):
+        raise NascompError(f"--log-x needs positive values of {x}; the smallest is {min(table.values[:, 0]):g}")
+    ref = [float(v) for v in (reference if reference is not None else default_reference(table.values, senses))]  # plain floats: they print
     label = label or next((c for c in ("model", "name", "id", "rank") if any(c in r for r in table.rows)), None)
     if protocol is None:
         values = {r.get("protocol") for r in table.rows if r.get("protocol")}

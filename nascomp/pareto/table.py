@@ -47,7 +47,14 @@ def _read_file(path: Path) -> list[dict]:
             with path.open(newline="") as f:
                 return [{k: _number(v) for k, v in row.items() if k} for row in csv.DictReader(f)]
         if suffix == ".jsonl":
-            return [_flatten(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+            rows = []
+            for number, line in enumerate(path.read_text().splitlines(), start=1):
+                if line.strip():
+                    try:
+                        rows.append(_flatten(json.loads(line)))
+                    except json.JSONDecodeError as e:
+                        raise NascompError(f"cannot read {path}: line {number} is not JSON ({e.msg} at column {e.colno})") from None
+            return rows
         if suffix == ".json":
             doc = json.loads(path.read_text())
             if isinstance(doc, list):

@@ -13,6 +13,7 @@ quantization, as no data is at hand), unless a ready file is given (e.g. a stati
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,9 +33,10 @@ from nascomp.profiling.latency import (
 )
 from nascomp.profiling.targets import PRECISIONS, Target
 
-__all__ = ["ProfileOptions", "Measurement", "ProfileReport", "profile_model", "make_timer", "STATISTIC"]
+__all__ = ["ProfileOptions", "Measurement", "ProfileReport", "profile_model", "make_timer", "noise_warnings", "STATISTIC", "WIDE_SPREAD"]
 
 STATISTIC = "median of the timed runs; spread = interquartile range (p75 - p25)"
+WIDE_SPREAD = 0.2  # IQR / median above which a number is flagged: on an idle core the spread is a few per cent
 
 
 @dataclass
@@ -66,6 +68,13 @@ class ProfileOptions:
 
 @dataclass
 class Measurement:
+    """One (runtime, precision) variant: its latency statistics, energy, and what was seen while timing it.
+
+    ``details`` holds the runtime's version and settings, the timer, the load average before and after, the CPU
+    share this process got (``process_cpu_per_thread``), the file's delegation report (ExecuTorch) and op times.
+    ``skipped`` says why a variant that was planned could not be measured.
+    """
+
     runtime: str
     precision: str
     stats: LatencyStats | None = None
@@ -87,12 +96,20 @@ class Measurement:
 
 @dataclass
 class ProfileReport:
+    """What `nascomp.profile` returns: the measurements and the protocol they were taken under.
+
+    ``protocol`` records the target, device, threads, affinity, batch, resolution, warm-up and timed runs, the
+    timer and the load average around the measurements; ``warnings`` flags numbers too noisy to trust
+    (`noise_warnings`); ``cost`` holds params and MACs. ``primary`` is the headline variant (see module docstring).
+    """
+
     model: str
     target: Target
     note: str
     protocol: dict
     measurements: list[Measurement]
     cost: dict | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def primary(self) -> Measurement:
@@ -120,8 +137,36 @@ class ProfileReport:
         if self.cost:
             out.update({"params": self.cost["params"], "macs": self.cost["macs"], "gmacs": self.cost["gmacs"]})
         out["protocol"] = self.protocol
+        out["warnings"] = self.warnings
         out["measurements"] = [m.to_dict(include_samples) for m in self.measurements]
         return out
+
+
+def noise_warnings(measurements: list[Measurement], cpus: int | None = None) -> list[str]:
+    """A line per measurement whose runs spread by more than `WIDE_SPREAD` of the median, with the likely cause.
+
+    The cause is read from what was recorded while timing: the share of a CPU per thread the process got (another
+    job on the same cores) and the load average against the CPUs this process may use.
+    """
+    lines = []
+    for m in measurements:
+        if m.skipped or m.stats is None or m.stats.median_ms <= 0:
+            continue
+        spread = m.stats.iqr_ms / m.stats.median_ms
+        if spread <= WIDE_SPREAD:
+            continue
+        causes = []
+        share = m.details.get("process_cpu_per_thread")
+        if share is not None and share < 0.8:
+            causes.append(f"this process got {share:.0%} of a CPU per thread while timing")
+        load = (m.details.get("load_average_before") or [None])[0]
+        if load is not None and cpus and load > cpus:
+            causes.append(f"load average {load:.1f} on {cpus} CPU(s)")
+        cause = f" ({'; '.join(causes)}: other work shared the cores)" if causes else ""
+        lines.append(f"{m.runtime} {m.precision}: the runs spread widely, IQR {m.stats.iqr_ms:.3g} ms on a {m.stats.median_ms:.3g} ms median "
+                     f"({spread:.0%}){cause}; rerun on an idle machine, or use timer='thread-cpu' (this thread's CPU time only) "
+                     "or the reference probe")
+    return lines
 
 
 def _cpu_times() -> tuple[int, int] | None:
@@ -356,8 +401,12 @@ def profile_model(model: nn.Module, opts: ProfileOptions, name: str = "model") -
                 measurements.append(_measure_android(adb, runtime, path, precision, opts, threads, cores, info, workdir))
             else:
                 measurements.append(_measure_host(model, target, runtime, precision, path, opts, resolution, in_chans, threads, cores, info))
-    note = protocol["device"]
-    return ProfileReport(name, target, note, protocol, measurements, cost)
+    timed = [m for m in measurements if not m.skipped]
+    if timed:  # how the numbers were taken belongs with the protocol, not only in each variant's details
+        protocol["timer"] = timed[0].details.get("timer", "the runtime's own")
+        protocol["load_average"] = {"before": timed[0].details.get("load_average_before"), "after": timed[-1].details.get("load_average_after")}
+    cpus = len(cores) if cores else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return ProfileReport(name, target, protocol["device"], protocol, measurements, cost, noise_warnings(measurements, cpus))
 
 
 def _measure_host(model, target: Target, runtime: str, precision: str, path: Path | None, opts: ProfileOptions,

@@ -23,6 +23,7 @@ reported. They are context, not architecture: two archs that differ only there a
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -32,18 +33,30 @@ from nascomp.core.errors import NascompError
 __all__ = ["BlockArch", "StageArch", "Arch", "BLOCK_FIELDS"]
 
 BLOCK_FIELDS = ("heads", "qkv_dim", "mlp_ratio", "window")
+# the largest value of each field nascomp builds: far beyond any published ViT, and below what makes a build exhaust memory
+LIMITS = {"depth": 256, "embed_dim": 65536, "heads": 1024, "qkv_dim": 65536, "mlp_ratio": 64.0, "window": 4096, "patch_size": 256,
+          "resolution": 16384, "num_classes": 1_000_000, "in_chans": 64}
+
+
+def check_limit(field: str, value: float, where: str) -> None:
+    """A value past `LIMITS` is a user error (a typo'd depth of 10**9 would otherwise run out of memory, not fail)."""
+    limit = LIMITS.get(field)
+    if limit is not None and value > limit:
+        raise NascompError(f"{where}: {value:g} is beyond the largest {field} nascomp builds ({limit:g})")
 _CONTEXT = ("num_classes", "in_chans", "resolution")
 
 
 def _int(value: Any, where: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or int(value) != value or value < minimum:
         raise NascompError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+    check_limit(where.rsplit(".", 1)[-1], value, where)
     return int(value)
 
 
 def _ratio(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise NascompError(f"{where}: expected a positive number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not value > 0:
+        raise NascompError(f"{where}: expected a positive, finite number, got {value!r}")
+    check_limit(where.rsplit(".", 1)[-1], value, where)
     return float(value)
 
 
@@ -205,11 +218,13 @@ class Arch:
     def load(cls, path: str | Path) -> "Arch":
         """Read an arch JSON file (errors name the file and the offending key)."""
         path = Path(path)
+        from nascomp.core.io import parse_json
+
         try:
-            doc = json.loads(path.read_text())
+            doc = parse_json(path.read_text())
         except FileNotFoundError:
             raise NascompError(f"arch file {path} not found") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
             raise NascompError(f"{path}: not valid JSON ({e})") from None
         return cls.from_dict(doc, where=str(path))
 

@@ -29,6 +29,7 @@ YAML form::
 from __future__ import annotations
 
 import difflib
+import math
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,8 +38,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import yaml
 
 from nascomp.core.errors import NascompError
-from nascomp.core.io import atomic_write_text
-from nascomp.spaces.arch import Arch, BlockArch, StageArch
+from nascomp.core.io import atomic_write_text, parse_yaml
+from nascomp.spaces.arch import Arch, BlockArch, StageArch, check_limit
 from nascomp.spaces.layout import clamp_window, stage_resolutions
 from nascomp.spaces.registry import space_path
 
@@ -103,9 +104,10 @@ def _parse_values(value: Any, where: str, is_ratio: bool) -> tuple:
         raise NascompError(f"{where}: expected a non-empty list of choices, got {value!r}")
     out = []
     for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or (not is_ratio and int(v) != v):
-            kind = "positive numbers" if is_ratio else "positive integers"
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not v > 0 or (not is_ratio and int(v) != v):
+            kind = "positive, finite numbers" if is_ratio else "positive integers"
             raise NascompError(f"{where}: choices must be {kind}, got {v!r}")
+        check_limit(where.rsplit(".", 1)[-1], v, where)
         out.append(float(v) if is_ratio else int(v))
     if len(set(out)) != len(out):
         raise NascompError(f"{where}: duplicate choices in {list(value)}")
@@ -173,9 +175,10 @@ class SearchSpace:
         """Load a shipped space by name (``s3-vit``; see `nascomp.spaces.list_spaces`) or a YAML path."""
         path = space_path(name_or_path)
         try:
-            doc = yaml.safe_load(path.read_text())
+            doc = parse_yaml(path.read_text())
         except yaml.YAMLError as e:
-            raise NascompError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise NascompError(f"{path}: not valid YAML ({problem})") from None
         return cls.from_dict(doc, source=str(path))
 
     def to_dict(self) -> dict:

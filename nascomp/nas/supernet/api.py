@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from nascomp.core.checks import check_device, check_seed, main_process, require_device
+from nascomp.core.checks import check_device, check_seed, is_module, main_process, require_device
 from nascomp.core.errors import NascompError
 from nascomp.core.outputs import claim_output, output_lock
-from nascomp.core.validate import non_negative, output_dir, positive
+from nascomp.core.validate import non_negative, positive
 from nascomp.data.source import check_source
 from nascomp.nas.supernet.recipe import SAMPLERS, SupernetPreset, resolve_recipe
 from nascomp.spaces.arch import Arch
@@ -26,16 +26,22 @@ if TYPE_CHECKING:
 __all__ = ["as_supernet", "subnet_arch", "train_supernet", "evaluate_supernet", "extract_subnet"]
 
 
+def check_supernet_dir(supernet: object) -> None:
+    """Refuse a path that is not a supernet run directory, before torch loads (a `Supernet` object passes)."""
+    if isinstance(supernet, (str, os.PathLike)):
+        path = Path(supernet)
+        if not path.is_dir() or not (path / "model.json").is_file():
+            raise NascompError(f"{path} is not a supernet run directory (a folder with model.json, written by `nascomp supernet train`)")
+
+
 def as_supernet(supernet: Supernet | str | os.PathLike) -> Supernet:
     """A `Supernet` as given, or loaded from a run directory of `nascomp.train_supernet`."""
     from nascomp.nas.supernet.model import Supernet, load_supernet
 
     if isinstance(supernet, Supernet):
         return supernet
-    path = Path(supernet)
-    if not path.is_dir() or not (path / "model.json").is_file():
-        raise NascompError(f"{path} is not a supernet run directory (a folder with model.json, written by `nascomp supernet train`)")
-    return load_supernet(path)
+    check_supernet_dir(supernet)
+    return load_supernet(Path(supernet))
 
 
 def train_supernet(space: SearchSpace | str, data: DataBundle | str = "fashion-mnist", out: str | os.PathLike | None = None, *,
@@ -110,6 +116,7 @@ def evaluate_supernet(supernet: Supernet | str | os.PathLike, archs: Sequence[Ar
     positive("--batch-size", batch_size)
     non_negative("--workers", workers)
     check_device(device)
+    check_supernet_dir(supernet)
     if isinstance(data, str):
         check_source(data, data_options.get("data_dir"), bool(data_options.get("download")))
     from nascomp.data import load_data
@@ -126,18 +133,23 @@ def evaluate_supernet(supernet: Supernet | str | os.PathLike, archs: Sequence[Ar
                           workers=workers)
 
 
-def extract_subnet(supernet: Supernet | str | os.PathLike, arch: Arch | str, out: str | os.PathLike | None = None) -> nn.Module:
+def extract_subnet(supernet: Supernet | str | os.PathLike, arch: Arch | str, out: str | os.PathLike | None = None, *,
+                   overwrite: bool = False) -> nn.Module:
     """The standalone model of one subnet with the supernet's weights (its outputs equal the supernet's for that arch).
 
     Args:
         supernet: a `Supernet` or its run directory.
         arch: an `Arch`, a shipped arch name or JSON path, ``largest`` or ``smallest``.
-        out: if given, the folder to save it in (it then loads as a model everywhere).
+        out: if given, the folder to save it in (it then loads as a model everywhere); a folder holding another
+            model or run is refused unless ``overwrite``.
 
     Returns:
         A timm ``SwinTransformer``.
     """
-    out = output_dir(out)
+    claim = claim_output(out, overwrite=overwrite, inputs=[supernet if not is_module(supernet) else None])
+    check_supernet_dir(supernet)
+    if not isinstance(arch, Arch) and str(arch) not in ("largest", "smallest"):
+        load_arch(arch)  # an unknown name or a bad JSON fails here
     from nascomp.models.io import save_model
     from nascomp.models.resolve import SPEC_ATTR
     from nascomp.models.swin import arch_spec
@@ -149,7 +161,9 @@ def extract_subnet(supernet: Supernet | str | os.PathLike, arch: Arch | str, out
     model = extract(net, chosen)
     spec = arch_spec(chosen, net.num_classes, net.in_chans, net.img_size, net.drop_path_rate)
     model.__dict__[SPEC_ATTR] = spec
-    if out is not None:
-        save_model(out, model, spec, {"source": {"supernet": str(supernet) if not isinstance(supernet, Supernet) else "module",
-                                                  "arch": str(arch) if not isinstance(arch, Arch) else chosen.to_dict()}})
+    if claim is not None:
+        with output_lock(claim):
+            source = {"supernet": str(supernet) if not isinstance(supernet, Supernet) else "module",
+                      "arch": str(arch) if not isinstance(arch, Arch) else chosen.to_dict()}
+            save_model(claim.path, model, spec, {"source": source})
     return model
