@@ -66,6 +66,8 @@ _API = {
     "ProfileOptions": "nascomp.profiling.profiler",
     "build_latency_table": "nascomp.profiling.api",
     "validate_latency_table": "nascomp.profiling.api",
+    "transfer_latency_table": "nascomp.profiling.api",
+    "check_predictions": "nascomp.profiling.check",
     "export": "nascomp.deploy.api",
     "pareto_front": "nascomp.pareto.api",
     "ParetoResult": "nascomp.pareto.api",
@@ -78,7 +80,8 @@ __all__ = [
     "list_spaces", "list_archs", "load_arch", "load_data", "DataBundle", "TrainConfig", "train", "TrainResult",
     "distill", "count_cost", "CostReport", "search", "SearchResult", "Budget", "parse_budget", "SearchPreset",
     "train_supernet", "evaluate_supernet", "extract_subnet", "compress", "CompressResult", "adapt", "AdaptResult",
-    "profile", "ProfileReport", "Measurement", "ProfileOptions", "build_latency_table", "validate_latency_table", "export", "pareto_front",
+    "profile", "ProfileReport", "Measurement", "ProfileOptions", "build_latency_table", "validate_latency_table",
+    "transfer_latency_table", "check_predictions", "export", "pareto_front",
     "ParetoResult", "NascompError",
 ]
 
@@ -115,7 +118,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above loa
     from nascomp.nas.presets import SearchPreset
     from nascomp.nas.supernet.api import evaluate_supernet, extract_subnet, train_supernet
     from nascomp.pareto.api import ParetoResult, pareto_front
-    from nascomp.profiling.api import build_latency_table, profile, validate_latency_table
+    from nascomp.profiling.api import build_latency_table, profile, transfer_latency_table, validate_latency_table
+    from nascomp.profiling.check import check_predictions
     from nascomp.profiling.profiler import Measurement, ProfileOptions, ProfileReport
     from nascomp.spaces.arch import Arch
     from nascomp.spaces.registry import list_archs, list_spaces, load_arch

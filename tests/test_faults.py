@@ -162,7 +162,7 @@ def _long_commands(tmp: Path, data: Path) -> dict[str, list[str]]:
         "compress": ["compress", str(teacher), "--method", "minivit", *small, "--out", str(tmp / "compress")],
         "adapt": ["adapt", *VIT, "--method", "lora", "--data", "fashion-mnist", *small, "--out", str(tmp / "adapt")],
         "supernet": ["supernet", "train", "--space", str(space), "--preset", "smoke",
-                     "--resolution", "16", "--in-chans", "1", "--data-dir", str(data), "--supernet-epochs", "400", "--quiet",
+                     "--resolution", "16", "--in-chans", "1", "--data-dir", str(data), "--epochs", "400", "--quiet",
                      "--out", str(tmp / "supernet")],
         "search": ["search", "--space", str(space), "--budget", "1gflops", "--preset", "smoke",
                    "--resolution", "16", "--in-chans", "1", "--data-dir", str(data), "--supernet-epochs", "400", "--quiet",

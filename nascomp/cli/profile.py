@@ -1,7 +1,8 @@
 """`nascomp profile MODEL --target cpu|mobile-cpu|cuda|android[:SERIAL]`: measured latency (and energy) with its protocol.
 
 Also builds and checks latency lookup tables for search:
-`nascomp profile --build-lut --space s3-vit --target mobile-cpu [--validate 50]`.
+`nascomp profile --build-lut --space s3-vit --target mobile-cpu [--validate 50]` (every layer measured), or in minutes from
+another target's table: `nascomp profile --build-lut --space s3-vit --target cpu --from TABLE --shots 20`.
 """
 
 from __future__ import annotations
@@ -52,8 +53,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--lut", help="LUT file (default: the per-user LUT directory, see nascomp.profiling.predictor)")
     g.add_argument("--reference-probe", action="store_true",
                    help="time a fixed reference block before every run and keep the ratio (for shared or throttling machines)")
-    g.add_argument("--calibrate", type=int, default=12, help="random subnets measured end to end to fit the offset (default: %(default)s)")
-    g.add_argument("--validate", type=int, default=0, help="after building (or alone with --lut), measure N random subnets and report accuracy")
+    g.add_argument("--calibrate", type=int, default=12, help="random subnets measured end to end to fit the correction (default: 12)")
+    g.add_argument("--fit", choices=["ridge", "offset", "affine"], default="ridge",
+                   help="correction of the layer sums (default ridge: per-stage scales, per-layer overhead, offset)")
+    g.add_argument("--from", dest="source", metavar="TABLE",
+                   help="transfer: start from this table of another target and measure only --shots subnets on --target")
+    g.add_argument("--shots", type=int, help="with --from: subnets measured end to end on the target (default: 20)")
+    g.add_argument("--validate", type=int, help="after building (or alone with --lut), measure N random subnets, report accuracy and make "
+                   "them the intervals' split-conformal evidence (default: 25 after a full build, 0 after a transfer; 0: skip)")
+    g.add_argument("--level", type=float, default=0.9, help="level of the prediction intervals --validate checks (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0)
     add_model_args(p)
     p.set_defaults(func=run)
@@ -72,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nascomp.core.errors import NascompError
 
+    _check_counts(args)
     lut_mode = args.build_lut or (args.validate and args.model is None)
     args.warmup = args.warmup if args.warmup is not None else (3 if lut_mode else 10)
     args.repeat = args.repeat if args.repeat is not None else (15 if lut_mode else 50)
@@ -91,6 +100,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_report(doc)
     return 0
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """Counts and levels, before anything is measured or imported."""
+    from nascomp.core.errors import NascompError
+
+    for flag, value, least in (("--validate", args.validate, 0), ("--calibrate", args.calibrate, 2), ("--shots", args.shots, 2)):
+        if value is not None and value < least:
+            raise NascompError(f"{flag} must be at least {least}, got {value}")
+    if not 0 < args.level < 1:
+        raise NascompError(f"--level is the intervals' coverage, between 0 and 1 exclusive (e.g. 0.9), got {args.level}")
 
 
 def _print_report(doc: dict) -> None:
@@ -162,6 +182,10 @@ def _run_lut(args: argparse.Namespace) -> int:
         raise NascompError("--build-lut / --validate work on a search space, not on MODEL; drop MODEL and pass --space")
     if not args.space:
         raise NascompError("--build-lut needs --space NAME (e.g. s3-vit) or a space YAML file")
+    if (args.source or args.shots is not None) and not args.build_lut:
+        raise NascompError("--from / --shots make a table: add --build-lut (e.g. --build-lut --space s3-vit --from TABLE --shots 20)")
+    if args.shots is not None and not args.source:
+        raise NascompError("--shots needs --from TABLE (the other target's table to transfer); a full build measures every layer")
     space = nascomp.load_space(args.space)
     with progress_bar(not args.quiet) as bar:
         tasks: dict[str, int] = {}
@@ -171,39 +195,64 @@ def _run_lut(args: argparse.Namespace) -> int:
                 tasks[stage] = bar.add_task(stage, total=total, info="")
             bar.update(tasks[stage], completed=done)
 
-        if args.build_lut:
-            table = nascomp.build_latency_table(
-                space, args.target, lut=args.lut, runtime=(args.runtime or [None])[0], precision=(args.precision or ["fp32"])[0],
-                threads=args.threads, cores=args.cores, timer=args.timer, exporter=args.exporter, probe=args.reference_probe,
-                warmup=args.warmup, repeat=args.repeat, batch=args.batch, resolution=args.resolution, calibrate=args.calibrate,
-                seed=args.seed, energy=args.energy, progress=progress)
+        protocol = dict(runtime=(args.runtime or [None])[0], precision=(args.precision or ["fp32"])[0], threads=args.threads,
+                        cores=args.cores, timer=args.timer, exporter=args.exporter, probe=args.reference_probe, warmup=args.warmup,
+                        repeat=args.repeat, batch=args.batch, resolution=args.resolution, seed=args.seed, energy=args.energy)
+        transfer = None
+        if args.build_lut and args.source:
+            transfer = nascomp.transfer_latency_table(space, args.target, source=args.source, shots=args.shots or 20, lut=args.lut,
+                                                      progress=progress, **protocol)
+            table, path = transfer.table, str(transfer.path)
+        elif args.build_lut:
+            table = nascomp.build_latency_table(space, args.target, lut=args.lut, calibrate=args.calibrate, fit=args.fit, progress=progress,
+                                                **protocol)
             path = table["path"]
         else:
-            path = args.lut or str(lut_path(space.name, parse_target(args.target).label))
+            path = args.lut or str(lut_path(space.name, parse_target(args.target).label, protocol["runtime"], protocol["precision"]))
             if not Path(path).is_file():
                 raise NascompError(f"no lookup table at {path}; build it with --build-lut")
             table = read_json(path)
         summary = {"lut": str(path), "target": table["target"], "entries": len(table["entries"]), "protocol": table["protocol"],
-                   "fit": {k: v for k, v in (table.get("fit") or {}).items() if k != "calibration"}, "power": table.get("power"),
-                   "build_seconds": table.get("build_seconds")}
+                   "fit": {k: v for k, v in (table.get("fit") or {}).items() if k not in ("calibration", "loo_weights")},
+                   "power": table.get("power"), "build_seconds": table.get("build_seconds"), "transfer": table.get("transfer")}
+        if transfer is not None:
+            summary["shots_loo_within_10pct"] = transfer.loo_within_10pct
+            summary["interval_method"] = transfer.interval_method
+        if args.validate is None:  # a full build's 12 calibration subnets give jackknife+ intervals that cover unreliably
+            args.validate = 25 if args.build_lut and not args.source else 0  # (benchmarks/bench_predictor.md); 25 more make them split-conformal
         if args.validate:
-            result = nascomp.validate_latency_table(space, args.target, lut=path, n=args.validate, seed=args.seed + 1000, progress=progress)
+            result = nascomp.validate_latency_table(space, args.target, lut=path, n=args.validate, seed=args.seed + 1000, level=args.level,
+                                                    progress=progress)
             summary["validation"] = {k: v for k, v in result.items() if k != "rows"}
     if args.json:
         print_json(summary)
         return 0
     out = Console()
     fit = summary["fit"]
-    out.print(f"lookup table {path}: {summary['entries']} layer configurations of {space.name} on {table['target']}")
+    source = summary.get("transfer")
+    what = (f"transferred from {source['source_path']} ({source['source_target']}) with {source['shots']} subnets measured on "
+            f"{table['target']}" if source else f"{summary['entries']} layer configurations of {space.name} on {table['target']}")
+    out.print(f"lookup table {path}: {what}")
     p = table["protocol"]
     out.print(f"  protocol: {p['runtime']} {p['precision']}, {p['threads']} thread(s), cores {p['cores']}, {p['timer']} timer, "
               f"{p['warmup']} warm-up + {p['repeat']} runs, {p['resolution']} px"
               + (f", reference probe ({table['probe']['reference_ms']:.2f} ms)" if p.get("probe") else ""))
-    if fit:
+    if fit and fit.get("weights"):
+        terms = " + ".join(f"{w:.3f} x {n}" for n, w in zip(fit["names"], fit["weights"]) if n not in ("layers", "bias"))
+        out.print(f"  fit: predicted = {terms} {fit['weights'][-2]:+.4f} ms x layers {fit['weights'][-1]:+.3f} ms ({fit['method']}, "
+                  f"penalty {fit.get('penalty')}, {len((table.get('fit') or {}).get('calibration', []))} subnets)")
+    elif fit:
         out.print(f"  fit: predicted = {fit['scale']:.4f} x sum + {fit['offset_ms']:.3f} ms ({fit['method']}, "
                   f"{len((table.get('fit') or {}).get('calibration', []))} calibration subnets)")
+    if "shots_loo_within_10pct" in summary:
+        out.print(f"  shots: {summary['shots_loo_within_10pct']:.0%} within ±10 % when each is left out of the fit; "
+                  f"{summary['build_seconds']:.0f} s of profiling; intervals: {summary['interval_method']}")
     if "validation" in summary:
         v = summary["validation"]
-        out.print(f"  accuracy: {v['within_tolerance']:.1%} of {v['subnets']} random subnets within ±{v['tolerance']:.0%} of measured "
-                  f"(mean |error| {v['mean_abs_error']:.1%}, max {v['max_abs_error']:.1%})")
+        rho = f", Spearman {v['spearman']:.2f}" if v.get("spearman") is not None else ""
+        out.print(f"  accuracy: {v['within_tolerance']:.1%} of {v['subnets']} random subnets within ±{v['tolerance']:.0%} of measured, "
+                  f"{v['within_5pct']:.1%} within ±5 % (mean |error| {v['mean_abs_error']:.1%}, max {v['max_abs_error']:.1%}{rho})")
+        iv = v["interval"]
+        if iv["coverage"] is not None:
+            out.print(f"  intervals ({iv['method']}): {iv['coverage']:.1%} of them covered the measurement (nominal {iv['level']:.0%})")
     return 0

@@ -14,7 +14,7 @@ cached per arch (archs are hashable), so constraint-aware sampling can call it t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from nascomp.core.errors import NascompError
 from nascomp.cost.arch_cost import arch_cost
@@ -34,8 +34,9 @@ class Constraint:
     """``cost(arch)`` in the budget's unit; ``arch`` meets the constraint iff ``cost(arch) <= budget.limit``."""
 
     def __init__(self, budget: Budget, cost_fn: Callable[[Arch], float], description: str,
-                 supports: Callable[[SearchSpace], str | None] | None = None):
+                 supports: Callable[[SearchSpace], str | None] | None = None, predictor: Any = None):
         self.budget = budget
+        self.predictor = predictor  # a latency / energy budget's predictor (intervals, end-to-end checks); None for analytic costs
         self._cost_fn = cost_fn
         self._description = description
         self._supports = supports
@@ -67,6 +68,13 @@ class Constraint:
     def describe(self) -> str:
         return f"{self.budget.describe()}; {self._description}"
 
+    def interval_row(self, arch: Arch) -> dict:
+        """A predicted cost's interval and whether it straddles the limit (``{}`` for analytic costs, which are exact)."""
+        if self.predictor is None:
+            return {}
+        p = self.predictor.predict_interval(arch)
+        return {"cost_low": p.low, "cost_high": p.high, "cost_level": p.level, "straddles_budget": p.straddles(self.limit)}
+
 
 def make_constraint(budget: Budget, space: SearchSpace, in_chans: int = 3, num_classes: int = 1000,
                     lut: str | Path | None = None, runtime: str | None = None) -> Constraint:
@@ -91,7 +99,7 @@ def make_constraint(budget: Budget, space: SearchSpace, in_chans: int = 3, num_c
         missing = latency.missing(candidate)
         return f"the {budget.target} lookup table lacks {len(missing)} of its layers (e.g. {missing[0]})" if missing else None
 
-    return Constraint(budget, predictor.predict, predictor.describe(), supports)
+    return Constraint(budget, predictor.predict, predictor.describe(), supports, predictor)
 
 
 def check_feasible(constraint: Constraint, space: SearchSpace) -> float:

@@ -283,7 +283,8 @@ class _Run:
         rows = []
         for i, (c, s) in enumerate(zip(result.candidates, full)):
             rows.append({"rank": rank[i], "generation": c.generation, "origin": c.origin, "val_top1": s["top1"], "val_top5": s["top5"],
-                         "val_loss": s["loss"], "cost": c.cost, "pareto": c.arch in front, **self.cost_row(c.arch), "arch": c.arch.to_dict()})
+                         "val_loss": s["loss"], "cost": c.cost, **self.constraint.interval_row(c.arch), "pareto": c.arch in front,
+                         **self.cost_row(c.arch), "arch": c.arch.to_dict()})
         doc = {"space": space.to_dict(), "config": asdict(cfg), "history": result.history, "candidates": rows}
         self.write_json(done, doc)
         return doc
@@ -310,6 +311,33 @@ class _Run:
                 results.append(self._finish_one(k, row, supernet))
             self.write_json(done, results[-1])
         return results
+
+    def check_predictions(self, finalists: list[dict]) -> dict | None:
+        """A latency or energy budget: measure the finalists end to end on the predictor's protocol, beside their predictions."""
+        predictor = self.constraint.predictor
+        done = self.out / "finalists" / "prediction_check.json"
+        if predictor is None or not finalists or not self.info.is_main:  # one rank measures; the others have no outputs to write
+            return None
+        if done.is_file():
+            doc = read_json(done)
+        else:
+            from nascomp.profiling.check import check_predictions
+
+            unit = self.budget.unit
+            with self.timer.stage("finalists-measured"):
+                report = check_predictions(predictor, [Arch.from_dict(f["arch"]) for f in finalists],
+                                           [f"rank-{f['rank']}" for f in finalists], limit=self.constraint.limit)
+            doc = {"unit": unit, "protocol": report.protocol, "interval_method": report.method, "notes": report.notes,
+                   "finalists": [c.to_row() for c in report.checks]}
+            self.write_json(done, doc)
+        for f, row in zip(finalists, doc["finalists"]):
+            f["prediction_check"] = row
+            interval = f"{row['level']:.0%} interval {row['low']:.2f}-{row['high']:.2f}" if row["low"] is not None else "no interval"
+            flag = f"  [yellow]interval straddles the {self.budget.text} budget[/]" if row["straddles_limit"] else ""
+            over = "  [red]measured over the budget[/]" if row["meets_measured"] is False else ""
+            self.say(f"finalist {f['rank']}: predicted {row['predicted']:.2f} {doc['unit']} ({interval}), measured {row['measured']:.2f} "
+                     f"{doc['unit']} ({row['error']:+.1%}){flag}{over}")
+        return doc
 
     def _selection_score(self, arch: Arch, supernet: Supernet) -> dict:
         """Inherited-weight score on the selection images (memoised like the search's scores)."""
@@ -494,6 +522,7 @@ def run_search(job: SearchJob, out: str | Path, resume: bool = False, quiet: boo
     seeds = [Arch.from_dict(s["arch"]) for s in steps[-1]["samples"]]
     search = run.search(current, supernet, preset.evolve_steps, seeds)
     finalists = run.finish(run.finalists(search), supernet)
+    run.check_predictions(finalists)
     compare = run.compare(pick_winner(finalists))
     facts = RunFacts(out, space, budget, preset, job.preset_name, job.seed, job.in_chans, data.describe(), run.resolution,
                      [c.to_dict() for c in run.collapsed] + _collapsed_later(steps, run.resolution, run.say))

@@ -50,7 +50,8 @@ def _compact(arch: dict) -> str:
 
 def candidates_csv(rows: list[dict], metric: str) -> str:
     """One line per evaluated search candidate, best first (the arch itself as compact JSON in the last column)."""
-    extra = [_COST_COLUMN[metric]] if metric in ("latency", "energy") else []
+    predicted = metric in ("latency", "energy")  # a predicted cost comes with its interval and whether it straddles the budget
+    extra = [c := _COST_COLUMN[metric], f"{c}_low", f"{c}_high", "interval_level", "straddles_budget"] if predicted else []
     header = ["rank", "generation", "origin", "val_top1", "val_top5", "val_loss", "gmacs", "gflops", "params_m", *extra,
               "pareto", "depths", "embed_dims", "arch"]
     buf = io.StringIO()
@@ -60,9 +61,17 @@ def candidates_csv(rows: list[dict], metric: str) -> str:
         arch = Arch.from_dict(r["arch"])
         writer.writerow([r["rank"], r["generation"], r["origin"], f"{r['val_top1']:.4f}", f"{r['val_top5']:.4f}", f"{r['val_loss']:.6f}",
                          f"{r['macs'] / 1e9:.6f}", f"{r['flops'] / 1e9:.6f}", f"{r['params'] / 1e6:.6f}",
-                         *[f"{r['cost']:.6f}" for _ in extra], int(r["pareto"]), "-".join(map(str, arch.depths)),
+                         *(_predicted_cells(r) if predicted else []), int(r["pareto"]), "-".join(map(str, arch.depths)),
                          "-".join(map(str, arch.embed_dims)), _compact(r["arch"])])
     return buf.getvalue()
+
+
+def _predicted_cells(row: dict) -> list[str]:
+    """Predicted cost, its interval (empty when the table gives none) and the straddle flag, as CSV cells."""
+    low, high = row.get("cost_low"), row.get("cost_high")
+    fmt = (lambda v: "" if v is None else f"{v:.6f}")
+    return [f"{row['cost']:.6f}", fmt(low), fmt(high), "" if row.get("cost_level") is None else f"{row['cost_level']:g}",
+            str(int(bool(row.get("straddles_budget"))))]
 
 
 def plot_et_steps(steps: list[dict], path: Path) -> None:
@@ -181,6 +190,7 @@ def write_outputs(run: RunFacts, steps: list[dict], search: dict, finalists: lis
         "collapsed": list(run.collapsed),
         "compare": compare,
         "finalist_rank": best["rank"], "model_dir": best["model_dir"],
+        "predicted_vs_measured": [{"rank": f["rank"], **f["prediction_check"]} for f in finalists if "prediction_check" in f] or None,
         "space": {"initial": run.space.name, "final": search["space"]["name"], "evolve_steps": preset.evolve_steps,
                   "final_space_file": f"evolution/step-{preset.evolve_steps}/space.yaml"},
         "et_error": [{"step": s["step"], "Q": s["et"]["Q"], "E": s["et"]["E"], "T": s["et"]["T"]} for s in steps],
@@ -294,6 +304,15 @@ def _report_md(run: RunFacts, steps: list[dict], search: dict, finalists: list[d
     for f in finalists:
         lines.append(f"| {f['rank']} | {f['macs'] / 1e9:.3f} | {f['params'] / 1e6:.2f} | {f['search_val_top1']:.2f} | "
                      f"{f['val']['top1']:.2f} ({f['val']['n']}) | {f['test']['top1']:.2f} | {f['source']} |")
+    checks = summary.get("predicted_vs_measured")
+    if checks:
+        unit = budget.unit
+        lines += ["", f"### Predicted vs measured {budget.metric} (each finalist measured end to end on the table's protocol)", "",
+                  f"| rank | predicted ({unit}) | interval | measured ({unit}) | error | straddles {budget.text} |", "|---|---|---|---|---|---|"]
+        for c in checks:
+            interval = f"{c['low']:.2f}–{c['high']:.2f} ({c['level']:.0%})" if c["low"] is not None else "none"
+            lines.append(f"| {c['rank']} | {c['predicted']:.2f} | {interval} | {c['measured']:.2f} | {c['error']:+.1%} | "
+                         f"{'yes' if c['straddles_limit'] else 'no'} |")
     lines += ["", "## Time", ""]
     if timings:
         total_w = sum(v["wall_s"] for v in timings.values())
@@ -302,7 +321,7 @@ def _report_md(run: RunFacts, steps: list[dict], search: dict, finalists: list[d
                      "in the sessions that finished them (`timings.json`).")
     lines += ["", "## Notes", "",
               f"- Accuracies come from a supernet trained at {run.resolution} px on {run.data['dataset']}; budgets and costs refer to the "
-              f"space's {run.space.resolution} px deployment resolution (DESIGN.md).",
+              f"space's {run.space.resolution} px deployment resolution.",
               *[f"- Final space: {n}" for n in SearchSpace.from_dict(search["space"]).degenerate_windows(run.resolution)],
               "- Standalone models of the finalists: `finalists/rank-*/model` (timm SwinTransformer; "
               "`nascomp train best_arch.json --img-size 224` builds the arch at its deployment resolution).", ""]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -20,7 +20,7 @@ from nascomp.profiling.targets import Target, parse_target
 from nascomp.spaces.arch import Arch
 from nascomp.spaces.space import SearchSpace
 
-__all__ = ["profile", "profile_options", "build_latency_table", "validate_latency_table"]
+__all__ = ["profile", "profile_options", "build_latency_table", "TransferredTable", "transfer_latency_table", "validate_latency_table"]
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -87,58 +87,135 @@ def profile(model: nn.Module | str | os.PathLike | Arch, target: str | Target = 
     return report
 
 
+def _lut_protocol(space: SearchSpace, target: str, runtime: str | None, precision: str, threads: int | None, cores: str | list[int] | None,
+                  timer: str, exporter: str, probe: bool, warmup: int, repeat: int, batch: int, resolution: int | None):
+    """The table protocol from `profile`-style settings, checked before any measurement."""
+    from nascomp.profiling.predictor import LutProtocol
+
+    opts = profile_options(target, runtimes=[runtime] if runtime else None, precisions=[precision], threads=threads, cores=cores,
+                           timer=timer, exporter=exporter, warmup=warmup, repeat=repeat, batch=batch, resolution=resolution)
+    proto = LutProtocol(target=opts.target.label, runtime=runtime, precision=precision, threads=opts.threads, cores=opts.cores,
+                        timer=timer, exporter=exporter, probe=probe, warmup=warmup, repeat=repeat, batch=batch,
+                        resolution=resolution or space.resolution)
+    return proto.resolved()
+
+
 def build_latency_table(space: SearchSpace | str, target: str = "mobile-cpu", *, lut: str | os.PathLike | None = None,
                         runtime: str | None = None, precision: str = "fp32", threads: int | None = None, cores: str | list[int] | None = None,
                         timer: str = "wall", exporter: str = "auto", probe: bool = False, warmup: int = 3, repeat: int = 15, batch: int = 1,
-                        resolution: int | None = None, calibrate: int = 12, seed: int = 0, energy: bool = False,
+                        resolution: int | None = None, calibrate: int = 12, seed: int = 0, energy: bool = False, fit: str = "ridge",
                         progress: ProgressFn | None = None) -> dict:
     """Measure every layer configuration of ``space`` on ``target``: the latency predictor search budgets use.
 
     Args:
         space: a `SearchSpace` or a shipped space name / YAML path.
         target: where to measure (``cpu``, ``mobile-cpu``, ``cuda``, ``android[:SERIAL]``).
-        lut: the table file (default: the per-user cache, `nascomp.profiling.predictor.lut_path`).
+        lut: the table file (default: the per-user cache, `nascomp.profiling.predictor.lut_path` of the runtime and precision).
         probe: time a fixed reference block before every measurement and keep the ratio (shared machines).
-        calibrate: random subnets measured end to end to fit the table's offset. seed: their draw.
+        calibrate: random subnets measured end to end to fit the table's correction. seed: their draw.
         energy: also fit an energy model. progress: ``progress(stage, done, total)`` callback.
+        fit: the correction of the layer sums: ``ridge`` (per-stage scales, per-layer overhead, offset; see
+            `nascomp.profiling.correction`), ``offset`` or ``affine``.
         runtime, precision, threads, cores, timer, exporter, warmup, repeat, batch, resolution: the measurement
             protocol, as for `profile`.
 
     Returns:
         The table (``entries``, ``protocol``, ``fit``, ``path``), also written to ``lut``.
     """
-    from nascomp.profiling.predictor import LutProtocol, build_lut, lut_path
+    from nascomp.profiling.correction import FIT_METHODS
+    from nascomp.profiling.predictor import build_lut, lut_path
 
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
-    opts = profile_options(target, runtimes=[runtime] if runtime else None, precisions=[precision], threads=threads, cores=cores,
-                           timer=timer, exporter=exporter, warmup=warmup, repeat=repeat, batch=batch, resolution=resolution)
     non_negative("--calibrate", calibrate)
-    path = output_file(lut, "--lut") or lut_path(space.name, opts.target.label)
-    proto = LutProtocol(target=opts.target.label, runtime=runtime, precision=precision, threads=opts.threads, cores=opts.cores,
-                        timer=timer, exporter=exporter, probe=probe, warmup=warmup, repeat=repeat, batch=batch,
-                        resolution=resolution or space.resolution)
-    table = build_lut(space, proto, path, calibrate=calibrate, seed=seed, energy=energy, progress=progress)
+    if fit not in FIT_METHODS:
+        raise NascompError(f"unknown --fit {fit!r}; choose one of {', '.join(FIT_METHODS)}")
+    proto = _lut_protocol(space, target, runtime, precision, threads, cores, timer, exporter, probe, warmup, repeat, batch, resolution)
+    path = output_file(lut, "--lut") or lut_path(space.name, proto.target, proto.runtime, precision)
+    table = build_lut(space, proto, path, calibrate=calibrate, seed=seed, energy=energy, progress=progress, fit=fit)
     return {**table, "path": str(path)}
 
 
+@dataclass
+class TransferredTable:
+    """A latency table for a new target made from another target's table and ``shots`` subnets measured on the new one."""
+
+    path: Path
+    table: dict
+    source: str
+    shots: int
+    seconds: float
+    fit: dict
+    loo_within_10pct: float
+    interval_method: str
+
+
+def transfer_latency_table(space: SearchSpace | str, target: str = "mobile-cpu", *, source: str | os.PathLike, shots: int = 20,
+                           lut: str | os.PathLike | None = None, runtime: str | None = None, precision: str = "fp32",
+                           threads: int | None = None, cores: str | list[int] | None = None, timer: str = "wall", exporter: str = "auto",
+                           probe: bool = False, warmup: int = 3, repeat: int = 15, batch: int = 1, resolution: int | None = None,
+                           seed: int = 0, energy: bool = False, progress: ProgressFn | None = None) -> TransferredTable:
+    """A predictor for ``target`` in minutes: the table ``source`` of another target (device, runtime, precision, threads or
+    day), corrected by ``shots`` random subnets of ``space`` measured end to end on ``target`` (`nascomp.profiling.transfer`).
+
+    Args:
+        space: a `SearchSpace` or a shipped space name / YAML path; ``source`` must cover it.
+        target: the new target (``cpu``, ``mobile-cpu``, ``cuda``). source: the other target's table file.
+        shots: subnets measured on the target (>= 3; 20 gives intervals at 90 % by jackknife+). seed: their draw.
+        lut: where to write the new table (default: the per-user cache for target, runtime and precision, so budgets find it).
+        energy: also measure the shots' energy. progress: ``progress(stage, done, total)``.
+        runtime, precision, threads, cores, timer, exporter, probe, warmup, repeat, batch, resolution: the target's
+            measurement protocol, as for `build_latency_table`.
+
+    Returns:
+        `TransferredTable`: the path and table, the fitted correction, the shots' leave-one-out accuracy, the
+        interval method and the profiling seconds.
+    """
+    import numpy as np
+
+    from nascomp.profiling.predictor import LatencyPredictor, lut_path
+    from nascomp.profiling.transfer import MIN_SHOTS, check_source, transfer_lut
+
+    space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    src = Path(source)
+    if not src.is_file():
+        raise NascompError(f"--from {src}: no such table file; pass a table built with `nascomp profile --build-lut`")
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < MIN_SHOTS:
+        raise NascompError(f"--shots must be an integer >= {MIN_SHOTS} (20 is a good default), got {shots!r}")
+    proto = _lut_protocol(space, target, runtime, precision, threads, cores, timer, exporter, probe, warmup, repeat, batch, resolution)
+    source_table = read_json(src)
+    check_source(source_table, space, proto, str(src))
+    path = output_file(lut, "--lut") or lut_path(space.name, proto.target, proto.runtime, precision)
+    table = transfer_lut(source_table, space, proto, path, shots=shots, seed=seed, energy=energy, source_path=str(src), progress=progress)
+    fit = {k: v for k, v in table["fit"].items() if k not in ("calibration", "loo_weights")}
+    loo = np.asarray(table["fit"].get("loo_errors") or [])
+    return TransferredTable(Path(path), table, str(src), shots, table["build_seconds"], fit,
+                            float(np.mean(np.exp(loo) - 1 <= 0.10)) if len(loo) else float("nan"),
+                            LatencyPredictor(table, str(path)).interval_method())
+
+
 def validate_latency_table(space: SearchSpace | str, target: str = "mobile-cpu", *, lut: str | os.PathLike | None = None, n: int = 50,
-                           seed: int = 1000, progress: ProgressFn | None = None) -> dict:
-    """Measure ``n`` random subnets of ``space`` end to end and compare with the table's predictions.
+                           seed: int = 1000, runtime: str | None = None, precision: str = "fp32", level: float = 0.9,
+                           progress: ProgressFn | None = None) -> dict:
+    """Measure ``n`` random subnets of ``space`` end to end and compare with the table's predictions and intervals.
 
     Args:
         space: a `SearchSpace` or a shipped space name / YAML path. target: the table's target.
-        lut: the table file (default: the per-user cache). n: subnets to measure; seed: their draw.
+        lut: the table file (default: the per-user cache for target, runtime and precision). n: subnets to measure; seed: their draw.
+        runtime, precision: which of the target's tables (with the default ``lut``). level: the intervals' level.
         progress: ``progress(stage, done, total)`` callback.
 
     Returns:
-        ``{"subnets", "within_tolerance", "tolerance", "mean_abs_error", "max_abs_error", "rows"}``.
+        ``{"subnets", "within_tolerance", "within_5pct", "tolerance", "mean_abs_error", "max_abs_error", "spearman",
+        "interval": {"level", "method", "coverage"}, "rows"}``; stored in the table, whose later intervals are then
+        split-conformal on these subnets.
     """
+    from nascomp.profiling.intervals import check_level
     from nascomp.profiling.predictor import lut_path, validate_lut
 
     positive("--validate", n)
+    check_level(level)
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
-    path = Path(lut) if lut else lut_path(space.name, parse_target(target).label)
+    path = Path(lut) if lut else lut_path(space.name, parse_target(target).label, runtime, precision)
     if not path.is_file():
         raise NascompError(f"no lookup table at {path}; build it with --build-lut")
-    return validate_lut(read_json(path), space, n=n, seed=seed, path=path, progress=progress)
-
+    return validate_lut(read_json(path), space, n=n, seed=seed, path=path, progress=progress, level=level)

@@ -6,20 +6,26 @@ so timing every distinct layer once and summing predicts any member of a search 
 nn-Meter does this per fused CNN kernel and has no transformer kernels; here the unit is a whole Swin
 block (attention, MLP, norms, residuals), so no kernel-fusion rules are needed.
 
-What the table holds:
+What the table holds (format 2; format-1 tables still load and predict):
 - ``entries``: median latency (ms) of every distinct layer configuration of a space, each measured
   alone under the table's protocol (target, runtime, precision, threads, pinned cores, timer, exporter);
-- ``fit``: a correction ``predicted = sum + offset`` (optionally ``scale x sum + offset``) fitted on a few
-  random subnets measured end to end under the same protocol (per-run overheads counted once per layer
-  in the sum, cache effects of a whole network, fusions across block boundaries);
-- ``validation``: the share of random subnets (>= 50) predicted within +-10 % of their measured latency;
+- ``fit``: the correction from layer sums to end-to-end latency (`nascomp.profiling.correction`: per-stage
+  scales, a per-layer overhead term for the per-run cost every layer timed alone pays, an offset), fitted on
+  random subnets measured end to end under the same protocol, with its leave-one-out fits;
+- ``validation``: random subnets (>= 50) measured end to end: the share predicted within +-10 % and the
+  coverage of the intervals; they then become the intervals' split-conformal evidence;
 - ``power``: watts used to turn latency into energy (measured on the calibration subnets when built with
-  ``--energy`` on a machine with a counter, otherwise the target's stated power model: ``estimated``).
+  ``--energy`` on a machine with a counter, otherwise the target's stated power model: ``estimated``);
+- ``kind`` / ``transfer``: a table transferred from another target (`nascomp.profiling.transfer`) keeps that
+  target's entries and a correction fitted on a few subnets measured on its own.
+
+Every prediction has an interval at a stated level (`predict_interval`, `nascomp.profiling.intervals`).
 
 Search budgets use it like this (``--budget 25ms@mobile-cpu`` / ``--budget 50mj@cuda``)::
 
     predictor = budget_predictor("ms", "mobile-cpu", space)   # or load_predictor("cuda", "energy", space)
     ok = predictor.predict(arch) <= 25.0                      # predictor.unit == "ms" ("mJ" for energy)
+    p = predictor.predict_interval(arch)                      # Prediction(value, low, high, level=0.9, method)
     print(predictor.describe())                               # what the number means (protocol, accuracy)
 
 Where tables live: ``--lut PATH`` when given; else ``$NASCOMP_LUT_DIR``, else
@@ -27,7 +33,7 @@ Where tables live: ``--lut PATH`` when given; else ``$NASCOMP_LUT_DIR``, else
 for a runtime other than the target's default, e.g. ExecuTorch on ``mobile-cpu``). A table is specific to the
 machine it was measured on. A missing table, or one that lacks layers of the space asked for (an evolved
 space), is a `NascompError` naming the command that builds or extends it; building never happens
-implicitly, because it takes minutes to an hour.
+implicitly, because it takes minutes to an hour (a transfer from another target's table: minutes).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import random
 import tempfile
@@ -49,6 +56,8 @@ import torch
 
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, read_json
+from nascomp.profiling.correction import Correction, arch_features, feature_names, fit_correction
+from nascomp.profiling.intervals import DEFAULT_LEVEL, Prediction, check_level, jackknife_plus, split_conformal, t_band
 from nascomp.spaces import Arch, SearchSpace, arch_layout, clamp_window, stage_resolutions
 from nascomp.spaces.layout import BlockConfig, HeadConfig, MergeConfig, StemConfig
 
@@ -73,7 +82,9 @@ __all__ = [
     "budget_predictor",
 ]
 
-LUT_FORMAT = 1
+LUT_FORMAT = 2
+READABLE_FORMATS = (1, 2)  # format 1: offset / affine fits only, no leave-one-out fits (intervals from validation rows only)
+MEASURED, TRANSFERRED = "nascomp latency lookup table", "nascomp transferred latency lookup table"
 Layer = StemConfig | MergeConfig | BlockConfig | HeadConfig
 
 
@@ -351,37 +362,44 @@ def measure_arch(arch: Arch, proto: LutProtocol, energy: bool = False, probe: Re
 
 
 def _sum_ms(entries: dict, arch: Arch, proto: dict) -> float:
-    total = 0.0
-    for cfg in arch_layers(arch, proto["resolution"], proto["in_chans"], proto["num_classes"]):
-        key = layer_key(cfg)
+    return float(_features(entries, arch, proto)[:-2].sum())
+
+
+def _features(entries: dict, arch: Arch, proto: dict) -> np.ndarray:
+    """`nascomp.profiling.correction.arch_features` of ``arch`` from ``entries``; KeyError(layer key) when one is missing."""
+    layers = arch_layers(arch, proto["resolution"], proto["in_chans"], proto["num_classes"])
+    keys = [layer_key(cfg) for cfg in layers]
+    for key in keys:
         if key not in entries:
             raise KeyError(key)
-        total += entries[key]["ms"]
-    return total
+    return arch_features(layers, entries, keys, arch.num_stages)
 
 
-def _fit(points: list[tuple[float, float]], method: str = "offset") -> dict:
-    """The correction from layer sum to end-to-end latency, fitted on calibration subnets.
+def calibration_features(table: dict, points: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(features from the table's entries, measured ms) of measured subnets ``[{'arch', 'measured_ms'}, ...]``."""
+    X = np.array([_features(table["entries"], Arch.from_dict(p["arch"]), table["protocol"]) for p in points])
+    return X, np.array([p["measured_ms"] for p in points], dtype=float)
 
-    'offset' (default): predicted = sum + median(measured - sum): robust to a noisy calibration point.
-    'affine': least-squares scale and offset; needs >= 6 points and a quiet machine. On the shared
-    2-core VM of benchmarks/bench_profiler.md, 12 noisy calibration points gave an affine fit
-    (x1.29, -32 ms) that scored 56 % within +-10 % where the offset-only refit of the same points scored 62 %.
-    """
-    sums = np.array([p[0] for p in points], dtype=float)
-    measured = np.array([p[1] for p in points], dtype=float)
-    if method == "affine" and len(points) >= 6 and np.ptp(sums) > 0:
-        scale, offset = np.polyfit(sums, measured, 1)
-        if scale > 0:
-            return {"method": "affine", "scale": float(scale), "offset_ms": float(offset)}
-    return {"method": "offset", "scale": 1.0, "offset_ms": float(np.median(measured - sums)) if len(points) else 0.0}
+
+def fit_id(fit: dict | None) -> str:
+    """A short fingerprint of a table's correction: validation rows are intervals' evidence only for the fit they checked."""
+    doc = {k: v for k, v in (fit or {}).items() if k in ("method", "scale", "offset_ms", "weights")}
+    return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def refit(table: dict, method: str = "offset") -> dict:
-    """Recompute a table's correction from its stored calibration subnets (no new measurements)."""
-    calibration = (table.get("fit") or {}).get("calibration") or []
-    table["fit"] = {**_fit([(c["sum_ms"], c["measured_ms"]) for c in calibration], method),
-                    "calibration_seed": (table.get("fit") or {}).get("calibration_seed"), "calibration": calibration}
+    """Recompute a table's correction from its stored calibration subnets (no new measurements); see
+    `nascomp.profiling.correction` for the methods (``ridge``, ``offset``, ``affine``)."""
+    fit = table.get("fit") or {}
+    calibration = fit.get("calibration") or []
+    if calibration:
+        X, y = calibration_features(table, calibration)
+        names = feature_names(len(calibration[0]["arch"]["stages"]))
+        correction = fit_correction(X, y, names, method).to_dict()
+    else:
+        correction = {"method": "none", "scale": 1.0, "offset_ms": 0.0}
+    table["fit"] = {**correction, "calibration_seed": fit.get("calibration_seed"), "calibration": calibration}
+    table["format"] = LUT_FORMAT
     return table
 
 
@@ -399,12 +417,30 @@ def _power(proto: LutProtocol, calibration: list[dict]) -> dict:
     return {"kind": "estimated", "dynamic_w": model.active_w - model.idle_w, "source": "power-model", "description": model.description}
 
 
+def measure_subnets(archs: list[Arch], proto: LutProtocol, probe: ReferenceProbe | None, workdir: Path, energy: bool = False,
+                    progress: Callable[[str, int, int], None] | None = None, stage: str = "calibration subnets") -> list[dict]:
+    """Each arch measured end to end under ``proto`` (probe-normalised with ``probe``): ``[{'arch', 'measured_ms', 'seconds'}]``."""
+    report = progress or (lambda *a: None)
+    points = []
+    for n, arch in enumerate(archs, 1):
+        start = time.perf_counter()
+        result = measure_arch(arch, proto, probe=probe, workdir=workdir)
+        point = {"arch": arch.to_dict(), "measured_ms": result["ms"]}
+        if energy:
+            point["energy"] = measure_arch(arch, proto, energy=True)["energy"] if probe else result["energy"]
+        point["seconds"] = round(time.perf_counter() - start, 2)
+        points.append(point)
+        report(stage, n, len(archs))
+    return points
+
+
 def build_lut(space: SearchSpace, proto: LutProtocol, path: str | Path, calibrate: int = 12, seed: int = 0, energy: bool = False,
-              progress: Callable[[str, int, int], None] | None = None, checkpoint_every: int = 20, fit: str = "offset") -> dict:
+              progress: Callable[[str, int, int], None] | None = None, checkpoint_every: int = 20, fit: str = "ridge") -> dict:
     """Measure every layer of ``space`` missing from the table at ``path`` (resumable), then fit on ``calibrate`` subnets.
 
     An existing table with the same protocol is extended, not rebuilt: only the layers it lacks are
-    measured (e.g. after S3 evolved the space). A table measured under another protocol is an error.
+    measured (e.g. after S3 evolved the space). A table measured under another protocol, or one transferred
+    from another target (its entries are that target's), is an error.
     """
     from nascomp.profiling.host import host_facts
 
@@ -413,7 +449,10 @@ def build_lut(space: SearchSpace, proto: LutProtocol, path: str | Path, calibrat
     table = _empty_table(space, proto)
     if path.exists():
         old = read_json(path)
-        if old.get("format") != LUT_FORMAT or old.get("protocol") != proto.to_dict():
+        if old.get("kind") == TRANSFERRED:
+            raise NascompError(f"{path} is a table transferred from another target, not measured layer by layer; pass another --lut "
+                               "for the full build")
+        if old.get("format") not in READABLE_FORMATS or old.get("protocol") != proto.to_dict():
             raise NascompError(f"{path} was measured under another protocol ({old.get('protocol')}); "
                                "pass a different --lut file or delete it to rebuild")
         table["entries"] = old.get("entries", {})
@@ -437,15 +476,10 @@ def build_lut(space: SearchSpace, proto: LutProtocol, path: str | Path, calibrat
                 start = time.perf_counter()
                 atomic_write_json(path, table)  # a killed build resumes from here
         rng = random.Random(seed)
-        calibration = []
-        for n in range(calibrate):
-            arch = space.sample(rng)
-            result = measure_arch(arch, proto, probe=probe, workdir=Path(tmp))
-            point = {"arch": arch.to_dict(), "sum_ms": _sum_ms(table["entries"], arch, table["protocol"]), "measured_ms": result["ms"]}
-            if energy:
-                point["energy"] = measure_arch(arch, proto, energy=True)["energy"] if probe else result["energy"]
-            calibration.append(point)
-            report("calibration subnets", n + 1, calibrate)
+        archs = [space.sample(rng) for _ in range(calibrate)]
+        calibration = measure_subnets(archs, proto, probe, Path(tmp), energy, progress)
+    for point in calibration:
+        point["sum_ms"] = _sum_ms(table["entries"], Arch.from_dict(point["arch"]), table["protocol"])
     table["fit"] = {"calibration_seed": seed, "calibration": calibration}
     refit(table, fit)
     table["power"] = _power(proto, calibration)
@@ -459,13 +493,13 @@ def build_lut(space: SearchSpace, proto: LutProtocol, path: str | Path, calibrat
 def _empty_table(space: SearchSpace, proto: LutProtocol) -> dict:
     return {
         "format": LUT_FORMAT,
-        "kind": "nascomp latency lookup table",
+        "kind": MEASURED,
         "metric": "latency",
         "unit": "ms",
         "target": proto.target,
         "spaces": [f"{space.name}:{_space_fingerprint(space)}"],
         "protocol": proto.to_dict(),
-        "statistic": "median of the timed runs per layer; prediction = scale x sum over layers + offset",
+        "statistic": "median of the timed runs per layer; prediction = the fitted correction of the layer sums (fit)",
         "entries": {},
         "fit": None,
         "probe": None,
@@ -477,32 +511,40 @@ def _empty_table(space: SearchSpace, proto: LutProtocol) -> dict:
 
 
 def validate_lut(table: dict, space: SearchSpace, n: int = 50, seed: int = 1000, path: str | Path | None = None,
-                 tolerance: float = 0.10, progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Measure ``n`` random subnets end to end and compare with the prediction; stored in the table when ``path``."""
+                 tolerance: float = 0.10, progress: Callable[[str, int, int], None] | None = None, level: float = DEFAULT_LEVEL) -> dict:
+    """Measure ``n`` random subnets end to end and compare with the prediction and its interval (at ``level``, made
+    before these measurements); stored in the table when ``path``, where they become its split-conformal evidence."""
+    from scipy import stats
+
     predictor = LatencyPredictor(table)
     proto = LutProtocol(**table["protocol"])
     rng = random.Random(seed)
-    rows = []
-    report = progress or (lambda *a: None)
+    archs = [space.sample(rng) for _ in range(n)]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="nascomp-lut-") as tmp:
         probe = ReferenceProbe(proto, Path(tmp), table["probe"]["reference_ms"]) if proto.probe else None
-        for i in range(n):
-            arch = space.sample(rng)
-            measured = measure_arch(arch, proto, probe=probe, workdir=Path(tmp))["ms"]
-            predicted = predictor.predict(arch)
-            rows.append({"predicted_ms": round(predicted, 4), "measured_ms": measured, "error": round(predicted / measured - 1, 5),
-                         "depths": list(arch.depths), "embed_dims": list(arch.embed_dims)})
-            report("validation subnets", i + 1, n)
+        measured = measure_subnets(archs, proto, probe, Path(tmp), progress=progress, stage="validation subnets")
+    rows = []
+    for arch, point in zip(archs, measured):
+        p = predictor.predict_interval(arch, level)
+        m = point["measured_ms"]
+        rows.append({"predicted_ms": round(p.value, 4), "measured_ms": m, "error": round(p.value / m - 1, 5),
+                     "low_ms": p.low and round(p.low, 4), "high_ms": p.high and round(p.high, 4), "covered": p.covers(m),
+                     "depths": list(arch.depths), "embed_dims": list(arch.embed_dims), "arch": point["arch"]})
     errors = np.array([abs(r["error"]) for r in rows])
+    covered = [r["covered"] for r in rows if r["covered"] is not None]
     result = {
         "subnets": n,
         "seed": seed,
         "tolerance": tolerance,
         "within_tolerance": float(np.mean(errors <= tolerance)),
+        "within_5pct": float(np.mean(errors <= 0.05)),
         "mean_abs_error": float(errors.mean()),
         "max_abs_error": float(errors.max()),
+        "spearman": float(stats.spearmanr([r["predicted_ms"] for r in rows], [r["measured_ms"] for r in rows])[0]) if n > 2 else None,
+        "interval": {"level": level, "method": predictor.interval_method(level), "coverage": float(np.mean(covered)) if covered else None},
         "measured_ms_range": [min(r["measured_ms"] for r in rows), max(r["measured_ms"] for r in rows)],
+        "fit_id": fit_id(table.get("fit")),
         "seconds": round(time.perf_counter() - start, 1),
         "rows": rows,
     }
@@ -516,39 +558,83 @@ def validate_lut(table: dict, space: SearchSpace, n: int = 50, seed: int = 1000,
 
 
 class LatencyPredictor:
-    """``predict(arch) -> ms`` from a lookup table; ``protocol`` says what the milliseconds mean."""
+    """``predict(arch) -> ms`` from a lookup table, ``predict_interval(arch) -> Prediction``; ``protocol`` says what the
+    milliseconds mean.
+
+    Intervals (`nascomp.profiling.intervals`): split-conformal on the table's validation subnets when they checked the
+    current fit; else jackknife+ on the fit's calibration subnets (a transferred table: its shots); a format-1 table
+    without validation subnets has none, and `describe` says so.
+    """
 
     metric = "latency"
     unit = "ms"
 
-    def __init__(self, table: dict, source: str | None = None) -> None:
-        if table.get("format") != LUT_FORMAT or "entries" not in table:
-            raise NascompError(f"{source or 'table'}: not a nascomp latency lookup table (format {LUT_FORMAT})")
+    def __init__(self, table: dict, source: str | None = None, level: float = DEFAULT_LEVEL) -> None:
+        if table.get("format") not in READABLE_FORMATS or "entries" not in table:
+            raise NascompError(f"{source or 'table'}: not a nascomp latency lookup table (format {', '.join(map(str, READABLE_FORMATS))})")
         self.table = table
         self.source = source
+        self.level = check_level(level)
         self.target = table["target"]
         self.protocol = table["protocol"]
-        fit = table.get("fit") or {"method": "none", "scale": 1.0, "offset_ms": 0.0}
-        self.scale, self.offset = float(fit["scale"]), float(fit["offset_ms"])
-        self.kind = "measured lookup table"
+        self._fit = table.get("fit")
+        self._corrections: dict[int, Correction] = {}
+        self._loo_errors = np.asarray((self._fit or {}).get("loo_errors") or [], dtype=float)
+        self.kind = "transferred lookup table" if table.get("kind") == TRANSFERRED else "measured lookup table"
+        v = table.get("validation") or {}
+        checked = table.get("format") == 1 or v.get("fit_id") == fit_id(self._fit)
+        self._scores = [abs(math.log(r["measured_ms"] / r["predicted_ms"])) for r in v.get("rows") or [] if r.get("predicted_ms", 0) > 0] \
+            if checked else []
+
+    def correction(self, num_stages: int) -> Correction:
+        if num_stages not in self._corrections:
+            self._corrections[num_stages] = Correction.from_fit(self._fit, num_stages)
+        return self._corrections[num_stages]
 
     def missing(self, space: SearchSpace) -> list[str]:
         layers = space_layers(space, self.protocol["resolution"], self.protocol["in_chans"], self.protocol["num_classes"])
         return sorted(k for k in layers if k not in self.table["entries"])
 
-    def layer_sum(self, arch: Arch) -> float:
+    def features(self, arch: Arch) -> np.ndarray:
         try:
-            return _sum_ms(self.table["entries"], arch, self.protocol)
+            return _features(self.table["entries"], arch, self.protocol)
         except KeyError as e:
             raise NascompError(f"the lookup table {self.source or ''} has no entry for layer {e.args[0]} of this arch; extend it with "
                                f"`nascomp profile --build-lut --space SPACE --target {self.target} --lut {self.source or 'FILE'}`") from None
 
+    def layer_sum(self, arch: Arch) -> float:
+        return float(self.features(arch)[:-2].sum())
+
     def predict(self, arch: Arch) -> float:
         """Predicted latency (ms) of ``arch`` under the table's protocol."""
-        return self.scale * self.layer_sum(arch) + self.offset
+        return self.correction(arch.num_stages).predict(self.features(arch))
+
+    def predict_interval(self, arch: Arch, level: float | None = None) -> Prediction:
+        """The prediction with its interval at ``level`` (default: the predictor's, 90 %); see the class docstring."""
+        x = self.features(arch)
+        correction = self.correction(arch.num_stages)
+        return self._interval(correction.predict(x), correction.loo_predict(x), level)
+
+    def interval_method(self, level: float | None = None) -> str:
+        """How `predict_interval` makes its interval at ``level`` (the same for every arch)."""
+        return self._interval(1.0, np.ones(len(self._loo_errors)), level).method
+
+    def _interval(self, value: float, loo_values: np.ndarray, level: float | None) -> Prediction:
+        level = check_level(self.level if level is None else level)
+        found = split_conformal(value, self._scores, level, "validation subnets of this fit") if self._scores else None
+        if found is None and len(self._loo_errors):
+            what = "shots" if self.table.get("kind") == TRANSFERRED else "calibration subnets"
+            found = (jackknife_plus(value, loo_values, self._loo_errors, level, what)
+                     or t_band(value, self._loo_errors, level, f"errors of the {what}"))
+        return found or Prediction(value, None, None, None, self._no_interval())
+
+    def _no_interval(self) -> str:
+        if self.table.get("format") == 1:
+            return "no interval (a format-1 table without validation subnets: run `nascomp profile --validate 50` on it)"
+        return "no interval (fewer than 3 calibration subnets: rebuild with --calibrate 12)"
 
     def breakdown(self, arch: Arch) -> dict[str, float]:
-        """Milliseconds per layer kind (before the fitted correction): where the time goes."""
+        """Milliseconds per layer kind (the table's entries, before the fitted correction): where the time goes."""
         out: dict[str, float] = {}
         for cfg in arch_layers(arch, self.protocol["resolution"], self.protocol["in_chans"], self.protocol["num_classes"]):
             kind = layer_key(cfg).split(":")[0]
@@ -560,8 +646,11 @@ class LatencyPredictor:
         v = self.table.get("validation")
         acc = f"; {v['within_tolerance']:.0%} of {v['subnets']} random subnets within ±{v['tolerance']:.0%}" if v else ""
         probe = ", reference-probe normalised to the machine speed when built" if p.get("probe") else ""
+        src = self.table.get("transfer") or {}
+        origin = (f"transferred from the {src.get('source_target')} table {src.get('source_path')} with {src.get('shots')} subnets "
+                  f"measured on this target" if src else f"the lookup table {self.source or ''}")
         return (f"predicted {self.metric} on {self.target} ({p['runtime']} {p['precision']}, {p['threads']} thread(s), "
-                f"{p['resolution']} px, {p['timer']} timer{probe}) from the lookup table {self.source or ''}{acc}")
+                f"{p['resolution']} px, {p['timer']} timer{probe}) from {origin}{acc}; {self.level:.0%} interval: {self.interval_method()}")
 
 
 class EnergyPredictor:
@@ -583,9 +672,16 @@ class EnergyPredictor:
     def predict(self, arch: Arch) -> float:
         return self.latency.predict(arch) * self.watts  # ms x W = mJ
 
+    def predict_interval(self, arch: Arch, level: float | None = None) -> Prediction:
+        """The latency interval times the power: the uncertainty of the power itself is not in it."""
+        p = self.latency.predict_interval(arch, level).scaled(self.watts, self.unit)
+        return Prediction(p.value, p.low, p.high, p.level, f"{p.method}, x {self.watts:.2f} W ({self.kind} power, its error not included)",
+                          self.unit)
+
     def describe(self) -> str:
         return (f"{self.kind} energy per inference on {self.target}: predicted latency x {self.watts:.2f} W "
-                f"({self.protocol['power']['description']})")
+                f"({self.protocol['power']['description']}); {self.latency.level:.0%} interval: the latency's "
+                f"({self.latency.interval_method()}) x the power")
 
 
 def load_predictor(target: str, metric: str = "latency", space: SearchSpace | str | None = None,
@@ -617,7 +713,7 @@ def load_predictor(target: str, metric: str = "latency", space: SearchSpace | st
     if predictor.target != label:
         raise NascompError(f"{path} is a table for target {predictor.target}, not {label}")
     if runtime and predictor.protocol.get("runtime") != runtime:
-        raise NascompError(f"{path} was measured in {predictor.protocol.get('runtime')}, not {runtime}; build a {runtime} table with `{build}`")
+        raise NascompError(f"{path} was measured in {predictor.protocol.get('runtime')}, not {runtime}; build a table on {runtime} with `{build}`")
     if not table.get("complete"):
         raise NascompError(f"{path} is an unfinished build; resume it with `{build}`")
     if space_obj is not None:
