@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 import timm
@@ -203,3 +204,31 @@ def test_int8_alone_measures_the_file_it_ships(teacher_dir, fake_fmnist, tmp_pat
     fp32 = onnx_accuracy(out / "model.onnx", bundle.test, bundle.transform(32, 1, train=False))
     assert fp32["top1"] == pytest.approx(r.metrics["model_before_int8"]["test"]["top1"])  # ORT evaluation = torch evaluation
     assert json.loads((out / "metrics.json").read_text())["int8"]["test"] == q["test"]
+
+
+def test_a_latency_budgeted_shrink_records_the_students_interval_and_its_measurement(teacher_dir, fake_fmnist, tmp_path, monkeypatch,
+                                                                                       capsys):
+    """Shrink under ms: the chosen student's prediction comes with its interval and its end-to-end measurement."""
+    import nascomp
+    from nascomp.compression.shrink.search import shrink_constraint
+    from nascomp.nas.budget import parse_budget
+    from test_predictor_transfer import Fake
+
+    fake = Fake(monkeypatch, noise=0.03)
+    model, _ = nascomp.load_model(str(teacher_dir))
+    space = neighbourhood(swin_arch(model), 32, WIDTHS)
+    lut = tmp_path / "lut.json"
+    table = shrink_constraint(parse_budget("1ms@mobile-cpu"), space, 1, 10, {"timer": "thread-cpu", "lut": str(lut)}, quiet=True)
+    budget = f"{(table.cost(swin_arch(model)) * table.cost(space.smallest())) ** 0.5:.4f}ms@mobile-cpu"
+    before = fake.calls["archs"]
+    code, out, err = _run(["compress", str(teacher_dir), "--method", "shrink", "--budget", budget, "--population", "4", "--generations", "1",
+                           "--score-images", "32", "--calib-images", "16", "--timer", "thread-cpu", "--lut", str(lut), "--data", "fashion-mnist",
+                           "--data-dir", str(fake_fmnist), "--limit-train", "64", "--limit-test", "32", "--epochs", "1",
+                           "--out", str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    assert re.search(r"latency predicted [\d.]+ ms \(90% interval [\d.]+-[\d.]+\), measured [\d.]+ ms", out), out
+    r = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    check = r["compress"]["predicted_vs_measured"]
+    assert fake.calls["archs"] == before + 1 and check["unit"] == "ms" and check["low"] <= check["predicted"] <= check["high"]
+    assert check["measured"] > 0 and check["error"] == pytest.approx(check["predicted"] / check["measured"] - 1, abs=1e-4)
+    assert check["meets_measured"] == (check["measured"] <= float(budget.removesuffix("ms@mobile-cpu")))

@@ -166,5 +166,12 @@ def _print_summary(summary: dict, as_json: bool) -> None:
         print(f"  blocks  {b1['unique']} unique of {b1['total']} layers (before: {b0['unique']} of {b0['total']})")
     if "arch" in summary:
         print(f"  depths  {[len(s['blocks']) for s in summary['arch']['stages']]}, widths {[s['embed_dim'] for s in summary['arch']['stages']]}")
+    check = summary.get("predicted_vs_measured")
+    if check:
+        interval = f"{check['level']:.0%} interval {check['low']:.3f}-{check['high']:.3f}" if check["low"] is not None else "no interval"
+        measured = (f", measured {check['measured']:.3f} {check['unit']} ({check['error']:+.1%})" if check["measured"] is not None
+                    else " (dry run: not measured)")
+        straddle = "; the interval straddles the budget" if check["straddles_limit"] else ""
+        print(f"  {summary['budget']['metric']} predicted {check['predicted']:.3f} {check['unit']} ({interval}){measured}{straddle}")
     if "distill" in summary:
         print(f"  distill {summary['distill']}")

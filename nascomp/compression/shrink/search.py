@@ -86,6 +86,21 @@ def shrink_constraint(budget: Budget, space: ShrinkSpace, in_chans: int, num_cla
     return make_constraint(budget, space, in_chans, num_classes, lut=path, runtime=runtime)
 
 
+def _check_prediction(constraint: Constraint, arch: Arch, dry_run: bool) -> dict | None:
+    """A latency / energy budget: the student's predicted cost with its interval, and (unless a dry run) its end-to-end
+    measurement on the table's protocol, so the run records whether the prediction held for the model it ships."""
+    if constraint.predictor is None:
+        return None
+    if dry_run:
+        p = constraint.predictor.predict_interval(arch)
+        return {"unit": p.unit, "predicted": p.value, "low": p.low, "high": p.high, "level": p.level, "measured": None,
+                "straddles_limit": p.straddles(constraint.limit), "interval_method": p.method}
+    from nascomp.profiling.check import check_predictions
+
+    report = check_predictions(constraint.predictor, [arch], ["student"], limit=constraint.limit)
+    return {**report.checks[0].to_row(), "interval_method": report.method, "notes": report.notes}
+
+
 def uniform_archs(space: ShrinkSpace) -> list[Arch]:
     """Full-depth members with every width at the same level (all widest, all next-widest...): search seeds."""
     out = []
@@ -192,6 +207,7 @@ class ShrinkMethod(CompressionMethod):
             "space": {"name": space.name, "widths": list(widths), "archs": float(space.size()),
                       "choices": [s.to_dict() for s in space.stages]},
             "importance": importance,
+            "predicted_vs_measured": _check_prediction(constraint, best, context.dry_run),
             "search": {"candidates": len(result.candidates), "population": population, "generations": generations, "seed": context.seed,
                        "score": "kept share of the budget's metric (%)" if context.dry_run else
                                 f"validation top-1 (%) with inherited weights on {count} validation images",
