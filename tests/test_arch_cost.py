@@ -16,7 +16,7 @@ from nascomp.cost.counter import count_module
 from nascomp.spaces import SearchSpace, arch_layout, load_arch
 from nascomp.models.swin import build_block, build_from_arch, build_head, build_merging, build_stem
 
-# timm's parameter counts (research/s3.md §7: S3-T 28.33 M, Swin-T 28.29 M / 4.49 G MACs)
+# timm's parameter counts (S3-T 28.33 M, Swin-T 28.29 M / 4.49 G MACs)
 S3_T_PARAMS = 28_328_674
 SWIN_T_PARAMS = 28_288_354
 

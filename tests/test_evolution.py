@@ -187,7 +187,7 @@ def _macs(arch):
 
 
 def test_autoformer_defaults():
-    c = EvolutionConfig()  # AutoFormer v1 evolution.py (research/s3.md §4)
+    c = EvolutionConfig()  # AutoFormer v1 evolution.py (microsoft/Cream)
     assert (c.population, c.generations, c.parents, c.mutations, c.crossovers) == (50, 20, 10, 25, 25)
     assert (c.mutation_prob, c.stage_prob) == (0.2, 0.4)
 

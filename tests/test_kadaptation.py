@@ -28,7 +28,7 @@ def adapter_params(model):
 
 
 def test_paper_parameter_count_vit_b32():
-    """research/compress.md B3: n = 32, rank 1, Q and V, shared rank-1 slow weights, per-layer bias -> 50,176."""
+    """KAdaptation (He et al., AAAI 2023): n = 32, rank 1, Q and V, shared rank-1 slow weights, per-layer bias -> 50,176."""
     model = timm.create_model("vit_base_patch32_224", num_classes=0, device="meta")  # shapes only: instant
     apply_kadaptation(model, KAdaptationConfig(n=32, rank=1, targets=("q", "v"), slow_rank=1, bias=True))
     params = adapter_params(model)

@@ -36,3 +36,14 @@ def test_readme_example_runs_as_written(index, tmp_path, monkeypatch, one_thread
         assert "['a', 'b']" in printed
     if "count_cost(s3t)" in EXAMPLES[index]:
         assert "True" in printed
+
+
+def test_no_file_points_to_notes_outside_the_repository():
+    """Docs, code and records cite papers and this repository's own files, never the team's private design notes."""
+    root = README.parent
+    outside = [f"{'DESIGN'}.md", f"research{'/'}s3", f"research{'/'}compress", f"research{'/'}profiling", f"shared{'/'}research"]
+    files = [p for d in ("nascomp", "tests", "benchmarks", "experiments", "docs", "scripts") for p in (root / d).rglob("*")
+             if p.suffix in (".py", ".md", ".yaml", ".toml", ".sh", ".txt") and "runs" not in p.parts]
+    hits = [f"{p.relative_to(root)}: {needle}" for p in [*files, README, root / "DEVELOPING.md"] if p.is_file()
+            for needle in outside if needle in p.read_text(errors="replace")]
+    assert len(files) > 100 and not hits, hits

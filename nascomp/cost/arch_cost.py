@@ -6,7 +6,7 @@ product (linear layers, the patch-embedding convolution, Q·Kᵀ and A·V inside
 for norms, softmax, activations, bias adds or pooling. Windows that do not tile the feature map are padded
 by timm before attention, so Q-K-V, attention and the output projection run on the padded token grid.
 
-Convention (DESIGN.md): MACs are what papers call FLOPs; FLOPs = 2 × MACs.
+Convention (the papers'): MACs are what papers call FLOPs; FLOPs = 2 × MACs.
 """
 
 from __future__ import annotations

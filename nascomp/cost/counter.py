@@ -5,7 +5,7 @@ abstraction, so it sees what actually executes: matrix products from ``nn.Linear
 functional ``q @ k.transpose()``, convolutions, and fused ``scaled_dot_product_attention`` kernels
 (CPU flash, CUDA flash/efficient/cuDNN), which module-hook counters and fvcore miss.
 
-Convention (the field's, see DESIGN.md): one multiply-add = one MAC; FLOPs = 2 × MACs.
+Convention (the field's): one multiply-add = one MAC; FLOPs = 2 × MACs.
 Element-wise work (norms, softmax, activations) is not in ``macs``; it is reported separately as
 ``elementwise`` element counts so cross-checks with tools that include it can be explained.
 """

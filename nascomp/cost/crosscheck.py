@@ -1,6 +1,6 @@
 """Run the usual third-party counters beside ours and explain each disagreement.
 
-Tools and what they count (see research/profiling_peers.md §3):
+Tools and what they count:
 - fvcore ``FlopCountAnalysis``: traces with ``torch.jit``; one FMA = one "flop" (so MACs); also counts
   norms; has no handle for ``scaled_dot_product_attention``.
 - ptflops (``aten`` backend): ATen-level mm/bmm/addmm/convolution; MACs; no fused-attention kernels.

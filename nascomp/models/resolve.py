@@ -19,7 +19,7 @@ from nascomp.core.errors import NascompError
 from nascomp.core.io import load_state_dict_file, read_json
 from nascomp.core.validate import positive
 from nascomp.models.io import SPEC_ATTR, load_model, load_weights_into
-from nascomp.models.registry import build_from_spec
+from nascomp.models.registry import MODELS, build_from_spec, builder_name
 from nascomp.models.timm import timm_spec
 from nascomp.spaces.arch import Arch
 
@@ -31,8 +31,10 @@ def create_model(model: str | os.PathLike | Arch | Mapping, *, checkpoint: str |
     """Build a model the way every nascomp command names one.
 
     Args:
-        model: a timm model name (``"swin_tiny_patch4_window7_224"``), an arch JSON path or `Arch` (a timm
-            ``SwinTransformer`` of that architecture), or a directory nascomp saved (weights included).
+        model: a name registered with `nascomp.models.register_model` (looked up first), a timm model name
+            (``"swin_tiny_patch4_window7_224"``), a model spec (``{"builder": NAME, "kwargs": {...}}``, as model.json
+            stores it), an arch JSON path or `Arch` (a timm ``SwinTransformer`` of that architecture), or a directory
+            nascomp saved (weights included).
         checkpoint: weights to load (``.safetensors``, or a ``.pth`` read with ``weights_only=True``).
         pretrained: timm's pretrained weights from the hub (online users).
         **overrides: timm keyword arguments (``img_size``, ``num_classes``, ``in_chans``, ``window_size``...).
@@ -130,9 +132,16 @@ def resolve_model(ref: str | os.PathLike | Arch | Mapping, checkpoint: str | os.
     ``overrides``). ``checkpoint`` optionally loads weights (safetensors or a weights-only pickle).
     """
     _check_sizes(overrides)
-    if isinstance(ref, (Arch, Mapping)):
+    if isinstance(ref, Mapping) and "builder" in ref:  # a model spec, as model.json stores it
+        builder_name(ref)  # a known builder, or one error naming the known ones
+        spec = {"builder": ref["builder"], "kwargs": {**dict(ref.get("kwargs") or {}), **overrides}}
+    elif isinstance(ref, (Arch, Mapping)):
         arch = ref.to_dict() if isinstance(ref, Arch) else dict(ref)
         spec = {"builder": "swin-arch", "kwargs": {"arch": arch, **overrides}}
+    elif isinstance(ref, str) and ref in MODELS:  # a name registered with `register_model` comes before timm's names
+        if pretrained:
+            raise NascompError(f"{ref!r} is a registered nascomp builder; pretrained=True fetches timm's hub weights only (pass checkpoint=)")
+        spec = {"builder": ref, "kwargs": dict(overrides)}
     else:
         path = Path(ref)
         if path.is_dir():
@@ -148,7 +157,10 @@ def resolve_model(ref: str | os.PathLike | Arch | Mapping, checkpoint: str | os.
             spec = {"builder": "swin-arch", "kwargs": {"arch": read_json(path), **overrides}}
         else:
             spec = timm_spec(str(ref), pretrained=pretrained or None, **overrides)
-    model = build_from_spec(spec)
+    try:
+        model = build_from_spec(spec)
+    except TypeError as e:  # a registered builder called with arguments it does not take
+        raise NascompError(f"model builder {spec['builder']!r} cannot be called with {sorted(spec['kwargs'])}: {e}") from None
     spec["kwargs"].pop("pretrained", None)
     if checkpoint:
         load_weights_into(model, load_state_dict_file(checkpoint), str(checkpoint))

@@ -1,7 +1,7 @@
 """Budget strings: ``4gflops``, ``4e9macs``, ``25mparams``, ``25ms@mobile-cpu``, ``50mj@cuda``.
 
 The field (Swin, S3, timm tables) reports multiply-accumulates and calls them FLOPs, so ``4gflops`` is
-4 G *MACs* (DESIGN.md); ``flops`` and ``macs`` are the same metric here and outputs state both
+4 G *MACs* (the papers' convention); ``flops`` and ``macs`` are the same metric here and outputs state both
 (FLOPs = 2 × MACs). Cost budgets take an optional SI prefix (k, m, g, t; case-insensitive, so ``m`` is
 mega in ``25mparams``). Latency (``ms``) and energy (``mj``, millijoules) budgets name the profiler
 target they are predicted for after ``@``; the profiler's lookup table turns an arch into milliseconds.

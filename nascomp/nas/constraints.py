@@ -4,7 +4,7 @@ A `Constraint` turns an `Arch` into its cost in the budget's unit and says wheth
 cached per arch (archs are hashable), so constraint-aware sampling can call it thousands of times.
 
 - ``macs`` / ``params``: exact analytic counts (`nascomp.cost.arch_cost`) at the space's deployment
-  resolution (224 px for s3-vit), even when the supernet trains at a proxy resolution (DESIGN.md).
+  resolution (224 px for s3-vit), even when the supernet trains at a proxy resolution.
 - ``latency`` / ``energy``: the profiler's lookup-table predictor for the budget's target and runtime
   (`nascomp.profiling.predictor.budget_predictor`); a missing table is a `NascompError` that names the
   ``nascomp profile --build-lut`` command. ``supports(space)`` tells space evolution which evolved spaces

@@ -1,7 +1,7 @@
 """S3's E-T error: how good a search space is under a budget, for the whole space and for each choice.
 
 For N subnets sampled uniformly from the space among those that meet the budget, with supernet-inherited
-weights and validation top-1 error e (research/s3.md §3):
+weights and validation top-1 error e (S3: Chen et al., "Searching the Search Space of Vision Transformer", NeurIPS 2021, Sec. 3):
 
 - E, the expected error: the mean of e;
 - T, the top-tier error: the mean of the best k errors (the paper: top 50 of ~1000; here k scales with N,

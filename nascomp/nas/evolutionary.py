@@ -1,6 +1,6 @@
 """Evolutionary search in the final space: AutoFormer v1's algorithm (S3 searches with it), budget-aware.
 
-Defaults are AutoFormer v1's ``evolution.py`` (research/s3.md §4): population 50, 20 generations, the top
+Defaults are AutoFormer v1's ``evolution.py`` (microsoft/Cream, the code S3 builds on): population 50, 20 generations, the top
 10 as parents, 25 children by mutation and 25 by crossover per generation, topped up with random
 candidates; mutation resamples a stage's depth and embed dim with probability ``stage_prob`` 0.4 and each
 block's genes with ``mutation_prob`` 0.2 (`SearchSpace.mutate`); crossover takes each gene from one of two

@@ -1,6 +1,6 @@
 """`run_search`: the whole S3 search in one run directory — and `--resume` after a kill at any point.
 
-Stages (research/s3.md §3–4; DESIGN.md's data flow):
+Stages (S3, Chen et al., NeurIPS 2021, Sec. 3-4):
 
 0. the proxy: dimensions that the supernet's training resolution collapses (`SearchSpace.collapsed`) are
    fixed to one value for the whole run (`SearchSpace.pinned`): not trained, scored, evolved or searched;

@@ -10,7 +10,7 @@
 - ``cpu-geometry``: the cpu recipe at the space's own resolution, so nothing collapses; measured to take far
   longer than the default on a CPU (the cost is stated next to its definition below).
 - ``full``: the paper-scale recipe for ImageNet (``--data imagefolder:PATH``) on GPUs under ``torchrun``.
-  Every setting and where it comes from (research/s3.md; "chosen" = not published, picked here):
+  Every setting and where it comes from (the S3 and AutoFormer papers and their code, microsoft/Cream; "chosen" = not published, picked here):
 
   ==========================  ==========================================================================
   supernet, step 0            AutoFormer v1's supernet recipe at the space's 224 px, all of it

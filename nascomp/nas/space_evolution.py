@@ -1,6 +1,6 @@
 """S3 space evolution: move each (stage, dimension)'s choices against the slope of its E-T error.
 
-S3 (Alg. 1; research/s3.md §3) decomposes the space into one subspace per (stage, dimension), fits a line
+S3 (Chen et al., NeurIPS 2021, Alg. 1) decomposes the space into one subspace per (stage, dimension), fits a line
 Q ≈ w·v + b through the per-choice E-T errors of each, and shifts the choices against the slope. The
 published update formula was not recovered, so this implements the documented safe rule:
 

@@ -5,7 +5,7 @@ Every figure is labelled ``measured`` (a counter: NVML, RAPL, a phone's battery 
 share (idle power x the time one inference takes), and the difference, the energy the inference
 itself adds. Idle power is measured right before the active window with the same counter.
 
-Counters and their traps (research/profiling_peers.md, section 4):
+Counters and their traps:
 - NVML ``nvmlDeviceGetTotalEnergyConsumption`` (Volta+): whole-board mJ, refreshed only every
   20-100 ms, so one ~1 ms inference cannot be seen; we repeat inferences until the window is at
   least 10 update periods (and `min_window_s`) long.

@@ -9,7 +9,7 @@ Presets give a whole recipe; any explicit argument overrides its field:
   12 epochs, sandwich with 2 random subnets (Kendall tau 0.64 vs stand-alone training in
   experiments/supernet-ranking);
 - ``full``: AutoFormer v1's supernet recipe at the space's resolution, every setting as in its
-  ``supernet_train.py`` (microsoft/Cream, research/s3.md §2):
+  ``supernet_train.py`` (microsoft/Cream):
 
   ===========================  =======================================================================
   epochs / warm-up             500 / 20 (README's supernet command), warm-up from 1e-6, cosine to 1e-5
