@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup data demo test test-slow lint wheel-check clean
+.PHONY: setup data demo test test-slow lint docs wheel-check clean
 
 setup: $(VENV)/.installed data
 
@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	scripts/check-python.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,executorch]'
+	$(BIN)/pip install -q -e '.[test,executorch,tensorboard,wandb,mlflow,docs]'
 	touch $@
 
 data:
@@ -30,6 +30,10 @@ test-slow: setup
 # The import layering (contracts in pyproject.toml): each package imports only the ones below it, no cycles.
 lint: setup
 	$(BIN)/lint-imports
+
+# The API reference site (mkdocs.yml, docs/) into site/; any warning (a docstring naming a missing argument...) fails it.
+docs: setup
+	$(BIN)/mkdocs build --strict
 
 # Build the wheel, install it into a fresh venv, run the smoke search and a cost count outside the source tree.
 wheel-check: setup

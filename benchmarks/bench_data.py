@@ -36,10 +36,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_supernet import _train_step, interleaved  # noqa: E402  (same step protocol as the 32 px overhead figures)
-from jpeg_tree import fashion_mnist_tree  # noqa: E402
 
 from nascomp.core.io import atomic_write_json  # noqa: E402
-from nascomp.data import EpochSampler, ImageFolderDataset, ImageRecipe, SampleTransform, make_loader  # noqa: E402
+from nascomp.data import EpochSampler, ImageFolderDataset, ImageRecipe, SampleTransform, make_loader, write_image_folder  # noqa: E402
 from nascomp.data.datasets import STATS  # noqa: E402
 from nascomp.data.recipe import RAND_AUGMENT, clamp_posterize, train_transform  # noqa: E402
 from nascomp.profiling.host import load_average  # noqa: E402
@@ -176,7 +175,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         t0 = time.time()
-        root = fashion_mnist_tree(tmp, args.images, 0, args.jpeg_size, args.data_dir) / "train"
+        root = write_image_folder("fashion-mnist", tmp, train=args.images, val=0, size=args.jpeg_size, data_dir=args.data_dir) / "train"
         print(f"wrote {args.images} JPEGs at {args.jpeg_size} px in {time.time() - t0:.0f}s", flush=True)
         doc["loader"] = bench_loaders(root, args)
     doc["loader_ratio_vs_timm"] = doc["loader"]["loader_ratio_vs_timm"]

@@ -25,10 +25,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from jpeg_tree import fashion_mnist_tree  # noqa: E402
 
 from nascomp.core.io import atomic_write_json  # noqa: E402
-from nascomp.data import DecodedEvalSet, load_data  # noqa: E402
+from nascomp.data import DecodedEvalSet, load_data, write_image_folder  # noqa: E402
 from nascomp.profiling.host import load_average  # noqa: E402
 from record import run_header  # noqa: E402
 
@@ -60,7 +59,7 @@ def main() -> None:
                         "statistic": "seconds of one pass over the split (data only), median of repeats; streamed and kept interleaved"},
            "runs": {}}
     with tempfile.TemporaryDirectory(prefix="bench-eval-set-") as tmp:
-        root = fashion_mnist_tree(tmp, 10, args.images, args.jpeg_size, args.data_dir)
+        root = write_image_folder("fashion-mnist", tmp, train=10, val=args.images, size=args.jpeg_size, data_dir=args.data_dir)
         bundle = load_data(f"imagefolder:{root}")
         split, tf = bundle.test, bundle.transform(args.resolution, 3, train=False)
         for workers in args.workers:

@@ -71,6 +71,9 @@ _API = {
     "export": "nascomp.deploy.api",
     "pareto_front": "nascomp.pareto.api",
     "ParetoResult": "nascomp.pareto.api",
+    # reports
+    "render_report": "nascomp.report.api",
+    "ReportResult": "nascomp.report.api",
     # errors
     "NascompError": "nascomp.core.errors",
 }
@@ -82,7 +85,7 @@ __all__ = [
     "train_supernet", "evaluate_supernet", "extract_subnet", "compress", "CompressResult", "adapt", "AdaptResult",
     "profile", "ProfileReport", "Measurement", "ProfileOptions", "build_latency_table", "validate_latency_table",
     "transfer_latency_table", "check_predictions", "export", "pareto_front",
-    "ParetoResult", "NascompError",
+    "ParetoResult", "render_report", "ReportResult", "NascompError",
 ]
 
 
@@ -121,6 +124,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above loa
     from nascomp.profiling.api import build_latency_table, profile, transfer_latency_table, validate_latency_table
     from nascomp.profiling.check import check_predictions
     from nascomp.profiling.profiler import Measurement, ProfileOptions, ProfileReport
+    from nascomp.report.api import ReportResult, render_report
     from nascomp.spaces.arch import Arch
     from nascomp.spaces.registry import list_archs, list_spaces, load_arch
     from nascomp.spaces.space import SearchSpace, load_space

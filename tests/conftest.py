@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.jpeg_tree import stripes, synthetic_tree
+from tests.synthetic import stripes, synthetic_tree
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

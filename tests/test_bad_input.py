@@ -1,20 +1,25 @@
 """Bad input, by class: every command fails the same way on it (one `error:` line, exit 2, nothing written),
 because the Python API validates before any work starts and the CLI only calls the API.
 
-Classes: an output path that cannot be a folder/file; a number out of range; a corrupt input file; a run that
-fails part-way (it must not leave its output folder behind).
+Classes: an output path that cannot be a folder/file; a number out of range or an option value that is not
+one; a corrupt input file (or one that would run code); a run that fails part-way (it must not leave its output folder
+behind); an unknown name or missing data; bad arguments that must fail before torch loads.
 """
 
 from __future__ import annotations
 
+import os
+import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import nascomp
 from nascomp.cli import main
 from nascomp.core.errors import NascompError
+from nascomp.core.io import save_tensors
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -123,6 +128,18 @@ def test_the_api_takes_integer_options_only_as_integers(call, tmp_path, fake_fmn
     assert not (tmp_path / "run").exists()
 
 
+def test_option_values_that_are_not_values_are_one_clear_error(capsys, tmp_path, fake_fmnist):
+    base = ["train", *VIT, "--data-dir", str(fake_fmnist), "--out", str(tmp_path / "o")]
+    for extra, pattern in ((["--checkpoint-every", "5x"], "--checkpoint-every must be a duration such as 90s, 30m or 2h"),
+                           (["--mixup", "0.8", "--batch-size", "33"], "--batch-size must be even with Mixup/CutMix"),
+                           (["--auto-augment", "rand-q3"], "--auto-augment 'rand-q3' is not a timm augmentation policy"),
+                           (["--opt", "adamz"], "--opt 'adamz' is not a timm optimiser")):
+        _fails_cleanly(capsys, base + extra, pattern, leftovers=[tmp_path / "o"])
+    search = ["search", "--space", "s3-vit", "--budget", "4gflops", "--preset", "smoke", "--out", str(tmp_path / "s")]
+    _fails_cleanly(capsys, search + ["--checkpoint-every", "0s"], "--checkpoint-every must be positive, got '0s'")
+    _fails_cleanly(capsys, search + ["--random-erasing", "2"], "--random-erasing must lie in [0, 1]", leftovers=[tmp_path / "s"])
+
+
 # --- class 3: a corrupt input file -------------------------------------------------------------------------------
 
 def _image_folder(root: Path, corrupt: bool) -> Path:
@@ -171,6 +188,29 @@ def test_corrupt_input_files_are_one_clear_error(kind, capsys, tmp_path, fake_fm
     _fails_cleanly(capsys, argv(path, tmp_path), message, leftovers=[tmp_path / "run"])
 
 
+def test_a_truncated_checkpoint_is_one_clear_error(capsys, tmp_path):
+    save_tensors(tmp_path / "w.safetensors", {"x": torch.zeros(1000)})
+    (tmp_path / "w.safetensors").write_bytes((tmp_path / "w.safetensors").read_bytes()[:300])
+    _fails_cleanly(capsys, ["flops", *VIT, "--checkpoint", str(tmp_path / "w.safetensors")], "corrupt or truncated")
+
+
+class _Evil:
+    """Unpickling this runs ``touch marker``: what a malicious .pth does."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_code_running_pickle_is_never_executed(capsys, tmp_path):
+    marker = tmp_path / "executed"
+    with open(tmp_path / "evil.pth", "wb") as f:
+        pickle.dump({"state_dict": _Evil(marker)}, f)
+    _fails_cleanly(capsys, ["flops", *VIT, "--checkpoint", str(tmp_path / "evil.pth")], "refusing to load", leftovers=[marker])
+
+
 # --- class 4: a run that fails part-way leaves nothing behind ------------------------------------------------------
 
 def test_a_diverged_run_removes_the_output_folder_it_created(capsys, tmp_path, fake_fmnist):
@@ -187,7 +227,33 @@ def test_a_failed_resume_keeps_the_folder_it_found(capsys, tmp_path, fake_fmnist
     assert (out / "model.safetensors").is_file()
 
 
-# --- class 5: bad arguments fail before the heavy imports ---------------------------------------------------------
+def test_a_resume_from_a_damaged_checkpoint_is_one_clear_error(capsys, tmp_path, fake_fmnist):
+    argv = ["train", *VIT, "--data-dir", str(fake_fmnist), *SMALL, "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    (tmp_path / "run" / "metrics.json").unlink()
+    ckpt = next((tmp_path / "run" / "checkpoints").iterdir())
+    (ckpt / "weights.safetensors").write_bytes(b"garbage")
+    _fails_cleanly(capsys, [*argv, "--resume"], "corrupt or truncated")
+
+
+# --- class 5: an unknown name or missing data --------------------------------------------------------------------
+
+def test_an_unknown_model_name_suggests_the_nearest(capsys):
+    _fails_cleanly(capsys, ["flops", "swin_tiny_patch4_window7_2244"], "did you mean swin_tiny_patch4_window7_224")
+
+
+def test_an_unknown_dataset_is_one_clear_error(capsys, tmp_path):
+    _fails_cleanly(capsys, ["train", *VIT, "--data", "mnist", "--out", str(tmp_path / "o")], "unknown dataset 'mnist'",
+                   leftovers=[tmp_path / "o"])
+
+
+def test_missing_dataset_files_say_how_to_install(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("NASCOMP_DATA", str(tmp_path))
+    _fails_cleanly(capsys, ["train", *VIT, "--out", str(tmp_path / "o")], "apt-get install -y dataset-fashion-mnist",
+                   leftovers=[tmp_path / "o"])
+
+
+# --- class 6: bad arguments fail before the heavy imports ---------------------------------------------------------
 
 _CHECK_EACH = """
 import contextlib, io, json, shlex, sys

@@ -94,3 +94,44 @@ def test_imagefolder(tmp_path):
     assert x.shape == (10, 3, 16, 16) and x.dtype == torch.float32
     red = x[:, 0].mean((1, 2)) > x[:, 2].mean((1, 2))
     assert red.tolist() == (labels == 0).tolist()
+
+
+def test_write_image_folder_round_trips_through_imagefolder(tmp_path, fake_fmnist):
+    """An in-memory dataset written as root/train + root/val reads back as the same images, classes and held-out split."""
+    from PIL import Image
+
+    from nascomp.data import write_image_folder
+
+    source = load_data("fashion-mnist", fake_fmnist)
+    root = write_image_folder(source, tmp_path / "tree", train=20, val=10, format="png")
+    assert sorted(p.name for p in (root / "train").iterdir()) == sorted(c.replace("/", "-") for c in source.classes)
+    assert sum(1 for _ in (root / "train").rglob("*.png")) == 20 and sum(1 for _ in (root / "val").rglob("*.png")) == 10
+    image, label = source.train[3]
+    written = Image.open(root / "train" / source.classes[label].replace("/", "-") / "000003.png")
+    assert written.size == (28, 28) and written.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(written)[..., 0], image[0].numpy())  # PNG is lossless; grey becomes R = G = B
+    back = load_data(f"imagefolder:{root}", val_fraction=0.2)
+    assert (len(back.train) + len(back.val), len(back.test), back.num_classes) == (20, 10, 10)
+    # by name, resized JPEGs, no held-out split
+    write_image_folder("fashion-mnist", tmp_path / "jpegs", train=5, val=0, size=40, data_dir=fake_fmnist)
+    files = sorted((tmp_path / "jpegs" / "train").rglob("*.jpg"))
+    assert len(files) == 5 and Image.open(files[0]).size == (40, 40) and not (tmp_path / "jpegs" / "val").exists()
+
+
+def test_write_image_folder_refuses_what_it_cannot_write(tmp_path, jpeg_folder):
+    from nascomp.data import write_class_folders, write_image_folder
+
+    with pytest.raises(NascompError, match="is an image folder already"):
+        write_image_folder(f"imagefolder:{jpeg_folder}", tmp_path / "a")
+    with pytest.raises(NascompError, match="not in memory"):
+        write_image_folder(load_data(f"imagefolder:{jpeg_folder}"), tmp_path / "a")
+    grey = np.zeros((2, 8, 8), dtype=np.uint8)
+    for kwargs, message in (({"format": "gif"}, "format must be one of jpeg, png"), ({"size": 0}, "size must be positive"),
+                            ({"quality": 101}, r"quality must lie in \[1, 100\]")):
+        with pytest.raises(NascompError, match=message):
+            write_class_folders(grey, [0, 1], tmp_path / "b", ["x", "y"], **kwargs)
+    with pytest.raises(NascompError, match=r"labels must lie in 0..1"):
+        write_class_folders(grey, [0, 2], tmp_path / "b", ["x", "y"])
+    with pytest.raises(NascompError, match="must be uint8"):
+        write_class_folders(grey.astype(np.float32), [0, 1], tmp_path / "b", ["x", "y"])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

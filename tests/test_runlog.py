@@ -261,10 +261,23 @@ def wandb_records(path: Path) -> list:
     return records
 
 
+def finished_records(path: Path, timeout: float = 30.0) -> list:
+    """The records of a run's file once its ``exit`` record is there: ``run.finish()`` returns before W&B's service
+    process has written the file to the end, so reading it at once sometimes finds only the first records."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        records = wandb_records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.1)
+
+
 def wandb_history(run_dir: Path) -> list[dict]:
     rows = []
     for path in sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb")):
-        for record in wandb_records(path):
+        for record in finished_records(path):
             if record.WhichOneof("record_type") == "history":
                 rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item})
     return rows

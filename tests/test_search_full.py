@@ -22,7 +22,7 @@ from nascomp.core.io import read_json
 from nascomp.cost.arch_cost import arch_cost
 from nascomp.nas import PRESETS
 from nascomp.spaces import SearchSpace
-from benchmarks.jpeg_tree import synthetic_tree
+from tests.synthetic import synthetic_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE_224 = {

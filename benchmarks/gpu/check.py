@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))  # the stages reuse bench_data.py and jpeg_tree.py
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the stages reuse bench_data.py
+sys.path.insert(1, str(ROOT))  # and the synthetic stripes of tests/synthetic.py
 
 TINY_224 = {  # the dry run's search space: two stages at 224 px, seconds per epoch on a CPU
     "name": "tiny-224", "resolution": 224, "patch_size": 8,
@@ -114,15 +115,16 @@ def amp_train(size: dict, device: str, workdir: Path) -> dict:
 
 
 def _jpeg_tree(size: dict, workdir: Path) -> Path:
-    from jpeg_tree import fashion_mnist_tree, synthetic_tree
+    from tests.synthetic import synthetic_tree
 
     from nascomp.core.errors import NascompError
+    from nascomp.data.folders import write_image_folder
 
     root = workdir / "jpegs"
     if not root.is_dir():
         processes = max(1, min(16, os.cpu_count() or 1))
         try:
-            fashion_mnist_tree(root, size["images"], size["val_images"], 256, processes=processes)
+            write_image_folder("fashion-mnist", root, train=size["images"], val=size["val_images"], size=256, processes=processes)
         except NascompError:  # Fashion-MNIST is not installed on the GPU machine: synthetic stripes instead
             synthetic_tree(root, size["images"], size["val_images"], 256, processes=processes)
     return root

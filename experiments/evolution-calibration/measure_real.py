@@ -22,6 +22,9 @@ from nascomp.nas import PRESETS
 from nascomp.spaces import Arch
 from nascomp.nas.supernet.model import load_supernet
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from record import portable  # noqa: E402  (records carry no machine paths)
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append("".join("1" if w else "0" for w in wrong.tolist()))
     out = {"source": {"command": " ".join(run["command"]), "step": 0, "et": {k: step["et"][k] for k in ("Q", "E", "T", "n", "k")}},
            "images": len(y), "samples": [{"arch": s["arch"], "val_top1": s["val_top1"]} for s in step["samples"]], "wrong": rows}
-    args.out.write_text(json.dumps(out) + "\n")
+    args.out.write_text(json.dumps(portable(out)) + "\n")
     print(f"{len(rows)} subnets x {len(y)} images -> {args.out}", file=sys.stderr)
     return 0
 

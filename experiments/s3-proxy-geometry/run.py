@@ -35,6 +35,9 @@ import nascomp  # noqa: E402
 from nascomp.nas import PRESETS, make_constraint, parse_budget, sample_candidates  # noqa: E402
 from nascomp.spaces import SearchSpace  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from record import portable  # noqa: E402  (records carry no machine paths)
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -82,7 +85,7 @@ def main() -> int:
            "by_resolution": rows, "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg(),
            "machine": f"{platform.machine()} VM, {os.cpu_count()} cores, shared", "date": date.today().isoformat(),
            "command": " ".join(["python", *sys.argv])}
-    (HERE / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (HERE / "results.json").write_text(json.dumps(portable(doc), indent=1) + "\n")
     return 0
 
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import nascomp
 from nascomp.compression.measure import latency_report
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from record import portable  # noqa: E402  (records carry no machine paths)
 
 HERE = Path(__file__).resolve().parent
 R = HERE / "runs"
@@ -143,7 +147,7 @@ def main() -> None:
             "test_top1_mean": round(statistics.mean(tops), 2), "test_top1_spread": [min(tops), max(tops)],
             "test_top1_std": round(statistics.stdev(tops), 2) if len(tops) > 1 else None, "fastest_round_latency_ms": lats}
     record.update(epochs=args.epochs, seeds=args.seeds, search=search, recipe=recipe)
-    (HERE / "results.json").write_text(json.dumps({k: v for k, v in record.items()}, indent=2) + "\n")
+    (HERE / "results.json").write_text(json.dumps(portable(record), indent=2) + "\n")
     (R / "record.json").write_text(json.dumps(record, indent=2))
     print(json.dumps(record["seeds_summary"], indent=2))
 

@@ -12,6 +12,7 @@ from nascomp.core.checks import is_module, main_process, require_device
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, read_json
 from nascomp.core.outputs import output_lock
+from nascomp.core.runlog import RunLogger, check_logger
 from nascomp.core.validate import non_negative, positive, removed_on_failure
 from nascomp.engine.api import check_inputs, check_recipe, claim_run, recipe_config, split_recipe
 from nascomp.engine.config import TrainConfig
@@ -57,7 +58,7 @@ def adapt(model: nn.Module | str | os.PathLike, method: str, data: DataBundle | 
           options: Mapping | None = None, data_options: Mapping | None = None, num_classes: int | None = None, checkpoint: str | None = None, pretrained: bool = False,
           shots: int | None = None, min_epoch_size: int = 256, merge: bool = True, dry_run: bool = False,
           recipe: TrainConfig | Mapping | None = None, seed: int = 0, resume: bool = False, quiet: bool = False, device: str | None = None,
-          overwrite: bool = False, **overrides: Any) -> AdaptResult:
+          overwrite: bool = False, logger: str | RunLogger | None = None, **overrides: Any) -> AdaptResult:
     """Adapt a trained backbone to new data with few trainable parameters.
 
     Args:
@@ -71,13 +72,20 @@ def adapt(model: nn.Module | str | os.PathLike, method: str, data: DataBundle | 
         num_classes: classes of the new head (default: the data's).
         shots: train on this many images per class (few-shot), drawn with ``seed``, repeated to ``min_epoch_size``.
         dry_run: build the adapted model and count its parameters only.
-        recipe, overrides, seed, resume, quiet, device, overwrite: the training run, as for `nascomp.train`.
-        **overrides: also timm size options for a backbone given by name.
+        recipe: the training recipe, as for `nascomp.train`.
+        seed: as for `nascomp.train`.
+        resume: as for `nascomp.train`.
+        quiet: as for `nascomp.train`.
+        device: as for `nascomp.train`.
+        overwrite: as for `nascomp.train`.
+        logger: as for `nascomp.train`.
+        **overrides: recipe fields, as for `nascomp.train`; also timm size options for a backbone given by name.
 
     Returns:
         `AdaptResult` with the parameter report, the adapted model and (after training) its directory and metrics.
     """
     ADAPTERS.get(method)  # an unknown method fails here, with the choices
+    check_logger(logger)
     positive("--shots", shots)
     non_negative("--min-epoch-size", min_epoch_size)
     positive("--num-classes", num_classes)
@@ -122,7 +130,8 @@ def adapt(model: nn.Module | str | os.PathLike, method: str, data: DataBundle | 
     cfg = recipe_config(recipe, backbone, seed=seed, **training)
     out = claim.path
     with removed_on_failure(out), output_lock(claim, main_process()):
-        metrics = fit(backbone, bundle, cfg, out, spec=spec, resume=resume, quiet=quiet, device=device, metadata={"adaptation": report})
+        metrics = fit(backbone, bundle, cfg, out, spec=spec, resume=resume, quiet=quiet, device=device, metadata={"adaptation": report},
+                      logger=logger)
         if merge:
             metrics["merged"] = _export_merged(backbone, out, method, base_spec, num_classes, settings, bundle, cfg)
             atomic_write_json(out / "metrics.json", metrics)

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.method, args.data, None if args.dry_run else args.out, options=method_options(args), data_options=data_options(args),
         num_classes=args.num_classes, checkpoint=args.checkpoint, pretrained=args.pretrained, shots=args.shots,
         min_epoch_size=args.min_epoch_size, merge=not args.no_merge, dry_run=args.dry_run, resume=args.resume, quiet=args.quiet,
-        device=args.device, overwrite=args.overwrite, **recipe_overrides(args), **overrides,
+        device=args.device, overwrite=args.overwrite, logger=args.logger, **recipe_overrides(args), **overrides,
     )
     report = result.report
     if args.dry_run:

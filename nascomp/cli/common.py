@@ -11,7 +11,7 @@ from typing import Any
 
 __all__ = [
     "refuse_ignored", "add_data_args", "data_options", "add_model_args", "model_overrides", "add_train_args", "recipe_overrides", "add_recipe_args",
-    "recipe_options", "add_workers_arg", "int_or_tuple", "int_list", "str_list", "json_object", "print_json",
+    "recipe_options", "add_workers_arg", "add_logger_arg", "int_or_tuple", "int_list", "str_list", "json_object", "print_json",
 ]
 
 # defaults shown in --help; the library holds the values (nascomp.data.recipe, nascomp.engine.TrainConfig)
@@ -117,6 +117,13 @@ def add_workers_arg(g) -> None:
     g.add_argument("--workers", type=int, help=WORKERS_HELP)
 
 
+def add_logger_arg(g) -> None:
+    """``--logger``; the library checks the value (names, installed packages) before any work."""
+    from nascomp.core.runlog import LOGGER_HELP
+
+    g.add_argument("--logger", metavar="NAMES", help=LOGGER_HELP)
+
+
 def add_recipe_args(p: argparse.ArgumentParser, preset: bool = False) -> None:
     """RGB augmentation, Mixup/CutMix, repeated augmentation, EMA and the optimiser; unset options keep the
     recipe's value (``preset``: a preset's, which is what the help then says)."""
@@ -179,6 +186,7 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, lr: float = 1e-
     g.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     g.add_argument("--overwrite", action="store_true", help="replace a run or saved model already in --out (never the command's input)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_logger_arg(g)
     add_recipe_args(p, preset)
 
 

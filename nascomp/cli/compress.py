@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.method, None if args.dry_run else args.data, args.out, options=_method_options(args), init=args.init,
         teacher=args.teacher, teacher_checkpoint=args.teacher_checkpoint, teacher_kwargs=args.teacher_kwargs, distill=args.distill,
         distill_options=distill_options(args), checkpoint=args.checkpoint, pretrained=args.pretrained, dry_run=args.dry_run, resume=args.resume,
-        quiet=args.quiet, device=args.device, overwrite=args.overwrite,
+        quiet=args.quiet, device=args.device, overwrite=args.overwrite, logger=args.logger,
         data_options=data_options(args), **recipe_overrides(args), **overrides,
     )
     summary = result.summary

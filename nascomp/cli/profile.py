@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--runner", help="--runtime executorch: executor_runner built for the phone: a host file to push, or a path on it")
     g = p.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="print the report as JSON")
-    g.add_argument("--out", help="also write the JSON report to this file")
+    g.add_argument("--out", help="also write the JSON report to this file, and FILE.html beside it (`nascomp report`)")
     g.add_argument("--samples", action="store_true", help="include every per-run latency in the JSON")
     g.add_argument("--keep-onnx", metavar="DIR", help="keep the exported ONNX files in DIR")
     g.add_argument("--quiet", action="store_true", help="no progress messages")

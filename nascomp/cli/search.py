@@ -11,15 +11,15 @@
 
 Budgets: 4gflops (= 4e9 MACs: papers' FLOPs are multiply-accumulates), 4e9macs, 25mparams, 25ms@TARGET
 (latency), 50mj@TARGET (energy), all at the space's deployment resolution (224 px for s3-vit).
-Writes best_arch.json, candidates.csv, pareto.png, evolution/ (spaces, E-T tables, decisions, plot)
-and report.md into --out (default: runs/search/<space>-<budget>-<preset>-seed<seed>).
+Writes best_arch.json, candidates.csv, pareto.png, evolution/ (spaces, E-T tables, decisions, plot),
+report.md and report.html (`nascomp report`) into --out (default: runs/search/<space>-<budget>-<preset>-seed<seed>).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from nascomp.cli.common import add_data_args, add_recipe_args, add_workers_arg, print_json, recipe_options
+from nascomp.cli.common import add_data_args, add_logger_arg, add_recipe_args, add_workers_arg, print_json, recipe_options
 
 
 def _step(text: str) -> tuple[str, float]:
@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_workers_arg(p)
     p.add_argument("--checkpoint-every", metavar="DURATION", help="also checkpoint training legs inside epochs: 90s, 30m, 2h")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_logger_arg(p)
     p.add_argument("--json", action="store_true", help="print the result (best_arch.json) as JSON")
     s = p.add_argument_group("supernet")
     s.add_argument("--resolution", type=int, help="training (proxy) resolution (default: the preset's)")
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     result = nascomp.search(args.space, args.budget, data=args.data, preset=args.preset, out=args.out, seed=args.seed, resume=args.resume,
                             quiet=args.quiet, device=args.device, in_chans=args.in_chans, lut=args.lut, data_dir=args.data_dir,
                             download=args.download, val_fraction=args.val_fraction, workers=args.workers,
-                            checkpoint_every=args.checkpoint_every, runtime=args.runtime, **overrides)
+                            checkpoint_every=args.checkpoint_every, runtime=args.runtime, logger=args.logger, **overrides)
     summary = result.summary
     if not summary:
         return 0
@@ -129,5 +130,5 @@ def run(args: argparse.Namespace) -> int:
         print("  not searched (collapsed at the proxy), fixed: " + ", ".join(
             f"stage {c['stage']} {c['dimension']}={c['fixed']}" for c in summary["collapsed"]))
     print("  E-T error per evolution step: " + " -> ".join(f"{s['Q']:.2f}%" for s in summary["et_error"]))
-    print(f"  -> {result.run_dir}/best_arch.json, candidates.csv, pareto.png, evolution/, report.md")
+    print(f"  -> {result.run_dir}/best_arch.json, candidates.csv, pareto.png, evolution/, report.md, report.html")
     return 0

@@ -82,7 +82,7 @@ def run_train(args: argparse.Namespace) -> int:
                      augment=not args.no_augment, checkpoint_every=args.checkpoint_every, **recipe_options(args))
     result = nascomp.train_supernet(args.space, args.data, args.out, preset=args.preset, in_chans=args.in_chans, data_dir=args.data_dir,
                                     resume=args.resume, quiet=args.quiet, device=args.device, seed=args.seed, overwrite=args.overwrite,
-                                    **overrides)
+                                    logger=args.logger, **overrides)
     metrics = result.metrics
     summary = {"val": metrics["val"], "train_seconds": metrics["train_seconds"], "notes": metrics["supernet"]["notes"]}
     if args.json:

@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
             [f"--{k.replace('_', '-')}" for k in distill_options(args)]
         raise NascompError(f"{', '.join(given)} only apply with --distill srd, kd or minivit (training from a teacher); add --distill or drop them")
     common = dict(model_kwargs=model_overrides(args), data_options=data_options(args), checkpoint=args.checkpoint, pretrained=args.pretrained,
-                  resume=args.resume, quiet=args.quiet, device=args.device, overwrite=args.overwrite, **recipe_overrides(args))
+                  resume=args.resume, quiet=args.quiet, device=args.device, overwrite=args.overwrite, logger=args.logger,
+                  **recipe_overrides(args))
     if args.distill == "none":
         result = nascomp.train(args.model, args.data, args.out, **common)
     else:

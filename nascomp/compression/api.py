@@ -8,18 +8,20 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from nascomp.compression.base import CompressResult
+from nascomp.compression.base import CompressResult, log_result
 from nascomp.compression.registry import COMPRESSORS, METHOD_OPTIONS, method_chain
 from nascomp.core.checks import is_module, main_process, require_device
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json
 from nascomp.core.outputs import output_lock
+from nascomp.core.runlog import RunLogger, check_logger
 from nascomp.core.validate import removed_on_failure
 from nascomp.distillation.registry import DISTILLERS
 from nascomp.engine.api import check_inputs, check_recipe, claim_run, recipe_config, split_recipe
 from nascomp.engine.config import TrainConfig
 from nascomp.models.names import check_model_ref
 from nascomp.nas.budget import parse_budget
+from nascomp.report import write_report
 
 if TYPE_CHECKING:
     from torch import nn
@@ -61,7 +63,7 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
              teacher_kwargs: Mapping | None = None, data_options: Mapping | None = None,
              distill: str = "minivit", distill_options: Mapping | None = None, checkpoint: str | None = None, pretrained: bool = False,
              dry_run: bool = False, recipe: TrainConfig | Mapping | None = None, seed: int = 0, resume: bool = False, quiet: bool = False,
-             device: str | None = None, overwrite: bool = False, **overrides: Any) -> CompressResult:
+             device: str | None = None, overwrite: bool = False, logger: str | RunLogger | None = None, **overrides: Any) -> CompressResult:
     """Compress a trained Swin or ViT/DeiT.
 
     Args:
@@ -82,16 +84,29 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
         init: ``teacher`` (the student starts from the trained weights) or ``random`` (the paper's MiniViT).
         teacher: distil from this model instead of the uncompressed one (``teacher_checkpoint``: its weights and
             ``teacher_kwargs``: timm options, for one given by name).
-        options: the method's settings. checkpoint, pretrained: the trained model's weights, for a model given by name.
+        checkpoint: the trained model's weights, for a model given by name.
+        pretrained: timm's weights for a model given by name.
         data_options: how a dataset given by name is loaded (`nascomp.load_data` keywords).
-        distill, distill_options: the distillation method and its settings (see `nascomp.distillation`).
+        distill: the distillation method (see `nascomp.distillation`).
+        distill_options: its settings.
         dry_run: only build the student and report params and MACs before and after; no training.
-        recipe, overrides, seed, resume, quiet, device, overwrite: the training run, as for `nascomp.train`.
-        **overrides: also timm size options for a model given by name (``img_size``, ``num_classes``...).
+        recipe: the training recipe, as for `nascomp.train`.
+        seed: as for `nascomp.train`.
+        resume: as for `nascomp.train`.
+        quiet: as for `nascomp.train`.
+        device: as for `nascomp.train`.
+        overwrite: as for `nascomp.train`.
+        logger: as for `nascomp.train`; the log ends with the result's table row (``compress/result``; ``--method auto``:
+            ``compress/table``, a row per method).
+        **overrides: recipe fields, as for `nascomp.train`; also timm size options for a model given by name
+            (``img_size``, ``num_classes``...).
+
+    A run (not a dry run) ends by writing ``report.html`` (`nascomp.report.render_report`); a report that fails is a warning.
 
     Returns:
         `CompressResult` with the summary, the student, and (after training) its directory, metrics and ONNX file.
     """
+    check_logger(logger)
     if init not in INITS:
         raise NascompError(f"init must be one of {', '.join(INITS)}, got {init!r}")
     steps = method_chain(method)
@@ -109,10 +124,13 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
     if steps == ["auto"]:
         from nascomp.compression.auto import compare
 
-        return compare(compress, model, data, out, options=opts, init=init, teacher=teacher, teacher_checkpoint=teacher_checkpoint,
-                       teacher_kwargs=teacher_kwargs, data_options=data_options, distill=distill, distill_options=distill_options,
-                       checkpoint=checkpoint, pretrained=pretrained, dry_run=dry_run, recipe=recipe, seed=seed, resume=resume, quiet=quiet,
-                       device=device, overwrite=overwrite, **training, **overrides)
+        result = compare(compress, model, data, out, options=opts, init=init, teacher=teacher, teacher_checkpoint=teacher_checkpoint,
+                         teacher_kwargs=teacher_kwargs, data_options=data_options, distill=distill, distill_options=distill_options,
+                         checkpoint=checkpoint, pretrained=pretrained, dry_run=dry_run, recipe=recipe, seed=seed, resume=resume, quiet=quiet,
+                         device=device, overwrite=overwrite, logger=logger, **training, **overrides)
+        if main_process():
+            write_report(result.out)
+        return result
     claim = None
     if not dry_run:
         if out is None:
@@ -202,7 +220,8 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
             if compressor is not None:
                 cfg = recipe_config(recipe, final, seed=seed, **training)
                 metrics = fit(final, bundle, cfg, out, spec=student.spec, step_fn=distillation_step(distiller),
-                              extra_modules={"distiller": distiller}, resume=resume, quiet=quiet, metadata={"compress": summary}, device=device)
+                              extra_modules={"distiller": distiller}, resume=resume, quiet=quiet, metadata={"compress": summary}, device=device,
+                              logger=logger)
                 distiller.close()
             else:
                 tf = bundle.transform(resolution, in_chans, train=False)
@@ -217,8 +236,23 @@ def compress(model: nn.Module | str | os.PathLike, method: str = "minivit", data
                 metrics["int8"] = int8.apply(final, Path(out), opts, context, target)
                 deployed = Path(metrics["int8"]["file"])
             atomic_write_json(Path(out) / "metrics.json", metrics)
+            log_result(logger, Path(out), _result_row(summary, metrics), metrics.get("optimizer_steps", 0))
     finally:
         if distiller is not None:
             distiller.close()
+    if main_process():
+        write_report(out)
     runtime = opts.get("runtime") or "onnxruntime"
     return CompressResult(summary, final, Path(out), metrics, deployed if runtime == "onnxruntime" else None, pte=deployed if runtime == "executorch" else None)
+
+
+def _result_row(summary: dict, metrics: dict) -> dict:
+    """The run's line of a comparison table: cost before and after, accuracy (of the int8 file when there is one), latency."""
+    measured = metrics.get("int8") or metrics
+    latency = measured.get("latency") or {}
+    row = {"method": summary["method"], "params_before": summary["params_before"], "params_after": summary["params_after"],
+           "macs_before": summary["macs_before"], "macs_after": summary["macs_after"],
+           "val_top1": (measured.get("val") or {}).get("top1"), "test_top1": (measured.get("test") or {}).get("top1"),
+           "latency_ms": latency.get("latency_ms")}
+    return {k: v for k, v in row.items() if v is not None}
+

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from nascomp.compression.base import CompressContext, CompressResult
+from nascomp.compression.base import CompressContext, CompressResult, log_result
 from nascomp.compression.measure import RUNTIMES
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, atomic_write_text, load_state_dict_file
@@ -137,7 +137,7 @@ def compare(compress: Callable[..., CompressResult], model, data, out, *, option
     out = claim.path
     budget = parse_budget(options["budget"])
     runtimes = auto_runtimes(options)
-    named = ("recipe", "init", "teacher", "teacher_checkpoint", "teacher_kwargs", "distill", "distill_options")
+    named = ("recipe", "init", "teacher", "teacher_checkpoint", "teacher_kwargs", "distill", "distill_options", "logger")
     _, size_kwargs = split_recipe({k: v for k, v in kwargs.items() if k not in named})
     if not (isinstance(model, nn.Module) or Path(model).is_dir() or checkpoint or pretrained):
         raise NascompError("compression starts from trained weights: pass --checkpoint PATH, --pretrained, or a saved model directory")
@@ -186,7 +186,7 @@ def compare(compress: Callable[..., CompressResult], model, data, out, *, option
     def add_int8(name: str, source, method: str, runtime: str, student_meets: bool | None) -> None:
         folder = out / (method.replace(",", "+") + ("" if runtime == "onnxruntime" else f"-{runtime}"))
         r = compress(source, "int8", bundle, folder, options={**options, "runtime": runtime}, seed=seed, quiet=quiet, device=device,
-                     resume=again(folder))
+                     resume=again(folder), logger=kwargs.get("logger"))
         m = r.metrics["int8"]
         row = _row(label(name, runtime), method, runtime, "int8", r.model, resolution, in_chans, m["val"], m["test"], m["latency"], m["bytes"],
                    Path(m["file"]), None, reference[runtime])
@@ -241,6 +241,7 @@ def compare(compress: Callable[..., CompressResult], model, data, out, *, option
         writer.writerows(table)
         atomic_write_text(out / "table.csv", buf.getvalue())
         atomic_write_text(out / "table.md", _markdown(rows, budget.text, target))
+        log_result(kwargs.get("logger"), out, table, 0)
         from nascomp.pareto.api import pareto_front
 
         where = " and ".join({"onnxruntime": "ONNX Runtime", "executorch": "ExecuTorch"}[r] for r in runtimes)

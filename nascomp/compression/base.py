@@ -7,16 +7,19 @@ drop-blocks, shrink, torch-pruning) makes a smaller model that is trained by dis
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from nascomp.core.checks import main_process
 from nascomp.core.errors import NascompError
+from nascomp.core.runlog import RunLogger, make_logger
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["Student", "CompressionMethod", "CompressContext", "CompressResult"]
+__all__ = ["Student", "CompressionMethod", "CompressContext", "CompressResult", "log_result"]
 
 
 @dataclass
@@ -92,3 +95,14 @@ class CompressResult:
         metrics = self.metrics or {}
         report = (metrics.get("int8") or {}).get("latency") or metrics.get("latency")
         return report["latency_ms"] if report else None
+
+
+def log_result(logger: str | RunLogger | None, out: Path, rows: dict | list[dict], step: int) -> None:
+    """Result row(s) in the run's log at ``step`` (where training ended): numbers as ``compress/...`` scalars (several rows:
+    row i at step + i) and the rows as the table ``compress/result``. A rerun replaces them, never logs them twice."""
+    rows = [rows] if isinstance(rows, dict) else rows
+    log = make_logger(logger, out, run_name=out.name, rank=0 if main_process() else 1, resume=True, resume_step=step)
+    with contextlib.nullcontext() if isinstance(logger, RunLogger) else log:  # a caller's logger stays open
+        for i, row in enumerate(rows):
+            log.scalars({f"compress/{k}": v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}, step + i)
+        log.table("compress/result", rows, step)

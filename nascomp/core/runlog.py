@@ -38,6 +38,8 @@ __all__ = [
     "BACKENDS",
     "TB_DIR",
     "logger_names",
+    "check_logger",
+    "LOGGER_HELP",
     "make_logger",
     "read_scalars",
 ]
@@ -415,6 +417,18 @@ def logger_names(spec: str | Sequence[str] | None) -> list[str]:
             elif name != "none":
                 raise NascompError(f"unknown logger {name!r}; choose from {', '.join(BACKENDS)}, none or auto (comma-separated)")
     return list(dict.fromkeys(names))
+
+
+LOGGER_HELP = (
+    "tensorboard, wandb, mlflow or none; several joined by commas (default: tensorboard when the tensorboard package is "
+    "installed, else none). Files go under the run directory: tb/, wandb/, mlruns/"
+)
+
+
+def check_logger(spec: str | Sequence[str] | RunLogger | None) -> None:
+    """Fail before any work (and before torch loads) on an unknown backend or one whose package is missing."""
+    if not isinstance(spec, RunLogger):
+        logger_names(spec)
 
 
 def make_logger(

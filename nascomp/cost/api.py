@@ -32,8 +32,9 @@ def count_cost(model: nn.Module | str | os.PathLike | Arch | Mapping, resolution
             priced analytically (exact, no model is built) unless ``cross_check`` asks for other counters.
         resolution: input side in pixels (default: the model's own). For a model given by name it is also
             the size the model is built for (ViT/Swin position tables depend on it).
-        in_chans, num_classes: input channels and classes (default: the model's; for an arch, the ones it records, as a
-            search's ``best_arch.json`` does, else 3 and 1000; an arch's resolution likewise defaults to its own, else 224).
+        in_chans: input channels (default: the model's; for an arch, the ones it records, as a search's
+            ``best_arch.json`` does, else 3; an arch's resolution likewise defaults to its own, else 224).
+        num_classes: classes (default: the model's; for an arch, the ones it records, else 1000).
         batch: images per counted forward pass (results are per image).
         cross_check: also count with fvcore, ptflops, thop and PyTorch's FlopCounterMode, and explain gaps.
         checkpoint: weights to load first (they do not change the count; a mismatch is reported).

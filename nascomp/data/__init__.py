@@ -1,5 +1,6 @@
 """Data: datasets with a fixed validation split (`load_data` → `DataBundle`), their transforms, samplers and loaders,
-and evaluation splits decoded once for search (`DecodedEvalSet`)."""
+evaluation splits decoded once for search (`DecodedEvalSet`), and in-memory images written as an image folder
+(`write_image_folder`)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ _EXPORTS = {
     "resolve_workers": "nascomp.data.loader",
     "DecodedEvalSet": "nascomp.data.eval_set",
     "default_cache_bytes": "nascomp.data.eval_set",
+    "write_class_folders": "nascomp.data.folders",
+    "write_image_folder": "nascomp.data.folders",
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -43,3 +46,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from nascomp.data.sampling import EpochSampler, epoch_seed
     from nascomp.data.loader import default_workers, make_loader, resolve_workers
     from nascomp.data.eval_set import DecodedEvalSet, default_cache_bytes
+    from nascomp.data.folders import write_class_folders, write_image_folder

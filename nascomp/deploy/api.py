@@ -68,10 +68,12 @@ def export(model: nn.Module | str | os.PathLike | Arch, out: str | os.PathLike |
             that receives ``model.pte`` and ``export.json`` (default ``MODEL/executorch-<precision>`` or ``./<name>-executorch-<precision>``).
         format: ``onnx`` (checked with ONNX Runtime on a seeded random input) or ``pte`` (ExecuTorch with the XNNPACK delegate,
             checked in ExecuTorch's runtime on real images; see `nascomp.deploy.pte`).
-        resolution: input side (default: the model's). batch: the exported batch size.
-        opset, exporter: ONNX only; see `nascomp.deploy.onnx.export_onnx` (TorchScript first, dynamo as fallback).
-        precision: ``pte``: ``fp32`` or ``int8``. quantization: int8's ``static`` (calibrated on ``calib_images`` training
-            images) or ``dynamic``.
+        resolution: input side (default: the model's).
+        batch: the exported batch size.
+        opset: ONNX only; see `nascomp.deploy.onnx.export_onnx`.
+        exporter: ONNX only; see `nascomp.deploy.onnx.export_onnx` (TorchScript first, dynamo as fallback).
+        precision: ``pte``: ``fp32`` or ``int8``.
+        quantization: int8's ``static`` (calibrated on ``calib_images`` training images) or ``dynamic``.
         data: the dataset whose images check the file and calibrate int8 (a `DataBundle` or a name; ``data_options`` load it).
         check_images: validation images the runtime is checked on. tolerance: see `nascomp.deploy.pte.export_pte`.
         rewrite: ``pte``: rewrite ops XNNPACK cannot take into equivalent ones (`nascomp.deploy.delegable`).

@@ -106,7 +106,6 @@ def export_onnx(
             raise NascompError("export needs a positive resolution, channel count and batch (or an example input)")
         example = example_input(batch, in_chans, resolution)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()
     example = example.cpu()
     try:
@@ -115,6 +114,8 @@ def export_onnx(
         raise NascompError(f"the model cannot run on a {tuple(example.shape)} input ({str(e).splitlines()[0][:160]}); export it at the "
                            "resolution it was built for, or rebuild it for this one") from None
     scale = max(1.0, float(np.abs(reference).max()))
+    created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # removed again if no exporter succeeds
+    path.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for name in (("torchscript", "dynamo") if exporter == "auto" else (exporter,)):
         if opset is not None and opset not in OPSETS[name]:
@@ -138,4 +139,7 @@ def export_onnx(
             for leftover in (tmp, tmp + ".data"):
                 with contextlib.suppress(OSError):
                     os.unlink(leftover)
+    for folder in created:  # innermost first; only what this call created, and only while empty
+        with contextlib.suppress(OSError):
+            folder.rmdir()
     raise NascompError("ONNX export failed: " + " | ".join(errors))

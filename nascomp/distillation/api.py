@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from nascomp.core.checks import is_module, main_process, require_device
 from nascomp.core.errors import NascompError
 from nascomp.core.outputs import output_lock
+from nascomp.core.runlog import RunLogger, check_logger
 from nascomp.core.validate import removed_on_failure
 from nascomp.distillation.registry import DISTILLERS
 from nascomp.engine.api import TrainResult, check_inputs, check_recipe, claim_run, prepare
@@ -42,7 +43,8 @@ def distill(student: nn.Module | str | os.PathLike | Arch, teacher: nn.Module | 
             out: str | os.PathLike | None = None, *, method: str = "kd", options: Mapping | None = None,
             model_kwargs: Mapping | None = None, data_options: Mapping | None = None, checkpoint: str | os.PathLike | None = None,
             pretrained: bool = False, recipe: TrainConfig | Mapping | None = None, teacher_checkpoint: str | None = None, resume: bool = False,
-            quiet: bool = False, device: str | None = None, overwrite: bool = False, **overrides: Any) -> TrainResult:
+            quiet: bool = False, device: str | None = None, overwrite: bool = False, logger: str | RunLogger | None = None,
+            **overrides: Any) -> TrainResult:
     """Train ``student`` on ``data`` with distillation from the frozen ``teacher``.
 
     Args:
@@ -53,8 +55,17 @@ def distill(student: nn.Module | str | os.PathLike | Arch, teacher: nn.Module | 
             hidden-state relations), ``srd`` (student features through the teacher's classifier), ``none``.
         options: the method's settings (``alpha``, ``temperature``, ``qkv_weight``, ``layer_pairs``, ``srd_weight``...).
         teacher_checkpoint: weights for a teacher given by timm name.
-        model_kwargs, data_options, checkpoint, pretrained, recipe, overrides, resume, quiet, device, overwrite: as for
-            `nascomp.train`.
+        model_kwargs: as for `nascomp.train`.
+        data_options: as for `nascomp.train`.
+        checkpoint: as for `nascomp.train`.
+        pretrained: as for `nascomp.train`.
+        recipe: as for `nascomp.train`.
+        resume: as for `nascomp.train`.
+        quiet: as for `nascomp.train`.
+        device: as for `nascomp.train`.
+        overwrite: as for `nascomp.train`.
+        logger: as for `nascomp.train`.
+        **overrides: recipe fields, as for `nascomp.train`.
 
     Returns:
         `TrainResult`; metrics.json records the method and its settings.
@@ -62,6 +73,7 @@ def distill(student: nn.Module | str | os.PathLike | Arch, teacher: nn.Module | 
     if out is None:
         raise NascompError("distill needs out=DIR (--out): where the checkpoints and the trained student go")
     DISTILLERS.get(method)  # an unknown method fails here, with the choices
+    check_logger(logger)
     check_inputs(student, data, data_options, checkpoint=checkpoint, device=device)
     check_model_ref(teacher, "--teacher")
     check_inputs(checkpoint=teacher_checkpoint, checkpoint_name="--teacher-checkpoint")
@@ -81,7 +93,7 @@ def distill(student: nn.Module | str | os.PathLike | Arch, teacher: nn.Module | 
     try:
         with removed_on_failure(claim.path), output_lock(claim, main_process()):
             metrics = fit(module, bundle, cfg, claim.path, spec=spec, step_fn=distillation_step(distiller), extra_modules={"distiller": distiller},
-                          resume=resume, quiet=quiet, device=device,
+                          resume=resume, quiet=quiet, device=device, logger=logger,
                           metadata={"distill": {"teacher": "module" if is_module(teacher) else str(teacher), **distiller.describe()}})
     finally:
         distiller.close()

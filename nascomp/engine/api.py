@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from nascomp.core.checks import check_device, check_file, check_seed, is_module, main_process, require_device
 from nascomp.core.errors import NascompError
 from nascomp.core.outputs import OutputClaim, claim_output, output_lock
+from nascomp.core.runlog import RunLogger, check_logger
 from nascomp.core.validate import removed_on_failure
 from nascomp.data.source import check_source
 from nascomp.engine.config import TrainConfig
@@ -147,7 +148,8 @@ def check_classes(module: nn.Module, bundle: DataBundle, model: Any) -> None:
 def train(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str = "fashion-mnist", out: str | os.PathLike | None = None, *,
           model_kwargs: Mapping | None = None, data_options: Mapping | None = None, checkpoint: str | os.PathLike | None = None,
           pretrained: bool = False, recipe: TrainConfig | Mapping | None = None, resume: bool = False, quiet: bool = False,
-          device: str | None = None, metadata: dict | None = None, overwrite: bool = False, **overrides: Any) -> TrainResult:
+          device: str | None = None, metadata: dict | None = None, overwrite: bool = False, logger: str | RunLogger | None = None,
+          **overrides: Any) -> TrainResult:
     """Train ``model`` on ``data`` and save it into ``out``.
 
     Args:
@@ -163,12 +165,17 @@ def train(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str = 
         quiet: no progress output. device: ``cpu`` or ``cuda`` (default: CUDA when available).
         metadata: extra entries for metrics.json.
         overwrite: replace a run or saved model already in ``out`` (never the model, checkpoint or data being read).
+        logger: where loss, learning rate, throughput and validation top-1 are logged as the run goes: ``"tensorboard"``,
+            ``"wandb"``, ``"mlflow"``, several joined by commas, ``"none"``, or a `nascomp.core.runlog.RunLogger`. Default
+            (None): TensorBoard when its package is installed (``pip install 'nascomp[tensorboard]'``), else none, so
+            logging never makes a run fail for a missing optional package. Files go under ``out`` (``tb/``...).
 
     Returns:
         `TrainResult` with the run directory, the trained model and the metrics (val and test top-1).
     """
     if out is None:
         raise NascompError("train needs out=DIR (--out): where the checkpoints and the trained model go")
+    check_logger(logger)
     check_inputs(model, data, data_options, checkpoint=checkpoint, device=device)
     check_recipe(recipe, **overrides)
     claim = claim_run(out, resume=resume, overwrite=overwrite, inputs=[model, checkpoint], data=data, data_options=data_options)
@@ -178,5 +185,6 @@ def train(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str = 
     module, spec, bundle, cfg = prepare(model, data, model_kwargs=model_kwargs, data_options=data_options, checkpoint=checkpoint,
                                         pretrained=pretrained, recipe=recipe, **overrides)
     with removed_on_failure(claim.path), output_lock(claim, main_process()):
-        metrics = fit(module, bundle, cfg, claim.path, spec=spec, resume=resume, quiet=quiet, device=device, metadata=metadata)
+        metrics = fit(module, bundle, cfg, claim.path, spec=spec, resume=resume, quiet=quiet, device=device, metadata=metadata,
+                      logger=logger)
     return TrainResult(claim.path, module, metrics)

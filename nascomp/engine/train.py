@@ -25,7 +25,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,6 +39,7 @@ from nascomp.core.distributed import DistInfo, init_distributed
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, ensure_writable_dir, read_json
 from nascomp.core.progress import console, progress_bar
+from nascomp.core.runlog import RunLogger, make_logger
 from nascomp.data import DataBundle, EpochSampler, epoch_seed, make_loader, make_mixup, resolve_workers
 from nascomp.data.recipe import AUTO_FIELDS
 from nascomp.engine.checkpoint import (
@@ -111,6 +112,8 @@ class StepContext:
     amp_dtype: torch.dtype | None
     scaler: torch.amp.GradScaler
     criterion: nn.Module
+    scalars: dict[str, float] = field(default_factory=dict)  # a custom step's own scalars, logged with the step's loss
+
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -151,11 +154,17 @@ def fit(
     evaluate_test: bool = True,
     metadata: dict | None = None,
     device: str | None = None,
+    logger: str | RunLogger | None = "none",
 ) -> dict:
     """Train ``model`` on ``data`` into ``out_dir``; returns the metrics also written to metrics.json.
 
     ``extra_modules`` (e.g. a distillation connector) are optimised and checkpointed with the model.
     ``spec`` (see nascomp.models) is stored so the final ``out_dir`` loads as a MODEL argument.
+    ``logger``: a `nascomp.core.runlog.make_logger` spec (its files go under ``out_dir``) or a ready `RunLogger`
+    (used as given, left open). Scalars are logged at the global optimiser step: ``train/loss``, ``train/lr``,
+    ``train/images_per_s`` and a custom step's ``ctx.scalars`` every step; ``val/top1``, ``val/loss`` and
+    ``train/epoch_loss`` at each epoch's last step. A resumed run drops what was logged from its checkpoint's step on,
+    so the curves continue without a step twice. Default none: the API layer (`nascomp.train`...) picks the backends.
     """
     out = Path(out_dir)
     info = init_distributed(device)
@@ -247,8 +256,10 @@ def fit(
     warnings_raised: list[str] = []
     if recipe_note and data.per_image and cfg.augment and info.is_main and not quiet:
         console.print(f"[dim]{recipe_note}[/]")
+    run_log = make_logger(logger, out, run_name=out.name, config=config_doc, rank=info.rank, resume=found is not None,
+                          resume_step=start_epoch * steps_per_epoch + start_step if found is not None else None)
     start = last_save = time.time()
-    with progress_bar(info.is_main and not quiet) as bars:
+    with progress_bar(info.is_main and not quiet) as bars, contextlib.nullcontext() if isinstance(logger, RunLogger) else run_log:
         epoch_bar = bars.add_task("epochs", total=cfg.epochs, completed=start_epoch, info="")
         for epoch in range(start_epoch, cfg.epochs):
             seed_everything(epoch_seed(cfg.seed, epoch))
@@ -262,7 +273,7 @@ def fit(
             for m in modules.values():
                 m.train()
             batch_bar = bars.add_task(f"epoch {epoch + 1}", total=steps_per_epoch, completed=first, info="")
-            t0 = time.time()
+            t0 = t_step = time.time()
             for step, (images, targets) in enumerate(batches, start=first):
                 global_step = epoch * steps_per_epoch + step
                 lr = lr_at(global_step, steps_per_epoch, schedule)
@@ -285,9 +296,14 @@ def fit(
                 scaler.update()
                 if ema is not None:
                     ema.update(model, step=global_step + 1)
-                loss_sum += loss.item()
-                stall.step(global_step, loss.item())
-                bars.update(batch_bar, advance=1, info=f"loss {loss.item():.3f} lr {lr:.2e}")
+                value = loss.item()
+                loss_sum += value
+                stall.step(global_step, value)
+                bars.update(batch_bar, advance=1, info=f"loss {value:.3f} lr {lr:.2e}")
+                now = time.time()
+                run_log.scalars({"train/loss": value, "train/lr": lr, "train/images_per_s": global_batch / max(now - t_step, 1e-9),
+                                 **ctx.scalars}, global_step)
+                t_step = now
                 if cfg.checkpoint_every and step + 1 < steps_per_epoch and _checkpoint_due(last_save, cfg.checkpoint_every, info):
                     states = _gather_rng(info)
                     if info.is_main:
@@ -300,8 +316,12 @@ def fit(
                       "seconds": time.time() - t0}
             history.append(record)
             bars.update(epoch_bar, advance=1, info=f"val top-1 {val['top1']:.2f}%")
+            run_log.scalars({"val/top1": val["top1"], "val/loss": val["loss"], "train/epoch_loss": record["train_loss"]},
+                            (epoch + 1) * steps_per_epoch - 1)  # before the next epoch's first step, which a resume restarts from
             if info.is_main and not quiet:
-                console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {record['train_loss']:.4f}  val top-1 {val['top1']:.2f}%  ({record['seconds']:.0f}s)")
+                eta = (time.time() - start) / (epoch + 1 - start_epoch) * (cfg.epochs - epoch - 1)  # this session's pace
+                console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {record['train_loss']:.4f}  val top-1 {val['top1']:.2f}%  "
+                              f"({record['seconds']:.0f}s, ETA {_clock(eta)})")
             stalled = stall.check((epoch + 1) * steps_per_epoch, record["train_loss"])
             if stalled:
                 if cfg.strict:
@@ -335,6 +355,7 @@ def fit(
         image_recipe=(recipe_note or "as given") if data.per_image else "grey in-memory data: flips and shifts (the RGB recipe does not apply)",
         warnings=warnings_raised,
         train_seconds=time.time() - start,
+        optimizer_steps=cfg.epochs * steps_per_epoch,  # the run log's last training step + 1
         **(metadata or {}),
     )
     if info.is_main:
@@ -342,6 +363,16 @@ def fit(
             save_model(out, model, spec, {"metrics": {"val_top1": val["top1"], "test_top1": metrics.get("test", {}).get("top1")}})
         atomic_write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _clock(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h07m``: a remaining time in log lines."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _checkpoint_due(last_save: float, every: float, info: DistInfo) -> bool:

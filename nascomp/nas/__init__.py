@@ -33,7 +33,7 @@ _EXPORTS = {
     "top_k_for": "nascomp.nas.et_error",
     "Candidate": "nascomp.nas.evolutionary",
     "EvolutionConfig": "nascomp.nas.evolutionary",
-    "SearchResult": "nascomp.nas.evolutionary",
+    "EvolutionResult": "nascomp.nas.evolutionary",
     "evolutionary_search": "nascomp.nas.evolutionary",
     "SearchJob": "nascomp.nas.pipeline",
     "default_out_dir": "nascomp.nas.api",
@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from nascomp.nas.budget import BUDGET_FORMS, Budget, parse_budget
     from nascomp.nas.constraints import Constraint, check_feasible, deploy_cost, make_constraint
     from nascomp.nas.et_error import ETResult, et_error, et_table, sample_candidates, top_k_for
-    from nascomp.nas.evolutionary import Candidate, EvolutionConfig, SearchResult, evolutionary_search
+    from nascomp.nas.evolutionary import Candidate, EvolutionConfig, EvolutionResult, evolutionary_search
     from nascomp.nas.api import default_out_dir
     from nascomp.nas.pipeline import SearchJob, run_search
     from nascomp.nas.presets import PRESETS, SearchPreset, resolve_preset

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from nascomp.core.checks import check_device, check_seed, main_process, require_device
 from nascomp.core.errors import NascompError
 from nascomp.core.outputs import claim_output, output_lock
+from nascomp.core.runlog import check_logger
 from nascomp.core.validate import duration, fraction, non_negative, positive, removed_on_failure
 from nascomp.data.source import check_source
 from nascomp.nas.budget import Budget, parse_budget
@@ -73,8 +74,8 @@ class SearchResult:
         return self.summary["selection"]
 
     @property
-    def compare(self) -> dict | None:
-        """The winner vs a hand-designed arch of the budget, stand-alone over seeds (None when not run)."""
+    def standalone_check(self) -> dict | None:
+        """The winner vs a hand-designed arch of the budget, trained stand-alone over seeds (None when not run)."""
         return self.summary.get("compare")
 
     @property
@@ -87,7 +88,7 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
            out: str | os.PathLike | None = None, seed: int = 0, resume: bool = False, quiet: bool = False, device: str | None = None,
            in_chans: int = 3, lut: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None, download: bool = False,
            val_fraction: float = 0.1, workers: int | None = None, checkpoint_every: float | str | None = None,
-           runtime: str | None = None, overwrite: bool = False, **overrides: Any) -> SearchResult:
+           runtime: str | None = None, overwrite: bool = False, logger: str | None = None, **overrides: Any) -> SearchResult:
     """Search ``space`` for the most accurate architecture within ``budget`` (S3: supernet, E-T error, space
     evolution, evolutionary search), then extract the finalists and evaluate them on the test set.
 
@@ -110,15 +111,24 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
         in_chans: model input channels (grey images are repeated). lut: latency table for ms/mJ budgets.
         runtime: the runtime a ms/mJ budget is predicted for (``onnxruntime``, ``executorch``, ``torch``; default: the
             table's, which is the target's default runtime unless ``lut`` says otherwise).
-        data_dir, download, val_fraction: where and how a dataset given by name is loaded.
+        data_dir: where a dataset given by name is loaded from.
+        download: let a dataset given by name be downloaded.
+        val_fraction: the share of the training set held out for validation, for a dataset given by name.
         workers: DataLoader workers per process for per-image data (default: `nascomp.data.default_workers`);
             does not change results, so a run may resume with another value.
         checkpoint_every: also checkpoint every training leg inside epochs at this interval (seconds, or ``30m``).
+        logger: where the run logs as it goes (``"tensorboard"``, ``"wandb"``, ``"mlflow"``, comma-joined, ``"none"``;
+            default: TensorBoard when installed, else none): each supernet's loss, learning rate, throughput and sampled
+            MACs (``supernet/step-T/``), the E-T error, slopes and decisions per evolution step (``evolution/``), the best
+            so far, hypervolume and candidates per generation (``search/``); see `nascomp.nas.tracking`.
+
+    The run ends by writing ``report.html`` (`nascomp.report.render_report`); a report that fails is a warning.
 
     Returns:
         `SearchResult` with the run directory, the best `Arch`, its params/MACs, validation (the score it was
         selected on) and test top-1, the selection-vs-test gap and the stand-alone comparison.
     """
+    check_logger(logger)
     positive("in_chans", in_chans)
     fraction("--val-fraction", val_fraction)
     non_negative("--workers", workers)
@@ -148,6 +158,7 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
                          inputs=[data.split(":", 1)[1] if isinstance(data, str) and data.startswith("imagefolder:") else None, data_dir, lut])
     from nascomp.data import load_data
     from nascomp.nas.pipeline import SearchJob, run_search
+    from nascomp.report import write_report
 
     require_device(device)
     limit_val = recipe.supernet.limit_val and recipe.supernet.limit_val + recipe.select_val  # the search's images, then the selection's
@@ -157,9 +168,11 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
     else:
         bundle = data.limited(recipe.supernet.limit_train, limit_val, recipe.limit_test)
     job = SearchJob(space, budget, recipe, bundle, preset_name, seed, in_chans, str(lut) if lut else None, device, workers=workers,
-                    checkpoint_every=checkpoint_every, runtime=runtime)
+                    checkpoint_every=checkpoint_every, runtime=runtime, logger=logger)
     with removed_on_failure(claim.path), output_lock(claim, main_process()):
         summary = run_search(job, claim.path, resume=resume, quiet=quiet)
+        if summary:  # the main process
+            write_report(claim.path)
     if not summary:  # a non-main DDP rank
         return SearchResult(claim.path, space.largest(), {})
     return SearchResult(claim.path, Arch.from_dict(summary["arch"]), summary)

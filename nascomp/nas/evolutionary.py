@@ -30,7 +30,7 @@ from nascomp.core.errors import NascompError
 from nascomp.pareto import non_dominated_sort, front_indices
 from nascomp.spaces import Arch, SearchSpace
 
-__all__ = ["EvolutionConfig", "Candidate", "SearchResult", "evolutionary_search", "OBJECTIVES"]
+__all__ = ["EvolutionConfig", "Candidate", "EvolutionResult", "evolutionary_search", "OBJECTIVES"]
 
 OBJECTIVES = ("accuracy", "pareto")
 
@@ -66,7 +66,7 @@ class Candidate:
 
 
 @dataclass
-class SearchResult:
+class EvolutionResult:
     candidates: list[Candidate]  # every evaluated candidate, in evaluation order
     history: list[dict]  # one record per generation
     best: Candidate
@@ -109,7 +109,7 @@ def evolutionary_search(
     seed: int = 0,
     initial: Sequence[Arch] = (),
     on_generation: Callable[[dict], None] | None = None,
-) -> SearchResult:
+) -> EvolutionResult:
     """Search ``space`` for archs meeting ``constraint``; ``score(archs)`` returns their validation top-1 (%).
 
     ``initial`` candidates (e.g. the E-T samples of the final space, already scored) all join generation 0;
@@ -194,4 +194,4 @@ def evolutionary_search(
     ranked = _ranked(candidates, "accuracy")
     values = np.array([[c.top1, c.cost] for c in candidates])
     front = sorted((candidates[i] for i in front_indices(values, ["max", "min"])), key=lambda c: c.cost)
-    return SearchResult(candidates, history, ranked[0], front)
+    return EvolutionResult(candidates, history, ranked[0], front)

@@ -51,6 +51,7 @@ from nascomp.core.io import atomic_write_json, read_json
 from nascomp.core.outputs import holds
 from nascomp.models import save_model
 from nascomp.core.progress import console
+from nascomp.core.runlog import RunLogger, make_logger
 from nascomp.nas.budget import Budget
 from nascomp.nas.constraints import Constraint, check_feasible, deploy_cost, make_constraint
 from nascomp.nas.et_error import et_table, sample_candidates
@@ -60,6 +61,7 @@ from nascomp.nas.compare import difference_ci, hand_designed_arch
 from nascomp.nas.report import RunFacts, pick_winner, write_outputs
 from nascomp.nas.scoring import SupernetScorer
 from nascomp.nas.space_evolution import evolve_space, fit_slopes
+from nascomp.nas.tracking import GenerationLog, log_et_step
 from nascomp.spaces import Arch, Collapsed, SearchSpace
 from nascomp.models.swin import arch_spec, build_from_arch
 from nascomp.nas.supernet import Supernet, extract, load_supernet
@@ -85,6 +87,7 @@ class SearchJob:
     workers: int | None = None  # DataLoader workers per process (None: nascomp.data.default_workers)
     checkpoint_every: float | None = None  # seconds between mid-epoch checkpoints of every training leg
     runtime: str | None = None  # the runtime a latency / energy budget is predicted for (None: the table's)
+    logger: str | None = None  # the run log's backends (`nascomp.core.runlog.make_logger`; None: TensorBoard when installed)
 
     def settings(self) -> dict:
         """What must match for ``--resume`` (not where the data lives, which device runs it, nor how it loads data)."""
@@ -152,6 +155,11 @@ class _Run:
     def cost_row(self, arch: Arch) -> dict:
         return deploy_cost(arch, self.space0, self.job.in_chans, self.data.num_classes)
 
+    def run_log(self, folder: str, resume_step: int | None = None) -> RunLogger:
+        """The log of a stage in OUT/FOLDER: fresh, or (``resume_step``) dropping what an interrupted session logged from it on."""
+        return make_logger(self.job.logger, self.out / folder, run_name=f"{self.out.name}/{folder}", rank=self.info.rank,
+                           resume=resume_step is not None, resume_step=resume_step)
+
     def _images(self, split) -> DecodedEvalSet:
         return DecodedEvalSet(split, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device, workers=self.job.workers)
 
@@ -197,7 +205,7 @@ class _Run:
         with self.timer.stage(f"supernet-{step}"):
             fit_supernet(space, self.data, run_dir, preset=recipe, supernet=net, in_chans=self.job.in_chans, resume=True,
                            quiet=self.quiet, device=self.job.device, seed=self.job.seed + step, keep_checkpoints=1,
-                           num_workers=self.job.workers, checkpoint_every=self.job.checkpoint_every)
+                           num_workers=self.job.workers, checkpoint_every=self.job.checkpoint_every, logger=self.job.logger)
         barrier(self.info)
         if self.info.is_main:
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the finished weights are in model.safetensors
@@ -246,6 +254,8 @@ class _Run:
                 new_space.save(self.out / "evolution" / f"step-{step + 1}" / "space.yaml")
         if self.info.is_main:
             space.save(step_dir / "space.yaml")
+        with self.run_log("evolution", resume_step=step) as logger:
+            log_et_step(logger, record)
         self.write_json(done, record)
         return record
 
@@ -271,10 +281,11 @@ class _Run:
             g = rec["generation"]
             label = "initial population" if g == 0 else f"generation {g} of {cfg.generations}"
             self.say(f"  {label}: {rec['evaluated']} new, best val top-1 {rec['best_top1']:.2f}% at {self.budget.format(rec['best_cost'])}")
+            logged(rec)
 
-        with self.timer.stage("search"):
-            result = evolutionary_search(space, self.constraint, self.constraint.cost,
-                                         lambda archs: [s["top1"] for s in scorer.score(archs)], cfg, seed=self.job.seed,
+        with self.timer.stage("search"), self.run_log("search") as logger:
+            logged = GenerationLog(logger, lambda archs: [s["top1"] for s in scorer.score(archs)], self.constraint.cost, self.constraint.limit)
+            result = evolutionary_search(space, self.constraint, self.constraint.cost, logged.score, cfg, seed=self.job.seed,
                                          initial=seeds, on_generation=progress)
             full = scorer.score([c.arch for c in result.candidates])
         front = {c.arch for c in result.front}
@@ -390,7 +401,7 @@ class _Run:
                 "model_dir": str((folder / "model").relative_to(self.out))}
 
     # --- 5. the winner stand-alone next to a hand-designed arch of the budget ------------------------
-    def compare(self, winner: dict) -> dict | None:
+    def standalone_check(self, winner: dict) -> dict | None:
         p = self.preset
         done = self.out / "compare" / "result.json"
         if done.is_file():
@@ -523,7 +534,7 @@ def run_search(job: SearchJob, out: str | Path, resume: bool = False, quiet: boo
     search = run.search(current, supernet, preset.evolve_steps, seeds)
     finalists = run.finish(run.finalists(search), supernet)
     run.check_predictions(finalists)
-    compare = run.compare(pick_winner(finalists))
+    compare = run.standalone_check(pick_winner(finalists))
     facts = RunFacts(out, space, budget, preset, job.preset_name, job.seed, job.in_chans, data.describe(), run.resolution,
                      [c.to_dict() for c in run.collapsed] + _collapsed_later(steps, run.resolution, run.say))
     summary = write_outputs(facts, steps, search, finalists, cheapest, compare) if info.is_main else {}

@@ -50,7 +50,7 @@ from nascomp.core.errors import NascompError
 from nascomp.core.validate import fraction, non_negative, positive
 from nascomp.nas.evolutionary import EvolutionConfig
 from nascomp.nas.space_evolution import EvolutionRule
-from nascomp.nas.supernet.recipe import PRESETS as SUPERNET_PRESETS
+from nascomp.nas.supernet.recipe import SUPERNET_PRESETS
 from nascomp.nas.supernet.recipe import SupernetPreset
 
 __all__ = ["SearchPreset", "PRESETS", "resolve_preset"]

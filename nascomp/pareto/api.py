@@ -51,14 +51,23 @@ def pareto_front(source: str | os.PathLike | Sequence[Mapping], x: str = "latenc
 
     Args:
         source: a CSV/JSON/JSONL file, a run directory (its candidates/results file), or a list of row dicts.
-        x, y, objectives: the objective columns. Names that look like accuracy (top1, acc...) are maximised,
+        x: the first objective column. Names that look like accuracy (top1, acc...) are maximised,
             the rest (latency, energy, MACs, params) minimised, unless listed in ``maximize`` / ``minimize``.
+        y: the second objective column.
+        objectives: further objective columns.
         filters: keep rows whose column equals the value.
         reference: the hypervolume reference point, one value per objective (default: worst + 10 % of the range).
         plot: the PNG to write (an SVG is written beside it); default the source folder's ``pareto.png`` for a
             file or folder, none for rows; ``False``: no plot.
-        label, group, title, protocol, log_x, xlabel, ylabel, label_dominated: plot appearance; ``size``: a column that
-            scales the points' areas.
+        label: plot appearance: the column naming each point.
+        group: plot appearance: the column that colours the points.
+        title: plot appearance: the title.
+        protocol: plot appearance: the measurement protocol printed under the plot.
+        log_x: plot appearance: a logarithmic x axis.
+        xlabel: plot appearance: the x axis label.
+        ylabel: plot appearance: the y axis label.
+        label_dominated: plot appearance: also label dominated points (default: when there are at most 16 points).
+        size: a column that scales the points' areas.
 
     Returns:
         `ParetoResult` (front rows, hypervolume, reference, plot paths).

@@ -57,7 +57,7 @@ def profile(model: nn.Module | str | os.PathLike | Arch, target: str | Target = 
         model: a module, a timm name, an arch, or a saved directory (``checkpoint`` loads weights).
         target: ``cpu`` (the host), ``mobile-cpu`` (a phone-class profile on the host: ONNX Runtime, 1 thread,
             pinned), ``cuda`` (CUDA events, NVML energy) or ``android[:SERIAL]`` (a phone over adb).
-        out: also write the JSON report to this file.
+        out: also write the JSON report to this file, and its HTML page beside it (FILE.html).
         options: a ready `ProfileOptions`; otherwise keyword ``settings`` make one (``runtimes=["onnxruntime"]`` or
             ``["executorch"]`` (ExecuTorch, XNNPACK delegate), ``precisions=["fp32", "int8"]``, ``threads``, ``cores="0-3"``,
             ``batch``, ``resolution``, ``warmup``, ``repeat``, ``energy=True``, ``power_model="5:0.5"``, ``timer="thread-cpu"``,
@@ -83,7 +83,10 @@ def profile(model: nn.Module | str | os.PathLike | Arch, target: str | Target = 
         module = as_module(model, checkpoint=checkpoint, **kwargs)
     report = profile_model(module, opts, name=name or (str(model) if not isinstance(model, nn.Module) else type(model).__name__))
     if out is not None:
+        from nascomp.report import write_report
+
         atomic_write_json(out, report.to_dict(include_samples=opts.include_samples))
+        write_report(out)  # FILE.html beside the JSON
     return report
 
 
@@ -116,8 +119,16 @@ def build_latency_table(space: SearchSpace | str, target: str = "mobile-cpu", *,
         energy: also fit an energy model. progress: ``progress(stage, done, total)`` callback.
         fit: the correction of the layer sums: ``ridge`` (per-stage scales, per-layer overhead, offset; see
             `nascomp.profiling.correction`), ``offset`` or ``affine``.
-        runtime, precision, threads, cores, timer, exporter, warmup, repeat, batch, resolution: the measurement
-            protocol, as for `profile`.
+        runtime: measurement protocol, the runtime, as for `profile`.
+        precision: measurement protocol, the precision, as for `profile`.
+        threads: measurement protocol, threads, as for `profile`.
+        cores: measurement protocol, the cores it is pinned to, as for `profile`.
+        timer: measurement protocol, the timer, as for `profile`.
+        exporter: measurement protocol, the ONNX exporter, as for `profile`.
+        warmup: measurement protocol, warm-up runs, as for `profile`.
+        repeat: measurement protocol, timed runs, as for `profile`.
+        batch: measurement protocol, the batch size, as for `profile`.
+        resolution: measurement protocol, the input side, as for `profile`.
 
     Returns:
         The table (``entries``, ``protocol``, ``fit``, ``path``), also written to ``lut``.
@@ -163,8 +174,17 @@ def transfer_latency_table(space: SearchSpace | str, target: str = "mobile-cpu",
         shots: subnets measured on the target (>= 3; 20 gives intervals at 90 % by jackknife+). seed: their draw.
         lut: where to write the new table (default: the per-user cache for target, runtime and precision, so budgets find it).
         energy: also measure the shots' energy. progress: ``progress(stage, done, total)``.
-        runtime, precision, threads, cores, timer, exporter, probe, warmup, repeat, batch, resolution: the target's
-            measurement protocol, as for `build_latency_table`.
+        runtime: measurement protocol, the runtime, as for `build_latency_table`.
+        precision: measurement protocol, the precision, as for `build_latency_table`.
+        threads: measurement protocol, threads, as for `build_latency_table`.
+        cores: measurement protocol, the cores it is pinned to, as for `build_latency_table`.
+        timer: measurement protocol, the timer, as for `build_latency_table`.
+        exporter: measurement protocol, the ONNX exporter, as for `build_latency_table`.
+        probe: measurement protocol, the reference probe, as for `build_latency_table`.
+        warmup: measurement protocol, warm-up runs, as for `build_latency_table`.
+        repeat: measurement protocol, timed runs, as for `build_latency_table`.
+        batch: measurement protocol, the batch size, as for `build_latency_table`.
+        resolution: measurement protocol, the input side, as for `build_latency_table`.
 
     Returns:
         `TransferredTable`: the path and table, the fitted correction, the shots' leave-one-out accuracy, the
@@ -201,7 +221,9 @@ def validate_latency_table(space: SearchSpace | str, target: str = "mobile-cpu",
     Args:
         space: a `SearchSpace` or a shipped space name / YAML path. target: the table's target.
         lut: the table file (default: the per-user cache for target, runtime and precision). n: subnets to measure; seed: their draw.
-        runtime, precision: which of the target's tables (with the default ``lut``). level: the intervals' level.
+        runtime: which of the target's tables (with the default ``lut``), with ``precision``.
+        precision: which of the target's tables (with the default ``lut``), with ``runtime``.
+        level: the intervals' level.
         progress: ``progress(stage, done, total)`` callback.
 
     Returns:

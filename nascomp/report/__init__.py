@@ -1,5 +1,5 @@
 """Self-contained HTML reports of runs (search, compress, train, profile); imports nothing above `nascomp.core`."""
 
-from nascomp.report.api import KINDS, ReportResult, render_report
+from nascomp.report.api import KINDS, ReportResult, render_report, write_report
 
-__all__ = ["render_report", "ReportResult", "KINDS"]
+__all__ = ["render_report", "write_report", "ReportResult", "KINDS"]

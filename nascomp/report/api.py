@@ -15,7 +15,7 @@ from nascomp.report.files import RunFiles, core_io
 from nascomp.report.html import Section, notes, page
 from nascomp.report.sections import Content
 
-__all__ = ["ReportResult", "render_report", "KINDS"]
+__all__ = ["ReportResult", "render_report", "write_report", "KINDS"]
 
 KINDS = ("search", "compress", "train", "profile")
 _SEARCH_FILES = ("best_arch.json", "candidates.csv", "search/result.json", "evolution/history.json")
@@ -89,3 +89,19 @@ def render_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = No
         path, page(content.title, content.subtitle, sections, f"nascomp {__version__} report · {kind} · written {stamp}")
     )
     return ReportResult(path, kind, content.title, tuple(s.title for s in sections), tuple(content.warnings), tuple(missing))
+
+
+def write_report(run_dir: str | os.PathLike) -> Path | None:
+    """`render_report` at the end of a run (search, compress, profile): the run's results are already on disk and the page
+    is only a view of them, so a failure here is a warning naming the command that retries it, never a failed run."""
+    try:
+        return render_report(run_dir).path
+    except Exception as e:  # noqa: BLE001 - any failure: the run must still return its results
+        from rich.markup import escape
+
+        from nascomp.core.progress import console
+
+        why = escape(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no message'}")
+        console.print(f"[yellow]warning:[/] no report.html ({why}); retry with `nascomp report {escape(str(run_dir))}`", soft_wrap=True,
+                      highlight=False)
+        return None

@@ -193,16 +193,20 @@ def _shrink(summary: dict) -> Html | None:
 
 
 def _int8(int8: dict) -> Html:
+    executorch = int8.get("runtime") == "executorch"
+    kind, runtime = (".pte", "ExecuTorch") if executorch else ("ONNX", "ONNX Runtime")
     facts = [
         ("mode", int8.get("mode")),
         ("quantization", int8.get("quantization")),
-        ("ONNX size", f"{fmt.megabytes(int8.get('fp32_onnx_bytes'))} fp32 → {fmt.megabytes(int8.get('onnx_bytes'))} int8"),
+        # runs from before the ExecuTorch runtime named the sizes onnx_bytes / fp32_onnx_bytes
+        (f"{kind} size", f"{fmt.megabytes(int8.get('fp32_bytes', int8.get('fp32_onnx_bytes')))} fp32 → "
+         f"{fmt.megabytes(int8.get('bytes', int8.get('onnx_bytes')))} int8"),
         (
             "fp32 export check",
-            f"max |ONNX − PyTorch| {int8['fp32_check_max_abs_diff']:.2g}" if int8.get("fp32_check_max_abs_diff") is not None else None,
+            f"max |{kind} − PyTorch| {int8['fp32_check_max_abs_diff']:.2g}" if int8.get("fp32_check_max_abs_diff") is not None else None,
         ),
         (
-            "accuracy in ONNX Runtime",
+            f"accuracy in {runtime}",
             f"val {fmt.pct((int8.get('val') or {}).get('top1'))}, test {fmt.pct((int8.get('test') or {}).get('top1'))}",
         ),
     ]

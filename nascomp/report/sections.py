@@ -68,6 +68,8 @@ def tensorboard_curves(run_dir: Path, warnings: list[str]) -> Html | None:
         return None
     charts = []
     for tag, points in scalars.items():
+        if len(points) < 2:  # a value, not a curve (e.g. a compression run's result row): its tables show it
+            continue
         shown = _thinned(points)
         series = svg.Series(tag, shown, [f"{tag} at step {s}: {v:.5g}" for s, v in shown])
         charts.append(
@@ -76,7 +78,7 @@ def tensorboard_curves(run_dir: Path, warnings: list[str]) -> Html | None:
                 f"{tag}: {len(points)} points" + (f", {len(shown)} shown" if len(shown) < len(points) else ""),
             )
         )
-    return Html('<div class="grid2">' + "".join(charts) + "</div>")
+    return Html('<div class="grid2">' + "".join(charts) + "</div>") if charts else None
 
 
 def timing(stages: dict[str, dict], warnings: list[str]) -> Html:

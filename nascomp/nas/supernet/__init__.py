@@ -23,7 +23,7 @@ _EXPORTS = {
     "evaluate_archs": "nascomp.nas.supernet.evaluate",
     "train_supernet": "nascomp.nas.supernet.api",
     "sample_subnets": "nascomp.nas.supernet.train",
-    "PRESETS": "nascomp.nas.supernet.recipe",
+    "SUPERNET_PRESETS": "nascomp.nas.supernet.recipe",
     "SupernetPreset": "nascomp.nas.supernet.recipe",
 }
 __all__ = list(_EXPORTS)
@@ -33,6 +33,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from nascomp.nas.supernet.model import Supernet, StageCapacity, build_supernet, load_supernet
     from nascomp.nas.supernet.extract import extract
     from nascomp.nas.supernet.evaluate import evaluate_archs
-    from nascomp.nas.supernet.recipe import PRESETS, SupernetPreset
+    from nascomp.nas.supernet.recipe import SUPERNET_PRESETS, SupernetPreset
     from nascomp.nas.supernet.api import train_supernet
     from nascomp.nas.supernet.train import sample_subnets

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from nascomp.core.checks import check_device, check_seed, is_module, main_process, require_device
 from nascomp.core.errors import NascompError
 from nascomp.core.outputs import claim_output, output_lock
+from nascomp.core.runlog import check_logger
 from nascomp.core.validate import non_negative, positive
 from nascomp.data.source import check_source
 from nascomp.nas.supernet.recipe import SAMPLERS, SupernetPreset, resolve_recipe
@@ -47,7 +48,7 @@ def as_supernet(supernet: Supernet | str | os.PathLike) -> Supernet:
 def train_supernet(space: SearchSpace | str, data: DataBundle | str = "fashion-mnist", out: str | os.PathLike | None = None, *,
                    preset: str | SupernetPreset = "cpu", in_chans: int = 3, data_dir: str | None = None, resume: bool = False,
                    quiet: bool = False, device: str | None = None, seed: int = 0, overwrite: bool = False,
-                   eval_archs: Mapping[str, Arch] | None = None, **overrides: Any) -> TrainResult:
+                   eval_archs: Mapping[str, Arch] | None = None, logger: str | None = None, **overrides: Any) -> TrainResult:
     """Train a weight-entangled supernet over ``space`` (uniform or sandwich subnet sampling) into ``out``.
 
     Args:
@@ -60,11 +61,17 @@ def train_supernet(space: SearchSpace | str, data: DataBundle | str = "fashion-m
             ``drop_path_rate``, ``mixup``, ``ema_decay``...) and any other `TrainConfig` field (``amp``, ``num_workers``...).
         in_chans: model input channels (grey images are repeated).
         eval_archs: archs whose inherited validation accuracy is reported every epoch (default: largest and smallest).
-        resume, quiet, device, seed, overwrite: as for `nascomp.train`.
+        resume: as for `nascomp.train`.
+        quiet: as for `nascomp.train`.
+        device: as for `nascomp.train`.
+        seed: as for `nascomp.train`.
+        overwrite: as for `nascomp.train`.
+        logger: as for `nascomp.train`; the log adds ``supernet/sampled_macs``.
 
     Returns:
         `TrainResult` (``.out``, ``.model`` = the `Supernet`, ``.metrics`` = metrics.json).
     """
+    check_logger(logger)
     if out is None:
         raise NascompError("train_supernet needs out=DIR (--out): where the checkpoints and the supernet go")
     positive("in_chans", in_chans)
@@ -86,7 +93,7 @@ def train_supernet(space: SearchSpace | str, data: DataBundle | str = "fashion-m
               else data.limited(recipe.limit_train, recipe.limit_val))
     with output_lock(claim, main_process()):
         return fit_supernet(space, bundle, claim.path, preset=preset, in_chans=in_chans, eval_archs=eval_archs, resume=resume, quiet=quiet,
-                            device=device, seed=seed, **overrides)
+                            device=device, seed=seed, logger=logger, **overrides)
 
 
 def subnet_arch(supernet: Supernet, arch: Arch | str | os.PathLike) -> Arch:

@@ -39,7 +39,7 @@ from nascomp.core.validate import fraction, non_negative, positive
 from nascomp.data.recipe import AUTO, RAND_AUGMENT
 from nascomp.engine.config import TrainConfig
 
-__all__ = ["SupernetPreset", "PRESETS", "SAMPLERS", "resolve_recipe"]
+__all__ = ["SupernetPreset", "SUPERNET_PRESETS", "SAMPLERS", "resolve_recipe"]
 
 SAMPLERS = ("uniform", "sandwich")
 
@@ -95,7 +95,7 @@ class SupernetPreset:
 
 _TRAIN_FIELDS = tuple(f.name for f in fields(SupernetPreset) if f.name in TrainConfig.__dataclass_fields__ and f.name != "resolution")
 
-PRESETS: dict[str, SupernetPreset] = {
+SUPERNET_PRESETS: dict[str, SupernetPreset] = {
     "smoke": SupernetPreset(resolution=32, epochs=1, batch_size=32, lr=1e-3, warmup_epochs=0.0, drop_path_rate=0.0,
                             limit_train=128, limit_val=64),
     "cpu": SupernetPreset(resolution=32, epochs=12, batch_size=64, lr=2e-3, warmup_epochs=1.0, drop_path_rate=0.0,
@@ -110,9 +110,9 @@ PRESETS: dict[str, SupernetPreset] = {
 
 def resolve_recipe(preset: str | SupernetPreset, overrides: Mapping[str, Any]) -> SupernetPreset:
     if isinstance(preset, str):
-        if preset not in PRESETS:
-            raise NascompError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        preset = PRESETS[preset]
+        if preset not in SUPERNET_PRESETS:
+            raise NascompError(f"unknown preset {preset!r}; choose one of {', '.join(SUPERNET_PRESETS)}")
+        preset = SUPERNET_PRESETS[preset]
     known = {f.name for f in fields(SupernetPreset)}
     bad = sorted(k for k in overrides if k not in known and k not in TrainConfig.__dataclass_fields__)
     if bad:

@@ -34,11 +34,12 @@ from nascomp.core.validate import removed_on_failure
 from nascomp.spaces.arch import Arch
 from nascomp.spaces.space import SearchSpace
 from nascomp.nas.supernet.model import Supernet
-from nascomp.nas.supernet.recipe import PRESETS, SAMPLERS, SupernetPreset, resolve_recipe
+from nascomp.nas.supernet.recipe import SAMPLERS, SupernetPreset, resolve_recipe
 from nascomp.engine import StepContext, TrainConfig, evaluate, fit
 from nascomp.engine.api import TrainResult
+from nascomp.cost.arch_cost import arch_cost
 
-__all__ = ["SupernetPreset", "PRESETS", "SAMPLERS", "resolve_recipe", "sample_subnets", "make_step", "make_eval", "fit_supernet"]
+__all__ = ["SupernetPreset", "SAMPLERS", "resolve_recipe", "sample_subnets", "make_step", "make_eval", "fit_supernet"]
 
 def sample_subnets(space: SearchSpace, rng, sampler: str = "sandwich", num_random: int = 1) -> list[Arch]:
     """The subnets one step trains, in order (the largest last for the sandwich rule)."""
@@ -67,6 +68,10 @@ def make_step(space: SearchSpace, sampler: str = "sandwich", num_random: int = 1
     def step(model: nn.Module, images, targets, ctx: StepContext):
         net = _unwrap(model)
         archs = sample_subnets(space, ctx.rng(), sampler, num_random)
+        drawn = archs if sampler == "uniform" else archs[1:-1]  # the sandwich's extremes are the same every step
+        if drawn:  # what the run logs: the cost of the subnets the sampler drew
+            ctx.scalars["supernet/sampled_macs"] = sum(arch_cost(a, net.img_size, net.in_chans, net.num_classes).macs
+                                                       for a in drawn) / len(drawn)
         if distill:
             archs = archs[-1:] + archs[:-1]  # teacher first
         total, teacher = 0.0, None
@@ -122,6 +127,7 @@ def fit_supernet(
     quiet: bool = False,
     device: str | None = None,
     seed: int = 0,
+    logger: str | None = "none",
     **overrides: Any,
 ) -> TrainResult:
     """Train a supernet over ``space`` on ``data`` into ``out_dir`` (uniform or sandwich subnet sampling): the work of
@@ -138,7 +144,8 @@ def fit_supernet(
         supernet: continue from existing weights, e.g. one grown for an evolved space with ``Supernet.inherit_from``.
         in_chans: model input channels (grey images are repeated).
         eval_archs: archs whose inherited validation accuracy is reported every epoch (default: largest and smallest).
-        resume, quiet, device, seed: as for `nascomp.train`.
+        resume, quiet, device, seed, logger: as for `nascomp.train`; the log adds ``supernet/sampled_macs``, the mean MACs of
+            the subnets each step drew.
 
     Returns:
         `TrainResult` (``.out``, ``.model`` = the `Supernet`, ``.metrics`` = metrics.json).
@@ -187,6 +194,6 @@ def fit_supernet(
         metrics = fit(
             supernet, data, cfg, out_dir, spec=supernet.spec(), step_fn=make_step(space, recipe.sampler, recipe.num_random, recipe.distill),
             eval_fn=make_eval(archs, cfg.eval_batch_size, workers=cfg.num_workers), resume=resume, quiet=quiet, evaluate_test=False,
-            metadata=metadata, device=device,
+            metadata=metadata, device=device, logger=logger,
         )
     return TrainResult(Path(out_dir), supernet, metrics)
