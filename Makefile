@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup data demo test test-slow lint docs wheel-check clean
+.PHONY: setup data demo test test-slow lint typecheck docs wheel-check clean
 
 setup: $(VENV)/.installed data
 
@@ -27,9 +27,16 @@ test: setup
 test-slow: setup
 	$(BIN)/python -m pytest -m slow
 
-# The import layering (contracts in pyproject.toml): each package imports only the ones below it, no cycles.
+# Lint: the import layering (contracts in pyproject.toml: each package imports only the ones below it, no cycles),
+# ruff's rules and its formatter's check ([tool.ruff] in pyproject.toml; `ruff format nascomp tests benchmarks` applies it).
 lint: setup
 	$(BIN)/lint-imports
+	$(BIN)/ruff check nascomp tests benchmarks
+	$(BIN)/ruff format --check nascomp tests benchmarks
+
+# Static types of nascomp/ ([tool.mypy] in pyproject.toml).
+typecheck: setup
+	$(BIN)/mypy
 
 # The API reference site (mkdocs.yml, docs/) into site/; any warning (a docstring naming a missing argument...) fails it.
 docs: setup

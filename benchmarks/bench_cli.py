@@ -21,9 +21,9 @@ import os
 import platform
 import shlex
 import statistics
-import tempfile
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,7 +69,11 @@ def main() -> None:
     args = p.parse_args()
     commands = {name: (cmd, None, 0) for name, cmd in COMMANDS.items()}
     if args.baseline:  # `python -m` puts the working folder first on sys.path, so run there
-        commands[f"nascomp --help ({Path(args.baseline).name})"] = ([sys.executable, "-m", "nascomp", "--help"], str(Path(args.baseline).resolve()), 0)
+        commands[f"nascomp --help ({Path(args.baseline).name})"] = (
+            [sys.executable, "-m", "nascomp", "--help"],
+            str(Path(args.baseline).resolve()),
+            0,
+        )
     scratch = tempfile.mkdtemp(prefix="bench-cli-")  # {tmp} of the fixture: stays empty, every command fails first
     bad = bad_commands(scratch)
     commands.update({name: (cmd, None, 2) for name, cmd in bad.items()})
@@ -81,8 +85,11 @@ def main() -> None:
             samples[name].append(_run(cmd, where, status))
     rows = {}
     for name, runs in samples.items():
-        rows[name] = {"wall_s": statistics.median(w for w, _ in runs), "cpu_s": statistics.median(c for _, c in runs),
-                      "loads_torch": _loads_torch(*commands[name][:2])}
+        rows[name] = {
+            "wall_s": statistics.median(w for w, _ in runs),
+            "cpu_s": statistics.median(c for _, c in runs),
+            "loads_torch": _loads_torch(*commands[name][:2]),
+        }
     os.rmdir(scratch)
     base, torch_row = rows["python -c pass"], rows["python -c 'import torch'"]
     for row in rows.values():
@@ -91,27 +98,40 @@ def main() -> None:
         row["cpu_vs_python"] = row["cpu_s"] / base["cpu_s"]
         row["cpu_vs_import_torch"] = row["cpu_s"] / torch_row["cpu_s"]
     doc = {
-        "date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({platform.platform()})",
-        "python": platform.python_version(), "repeats": args.repeats,
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({platform.platform()})",
+        "python": platform.python_version(),
+        "repeats": args.repeats,
         "command": " ".join(["python", *(Path(a).name if a == args.baseline else a for a in sys.argv)]),  # no machine paths
-        "statistic": "median over interleaved rounds; CPU = the child's user + system time", "rows": rows,
+        "statistic": "median over interleaved rounds; CPU = the child's user + system time",
+        "rows": rows,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
-    lines = [f"# CLI start-up ({doc['date']}, {doc['machine']})", "", f"`{doc['command']}`; {doc['statistic']}.", "",
-             "| command | wall (s) | CPU (s) | wall / python | wall / import torch | CPU / import torch | loads torch |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# CLI start-up ({doc['date']}, {doc['machine']})",
+        "",
+        f"`{doc['command']}`; {doc['statistic']}.",
+        "",
+        "| command | wall (s) | CPU (s) | wall / python | wall / import torch | CPU / import torch | loads torch |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, r in rows.items():
         if name in bad:
             continue
-        lines.append(f"| `{name}` | {r['wall_s']:.3f} | {r['cpu_s']:.3f} | {r['wall_vs_python']:.2f} | {r['wall_vs_import_torch']:.3f} | "
-                     f"{r['cpu_vs_import_torch']:.3f} | {'yes' if r['loads_torch'] else 'no'} |")
+        lines.append(
+            f"| `{name}` | {r['wall_s']:.3f} | {r['cpu_s']:.3f} | {r['wall_vs_python']:.2f} | {r['wall_vs_import_torch']:.3f} | "
+            f"{r['cpu_vs_import_torch']:.3f} | {'yes' if r['loads_torch'] else 'no'} |"
+        )
     worst = max(bad, key=lambda n: rows[n]["cpu_s"])
-    lines += ["", f"Bad arguments: the {len(bad)} command lines of tests/fixtures/bad-arguments.txt, each refused with one `error:` "
-              f"line (exit 2). Median CPU per command: {statistics.median(rows[n]['cpu_s'] for n in bad):.3f} s; the slowest "
-              f"`{worst}` {rows[worst]['cpu_s']:.3f} s CPU, {rows[worst]['wall_s']:.3f} s wall; "
-              f"{sum(rows[n]['loads_torch'] for n in bad)} of them import torch."]
+    lines += [
+        "",
+        f"Bad arguments: the {len(bad)} command lines of tests/fixtures/bad-arguments.txt, each refused with one `error:` "
+        f"line (exit 2). Median CPU per command: {statistics.median(rows[n]['cpu_s'] for n in bad):.3f} s; the slowest "
+        f"`{worst}` {rows[worst]['cpu_s']:.3f} s CPU, {rows[worst]['wall_s']:.3f} s wall; "
+        f"{sum(rows[n]['loads_torch'] for n in bad)} of them import torch.",
+    ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -89,7 +89,8 @@ def to_markdown(doc: dict) -> str:
     m = doc["machine"]
     lines = [
         f"Measured {doc['date']} on {m['cpu']} ({m['cores']} cores, load average {m['load_avg'][0]:.1f}), torch {m['torch']}, "
-        f"timm {m['timm']}. Command: `{doc['command']}`.", "",
+        f"timm {m['timm']}. Command: `{doc['command']}`.",
+        "",
         "| model | params | G MACs (ours) | " + " | ".join(tools) + " |",
         "|---|---:|---:|" + "---:|" * len(tools),
     ]
@@ -131,8 +132,17 @@ def main() -> None:
         print(f"{name:32s} {row['macs'] / 1e9:7.3f} G  ours {row['seconds']['nascomp'] * 1e3:7.1f} ms  {agree}", flush=True)
     doc = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "load_avg": os.getloadavg(), "python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__},
-        "command": "python benchmarks/bench_cost.py " + (f"--models {args.models} " if args.models != ",".join(DEFAULT_MODELS) else "") + f"--repeats {args.repeats}",
+        "machine": {
+            "cpu": _cpu_model(),
+            "cores": os.cpu_count(),
+            "load_avg": os.getloadavg(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "timm": timm.__version__,
+        },
+        "command": "python benchmarks/bench_cost.py "
+        + (f"--models {args.models} " if args.models != ",".join(DEFAULT_MODELS) else "")
+        + f"--repeats {args.repeats}",
         "rows": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

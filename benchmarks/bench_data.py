@@ -36,13 +36,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_supernet import _train_step, interleaved  # noqa: E402  (same step protocol as the 32 px overhead figures)
+from record import run_header  # noqa: E402
 
 from nascomp.core.io import atomic_write_json  # noqa: E402
 from nascomp.data import EpochSampler, ImageFolderDataset, ImageRecipe, SampleTransform, make_loader, write_image_folder  # noqa: E402
 from nascomp.data.datasets import STATS  # noqa: E402
 from nascomp.data.recipe import RAND_AUGMENT, clamp_posterize, train_transform  # noqa: E402
 from nascomp.profiling.host import load_average  # noqa: E402
-from record import run_header  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MEAN, STD = STATS["imagenet"]
@@ -62,10 +62,25 @@ def timm_loader(root: Path, batch: int, workers: int, resolution: int, device: s
     """timm's own loader with the same transforms (pinned memory where nascomp pins: on CUDA)."""
     from timm.data import ImageDataset, create_loader
 
-    loader = create_loader(ImageDataset(str(root)), input_size=(3, resolution, resolution), batch_size=batch, is_training=True,
-                           use_prefetcher=False, re_prob=0.25, re_mode="pixel", re_count=1, color_jitter=0.4, auto_augment=RAND_AUGMENT,
-                           interpolation="bicubic", mean=MEAN, std=STD, num_workers=workers, persistent_workers=workers > 0,
-                           pin_memory=device == "cuda", device=torch.device(device))
+    loader = create_loader(
+        ImageDataset(str(root)),
+        input_size=(3, resolution, resolution),
+        batch_size=batch,
+        is_training=True,
+        use_prefetcher=False,
+        re_prob=0.25,
+        re_mode="pixel",
+        re_count=1,
+        color_jitter=0.4,
+        auto_augment=RAND_AUGMENT,
+        interpolation="bicubic",
+        mean=MEAN,
+        std=STD,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device == "cuda",
+        device=torch.device(device),
+    )
     clamp_posterize(loader.dataset.transform)  # unpatched, timm's loader dies on Pillow's posterize error within ~1000 images
     return loader
 
@@ -104,20 +119,40 @@ def bench_loaders(root: Path, args) -> dict:
             first_nascomp = (repeat + workers) % 2 == 0
             order = [("nascomp", nascomp_loader), ("timm", timm_loader)]
             m = {name: measure(build, root, args, workers) for name, build in (order if first_nascomp else order[::-1])}
-            rows.append({"repeat": repeat, "workers": workers, "images": m["nascomp"]["images"], "first": "nascomp" if first_nascomp else "timm",
-                         "nascomp_ips": m["nascomp"]["ips"], "timm_ips": m["timm"]["ips"], "ratio": m["nascomp"]["ips"] / m["timm"]["ips"],
-                         "nascomp_cpu_ms_per_image": m["nascomp"]["cpu_ms_per_image"], "timm_cpu_ms_per_image": m["timm"]["cpu_ms_per_image"],
-                         "cpu_ratio": m["timm"]["cpu_ms_per_image"] / m["nascomp"]["cpu_ms_per_image"]})
+            rows.append(
+                {
+                    "repeat": repeat,
+                    "workers": workers,
+                    "images": m["nascomp"]["images"],
+                    "first": "nascomp" if first_nascomp else "timm",
+                    "nascomp_ips": m["nascomp"]["ips"],
+                    "timm_ips": m["timm"]["ips"],
+                    "ratio": m["nascomp"]["ips"] / m["timm"]["ips"],
+                    "nascomp_cpu_ms_per_image": m["nascomp"]["cpu_ms_per_image"],
+                    "timm_cpu_ms_per_image": m["timm"]["cpu_ms_per_image"],
+                    "cpu_ratio": m["timm"]["cpu_ms_per_image"] / m["nascomp"]["cpu_ms_per_image"],
+                }
+            )
             r = rows[-1]
-            print(f"repeat {repeat} workers {workers}: nascomp {r['nascomp_ips']:.1f} img/s, timm {r['timm_ips']:.1f} img/s, ratio {r['ratio']:.3f} "
-                  f"(CPU per image: ratio {r['cpu_ratio']:.3f})", flush=True)
+            print(
+                f"repeat {repeat} workers {workers}: nascomp {r['nascomp_ips']:.1f} img/s, timm {r['timm_ips']:.1f} img/s, ratio "
+                f"{r['ratio']:.3f} "
+                f"(CPU per image: ratio {r['cpu_ratio']:.3f})",
+                flush=True,
+            )
     per_workers = {}
     for workers in args.workers:
         mine = [r for r in rows if r["workers"] == workers]
-        per_workers[str(workers)] = {key: statistics.median(r[key] for r in mine)
-                                     for key in ("nascomp_ips", "timm_ips", "ratio", "nascomp_cpu_ms_per_image", "timm_cpu_ms_per_image", "cpu_ratio")}
-    return {"rows": rows, "per_workers": per_workers, "loader_ratio_vs_timm": statistics.median(r["ratio"] for r in rows),
-            "loader_cpu_ratio_vs_timm": statistics.median(r["cpu_ratio"] for r in rows)}
+        per_workers[str(workers)] = {
+            key: statistics.median(r[key] for r in mine)
+            for key in ("nascomp_ips", "timm_ips", "ratio", "nascomp_cpu_ms_per_image", "timm_cpu_ms_per_image", "cpu_ratio")
+        }
+    return {
+        "rows": rows,
+        "per_workers": per_workers,
+        "loader_ratio_vs_timm": statistics.median(r["ratio"] for r in rows),
+        "loader_cpu_ratio_vs_timm": statistics.median(r["cpu_ratio"] for r in rows),
+    }
 
 
 def bench_swin(args) -> dict:
@@ -135,10 +170,18 @@ def bench_swin(args) -> dict:
     y = torch.randint(0, 10, (args.swin_batch,))
     result = interleaved(_train_step(supernet, x, y), _train_step(swin, x, y), args.swin_repeats, args.swin_warmup)
     ips = {name: args.swin_batch / result[key]["wall"] for name, key in (("supernet", "supernet_s"), ("timm", "standalone_s"))}
-    out = {**result, "supernet_ips": ips["supernet"], "timm_ips": ips["timm"], "throughput_ratio_wall": ips["supernet"] / ips["timm"],
-           "throughput_ratio_cpu": result["standalone_s"]["cpu"] / result["supernet_s"]["cpu"]}
-    print(f"224 px train step: supernet as Swin-T {ips['supernet']:.2f} img/s, timm Swin-T {ips['timm']:.2f} img/s "
-          f"(throughput ratio {out['throughput_ratio_wall']:.3f} wall, {out['throughput_ratio_cpu']:.3f} CPU time)", flush=True)
+    out = {
+        **result,
+        "supernet_ips": ips["supernet"],
+        "timm_ips": ips["timm"],
+        "throughput_ratio_wall": ips["supernet"] / ips["timm"],
+        "throughput_ratio_cpu": result["standalone_s"]["cpu"] / result["supernet_s"]["cpu"],
+    }
+    print(
+        f"224 px train step: supernet as Swin-T {ips['supernet']:.2f} img/s, timm Swin-T {ips['timm']:.2f} img/s "
+        f"(throughput ratio {out['throughput_ratio_wall']:.3f} wall, {out['throughput_ratio_cpu']:.3f} CPU time)",
+        flush=True,
+    )
     return out
 
 
@@ -162,15 +205,27 @@ def main() -> None:
         **run_header(),
         "torch_threads": torch.get_num_threads(),
         "protocol": {
-            "loader": {"images": args.images, "jpeg_size": args.jpeg_size, "resolution": args.resolution, "batch": args.batch,
-                       "workers": args.workers, "repeats": args.repeats,
-                       "transforms": f"RandomResizedCrop {args.resolution} + hflip, RandAugment {RAND_AUGMENT}, random erasing 0.25 "
-                                     "(pixel), bicubic, ImageNet normalisation, float batches on the CPU (no prefetcher)",
-                       "statistic": "images/s of one full pass from a fresh loader; ratio = nascomp / timm per (workers, repeat); "
-                                    "loader_ratio_vs_timm = median over all pairs; cpu_ratio = timm / nascomp CPU seconds per image "
-                                    "(training process + workers), a load-insensitive check of the same"},
-            "swin": {"batch": args.swin_batch, "repeats": args.swin_repeats, "warmup": args.swin_warmup, "resolution": args.resolution,
-                     "step": "zero_grad + forward + cross-entropy + backward", "statistic": "median per model, interleaved"},
+            "loader": {
+                "images": args.images,
+                "jpeg_size": args.jpeg_size,
+                "resolution": args.resolution,
+                "batch": args.batch,
+                "workers": args.workers,
+                "repeats": args.repeats,
+                "transforms": f"RandomResizedCrop {args.resolution} + hflip, RandAugment {RAND_AUGMENT}, random erasing 0.25 "
+                "(pixel), bicubic, ImageNet normalisation, float batches on the CPU (no prefetcher)",
+                "statistic": "images/s of one full pass from a fresh loader; ratio = nascomp / timm per (workers, repeat); "
+                "loader_ratio_vs_timm = median over all pairs; cpu_ratio = timm / nascomp CPU seconds per image "
+                "(training process + workers), a load-insensitive check of the same",
+            },
+            "swin": {
+                "batch": args.swin_batch,
+                "repeats": args.swin_repeats,
+                "warmup": args.swin_warmup,
+                "resolution": args.resolution,
+                "step": "zero_grad + forward + cross-entropy + backward",
+                "statistic": "median per model, interleaved",
+            },
         },
     }
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
@@ -179,8 +234,10 @@ def main() -> None:
         print(f"wrote {args.images} JPEGs at {args.jpeg_size} px in {time.time() - t0:.0f}s", flush=True)
         doc["loader"] = bench_loaders(root, args)
     doc["loader_ratio_vs_timm"] = doc["loader"]["loader_ratio_vs_timm"]
-    print(f"loader_ratio_vs_timm {doc['loader_ratio_vs_timm']:.3f} (CPU time per image: {doc['loader']['loader_cpu_ratio_vs_timm']:.3f})",
-          flush=True)
+    print(
+        f"loader_ratio_vs_timm {doc['loader_ratio_vs_timm']:.3f} (CPU time per image: {doc['loader']['loader_cpu_ratio_vs_timm']:.3f})",
+        flush=True,
+    )
     if not args.skip_swin:
         doc["swin_t_train_224"] = bench_swin(args)
     doc["load_average_end"] = load_average()

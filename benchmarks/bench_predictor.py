@@ -29,11 +29,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from record import run_header
 
 from nascomp.core.io import atomic_write_json, read_json
 from nascomp.profiling.host import load_average
-
-from record import run_header
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HELD_OUT, HELD_OUT_SEED = 50, 1000
@@ -70,8 +69,7 @@ def case_protocol(case: str, space, in_chans: int, num_classes: int):
     from nascomp.profiling.predictor import LutProtocol
 
     settings = {k: v for k, v in CASES[case].items() if k != "full"}
-    return LutProtocol(**settings, probe=True, warmup=3, repeat=15, resolution=space.resolution, in_chans=in_chans,
-                       num_classes=num_classes)
+    return LutProtocol(**settings, probe=True, warmup=3, repeat=15, resolution=space.resolution, in_chans=in_chans, num_classes=num_classes)
 
 
 def table_path(space_name: str, case: str) -> Path:
@@ -90,7 +88,7 @@ def _draws(space) -> list[tuple[str, int, dict]]:
     shots = [("pool", i, space.sample(pool)) for i in range(POOL)]
     order = []
     for i in range(max(HELD_OUT, POOL)):
-        order += held_out[i:i + 1] + shots[i:i + 1]
+        order += held_out[i : i + 1] + shots[i : i + 1]
     return order + [("repeat", i, arch) for _, i, arch in held_out[:REPEATS]]  # the noise floor: the same subnets again
 
 
@@ -130,9 +128,18 @@ def measure_case(space_name: str, case: str) -> None:
         for n, (which, index, arch) in enumerate(todo, 1):
             wall, cpu, load = time.time(), time.process_time(), load_average()
             measured = measure_arch(arch, proto.resolved(), probe=probe, workdir=Path(tmp))
-            doc["rows"].append({"set": which, "index": index, "arch": arch.to_dict(), "measured_ms": measured["ms"],
-                                "iqr_ms": measured["iqr_ms"], "wall_s": round(time.time() - wall, 2),
-                                "cpu_s": round(time.process_time() - cpu, 2), "load_average": load})
+            doc["rows"].append(
+                {
+                    "set": which,
+                    "index": index,
+                    "arch": arch.to_dict(),
+                    "measured_ms": measured["ms"],
+                    "iqr_ms": measured["iqr_ms"],
+                    "wall_s": round(time.time() - wall, 2),
+                    "cpu_s": round(time.process_time() - cpu, 2),
+                    "load_average": load,
+                }
+            )
             atomic_write_json(subnets, doc)  # a killed run resumes after the last measured subnet
             progress("subnets", n, len(todo))
     doc["load_average_end"] = load_average()
@@ -162,19 +169,26 @@ def _scores(pred: np.ndarray, low: np.ndarray, high: np.ndarray, measured: np.nd
 
     err = pred / measured - 1
     has = ~np.isnan(low)
-    return {"within_10pct": float(np.mean(np.abs(err) <= 0.10)), "within_5pct": float(np.mean(np.abs(err) <= 0.05)),
-            "spearman": float(stats.spearmanr(pred, measured)[0]), "mean_abs_error": float(np.mean(np.abs(err))),
-            "median_error": float(np.median(err)),
-            "coverage": float(np.mean((low <= measured) & (measured <= high))) if has.all() else None,
-            "mean_width": float(np.mean((high - low) / pred)) if has.all() else None}
+    return {
+        "within_10pct": float(np.mean(np.abs(err) <= 0.10)),
+        "within_5pct": float(np.mean(np.abs(err) <= 0.05)),
+        "spearman": float(stats.spearmanr(pred, measured)[0]),
+        "mean_abs_error": float(np.mean(np.abs(err))),
+        "median_error": float(np.median(err)),
+        "coverage": float(np.mean((low <= measured) & (measured <= high))) if has.all() else None,
+        "mean_width": float(np.mean((high - low) / pred)) if has.all() else None,
+    }
 
 
 def _predict(correction, X: np.ndarray, what: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Predictions and their intervals (none when ``what`` is None: the source's own intervals describe the source)."""
     preds = [_interval(correction, x, what) for x in X]
     nan = float("nan")
-    return (np.array([p.value for p in preds]), np.array([p.low if p.has_interval else nan for p in preds]),
-            np.array([p.high if p.has_interval else nan for p in preds]))
+    return (
+        np.array([p.value for p in preds]),
+        np.array([p.low if p.has_interval else nan for p in preds]),
+        np.array([p.high if p.has_interval else nan for p in preds]),
+    )
 
 
 def _interval(correction, x, kind: str | None):
@@ -183,8 +197,9 @@ def _interval(correction, x, kind: str | None):
     value = correction.predict(x)
     if kind is None or len(correction.loo_errors) == 0:
         return Prediction(value, None, None, None, "none")
-    return (jackknife_plus(value, correction.loo_predict(x), correction.loo_errors, LEVEL, kind)
-            or t_band(value, correction.loo_errors, LEVEL, kind))
+    return jackknife_plus(value, correction.loo_predict(x), correction.loo_errors, LEVEL, kind) or t_band(
+        value, correction.loo_errors, LEVEL, kind
+    )
 
 
 def _summary(runs: list[dict]) -> dict:
@@ -219,19 +234,34 @@ def evaluate_space(space_name: str) -> dict:
         proto = case_protocol(case, space, in_chans, num_classes)
         table = tables.get(case)  # None: a transfer-only case (no full table measured)
         full_wall, full_cpu = doc["build"].get("wall_s"), doc["build"].get("cpu_s")
-        res = {"protocol": proto.resolved().to_dict(), "measured": {"date": doc["date"], "command": doc["command"], "host": doc["host"],
-                                                           "load_average_start": doc["load_average_start"],
-                                                           "load_average_end": doc.get("load_average_end")},
-               "held_out": len(held), "pool": len(pool), "measured_ms_range": [float(y_held.min()), float(y_held.max())],
-               "repeatability": _repeatability(doc["rows"]), "full": {}, "sources": {}}
+        res = {
+            "protocol": proto.resolved().to_dict(),
+            "measured": {
+                "date": doc["date"],
+                "command": doc["command"],
+                "host": doc["host"],
+                "load_average_start": doc["load_average_start"],
+                "load_average_end": doc.get("load_average_end"),
+            },
+            "held_out": len(held),
+            "pool": len(pool),
+            "measured_ms_range": [float(y_held.min()), float(y_held.max())],
+            "repeatability": _repeatability(doc["rows"]),
+            "full": {},
+            "sources": {},
+        }
         for fit in ("ridge", "offset", "affine"):
             if table is None:
                 break
             t = refit(json.loads(json.dumps(table)), fit)
             correction = Correction.from_fit(t["fit"], space.num_stages)
-            res["full"][fit] = {**_scores(*_predict(correction, calibration_features(t, held)[0], "calibration subnets"), y_held),
-                                "calibration_subnets": len(t["fit"]["calibration"]), "profiling_wall_s": full_wall,
-                                "profiling_cpu_s": full_cpu, "layers": len(table["entries"])}
+            res["full"][fit] = {
+                **_scores(*_predict(correction, calibration_features(t, held)[0], "calibration subnets"), y_held),
+                "calibration_subnets": len(t["fit"]["calibration"]),
+                "profiling_wall_s": full_wall,
+                "profiling_cpu_s": full_cpu,
+                "layers": len(table["entries"]),
+            }
         if table is not None:
             ridge = Correction.from_fit(refit(json.loads(json.dumps(table)), "ridge")["fit"], space.num_stages)
             res["full_split_conformal"] = _split_halves(ridge, calibration_features(table, held)[0], y_held)
@@ -282,7 +312,7 @@ def _split_halves(correction, X: np.ndarray, y: np.ndarray) -> dict:
     covered = []
     for draw in range(DRAWS):
         order = np.random.default_rng(draw).permutation(len(y))
-        for a, b in ((order[: len(y) // 2], order[len(y) // 2:]), (order[len(y) // 2:], order[: len(y) // 2])):
+        for a, b in ((order[: len(y) // 2], order[len(y) // 2 :]), (order[len(y) // 2 :], order[: len(y) // 2])):
             p = split_conformal(1.0, scores[a], LEVEL, "half")
             covered += [bool(p.low <= y[i] / pred[i] <= p.high) for i in b]
     return {"coverage": float(np.mean(covered)), "calibration_subnets": len(y) // 2, "halvings": DRAWS}
@@ -294,9 +324,13 @@ def _repeatability(rows: list[dict]) -> dict | None:
     ratios = np.array([r["measured_ms"] / first[r["index"]] - 1 for r in rows if r["set"] == "repeat" and r["index"] in first])
     if not len(ratios):
         return None
-    return {"subnets": len(ratios), "within_10pct": float(np.mean(np.abs(ratios) <= 0.10)),
-            "within_5pct": float(np.mean(np.abs(ratios) <= 0.05)),
-            "median_abs_difference": float(np.median(np.abs(ratios))), "median_difference": float(np.median(ratios))}
+    return {
+        "subnets": len(ratios),
+        "within_10pct": float(np.mean(np.abs(ratios) <= 0.10)),
+        "within_5pct": float(np.mean(np.abs(ratios) <= 0.05)),
+        "median_abs_difference": float(np.median(np.abs(ratios))),
+        "median_difference": float(np.median(ratios)),
+    }
 
 
 def _names(space) -> list[str]:
@@ -320,9 +354,14 @@ def _goals(space_doc: dict) -> list[dict]:
     out = []
     for case, res in space_doc["cases"].items():
         full = res["full"].get("ridge")
-        row = {"case": case, "full_within_10pct": full and full["within_10pct"], "full_coverage": full and full["coverage"],
-               "full_profiling_wall_s": full and full["profiling_wall_s"], "full_profiling_cpu_s": full and full["profiling_cpu_s"],
-               "full_goal_met": bool(full and full["within_10pct"] >= 0.95)}
+        row = {
+            "case": case,
+            "full_within_10pct": full and full["within_10pct"],
+            "full_coverage": full and full["coverage"],
+            "full_profiling_wall_s": full and full["profiling_wall_s"],
+            "full_profiling_cpu_s": full and full["profiling_cpu_s"],
+            "full_goal_met": bool(full and full["within_10pct"] >= 0.95),
+        }
         source = next((s for s in PAIRS.get(case, []) if "transfer" in (res["sources"].get(s) or {})), None)
         if source:
             entry = res["sources"][source]
@@ -330,11 +369,19 @@ def _goals(space_doc: dict) -> list[dict]:
             wall, cpu = t["profiling_wall_s"]["median"], t["profiling_cpu_s"]["median"]
             ratio = wall / full["profiling_wall_s"] if full and full["profiling_wall_s"] else None
             cpu_ratio = cpu / full["profiling_cpu_s"] if full and full["profiling_cpu_s"] else None
-            row.update({"source": source, "k20_within_10pct": t["within_10pct"], "k20_coverage": t.get("coverage"),
-                        "k20_profiling_wall_s": wall, "k20_profiling_cpu_s": cpu, "k20_over_full_wall": ratio,
-                        "k20_over_full_cpu": cpu_ratio,
-                        "untransferred_within_10pct": entry["untransferred"]["within_10pct"],
-                        "k20_goal_met": bool(t["within_10pct"]["median"] >= 0.90 and ratio is not None and ratio <= 0.10)})
+            row.update(
+                {
+                    "source": source,
+                    "k20_within_10pct": t["within_10pct"],
+                    "k20_coverage": t.get("coverage"),
+                    "k20_profiling_wall_s": wall,
+                    "k20_profiling_cpu_s": cpu,
+                    "k20_over_full_wall": ratio,
+                    "k20_over_full_cpu": cpu_ratio,
+                    "untransferred_within_10pct": entry["untransferred"]["within_10pct"],
+                    "k20_goal_met": bool(t["within_10pct"]["median"] >= 0.90 and ratio is not None and ratio <= 0.10),
+                }
+            )
         covs = [c for c in [row["full_coverage"], (row.get("k20_coverage") or {}).get("median")] if c is not None]
         row["coverage_goal_met"] = bool(covs) and all(abs(c - LEVEL) <= 0.05 for c in covs)
         out.append(row)
@@ -342,14 +389,19 @@ def _goals(space_doc: dict) -> list[dict]:
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    doc = {**run_header(), "step": "evaluate (no measurement: every predictor on the stored held-out subnets)",
-           "protocol": {"held_out": f"{HELD_OUT} random subnets (seed {HELD_OUT_SEED}) per case, measured once, interleaved with the pool",
-                        "pool": f"{POOL} random subnets (seed {POOL_SEED}); each transfer draws K of them, {DRAWS} draws "
-                                f"(seeds 0-{DRAWS - 1})",
-                        "interval_level": LEVEL, "interval_method": "jackknife+ on the fit's calibration subnets / shots (Student-t band "
-                        "on their leave-one-out errors when too few for 90 %)",
-                        "metrics": "error = predicted / measured - 1; transfer rows: median and 5-95 % range over the draws"},
-           "spaces": {}}
+    doc = {
+        **run_header(),
+        "step": "evaluate (no measurement: every predictor on the stored held-out subnets)",
+        "protocol": {
+            "held_out": f"{HELD_OUT} random subnets (seed {HELD_OUT_SEED}) per case, measured once, interleaved with the pool",
+            "pool": f"{POOL} random subnets (seed {POOL_SEED}); each transfer draws K of them, {DRAWS} draws (seeds 0-{DRAWS - 1})",
+            "interval_level": LEVEL,
+            "interval_method": "jackknife+ on the fit's calibration subnets / shots (Student-t band "
+            "on their leave-one-out errors when too few for 90 %)",
+            "metrics": "error = predicted / measured - 1; transfer rows: median and 5-95 % range over the draws",
+        },
+        "spaces": {},
+    }
     for space_name in args.spaces:
         doc["spaces"][space_name] = evaluate_space(space_name)
         doc["spaces"][space_name]["goals"] = _goals(doc["spaces"][space_name])
@@ -378,30 +430,40 @@ def table(args: argparse.Namespace) -> None:
             for fit, label in (("ridge", "full table (ridge fit)"), ("offset", "full table (offset fit, the old default)")):
                 f = res["full"].get(fit)
                 if f:
-                    print(f"| {space_name} | {case} | {label} | - | {_cell(f['within_10pct'])} | {_cell(f['within_5pct'])} | "
-                          f"{_cell(f['spearman'], False)} | {_cell(f['coverage'])} | {f['profiling_wall_s']:.0f} | "
-                          f"{f['profiling_cpu_s']:.0f} |")
+                    print(
+                        f"| {space_name} | {case} | {label} | - | {_cell(f['within_10pct'])} | {_cell(f['within_5pct'])} | "
+                        f"{_cell(f['spearman'], False)} | {_cell(f['coverage'])} | {f['profiling_wall_s']:.0f} | "
+                        f"{f['profiling_cpu_s']:.0f} |"
+                    )
             sc = res.get("full_split_conformal")
             if sc:
-                print(f"| {space_name} | {case} | full table, split-conformal on {sc['calibration_subnets']} validation subnets | - | "
-                      f"(as above) | | | {_cell(sc['coverage'])} | - | - |")
+                print(
+                    f"| {space_name} | {case} | full table, split-conformal on {sc['calibration_subnets']} validation subnets | - | "
+                    f"(as above) | | | {_cell(sc['coverage'])} | - | - |"
+                )
             r = res.get("full_recalibrated_k20")
             if r:
-                print(f"| {space_name} | {case} | full table, refitted on 20 shots beside the held-out | - | {_cell(r['within_10pct'])} | "
-                      f"{_cell(r['within_5pct'])} | {_cell(r['spearman'], False)} | {_cell(r.get('coverage'))} | - | - |")
+                print(
+                    f"| {space_name} | {case} | full table, refitted on 20 shots beside the held-out | - | {_cell(r['within_10pct'])} | "
+                    f"{_cell(r['within_5pct'])} | {_cell(r['spearman'], False)} | {_cell(r.get('coverage'))} | - | - |"
+                )
             for source in PAIRS.get(case, []):
                 entry = res["sources"].get(source)
                 if not entry or "skipped" in entry:
                     continue
                 u = entry["untransferred"]
-                print(f"| {space_name} | {case} | source table as is | {source} | {_cell(u['within_10pct'])} | {_cell(u['within_5pct'])} | "
-                      f"{_cell(u['spearman'], False)} | - | 0 | 0 |")
+                print(
+                    f"| {space_name} | {case} | source table as is | {source} | {_cell(u['within_10pct'])} | {_cell(u['within_5pct'])} | "
+                    f"{_cell(u['spearman'], False)} | - | 0 | 0 |"
+                )
                 for k in SHOTS:
                     t = entry["transfer"][f"K={k} ridge"]
-                    print(f"| {space_name} | {case} | transfer K = {k} | {source} | {_cell(t['within_10pct'])} | "
-                          f"{_cell(t['within_5pct'])} | "
-                          f"{_cell(t['spearman'], False)} | {_cell(t.get('coverage'))} | {t['profiling_wall_s']['median']:.0f} | "
-                          f"{t['profiling_cpu_s']['median']:.0f} |")
+                    print(
+                        f"| {space_name} | {case} | transfer K = {k} | {source} | {_cell(t['within_10pct'])} | "
+                        f"{_cell(t['within_5pct'])} | "
+                        f"{_cell(t['spearman'], False)} | {_cell(t.get('coverage'))} | {t['profiling_wall_s']['median']:.0f} | "
+                        f"{t['profiling_cpu_s']['median']:.0f} |"
+                    )
 
 
 def main() -> None:

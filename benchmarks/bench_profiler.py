@@ -7,7 +7,8 @@ load and the exact command; benchmarks/bench_profiler.md summarises the numbers)
         CV of the median latency across `--runs` complete, independent profiles of the same model
         (fresh export, session and warm-up each time). Both the wall clock and the inference thread's
         CPU time are recorded in the same runs, side by side. Goal: CV <= 3 % on mobile-cpu.
-    python benchmarks/bench_profiler.py predictor --target cpu|mobile-cpu [--probe] [--space s3-vit] [--calibrate 12] [--validate 50] [--skip-build]
+    python benchmarks/bench_profiler.py predictor --target cpu|mobile-cpu [--probe] [--space s3-vit] [--calibrate 12] [--validate 50]
+                                                  [--skip-build]
         Builds (or resumes) the latency lookup table, then measures >= 50 random subnets end to end:
         share predicted within +-10 %, mean and max error, build time. Goal: >= 95 % within +-10 %.
         --skip-build validates an existing complete table only (its build time is the one it recorded).
@@ -27,11 +28,10 @@ import time
 from pathlib import Path
 
 import torch
+from record import run_header
 
 from nascomp.core.io import atomic_write_json, read_json
 from nascomp.profiling.host import allowed_cores, load_average
-
-from record import run_header
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_MODELS = ["deit_tiny_patch16_224", "swin_tiny_patch4_window7_224"]
@@ -68,11 +68,21 @@ def repeatability(args: argparse.Namespace) -> None:
         rows = []
         for i in range(args.runs):
             m = profile_model(model, opts, name=name).primary
-            rows.append({"wall_median_ms": m.stats.median_ms, "wall_iqr_ms": m.stats.iqr_ms,
-                         "thread_cpu_median_ms": m.details.get("thread_cpu_ms_median"), "load_average": m.details["load_average_before"],
-                         "process_cpu_per_thread": m.details.get("process_cpu_per_thread"), "exporter": m.details.get("exporter")})
-            print(f"{name} run {i + 1}: wall {rows[-1]['wall_median_ms']:.2f} ms, thread cpu {rows[-1]['thread_cpu_median_ms']:.2f} ms, "
-                  f"load {rows[-1]['load_average']}", flush=True)
+            rows.append(
+                {
+                    "wall_median_ms": m.stats.median_ms,
+                    "wall_iqr_ms": m.stats.iqr_ms,
+                    "thread_cpu_median_ms": m.details.get("thread_cpu_ms_median"),
+                    "load_average": m.details["load_average_before"],
+                    "process_cpu_per_thread": m.details.get("process_cpu_per_thread"),
+                    "exporter": m.details.get("exporter"),
+                }
+            )
+            print(
+                f"{name} run {i + 1}: wall {rows[-1]['wall_median_ms']:.2f} ms, thread cpu {rows[-1]['thread_cpu_median_ms']:.2f} ms, "
+                f"load {rows[-1]['load_average']}",
+                flush=True,
+            )
         out = {"per_run": rows}
         for key in ("wall_median_ms", "thread_cpu_median_ms"):
             values = [r[key] for r in rows if r[key] is not None]
@@ -91,8 +101,15 @@ def predictor(args: argparse.Namespace) -> None:
     space = SearchSpace.load(args.space)
     suffix = f"{args.target}{'_probe' if args.probe else ''}"
     lut = RESULTS / f"lut_{space.name}_{suffix}.json"
-    proto = LutProtocol(target=args.target, threads=1, timer=args.timer, probe=args.probe, warmup=args.warmup, repeat=args.repeat,
-                        resolution=space.resolution)
+    proto = LutProtocol(
+        target=args.target,
+        threads=1,
+        timer=args.timer,
+        probe=args.probe,
+        warmup=args.warmup,
+        repeat=args.repeat,
+        resolution=space.resolution,
+    )
     doc = {**_header(args), "section": "predictor", "target": args.target, "space": space.name, "lut": str(lut.relative_to(RESULTS.parent))}
     last = [0.0]
 
@@ -108,16 +125,20 @@ def predictor(args: argparse.Namespace) -> None:
     else:
         table = build_lut(space, proto, lut, calibrate=args.calibrate, seed=0, progress=progress)
     result = validate_lut(table, space, n=args.validate, seed=1000, path=lut, progress=progress)
-    doc.update({
-        "entries": len(table["entries"]),
-        "build_seconds": table["build_seconds"],
-        "protocol": table["protocol"],
-        "fit": {k: v for k, v in table["fit"].items() if k != "calibration"},
-        "validation": {k: v for k, v in result.items() if k != "rows"},
-        "validation_rows": result["rows"],
-    })
-    print(f"{args.target}: {result['within_tolerance']:.1%} of {result['subnets']} within ±10 % "
-          f"(mean |err| {result['mean_abs_error']:.2%}, max {result['max_abs_error']:.2%}); build {table['build_seconds']:.0f} s")
+    doc.update(
+        {
+            "entries": len(table["entries"]),
+            "build_seconds": table["build_seconds"],
+            "protocol": table["protocol"],
+            "fit": {k: v for k, v in table["fit"].items() if k != "calibration"},
+            "validation": {k: v for k, v in result.items() if k != "rows"},
+            "validation_rows": result["rows"],
+        }
+    )
+    print(
+        f"{args.target}: {result['within_tolerance']:.1%} of {result['subnets']} within ±10 % "
+        f"(mean |err| {result['mean_abs_error']:.2%}, max {result['max_abs_error']:.2%}); build {table['build_seconds']:.0f} s"
+    )
     doc["probe"] = table.get("probe")
     _save(f"bench_profiler_predictor_{suffix}", doc)
 
@@ -127,19 +148,34 @@ def runtimes(args: argparse.Namespace) -> None:
     from nascomp.profiling.targets import parse_target
 
     doc = {**_header(args), "section": "runtimes", "rounds": args.rounds, "models": {}}
-    opts = ProfileOptions(parse_target("cpu"), runtimes=["torch", "onnxruntime"], precisions=["fp32", "int8"], threads=1,
-                          cores=allowed_cores()[-1:], timer=args.timer,
-                          warmup=args.warmup, repeat=args.repeat, count_cost=False)
+    opts = ProfileOptions(
+        parse_target("cpu"),
+        runtimes=["torch", "onnxruntime"],
+        precisions=["fp32", "int8"],
+        threads=1,
+        cores=allowed_cores()[-1:],
+        timer=args.timer,
+        warmup=args.warmup,
+        repeat=args.repeat,
+        count_cost=False,
+    )
     for r in range(args.rounds):
         for name in args.models:  # interleaved rounds: slow drifts of the machine hit every model alike
             report = profile_model(_model(name), opts, name=name)
             t, o, q = report.find("torch"), report.find("onnxruntime"), report.find("onnxruntime", "int8")
-            row = {"torch_ms": t.stats.median_ms, "ort_fp32_ms": o.stats.median_ms if o else None,
-                   "ort_int8_ms": q.stats.median_ms if q else None, "exporter": o.details.get("exporter") if o else None,
-                   "load_average": t.details["load_average_before"]}
+            row = {
+                "torch_ms": t.stats.median_ms,
+                "ort_fp32_ms": o.stats.median_ms if o else None,
+                "ort_int8_ms": q.stats.median_ms if q else None,
+                "exporter": o.details.get("exporter") if o else None,
+                "load_average": t.details["load_average_before"],
+            }
             doc["models"].setdefault(name, []).append(row)
-            print(f"round {r + 1} {name}: torch {row['torch_ms']:.2f} ms, ORT fp32 {row['ort_fp32_ms']:.2f} ms, "
-                  f"ORT int8 {row['ort_int8_ms']:.2f} ms", flush=True)
+            print(
+                f"round {r + 1} {name}: torch {row['torch_ms']:.2f} ms, ORT fp32 {row['ort_fp32_ms']:.2f} ms, "
+                f"ORT int8 {row['ort_int8_ms']:.2f} ms",
+                flush=True,
+            )
     summary = {}
     for name, rows in doc["models"].items():
         summary[name] = {

@@ -30,19 +30,18 @@ import random
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from record import run_header
 
 from nascomp.core.io import atomic_write_json
 from nascomp.cost.arch_cost import arch_cost
+from nascomp.nas.supernet import Supernet, extract
 from nascomp.profiling.host import load_average
 from nascomp.spaces import SearchSpace
-from nascomp.nas.supernet import Supernet, extract
-
-from record import run_header
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -55,6 +54,7 @@ def _train_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Cal
     def step() -> None:
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
+
     return step
 
 
@@ -62,6 +62,7 @@ def _eval_step(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
     def step() -> None:
         with torch.inference_mode():
             model(x)
+
     return step
 
 
@@ -79,8 +80,12 @@ def interleaved(a: Callable[[], None], b: Callable[[], None], repeats: int, warm
             times[name]["wall"].append(w1 - w0)
             times[name]["cpu"].append(c1 - c0)
     med = {n: {k: statistics.median(v) for k, v in t.items()} for n, t in times.items()}
-    return {"supernet_s": med["a"], "standalone_s": med["b"],
-            "ratio_cpu": med["a"]["cpu"] / med["b"]["cpu"], "ratio_wall": med["a"]["wall"] / med["b"]["wall"]}
+    return {
+        "supernet_s": med["a"],
+        "standalone_s": med["b"],
+        "ratio_cpu": med["a"]["cpu"] / med["b"]["cpu"],
+        "ratio_wall": med["a"]["wall"] / med["b"]["wall"],
+    }
 
 
 def bench_ours(args) -> list[dict]:
@@ -102,10 +107,14 @@ def bench_ours(args) -> list[dict]:
         train = interleaved(_train_step(supernet, x, y), _train_step(model, x, y), args.repeats, args.warmup)
         supernet.eval(), model.eval()
         evals = interleaved(_eval_step(supernet, x), _eval_step(model, x), args.repeats, args.warmup)
-        rows.append({"arch": name, "mmacs": cost.macs / 1e6, "params": cost.params, "train": train, "eval": evals,
-                     "arch_json": arch.to_dict()})
-        print(f"{name:<10} {cost.macs / 1e6:8.2f} MMACs  train {train['ratio_cpu']:.3f} (wall {train['ratio_wall']:.3f})  "
-              f"eval {evals['ratio_cpu']:.3f} (wall {evals['ratio_wall']:.3f})", flush=True)
+        rows.append(
+            {"arch": name, "mmacs": cost.macs / 1e6, "params": cost.params, "train": train, "eval": evals, "arch_json": arch.to_dict()}
+        )
+        print(
+            f"{name:<10} {cost.macs / 1e6:8.2f} MMACs  train {train['ratio_cpu']:.3f} (wall {train['ratio_wall']:.3f})  "
+            f"eval {evals['ratio_cpu']:.3f} (wall {evals['ratio_wall']:.3f})",
+            flush=True,
+        )
     return rows
 
 
@@ -124,8 +133,16 @@ def bench_nni(args) -> dict:
         return {"ran": False, "why": f"{type(e).__name__}: {e}"}
     # A plain-ViT AutoFormer space with about the per-image work of the s3-vit-cpu subnets at 32 px:
     # 64 tokens (patch 4), embed 48-64, 4-6 blocks, 1-2 heads of AutoFormer's fixed head dim 64.
-    kwargs = dict(search_embed_dim=(48, 56, 64), search_mlp_ratio=(3.0, 3.5, 4.0), search_num_heads=(1, 2),
-                  search_depth=(4, 5, 6), img_size=32, patch_size=4, num_labels=10, drop_path_rate=0.0)
+    kwargs = dict(
+        search_embed_dim=(48, 56, 64),
+        search_mlp_ratio=(3.0, 3.5, 4.0),
+        search_num_heads=(1, 2),
+        search_depth=(4, 5, 6),
+        img_size=32,
+        patch_size=4,
+        num_labels=10,
+        drop_path_rate=0.0,
+    )
     try:
         with frozen_context.bypass():
             space = AutoFormer(**kwargs)
@@ -150,8 +167,11 @@ def bench_nni(args) -> dict:
             supernet.eval(), frozen.eval()
             evals = interleaved(_eval_step(supernet, x), _eval_step(frozen, x), args.repeats, args.warmup)
             rows.append({"arch": name, "sample": sample, "train": train, "eval": evals})
-            print(f"nni {name:<10} train {train['ratio_cpu']:.3f} (wall {train['ratio_wall']:.3f})  "
-                  f"eval {evals['ratio_cpu']:.3f} (wall {evals['ratio_wall']:.3f})", flush=True)
+            print(
+                f"nni {name:<10} train {train['ratio_cpu']:.3f} (wall {train['ratio_wall']:.3f})  "
+                f"eval {evals['ratio_cpu']:.3f} (wall {evals['ratio_wall']:.3f})",
+                flush=True,
+            )
     except Exception as e:  # noqa: BLE001
         return {"ran": False, "why": f"{type(e).__name__}: {e}", "config": kwargs}
     import nni
@@ -179,8 +199,14 @@ def main() -> None:
     doc = {
         **run_header(),
         "torch_threads": torch.get_num_threads(),
-        "protocol": {"space": args.space, "batch": args.batch, "repeats": args.repeats, "warmup": args.warmup,
-                     "statistic": "median per model; ratio = supernet / stand-alone", "timers": "thread CPU time and wall"},
+        "protocol": {
+            "space": args.space,
+            "batch": args.batch,
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "statistic": "median per model; ratio = supernet / stand-alone",
+            "timers": "thread CPU time and wall",
+        },
     }
     rows = bench_ours(args)
     doc["ours"] = {

@@ -26,10 +26,19 @@ def portable(value):
         return type(value)(portable(v) for v in value)
     if not isinstance(value, str):
         return value
-    for prefix, short in ((str(ROOT), ""), (os.path.realpath(tempfile.gettempdir()), "<tmp>"), (tempfile.gettempdir(), "<tmp>"),
-                          (os.path.expanduser("~"), "~")):
+    for prefix, short in (
+        (str(ROOT), ""),
+        (os.path.realpath(tempfile.gettempdir()), "<tmp>"),
+        (tempfile.gettempdir(), "<tmp>"),
+        (os.path.expanduser("~"), "~"),
+    ):
         if prefix and prefix != "/":
-            value = re.sub(re.escape(prefix) + r"(/|(?=[\s'\"]|$))", lambda m: (short + m[1]) if short else ("" if m[1] else "."), value)
+            # re.sub calls the lambda before the loop moves on, so the late binding of `short` is what is wanted
+            value = re.sub(
+                re.escape(prefix) + r"(/|(?=[\s'\"]|$))",
+                lambda m: (short + m[1]) if short else ("" if m[1] else "."),  # noqa: B023
+                value,
+            )
     return value
 
 

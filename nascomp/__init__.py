@@ -59,6 +59,22 @@ _API = {
     "CompressResult": "nascomp.compression.api",
     "adapt": "nascomp.adaptation.api",
     "AdaptResult": "nascomp.adaptation.api",
+    # typed method settings (peft's style: compress(model, ShrinkConfig(budget="2gflops")))
+    "ShrinkConfig": "nascomp.compression.configs",
+    "MiniViTConfig": "nascomp.compression.configs",
+    "DropBlocksConfig": "nascomp.compression.configs",
+    "TorchPruningConfig": "nascomp.compression.configs",
+    "Int8Config": "nascomp.compression.configs",
+    "AutoConfig": "nascomp.compression.configs",
+    "KAdaptationConfig": "nascomp.adaptation.configs",
+    "LoraConfig": "nascomp.adaptation.configs",
+    "LokrConfig": "nascomp.adaptation.configs",
+    "LinearProbeConfig": "nascomp.adaptation.configs",
+    "FullFineTuneConfig": "nascomp.adaptation.configs",
+    "KDConfig": "nascomp.distillation.configs",
+    "WeightDistillationConfig": "nascomp.distillation.configs",
+    "SRDConfig": "nascomp.distillation.configs",
+    "NoDistillationConfig": "nascomp.distillation.configs",
     # measurement and deployment
     "profile": "nascomp.profiling.api",
     "ProfileReport": "nascomp.profiling.profiler",
@@ -79,13 +95,66 @@ _API = {
 }
 
 __all__ = [
-    "__version__", "create_model", "register_model", "save_model", "load_model", "Arch", "SearchSpace", "load_space",
-    "list_spaces", "list_archs", "load_arch", "load_data", "DataBundle", "TrainConfig", "train", "TrainResult",
-    "distill", "count_cost", "CostReport", "search", "SearchResult", "Budget", "parse_budget", "SearchPreset",
-    "train_supernet", "evaluate_supernet", "extract_subnet", "compress", "CompressResult", "adapt", "AdaptResult",
-    "profile", "ProfileReport", "Measurement", "ProfileOptions", "build_latency_table", "validate_latency_table",
-    "transfer_latency_table", "check_predictions", "export", "pareto_front",
-    "ParetoResult", "render_report", "ReportResult", "NascompError",
+    "__version__",
+    "create_model",
+    "register_model",
+    "save_model",
+    "load_model",
+    "Arch",
+    "SearchSpace",
+    "load_space",
+    "list_spaces",
+    "list_archs",
+    "load_arch",
+    "load_data",
+    "DataBundle",
+    "TrainConfig",
+    "train",
+    "TrainResult",
+    "distill",
+    "count_cost",
+    "CostReport",
+    "search",
+    "SearchResult",
+    "Budget",
+    "parse_budget",
+    "SearchPreset",
+    "train_supernet",
+    "evaluate_supernet",
+    "extract_subnet",
+    "compress",
+    "CompressResult",
+    "adapt",
+    "AdaptResult",
+    "ShrinkConfig",
+    "MiniViTConfig",
+    "DropBlocksConfig",
+    "TorchPruningConfig",
+    "Int8Config",
+    "AutoConfig",
+    "KAdaptationConfig",
+    "LoraConfig",
+    "LokrConfig",
+    "LinearProbeConfig",
+    "FullFineTuneConfig",
+    "KDConfig",
+    "WeightDistillationConfig",
+    "SRDConfig",
+    "NoDistillationConfig",
+    "profile",
+    "ProfileReport",
+    "Measurement",
+    "ProfileOptions",
+    "build_latency_table",
+    "validate_latency_table",
+    "transfer_latency_table",
+    "check_predictions",
+    "export",
+    "pareto_front",
+    "ParetoResult",
+    "render_report",
+    "ReportResult",
+    "NascompError",
 ]
 
 
@@ -104,13 +173,16 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above load lazily
     from nascomp.adaptation.api import AdaptResult, adapt
+    from nascomp.adaptation.configs import FullFineTuneConfig, KAdaptationConfig, LinearProbeConfig, LokrConfig, LoraConfig
     from nascomp.compression.api import CompressResult, compress
+    from nascomp.compression.configs import AutoConfig, DropBlocksConfig, Int8Config, MiniViTConfig, ShrinkConfig, TorchPruningConfig
     from nascomp.core.errors import NascompError
     from nascomp.cost.api import count_cost
     from nascomp.cost.counter import CostReport
     from nascomp.data.datasets import DataBundle, load_data
     from nascomp.deploy.api import export
     from nascomp.distillation.api import distill
+    from nascomp.distillation.configs import KDConfig, NoDistillationConfig, SRDConfig, WeightDistillationConfig
     from nascomp.engine.api import TrainResult, train
     from nascomp.engine.config import TrainConfig
     from nascomp.models.io import load_model, save_model

@@ -57,7 +57,9 @@ def jpeg_folder(tmp_path_factory) -> Path:
 
 # A two-stage hierarchical space at 16 px (8x8 and 4x4 maps): supernets over it train inside the default suite.
 TINY_SPACE = {
-    "name": "tiny", "resolution": 16, "patch_size": 2,
+    "name": "tiny",
+    "resolution": 16,
+    "patch_size": 2,
     "stages": [
         {"depth": [1, 2], "embed_dim": [8, 16], "heads": [1, 2], "qkv_dim": [8, 16], "mlp_ratio": [1.0, 2.0], "window": [4, 8]},
         {"depth": [1, 2], "embed_dim": [16, 24], "heads": [2, 4], "qkv_dim": [8, 16], "mlp_ratio": [1.0, 2.0], "window": [2, 4]},

@@ -8,12 +8,12 @@ import pytest
 import timm
 import torch
 
-from nascomp.cli import main
 from nascomp.adaptation.fewshot import few_shot_subset
 from nascomp.adaptation.methods import adapter_parameter_names, apply_method, count_parameters, mark_trainable, merge_method
 from nascomp.adaptation.qkv import SplitQKV, split_fused_qkv
-from nascomp.data import load_data
+from nascomp.cli import main
 from nascomp.core.errors import NascompError
+from nascomp.data import load_data
 from nascomp.models import resolve_model, save_model, timm_spec
 
 VIT = dict(img_size=28, patch_size=7, in_chans=1, embed_dim=32, depth=2, num_heads=2, num_classes=5)
@@ -34,10 +34,13 @@ def test_cli_paper_configuration_has_50176_adapter_params(capsys):
     assert report["trainable_params"] == 50_176 + report["head_params"]
 
 
-@pytest.mark.parametrize("method, options, expected", [
-    ("lora", {"rank": 4}, 147_456),  # brief B3: 12 layers x 2 (Q, V) x 4 x (768 + 768)
-    ("lokr", {"rank": 1, "decompose_factor": 32}, 24 * 1_072),  # brief B5: 1,072 per 768x768 module
-])
+@pytest.mark.parametrize(
+    "method, options, expected",
+    [
+        ("lora", {"rank": 4}, 147_456),  # brief B3: 12 layers x 2 (Q, V) x 4 x (768 + 768)
+        ("lokr", {"rank": 1, "decompose_factor": 32}, 24 * 1_072),  # brief B5: 1,072 per 768x768 module
+    ],
+)
 def test_peft_counts_match_the_paper_baselines(method, options, expected):
     model = timm.create_model("vit_base_patch32_224", num_classes=10, device="meta")  # shapes only: instant
     apply_method(model, method, options)
@@ -57,7 +60,9 @@ def test_split_qkv_is_the_same_function():
     assert split_fused_qkv(model) == ["blocks.0.attn.qkv", "blocks.1.attn.qkv"]
 
 
-@pytest.mark.parametrize("method, options", [("lora", {"rank": 2}), ("lokr", {"rank": 1, "decompose_factor": 4}), ("kadaptation", {"n": 8})])
+@pytest.mark.parametrize(
+    "method, options", [("lora", {"rank": 2}), ("lokr", {"rank": 1, "decompose_factor": 4}), ("kadaptation", {"n": 8})]
+)
 def test_adapter_trains_only_adapter_and_head_and_merges_back_to_timm(method, options):
     torch.manual_seed(0)
     model = vit()
@@ -108,11 +113,36 @@ def test_adapt_end_to_end_saved_models_load_everywhere(tmp_path, fake_fmnist, ca
     spec = timm_spec("vit_tiny_patch16_224", **VIT)
     save_model(tmp_path / "backbone", backbone, spec)
     out = tmp_path / "adapted"
-    code = main([
-        "adapt", str(tmp_path / "backbone"), "--method", "kadaptation", "--kron-n", "8", "--data", "fashion-mnist",
-        "--data-dir", str(fake_fmnist), "--classes", "5,6,7,8,9", "--shots", "4", "--min-epoch-size", "40", "--epochs", "2",
-        "--limit-val", "40", "--limit-test", "40", "--out", str(out), "--quiet", "--json",
-    ])
+    code = main(
+        [
+            "adapt",
+            str(tmp_path / "backbone"),
+            "--method",
+            "kadaptation",
+            "--kron-n",
+            "8",
+            "--data",
+            "fashion-mnist",
+            "--data-dir",
+            str(fake_fmnist),
+            "--classes",
+            "5,6,7,8,9",
+            "--shots",
+            "4",
+            "--min-epoch-size",
+            "40",
+            "--epochs",
+            "2",
+            "--limit-val",
+            "40",
+            "--limit-test",
+            "40",
+            "--out",
+            str(out),
+            "--quiet",
+            "--json",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["shots"] == 4 and result["adapter_params"] == count_parameters_of_kadaptation(n=8)
@@ -137,8 +167,27 @@ def test_checkpoint_into_timm_name_ignores_the_old_head(tmp_path, capsys):
 
     model = vit(num_classes=3)
     save_file(model.state_dict(), tmp_path / "w.safetensors")
-    args = ["vit_tiny_patch16_224", "--img-size", "28", "--patch-size", "7", "--in-chans", "1", "--embed-dim", "32", "--depth", "2",
-            "--num-heads", "2", "--checkpoint", str(tmp_path / "w.safetensors"), "--method", "linear", "--num-classes", "7"]
+    args = [
+        "vit_tiny_patch16_224",
+        "--img-size",
+        "28",
+        "--patch-size",
+        "7",
+        "--in-chans",
+        "1",
+        "--embed-dim",
+        "32",
+        "--depth",
+        "2",
+        "--num-heads",
+        "2",
+        "--checkpoint",
+        str(tmp_path / "w.safetensors"),
+        "--method",
+        "linear",
+        "--num-classes",
+        "7",
+    ]
     assert dry_run(capsys, *args)["head_params"] == 32 * 7 + 7
 
 
@@ -150,7 +199,9 @@ def test_adapt_user_errors(capsys):
     assert "qkv" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("method, options", [("lora", {"rank": 2}), ("lokr", {"rank": 1, "decompose_factor": 4}), ("kadaptation", {"n": 4})])
+@pytest.mark.parametrize(
+    "method, options", [("lora", {"rank": 2}), ("lokr", {"rank": 1, "decompose_factor": 4}), ("kadaptation", {"n": 4})]
+)
 def test_adapted_and_merged_specs_rebuild_the_same_network(tmp_path, method, options):
     from nascomp.adaptation.model import adapted_spec
     from nascomp.models import load_model

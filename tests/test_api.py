@@ -10,8 +10,24 @@ import pytest
 
 import nascomp
 
-FUNCTIONS = ["create_model", "load_space", "count_cost", "search", "train", "distill", "compress", "adapt", "profile", "pareto_front",
-             "export", "train_supernet", "evaluate_supernet", "extract_subnet", "build_latency_table", "validate_latency_table"]
+FUNCTIONS = [
+    "create_model",
+    "load_space",
+    "count_cost",
+    "search",
+    "train",
+    "distill",
+    "compress",
+    "adapt",
+    "profile",
+    "pareto_front",
+    "export",
+    "train_supernet",
+    "evaluate_supernet",
+    "extract_subnet",
+    "build_latency_table",
+    "validate_latency_table",
+]
 
 
 def test_all_lists_exactly_the_lazy_names():
@@ -41,8 +57,18 @@ def test_import_nascomp_loads_no_torch():
     assert " torch" not in loaded and " timm" not in loaded
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["search", "--help"], ["train", "--help"], ["compress", "--help"], ["profile", "--help"],
-                                  ["supernet", "train", "--help"], ["adapt", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["search", "--help"],
+        ["train", "--help"],
+        ["compress", "--help"],
+        ["profile", "--help"],
+        ["supernet", "train", "--help"],
+        ["adapt", "--help"],
+    ],
+)
 def test_cli_help_loads_no_torch(argv):
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "nascomp", *argv], capture_output=True, text=True)
     assert proc.returncode == 0 and "usage: nascomp" in proc.stdout
@@ -51,6 +77,11 @@ def test_cli_help_loads_no_torch(argv):
 
 
 def test_help_of_the_search_function_describes_the_call():
-    text = subprocess.run([sys.executable, "-c", "import nascomp; help(nascomp.search)"], capture_output=True, text=True, check=True,
-                          env={"PAGER": "cat", "PATH": "/usr/bin:/bin"}).stdout
+    text = subprocess.run(
+        [sys.executable, "-c", "import nascomp; help(nascomp.search)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PAGER": "cat", "PATH": "/usr/bin:/bin"},
+    ).stdout
     assert "search(space" in text and "budget" in text and "SearchResult" in text

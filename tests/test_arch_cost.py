@@ -13,8 +13,8 @@ import torch
 from nascomp.cli import main
 from nascomp.cost.arch_cost import arch_cost, arch_cost_report, block_cost, head_cost, merge_cost, stem_cost
 from nascomp.cost.counter import count_module
-from nascomp.spaces import SearchSpace, arch_layout, load_arch
 from nascomp.models.swin import build_block, build_from_arch, build_head, build_merging, build_stem
+from nascomp.spaces import SearchSpace, arch_layout, load_arch
 
 # timm's parameter counts (S3-T 28.33 M, Swin-T 28.29 M / 4.49 G MACs)
 S3_T_PARAMS = 28_328_674
@@ -47,10 +47,15 @@ def test_flops_command_uses_the_analytic_cost(counted_s3_t, capsys):
     assert main(["flops", "search_spaces/archs/s3-t.json", "--embed-dim", "64"]) == 2
 
 
-@pytest.mark.parametrize("name, resolution, seed", [
-    ("s3-vit-cpu", 32, 0), ("s3-vit-cpu", 32, 1), ("s3-vit-cpu", 48, 2),  # 48 px: 24/12/6/3 maps, padded windows
-    ("s3-vit", 64, 3),
-])
+@pytest.mark.parametrize(
+    "name, resolution, seed",
+    [
+        ("s3-vit-cpu", 32, 0),
+        ("s3-vit-cpu", 32, 1),
+        ("s3-vit-cpu", 48, 2),  # 48 px: 24/12/6/3 maps, padded windows
+        ("s3-vit", 64, 3),
+    ],
+)
 def test_analytic_cost_equals_counted_cost_of_the_built_model(name, resolution, seed):
     space = SearchSpace.load(name)
     arch = space.sample(random.Random(seed))
@@ -59,8 +64,7 @@ def test_analytic_cost_equals_counted_cost_of_the_built_model(name, resolution, 
     analytic = arch_cost(arch, resolution, num_classes=10)
     assert analytic.params == counted.params
     assert analytic.macs == counted.macs
-    assert arch_cost_report(arch, resolution, num_classes=10).macs_by_category == {
-        k: v for k, v in counted.macs_by_category.items() if v}
+    assert arch_cost_report(arch, resolution, num_classes=10).macs_by_category == {k: v for k, v in counted.macs_by_category.items() if v}
 
 
 def test_per_layer_modules_cost_what_the_per_layer_formulas_say():

@@ -23,8 +23,21 @@ from nascomp.core.io import save_tensors
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-VIT = ["vit_tiny_patch16_224", "--img-size", "28", "--patch-size", "7", "--in-chans", "1", "--embed-dim", "32", "--depth", "1",
-       "--num-heads", "2"]
+VIT = [
+    "vit_tiny_patch16_224",
+    "--img-size",
+    "28",
+    "--patch-size",
+    "7",
+    "--in-chans",
+    "1",
+    "--embed-dim",
+    "32",
+    "--depth",
+    "1",
+    "--num-heads",
+    "2",
+]
 SMALL = ["--limit-train", "64", "--limit-val", "32", "--limit-test", "32", "--epochs", "1", "--batch-size", "32", "--quiet"]
 
 
@@ -51,13 +64,52 @@ OUTPUT_COMMANDS = {
     "train": lambda d, out: ["train", *VIT, "--data-dir", str(d), *SMALL, "--out", str(out)],
     "compress": lambda d, out: ["compress", "deit_tiny_patch16_224", "--pretrained", "--data-dir", str(d), "--out", str(out)],
     "adapt": lambda d, out: ["adapt", *VIT, "--method", "lora", "--data", "fashion-mnist", "--data-dir", str(d), "--out", str(out)],
-    "search": lambda d, out: ["search", "--space", "s3-vit", "--budget", "4gflops", "--preset", "smoke", "--data-dir", str(d), "--out", str(out)],
-    "supernet train": lambda d, out: ["supernet", "train", "--space", "s3-vit-cpu", "--preset", "smoke", "--data-dir", str(d), "--out", str(out)],
+    "search": lambda d, out: [
+        "search",
+        "--space",
+        "s3-vit",
+        "--budget",
+        "4gflops",
+        "--preset",
+        "smoke",
+        "--data-dir",
+        str(d),
+        "--out",
+        str(out),
+    ],
+    "supernet train": lambda d, out: [
+        "supernet",
+        "train",
+        "--space",
+        "s3-vit-cpu",
+        "--preset",
+        "smoke",
+        "--data-dir",
+        str(d),
+        "--out",
+        str(out),
+    ],
     "supernet extract": lambda d, out: ["supernet", "extract", str(d / "no-such-run"), "--arch", "largest", "--out", str(out)],
     "export": lambda d, out: ["export", "resnet10t", "--out", str(out / "m.onnx")],
-    "profile --build-lut": lambda d, out: ["profile", "--build-lut", "--space", "s3-vit-cpu", "--target", "mobile-cpu", "--lut", str(out / "t.json")],
+    "profile --build-lut": lambda d, out: [
+        "profile",
+        "--build-lut",
+        "--space",
+        "s3-vit-cpu",
+        "--target",
+        "mobile-cpu",
+        "--lut",
+        str(out / "t.json"),
+    ],
     "profile": lambda d, out: ["profile", "resnet10t", "--out", str(out / "p.json")],
-    "pareto": lambda d, out: ["pareto", str(Path(__file__).parent / "fixtures" / "pareto-rows.csv"), "--x", "latency_ms", "--out", str(out / "p.png")],
+    "pareto": lambda d, out: [
+        "pareto",
+        str(Path(__file__).parent / "fixtures" / "pareto-rows.csv"),
+        "--x",
+        "latency_ms",
+        "--out",
+        str(out / "p.png"),
+    ],
 }
 
 
@@ -121,8 +173,13 @@ def test_the_api_takes_integer_options_only_as_integers(call, tmp_path, fake_fmn
     """``epochs=1.0`` passes a value check but fails deep inside ``range()``: refused up front, nothing written."""
     with pytest.raises(NascompError, match="epochs must be an integer, got 1.0"):
         if call == "train":
-            nascomp.train(nascomp.create_model("resnet10t", in_chans=1, num_classes=10), "fashion-mnist", tmp_path / "run", epochs=1.0,
-                          data_options={"data_dir": fake_fmnist})
+            nascomp.train(
+                nascomp.create_model("resnet10t", in_chans=1, num_classes=10),
+                "fashion-mnist",
+                tmp_path / "run",
+                epochs=1.0,
+                data_options={"data_dir": fake_fmnist},
+            )
         else:
             nascomp.search("s3-vit", "4gflops", preset="smoke", out=tmp_path / "run", data_dir=fake_fmnist, epochs=1.0)
     assert not (tmp_path / "run").exists()
@@ -130,10 +187,12 @@ def test_the_api_takes_integer_options_only_as_integers(call, tmp_path, fake_fmn
 
 def test_option_values_that_are_not_values_are_one_clear_error(capsys, tmp_path, fake_fmnist):
     base = ["train", *VIT, "--data-dir", str(fake_fmnist), "--out", str(tmp_path / "o")]
-    for extra, pattern in ((["--checkpoint-every", "5x"], "--checkpoint-every must be a duration such as 90s, 30m or 2h"),
-                           (["--mixup", "0.8", "--batch-size", "33"], "--batch-size must be even with Mixup/CutMix"),
-                           (["--auto-augment", "rand-q3"], "--auto-augment 'rand-q3' is not a timm augmentation policy"),
-                           (["--opt", "adamz"], "--opt 'adamz' is not a timm optimiser")):
+    for extra, pattern in (
+        (["--checkpoint-every", "5x"], "--checkpoint-every must be a duration such as 90s, 30m or 2h"),
+        (["--mixup", "0.8", "--batch-size", "33"], "--batch-size must be even with Mixup/CutMix"),
+        (["--auto-augment", "rand-q3"], "--auto-augment 'rand-q3' is not a timm augmentation policy"),
+        (["--opt", "adamz"], "--opt 'adamz' is not a timm optimiser"),
+    ):
         _fails_cleanly(capsys, base + extra, pattern, leftovers=[tmp_path / "o"])
     search = ["search", "--space", "s3-vit", "--budget", "4gflops", "--preset", "smoke", "--out", str(tmp_path / "s")]
     _fails_cleanly(capsys, search + ["--checkpoint-every", "0s"], "--checkpoint-every must be positive, got '0s'")
@@ -141,6 +200,7 @@ def test_option_values_that_are_not_values_are_one_clear_error(capsys, tmp_path,
 
 
 # --- class 3: a corrupt input file -------------------------------------------------------------------------------
+
 
 def _image_folder(root: Path, corrupt: bool) -> Path:
     from PIL import Image
@@ -160,19 +220,54 @@ def _image_folder(root: Path, corrupt: bool) -> Path:
 def test_a_corrupt_image_names_the_file_and_leaves_no_output(capsys, tmp_path):
     data = _image_folder(tmp_path / "images", corrupt=True)
     out = tmp_path / "run"
-    _fails_cleanly(capsys, ["train", "vit_tiny_patch16_224", "--img-size", "16", "--patch-size", "8", "--embed-dim", "16", "--depth", "1",
-                            "--num-heads", "2", "--data", f"imagefolder:{data}", "--epochs", "1", "--batch-size", "4",
-                            "--val-fraction", "0.2", "--quiet", "--out", str(out)], "3.png: not a readable image", leftovers=[out])
+    _fails_cleanly(
+        capsys,
+        [
+            "train",
+            "vit_tiny_patch16_224",
+            "--img-size",
+            "16",
+            "--patch-size",
+            "8",
+            "--embed-dim",
+            "16",
+            "--depth",
+            "1",
+            "--num-heads",
+            "2",
+            "--data",
+            f"imagefolder:{data}",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--val-fraction",
+            "0.2",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        "3.png: not a readable image",
+        leftovers=[out],
+    )
 
 
 CORRUPT_FILES = {
-    "space YAML": ("space.yaml", "stages: [unclosed", lambda f, tmp: ["search", "--space", str(f), "--budget", "4gflops", "--out", f"{tmp}/run"],
-                   "not valid YAML"),
+    "space YAML": (
+        "space.yaml",
+        "stages: [unclosed",
+        lambda f, tmp: ["search", "--space", str(f), "--budget", "4gflops", "--out", f"{tmp}/run"],
+        "not valid YAML",
+    ),
     "arch JSON": ("arch.json", "{not json", lambda f, tmp: ["flops", str(f)], "not valid JSON"),
     "model.json": ("model/model.json", "[1, 2]", lambda f, tmp: ["flops", str(f.parent)], "not a nascomp model description"),
     "checkpoint": ("w.safetensors", "garbage", lambda f, tmp: ["flops", "resnet10t", "--checkpoint", str(f)], "corrupt or truncated"),
-    "dataset": ("fmnist/train-images-idx3-ubyte.gz", "not gzip", lambda f, tmp: ["train", *VIT, "--data-dir", str(f.parent), "--out", f"{tmp}/run"],
-                "unreadable IDX file"),
+    "dataset": (
+        "fmnist/train-images-idx3-ubyte.gz",
+        "not gzip",
+        lambda f, tmp: ["train", *VIT, "--data-dir", str(f.parent), "--out", f"{tmp}/run"],
+        "unreadable IDX file",
+    ),
 }
 
 
@@ -213,10 +308,30 @@ def test_a_code_running_pickle_is_never_executed(capsys, tmp_path):
 
 # --- class 4: a run that fails part-way leaves nothing behind ------------------------------------------------------
 
+
 def test_a_diverged_run_removes_the_output_folder_it_created(capsys, tmp_path, fake_fmnist):
     out = tmp_path / "new" / "run"
-    _fails_cleanly(capsys, ["train", *VIT, "--data-dir", str(fake_fmnist), *SMALL, "--lr", "1e30", "--warmup-epochs", "0", "--grad-clip", "0", "--no-augment",
-                            "--out", str(out)], "diverged", leftovers=[tmp_path / "new"])
+    _fails_cleanly(
+        capsys,
+        [
+            "train",
+            *VIT,
+            "--data-dir",
+            str(fake_fmnist),
+            *SMALL,
+            "--lr",
+            "1e30",
+            "--warmup-epochs",
+            "0",
+            "--grad-clip",
+            "0",
+            "--no-augment",
+            "--out",
+            str(out),
+        ],
+        "diverged",
+        leftovers=[tmp_path / "new"],
+    )
 
 
 def test_a_failed_resume_keeps_the_folder_it_found(capsys, tmp_path, fake_fmnist):
@@ -238,19 +353,22 @@ def test_a_resume_from_a_damaged_checkpoint_is_one_clear_error(capsys, tmp_path,
 
 # --- class 5: an unknown name or missing data --------------------------------------------------------------------
 
+
 def test_an_unknown_model_name_suggests_the_nearest(capsys):
     _fails_cleanly(capsys, ["flops", "swin_tiny_patch4_window7_2244"], "did you mean swin_tiny_patch4_window7_224")
 
 
 def test_an_unknown_dataset_is_one_clear_error(capsys, tmp_path):
-    _fails_cleanly(capsys, ["train", *VIT, "--data", "mnist", "--out", str(tmp_path / "o")], "unknown dataset 'mnist'",
-                   leftovers=[tmp_path / "o"])
+    _fails_cleanly(
+        capsys, ["train", *VIT, "--data", "mnist", "--out", str(tmp_path / "o")], "unknown dataset 'mnist'", leftovers=[tmp_path / "o"]
+    )
 
 
 def test_missing_dataset_files_say_how_to_install(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("NASCOMP_DATA", str(tmp_path))
-    _fails_cleanly(capsys, ["train", *VIT, "--out", str(tmp_path / "o")], "apt-get install -y dataset-fashion-mnist",
-                   leftovers=[tmp_path / "o"])
+    _fails_cleanly(
+        capsys, ["train", *VIT, "--out", str(tmp_path / "o")], "apt-get install -y dataset-fashion-mnist", leftovers=[tmp_path / "o"]
+    )
 
 
 # --- class 6: bad arguments fail before the heavy imports ---------------------------------------------------------
@@ -278,8 +396,11 @@ def test_bad_arguments_fail_before_torch_loads(tmp_path):
     import subprocess
     import sys
 
-    lines = [line.replace("{tmp}", str(tmp_path)) for line in (Path(__file__).parent / "fixtures" / "bad-arguments.txt").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.replace("{tmp}", str(tmp_path))
+        for line in (Path(__file__).parent / "fixtures" / "bad-arguments.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     proc = subprocess.run([sys.executable, "-c", _CHECK_EACH], input="\n".join(lines), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)

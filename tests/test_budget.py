@@ -12,17 +12,20 @@ from nascomp.spaces import SearchSpace, load_arch
 S3_VIT = SearchSpace.load("s3-vit")
 
 
-@pytest.mark.parametrize("text, metric, limit, target", [
-    ("4gflops", "macs", 4e9, None),  # papers' FLOPs are MACs
-    ("4GFLOPs", "macs", 4e9, None),
-    ("4e9macs", "macs", 4e9, None),
-    ("4.5gmacs", "macs", 4.5e9, None),
-    ("450 MMACs", "macs", 450e6, None),
-    ("25mparams", "params", 25e6, None),
-    ("25ms@mobile-cpu", "latency", 25.0, "mobile-cpu"),
-    ("50mj@cuda", "energy", 50.0, "cuda"),
-    ("7.5ms@android:R58M", "latency", 7.5, "android:R58M"),
-])
+@pytest.mark.parametrize(
+    "text, metric, limit, target",
+    [
+        ("4gflops", "macs", 4e9, None),  # papers' FLOPs are MACs
+        ("4GFLOPs", "macs", 4e9, None),
+        ("4e9macs", "macs", 4e9, None),
+        ("4.5gmacs", "macs", 4.5e9, None),
+        ("450 MMACs", "macs", 450e6, None),
+        ("25mparams", "params", 25e6, None),
+        ("25ms@mobile-cpu", "latency", 25.0, "mobile-cpu"),
+        ("50mj@cuda", "energy", 50.0, "cuda"),
+        ("7.5ms@android:R58M", "latency", 7.5, "android:R58M"),
+    ],
+)
 def test_budget_forms(text, metric, limit, target):
     b = parse_budget(text)
     assert (b.metric, b.target) == (metric, target)
@@ -97,7 +100,7 @@ def test_latency_constraint_goes_through_the_predictor(monkeypatch):
 
 
 def test_a_cost_is_spoken_in_the_budget_s_own_unit():
-    """"7.72 GFLOPs" next to a "4gflops" budget reads as a violation; the summary says "3.86 G of the 4 G budget"."""
+    """ "7.72 GFLOPs" next to a "4gflops" budget reads as a violation; the summary says "3.86 G of the 4 G budget"."""
     b = parse_budget("4gflops")
     assert b.share(3.86e9) == "3.86 G of the 4 G budget (4gflops; papers' FLOPs = MACs)"
     assert "GFLOPs" not in b.format(3.86e9) and "GFLOPs" not in b.describe()

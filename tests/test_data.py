@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from nascomp.data import BatchTransform, load_data, read_idx, split_indices
 from nascomp.core.errors import NascompError
+from nascomp.data import BatchTransform, load_data, read_idx, split_indices
 from tests.conftest import write_idx
 
 
@@ -126,8 +126,11 @@ def test_write_image_folder_refuses_what_it_cannot_write(tmp_path, jpeg_folder):
     with pytest.raises(NascompError, match="not in memory"):
         write_image_folder(load_data(f"imagefolder:{jpeg_folder}"), tmp_path / "a")
     grey = np.zeros((2, 8, 8), dtype=np.uint8)
-    for kwargs, message in (({"format": "gif"}, "format must be one of jpeg, png"), ({"size": 0}, "size must be positive"),
-                            ({"quality": 101}, r"quality must lie in \[1, 100\]")):
+    for kwargs, message in (
+        ({"format": "gif"}, "format must be one of jpeg, png"),
+        ({"size": 0}, "size must be positive"),
+        ({"quality": 101}, r"quality must lie in \[1, 100\]"),
+    ):
         with pytest.raises(NascompError, match=message):
             write_class_folders(grey, [0, 1], tmp_path / "b", ["x", "y"], **kwargs)
     with pytest.raises(NascompError, match=r"labels must lie in 0..1"):

@@ -57,7 +57,12 @@ def test_onnx_export_computes_what_eager_pytorch_computes(tiny_vit, tmp_path, ex
     calls, _ = exporters_run
     result = nascomp.export(tiny_vit, tmp_path / "out" / "m.onnx", batch=2)
     assert calls == ["torchscript"]  # auto tries TorchScript first and keeps its file when ONNX Runtime agrees
-    assert (result.path, result.exporter, result.opset, result.input_shape) == (tmp_path / "out" / "m.onnx", "torchscript", 17, (2, 1, 28, 28))
+    assert (result.path, result.exporter, result.opset, result.input_shape) == (
+        tmp_path / "out" / "m.onnx",
+        "torchscript",
+        17,
+        (2, 1, 28, 28),
+    )
     assert result.max_abs_diff <= 1e-4 and result.size_bytes == result.path.stat().st_size
     assert _eager_vs_ort(tiny_vit, result.path, batch=2) < 1e-4
     _only(tmp_path / "out", "m.onnx")
@@ -98,8 +103,9 @@ def test_when_every_exporter_fails_it_is_one_error_naming_each_and_nothing_is_wr
     with pytest.raises(NascompError) as e:
         export_onnx(tiny_vit, tmp_path / "new" / "m.onnx", resolution=28, in_chans=1)
     assert calls == ["torchscript", "dynamo"]
-    assert str(e.value) == ("ONNX export failed: torchscript: RuntimeError: forced torchscript failure | "
-                            "dynamo: RuntimeError: forced dynamo failure")
+    assert str(e.value) == (
+        "ONNX export failed: torchscript: RuntimeError: forced torchscript failure | dynamo: RuntimeError: forced dynamo failure"
+    )
     _only(tmp_path)  # neither a temporary file nor the folder the export created is left
 
 

@@ -10,14 +10,14 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from nascomp.models.structure import transformer_blocks
+from nascomp.compression.minivit import Multiplexing, multiplex
+from nascomp.core.errors import NascompError
 from nascomp.distillation import DISTILLERS
 from nascomp.distillation.base import build_distiller
 from nascomp.distillation.losses import hidden_relation_loss, qkv_relation_loss, soft_cross_entropy
 from nascomp.distillation.minivit import default_layer_pairs, parse_layer_pairs
 from nascomp.distillation.taps import ActivationTap
-from nascomp.compression.minivit import MiniViTConfig, multiplex
-from nascomp.core.errors import NascompError
+from nascomp.models.structure import transformer_blocks
 
 TINY_SWIN = dict(img_size=32, patch_size=4, window_size=4, embed_dim=16, depths=(2, 4), num_heads=(1, 2), in_chans=1, num_classes=10)
 
@@ -69,12 +69,7 @@ def _loop_hidden_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], 
 
     total = 0.0
     for s, t in zip(student, teacher):
-        sq = [
-            (gs - gt) ** 2
-            for b in range(s.shape[0])
-            for row_s, row_t in zip(gram(s, b), gram(t, b))
-            for gs, gt in zip(row_s, row_t)
-        ]
+        sq = [(gs - gt) ** 2 for b in range(s.shape[0]) for row_s, row_t in zip(gram(s, b), gram(t, b)) for gs, gt in zip(row_s, row_t)]
         total += scale * sum(sq) / len(sq)
     return total / len(student)
 
@@ -149,7 +144,7 @@ def _tiny_swin():
 
 
 def test_tap_finds_each_layer_of_a_shared_qkv_module():
-    student = multiplex(_tiny_swin(), MiniViTConfig((2, 4)))
+    student = multiplex(_tiny_swin(), Multiplexing((2, 4)))
     blocks = transformer_blocks(student)
     assert blocks[3].attn.qkv is blocks[5].attn.qkv  # stage 2: one weight set for four layers
     inputs = {}

@@ -44,7 +44,7 @@ def test_every_public_name_has_a_reference_entry():
 
 
 def test_every_reference_entry_resolves():
-    for name, paths in _entries().items():
+    for paths in _entries().values():
         for path in paths:
             _resolve(path)  # an entry for a name that moved or was removed fails here, not only in mkdocs
 
@@ -61,8 +61,9 @@ def test_site_builds_strict(tmp_path):  # about 4 s: part of the fast suite
         pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
     exe = str(mkdocs) if mkdocs.exists() else shutil.which("mkdocs")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}  # mkdocs-material's end-of-life banner, not a build warning
-    proc = subprocess.run([exe, "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [exe, "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert not re.search(r"^(WARNING|ERROR)\b", proc.stderr, re.M), proc.stderr[-4000:]
     assert (tmp_path / "site" / "reference" / "search" / "index.html").is_file()

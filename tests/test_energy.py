@@ -6,8 +6,15 @@ import pytest
 
 from nascomp.core.errors import NascompError
 from nascomp.profiling.energy import (
-    EnergyUnavailable, NvmlCounter, RaplCounter, battery_power_w, default_power_model, estimate_energy, measure_energy,
-    median_power_w, parse_power_override,
+    EnergyUnavailable,
+    NvmlCounter,
+    RaplCounter,
+    battery_power_w,
+    default_power_model,
+    estimate_energy,
+    measure_energy,
+    median_power_w,
+    parse_power_override,
 )
 
 
@@ -119,8 +126,14 @@ def test_nvml_window_is_long_enough_and_idle_is_subtracted():
     counter = NvmlCounter(0, nvml=nvml)
     assert counter.device_name.startswith("NVIDIA H100")
     latency_s = 0.002  # 2 ms inference: 50x shorter than the counter refresh
-    report = measure_energy(counter, run=lambda: clock.advance(latency_s, busy=True), latency_ms=2.0, min_window_s=0.0,
-                            clock=lambda: clock.now, sleep=lambda s: clock.advance(s, busy=False))
+    report = measure_energy(
+        counter,
+        run=lambda: clock.advance(latency_s, busy=True),
+        latency_ms=2.0,
+        min_window_s=0.0,
+        clock=lambda: clock.now,
+        sleep=lambda s: clock.advance(s, busy=False),
+    )
     assert report.kind == "measured" and report.source == "nvml"
     assert report.window_s >= 10 * 0.1 - 1e-9 and report.inferences >= 500
     # 300 W x 2 ms = 600 mJ, 60 W x 2 ms = 120 mJ idle. Windows aligned to counter refreshes leave only the
@@ -156,8 +169,16 @@ def test_measure_energy_with_rapl_across_a_wrap(powercap):
         (pkg / "energy_uj").write_text(f"{int(state['uj'])}\n")
 
     counter = RaplCounter(root)
-    report = measure_energy(counter, run=lambda: advance(0.01, 50.0), latency_ms=10.0, min_window_s=0.5, idle_window_s=0.1,
-                            clock=lambda: state["t"], sleep=lambda s: advance(s, 20.0), poll_every_s=0.05)
+    report = measure_energy(
+        counter,
+        run=lambda: advance(0.01, 50.0),
+        latency_ms=10.0,
+        min_window_s=0.5,
+        idle_window_s=0.1,
+        clock=lambda: state["t"],
+        sleep=lambda s: advance(s, 20.0),
+        poll_every_s=0.05,
+    )
     assert report.idle_power_w == pytest.approx(20.0, rel=1e-3)
     assert report.active_power_w == pytest.approx(50.0, rel=1e-3)
     assert report.total_mj_per_inference == pytest.approx(500.0, rel=1e-3)  # 50 W x 10 ms

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from nascomp.data import load_data
 from nascomp.core.errors import NascompError
+from nascomp.data import load_data
 from nascomp.nas import SupernetScorer, et_error, et_table, make_constraint, parse_budget, sample_candidates, top_k_for
 from nascomp.nas.et_error import choice_weights, weighted_et_error
-from nascomp.spaces import Arch, BlockArch, SearchSpace, StageArch
 from nascomp.nas.supernet import Supernet, evaluate_archs
+from nascomp.spaces import Arch, BlockArch, SearchSpace, StageArch
 from tests.conftest import TINY_SPACE
 
 S3_VIT = SearchSpace.load("s3-vit")

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nascomp.core.errors import NascompError
-from nascomp.pareto import dominates
 from nascomp.cost.arch_cost import arch_cost
 from nascomp.nas import EvolutionConfig, EvolutionRule, et_table, evolutionary_search, evolve_space, fit_slopes, sample_candidates
 from nascomp.nas.space_evolution import holm, shifted_choices
+from nascomp.pareto import dominates
 from nascomp.spaces import SearchSpace
 
 S3_VIT = SearchSpace.load("s3-vit")
@@ -24,8 +24,7 @@ def _planted(space: SearchSpace, n: int = 400, seed: int = 0):
     """Subnets whose error rises 3 points per stage-3 block and falls 2 points per 0.5 of stage-1 MLP ratio."""
     archs = sample_candidates(space, n, lambda a: True, random.Random(seed))
     noise = np.random.default_rng(seed).normal(0, 0.3, n)
-    errors = [40 + 3 * a.stages[2].depth - 4 * np.mean([b.mlp_ratio for b in a.stages[0].blocks]) + e
-              for a, e in zip(archs, noise)]
+    errors = [40 + 3 * a.stages[2].depth - 4 * np.mean([b.mlp_ratio for b in a.stages[0].blocks]) + e for a, e in zip(archs, noise)]
     return archs, errors
 
 
@@ -73,8 +72,9 @@ def test_invalid_shifts_are_repaired_or_refused():
     space = S3_VIT.with_choices({(0, "qkv_dim"): [96]})
     new, [d] = evolve_space(space, [_record(0, "heads", space, -3.0, 1.0)], EvolutionRule(), "x")
     assert new.choices(0, "heads") == (3, 4)  # {3, 4, 5}: 5 heads divide no qkv_dim choice
-    new, [d] = evolve_space(S3_VIT, [_record(2, "depth", S3_VIT, -3.0, 1.0)], EvolutionRule(), "x",
-                            validator=lambda s: "its smallest arch exceeds the budget")
+    new, [d] = evolve_space(
+        S3_VIT, [_record(2, "depth", S3_VIT, -3.0, 1.0)], EvolutionRule(), "x", validator=lambda s: "its smallest arch exceeds the budget"
+    )
     assert new == S3_VIT and d["action"] == "keep" and "exceeds the budget" in d["reason"]
     new, [d] = evolve_space(S3_VIT, [_record(3, "window", S3_VIT, -3.0, 7.0)], EvolutionRule(), "x")
     assert new == S3_VIT and "no valid value" in d["reason"]
@@ -120,8 +120,7 @@ def test_dimensions_the_training_resolution_collapses_get_no_slope_even_under_a_
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.sampled_from([S3_VIT, S3_CPU]), st.lists(st.sampled_from([-5.0, 0.0, 5.0]), min_size=24, max_size=24),
-       st.integers(0, 3))
+@given(st.sampled_from([S3_VIT, S3_CPU]), st.lists(st.sampled_from([-5.0, 0.0, 5.0]), min_size=24, max_size=24), st.integers(0, 3))
 def test_evolved_spaces_are_always_valid(space, signs, rounds):
     for _ in range(rounds + 1):
         rule = EvolutionRule()
@@ -182,6 +181,7 @@ def test_evolution_rule_rejects_unknown_dimensions():
 
 # --- evolutionary search -----------------------------------------------------------------------------------------
 
+
 def _macs(arch):
     return arch_cost(arch, 224, num_classes=10).macs
 
@@ -240,8 +240,9 @@ def test_pareto_mode_returns_a_non_dominated_front():
     senses = ["max", "min"]
     assert len(front) >= 3 and [c.cost for c in front] == sorted(c.cost for c in front)
     assert not any(dominates((o.top1, o.cost), (f.top1, f.cost), senses) for f in front for o in result.candidates)
-    assert all(any(dominates((f.top1, f.cost), (r.top1, r.cost), senses) or (f.top1, f.cost) == (r.top1, r.cost) for f in front)
-               for r in rest)
+    assert all(
+        any(dominates((f.top1, f.cost), (r.top1, r.cost), senses) or (f.top1, f.cost) == (r.top1, r.cost) for f in front) for r in rest
+    )
     with pytest.raises(NascompError, match="objective"):
         EvolutionConfig(objective="latency")
 

@@ -2,8 +2,8 @@
 
 One step of the ``cpu`` preset on real members of the space it searches (s3-vit with the dimensions its 32 px
 proxy collapses fixed) under the 4gflops budget, with the preset's N, k, τ and α (160, 8, 0.1, 0.04: 19
-pairs tested); errors on a 0.2-point grid (500 validation images) with the real subnets' SD of 1.2 points. Fewer permutations than the preset's 1999 keep the file at a few seconds: the
-null rate does not depend on B, and B = 999 costs a little power.
+pairs tested); errors on a 0.2-point grid (500 validation images) with the real subnets' SD of 1.2 points. Fewer
+permutations than the preset's 1999 keep the file at a few seconds: the null rate does not depend on B, and B = 999 costs a little power.
 """
 
 from __future__ import annotations

@@ -20,12 +20,25 @@ aten = torch.ops.aten
 
 # A nascomp-built Swin (stage-specific blocks, widths that do not double) at 28 px: 7x7 then 4x4 maps, so the
 # window shift, padding on an odd side (7 -> 8 in the merge) and the relative position bias all occur.
-SMALL_ARCH = {"patch_size": 4, "stages": [
-    {"embed_dim": 16, "blocks": [{"heads": 1, "qkv_dim": 16, "mlp_ratio": 2.0, "window": 7},
-                                 {"heads": 2, "qkv_dim": 16, "mlp_ratio": 1.0, "window": 7}]},
-    {"embed_dim": 24, "blocks": [{"heads": 2, "qkv_dim": 16, "mlp_ratio": 2.0, "window": 2},
-                                 {"heads": 2, "qkv_dim": 16, "mlp_ratio": 2.0, "window": 2}]},
-]}
+SMALL_ARCH = {
+    "patch_size": 4,
+    "stages": [
+        {
+            "embed_dim": 16,
+            "blocks": [
+                {"heads": 1, "qkv_dim": 16, "mlp_ratio": 2.0, "window": 7},
+                {"heads": 2, "qkv_dim": 16, "mlp_ratio": 1.0, "window": 7},
+            ],
+        },
+        {
+            "embed_dim": 24,
+            "blocks": [
+                {"heads": 2, "qkv_dim": 16, "mlp_ratio": 2.0, "window": 2},
+                {"heads": 2, "qkv_dim": 16, "mlp_ratio": 2.0, "window": 2},
+            ],
+        },
+    ],
+}
 
 
 def _swin(**kw):
@@ -47,8 +60,9 @@ def _deit():
     import timm
 
     torch.manual_seed(0)
-    return timm.create_model("deit_tiny_patch16_224", img_size=16, patch_size=4, embed_dim=16, depth=1, num_heads=2, in_chans=1,
-                             num_classes=10).eval()
+    return timm.create_model(
+        "deit_tiny_patch16_224", img_size=16, patch_size=4, embed_dim=16, depth=1, num_heads=2, in_chans=1, num_classes=10
+    ).eval()
 
 
 def _rewritten(module, x):
@@ -85,22 +99,26 @@ class _Op(torch.nn.Module):
         return self.fn(*args)
 
 
-@pytest.mark.parametrize("fn, shapes", [
-    (lambda x: torch.nn.functional.layer_norm(x, (12,)), [(2, 5, 12)]),
-    (lambda x: torch.roll(x, shifts=(-3, 2), dims=(1, 2)), [(1, 7, 6, 4)]),
-    (lambda x: torch.nn.functional.pad(x, (0, 0, 0, 1, 0, 3)), [(1, 5, 7, 4)]),
-    (lambda x: torch.nn.functional.pad(x, (0, 0, 0, 0, 0, 0)), [(1, 4, 4, 4)]),
-    (lambda a, b: a @ b, [(2, 3, 5, 4), (3, 4, 6)]),
-    (lambda q, k, v, m: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m), [(2, 3, 5, 4)] * 3 + [(1, 3, 5, 5)]),
-    (lambda x: x.mean((1, 2)), [(2, 3, 4, 5)]),
-    (lambda x: x.mean(-1, keepdim=True), [(2, 3, 6)]),
-    (lambda x: sum(x.unbind(1)), [(2, 3, 4)]),
-    (lambda x: x[:, 1] + x.squeeze(0)[0] + x.unsqueeze(2)[0, 0, 0], [(1, 3, 4)]),
-])
+@pytest.mark.parametrize(
+    "fn, shapes",
+    [
+        (lambda x: torch.nn.functional.layer_norm(x, (12,)), [(2, 5, 12)]),
+        (lambda x: torch.roll(x, shifts=(-3, 2), dims=(1, 2)), [(1, 7, 6, 4)]),
+        (lambda x: torch.nn.functional.pad(x, (0, 0, 0, 1, 0, 3)), [(1, 5, 7, 4)]),
+        (lambda x: torch.nn.functional.pad(x, (0, 0, 0, 0, 0, 0)), [(1, 4, 4, 4)]),
+        (lambda a, b: a @ b, [(2, 3, 5, 4), (3, 4, 6)]),
+        (lambda q, k, v, m: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m), [(2, 3, 5, 4)] * 3 + [(1, 3, 5, 5)]),
+        (lambda x: x.mean((1, 2)), [(2, 3, 4, 5)]),
+        (lambda x: x.mean(-1, keepdim=True), [(2, 3, 6)]),
+        (lambda x: sum(x.unbind(1)), [(2, 3, 4)]),
+        (lambda x: x[:, 1] + x.squeeze(0)[0] + x.unsqueeze(2)[0, 0, 0], [(1, 3, 4)]),
+    ],
+)
 def test_each_form_equals_the_op_it_replaces(fn, shapes):
     args = [torch.randn(*s, generator=torch.Generator().manual_seed(i)) for i, s in enumerate(shapes)]
-    program = _rewritten(_Op(fn), args[0]) if len(args) == 1 else delegable.delegable_program(
-        torch.export.export(_Op(fn), tuple(args))).module()
+    program = (
+        _rewritten(_Op(fn), args[0]) if len(args) == 1 else delegable.delegable_program(torch.export.export(_Op(fn), tuple(args))).module()
+    )
     assert torch.allclose(program(*args), fn(*args), atol=1e-5)
 
 
@@ -115,8 +133,15 @@ def test_a_nascomp_swin_exports_fully_delegated_and_matches_on_real_images(tmp_p
     and the runtime reproduces eager PyTorch on real images within 1e-4."""
     import nascomp
 
-    result = nascomp.export(_arch_swin(), tmp_path / "pte", format="pte", data="fashion-mnist", data_options={"data_dir": fake_fmnist},
-                            check_images=8, require_delegated=True)
+    result = nascomp.export(
+        _arch_swin(),
+        tmp_path / "pte",
+        format="pte",
+        data="fashion-mnist",
+        data_options={"data_dir": fake_fmnist},
+        check_images=8,
+        require_delegated=True,
+    )
     assert result.delegation.fully_delegated and result.delegation.subgraphs == 1 and result.delegation.delegated_nodes > 100
     assert result.check.images == 8 and result.check.source.startswith("fashion-mnist")
     assert result.check.max_abs_diff <= 1e-4 * result.check.scale and result.check.top1_agreement_with_fp32 == 1.0
@@ -130,8 +155,22 @@ def test_without_the_rewrite_the_gate_refuses_and_writes_nothing(tmp_path, fake_
     from nascomp.models.swin import arch_spec
 
     save_model(tmp_path / "m", _arch_swin(), arch_spec(SMALL_ARCH, 10, 1, 28))
-    code = main(["export", str(tmp_path / "m"), "--format", "pte", "--no-rewrite", "--require-delegated", "--out", str(tmp_path / "x"),
-                 "--data-dir", str(fake_fmnist), "--check-images", "2"])
+    code = main(
+        [
+            "export",
+            str(tmp_path / "m"),
+            "--format",
+            "pte",
+            "--no-rewrite",
+            "--require-delegated",
+            "--out",
+            str(tmp_path / "x"),
+            "--data-dir",
+            str(fake_fmnist),
+            "--check-images",
+            "2",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: the exported program is not fully delegated") and err.count("\n") == 1
     assert "native_layer_norm" in err and "roll" not in err.split("left")[0]
@@ -143,10 +182,28 @@ def test_static_int8_export_checks_against_the_quantized_simulation(tmp_path, fa
     from nascomp.models import save_model, timm_spec
 
     model = _deit()
-    save_model(tmp_path / "m", model, timm_spec("deit_tiny_patch16_224", img_size=16, patch_size=4, embed_dim=16, depth=1, num_heads=2,
-                                                in_chans=1, num_classes=10))
-    code = main(["export", str(tmp_path / "m"), "--format", "pte", "--precision", "int8", "--calib-images", "32", "--check-images", "16",
-                 "--data-dir", str(fake_fmnist), "--json"])
+    save_model(
+        tmp_path / "m",
+        model,
+        timm_spec("deit_tiny_patch16_224", img_size=16, patch_size=4, embed_dim=16, depth=1, num_heads=2, in_chans=1, num_classes=10),
+    )
+    code = main(
+        [
+            "export",
+            str(tmp_path / "m"),
+            "--format",
+            "pte",
+            "--precision",
+            "int8",
+            "--calib-images",
+            "32",
+            "--check-images",
+            "16",
+            "--data-dir",
+            str(fake_fmnist),
+            "--json",
+        ]
+    )
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["precision"] == "int8" and doc["quantization"] == "static" and "simulated" in doc["check"]["reference"]
@@ -219,8 +276,15 @@ def test_int8_on_executorch_measures_the_program_it_ships(swin_teacher, fake_fmn
     from nascomp.compression.measure import pte_accuracy
 
     out = tmp_path / "q"
-    r = nascomp.compress(str(swin_teacher), "int8", "fashion-mnist", out, options={"runtime": "executorch", "calib_images": 16, "repeat": 5},
-                         data_options={"data_dir": str(fake_fmnist), "limit_test": 40, "limit_val": 20}, quiet=True)
+    r = nascomp.compress(
+        str(swin_teacher),
+        "int8",
+        "fashion-mnist",
+        out,
+        options={"runtime": "executorch", "calib_images": 16, "repeat": 5},
+        data_options={"data_dir": str(fake_fmnist), "limit_test": 40, "limit_val": 20},
+        quiet=True,
+    )
     q = r.metrics["int8"]
     assert r.pte == out / "model.int8.pte" and r.onnx is None and q["runtime"] == "executorch" and q["mode"] == "static"
     assert q["measured_in"].startswith("ExecuTorch") and q["test"]["n"] == 40 and q["export"]["delegation"]["fully_delegated"]
@@ -239,10 +303,39 @@ def test_shrink_int8_on_executorch_ends_with_a_pte_measured_in_executorch(swin_t
     """The issue's acceptance: `compress ... --method shrink,int8 --runtime executorch` ends with a .pte whose test accuracy
     was measured in ExecuTorch's runtime."""
     out = tmp_path / "small"
-    code = main(["compress", str(swin_teacher), "--method", "shrink,int8", "--runtime", "executorch", "--budget", "0.6mmacs",
-                 "--population", "4", "--generations", "1", "--score-images", "50", "--calib-images", "16", "--epochs", "1",
-                 "--no-augment", "--data-dir", str(fake_fmnist), "--limit-train", "256", "--limit-test", "50", "--out", str(out),
-                 "--quiet", "--json"])
+    code = main(
+        [
+            "compress",
+            str(swin_teacher),
+            "--method",
+            "shrink,int8",
+            "--runtime",
+            "executorch",
+            "--budget",
+            "0.6mmacs",
+            "--population",
+            "4",
+            "--generations",
+            "1",
+            "--score-images",
+            "50",
+            "--calib-images",
+            "16",
+            "--epochs",
+            "1",
+            "--no-augment",
+            "--data-dir",
+            str(fake_fmnist),
+            "--limit-train",
+            "256",
+            "--limit-test",
+            "50",
+            "--out",
+            str(out),
+            "--quiet",
+            "--json",
+        ]
+    )
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["macs_after"] <= 0.6e6
     q = doc["int8"]
@@ -255,10 +348,24 @@ def test_auto_compares_methods_precisions_and_runtimes_in_one_table(swin_teacher
     import nascomp
 
     out = tmp_path / "auto"
-    r = nascomp.compress(str(swin_teacher), "auto", "fashion-mnist", out, options={
-        "budget": "0.6mmacs", "runtimes": ["onnxruntime", "executorch"], "population": 4, "generations": 1, "score_images": 50,
-        "calib_images": 16, "repeat": 10}, data_options={"data_dir": str(fake_fmnist), "limit_train": 256, "limit_test": 40}, epochs=1,
-        quiet=True)
+    r = nascomp.compress(
+        str(swin_teacher),
+        "auto",
+        "fashion-mnist",
+        out,
+        options={
+            "budget": "0.6mmacs",
+            "runtimes": ["onnxruntime", "executorch"],
+            "population": 4,
+            "generations": 1,
+            "score_images": 50,
+            "calib_images": 16,
+            "repeat": 10,
+        },
+        data_options={"data_dir": str(fake_fmnist), "limit_train": 256, "limit_test": 40},
+        epochs=1,
+        quiet=True,
+    )
     cells = {(row["method"], row["runtime"], row["precision"]) for row in r.table}
     for runtime in ("onnxruntime", "executorch"):
         assert {("none", runtime, "fp32"), ("shrink", runtime, "fp32"), ("shrink,int8", runtime, "int8")} <= cells
@@ -307,8 +414,16 @@ def test_a_latency_table_builds_in_executorch_and_predicts_its_subnets(tmp_path,
     from nascomp.profiling import predictor as P
 
     (tmp_path / "s.yaml").write_text(ONE_CHOICE_SPACE)
-    table = nascomp.build_latency_table(str(tmp_path / "s.yaml"), "mobile-cpu", lut=tmp_path / "et.json", runtime="executorch",
-                                        timer="thread-cpu", warmup=2, repeat=10, calibrate=2)
+    table = nascomp.build_latency_table(
+        str(tmp_path / "s.yaml"),
+        "mobile-cpu",
+        lut=tmp_path / "et.json",
+        runtime="executorch",
+        timer="thread-cpu",
+        warmup=2,
+        repeat=10,
+        calibrate=2,
+    )
     assert table["protocol"]["runtime"] == "executorch" and table["protocol"]["threads"] == 1 and table["complete"]
     assert len(table["entries"]) == len(P.space_layers(nascomp.load_space(str(tmp_path / "s.yaml"))))
     assert all(e["ms"] > 0 for e in table["entries"].values())

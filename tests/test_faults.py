@@ -24,8 +24,21 @@ from tests.conftest import TINY_VIT
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
-VIT = ["vit_tiny_patch16_224", "--img-size", "28", "--patch-size", "7", "--in-chans", "1", "--embed-dim", "32", "--depth", "1",
-       "--num-heads", "2"]
+VIT = [
+    "vit_tiny_patch16_224",
+    "--img-size",
+    "28",
+    "--patch-size",
+    "7",
+    "--in-chans",
+    "1",
+    "--embed-dim",
+    "32",
+    "--depth",
+    "1",
+    "--num-heads",
+    "2",
+]
 
 
 def _tree(folder: Path) -> dict[str, str]:
@@ -41,8 +54,20 @@ def _one_line(capsys, argv: list[str], pattern: str) -> str:
 
 
 def _small(data: Path, extra: tuple[str, ...] = ()) -> list[str]:
-    return ["--data-dir", str(data), "--limit-train", "64", "--limit-val", "32", "--limit-test", "32", "--batch-size", "32",
-            "--quiet", *extra]
+    return [
+        "--data-dir",
+        str(data),
+        "--limit-train",
+        "64",
+        "--limit-val",
+        "32",
+        "--limit-test",
+        "32",
+        "--batch-size",
+        "32",
+        "--quiet",
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -60,10 +85,16 @@ def test_train_out_teacher_dir_is_refused_and_left_byte_identical(teacher, fake_
     _one_line(capsys, ["train", *VIT, *_small(fake_fmnist), "--epochs", "1", "--out", str(teacher)], "already holds a saved model")
     assert _tree(teacher) == before
     # the command's own input is refused even with --overwrite (here the model itself, then a teacher below the output)
-    _one_line(capsys, ["train", str(teacher), *_small(fake_fmnist), "--epochs", "1", "--out", str(teacher), "--overwrite"],
-              "is where this command reads")
-    _one_line(capsys, ["compress", str(teacher), "--method", "minivit", *_small(fake_fmnist), "--out", str(teacher.parent), "--overwrite"],
-              "is where this command reads")
+    _one_line(
+        capsys,
+        ["train", str(teacher), *_small(fake_fmnist), "--epochs", "1", "--out", str(teacher), "--overwrite"],
+        "is where this command reads",
+    )
+    _one_line(
+        capsys,
+        ["compress", str(teacher), "--method", "minivit", *_small(fake_fmnist), "--out", str(teacher.parent), "--overwrite"],
+        "is where this command reads",
+    )
     assert _tree(teacher) == before
 
 
@@ -79,8 +110,11 @@ def test_overwrite_replaces_a_run_and_resume_needs_one(fake_fmnist, tmp_path, ca
     assert (out / "model.json").is_file() and not stale.exists()  # replaced, not merged into the old run
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("not nascomp's")
-    _one_line(capsys, ["train", *VIT, *_small(fake_fmnist), "--epochs", "1", "--out", str(tmp_path / "mine"), "--overwrite"],
-              "files nascomp did not write")
+    _one_line(
+        capsys,
+        ["train", *VIT, *_small(fake_fmnist), "--epochs", "1", "--out", str(tmp_path / "mine"), "--overwrite"],
+        "files nascomp did not write",
+    )
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "not nascomp's"
 
 
@@ -161,12 +195,45 @@ def _long_commands(tmp: Path, data: Path) -> dict[str, list[str]]:
         "distill": ["train", *VIT, *small, "--distill", "kd", "--teacher", str(teacher), "--out", str(tmp / "distill")],
         "compress": ["compress", str(teacher), "--method", "minivit", *small, "--out", str(tmp / "compress")],
         "adapt": ["adapt", *VIT, "--method", "lora", "--data", "fashion-mnist", *small, "--out", str(tmp / "adapt")],
-        "supernet": ["supernet", "train", "--space", str(space), "--preset", "smoke",
-                     "--resolution", "16", "--in-chans", "1", "--data-dir", str(data), "--epochs", "400", "--quiet",
-                     "--out", str(tmp / "supernet")],
-        "search": ["search", "--space", str(space), "--budget", "1gflops", "--preset", "smoke",
-                   "--resolution", "16", "--in-chans", "1", "--data-dir", str(data), "--supernet-epochs", "400", "--quiet",
-                   "--out", str(tmp / "search")],
+        "supernet": [
+            "supernet",
+            "train",
+            "--space",
+            str(space),
+            "--preset",
+            "smoke",
+            "--resolution",
+            "16",
+            "--in-chans",
+            "1",
+            "--data-dir",
+            str(data),
+            "--epochs",
+            "400",
+            "--quiet",
+            "--out",
+            str(tmp / "supernet"),
+        ],
+        "search": [
+            "search",
+            "--space",
+            str(space),
+            "--budget",
+            "1gflops",
+            "--preset",
+            "smoke",
+            "--resolution",
+            "16",
+            "--in-chans",
+            "1",
+            "--data-dir",
+            str(data),
+            "--supernet-epochs",
+            "400",
+            "--quiet",
+            "--out",
+            str(tmp / "search"),
+        ],
     }
 
 

@@ -36,5 +36,7 @@ def test_gpu_check_refuses_to_run_without_a_gpu_outside_dry_mode(tmp_path):
         pytest.skip("a GPU is present")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OUT": str(tmp_path)}
     env.pop("NASCOMP_GPU_CHECK_DRY", None)
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu" / "check.py")], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu" / "check.py")], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 2 and "no CUDA device" in proc.stderr and not (tmp_path / "gpu_check.json").exists()

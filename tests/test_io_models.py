@@ -114,6 +114,7 @@ def _register_tiny_mlp():
     from nascomp.models import MODELS, register_model
 
     if "test-registered-mlp" not in MODELS:
+
         @register_model("test-registered-mlp")
         def tiny_mlp(width: int = 8, num_classes: int = 3) -> torch.nn.Module:
             return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, width), torch.nn.ReLU(), torch.nn.Linear(width, num_classes))
@@ -131,7 +132,9 @@ def test_create_model_resolves_a_registered_name_before_timm_and_a_spec_as_a_spe
     loaded, meta = load_model(tmp_path / "m")  # round trip through model.json: the same builder, structure and weights
     assert meta["spec"] == spec and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
     rebuilt = nascomp.create_model(spec, num_classes=7)  # a spec dict is a spec (overrides merged), not an arch
-    assert rebuilt[3].out_features == 7 and rebuilt[1].out_features == 5 and rebuilt.nascomp_spec["kwargs"] == {"width": 5, "num_classes": 7}
+    assert (
+        rebuilt[3].out_features == 7 and rebuilt[1].out_features == 5 and rebuilt.nascomp_spec["kwargs"] == {"width": 5, "num_classes": 7}
+    )
     with pytest.raises(NascompError, match="cannot be called with"):
         nascomp.create_model("test-registered-mlp", depth=3)
     with pytest.raises(NascompError, match="known builders|choose one of"):

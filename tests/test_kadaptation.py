@@ -46,7 +46,10 @@ def test_slow_weights_are_shared_and_full_rank_option():
     assert layers[0]._slow["q"] is not layers[0]._slow["v"]
     assert getattr(model, SLOW_WEIGHTS_ATTR)["q"].weight.shape == (8, 8, 8)
     # stored once, on the model root; the layers only reference them
-    assert [n for n, _ in model.named_parameters() if n.startswith(SLOW_WEIGHTS_ATTR)] == [f"{SLOW_WEIGHTS_ATTR}.q.weight", f"{SLOW_WEIGHTS_ATTR}.v.weight"]
+    assert [n for n, _ in model.named_parameters() if n.startswith(SLOW_WEIGHTS_ATTR)] == [
+        f"{SLOW_WEIGHTS_ATTR}.q.weight",
+        f"{SLOW_WEIGHTS_ATTR}.v.weight",
+    ]
     assert not any("slow" in n for n, _ in layers[0].named_parameters())
 
 

@@ -11,15 +11,22 @@ import torch
 import torch.nn.functional as F
 
 from nascomp.compression.drop_blocks import drop_blocks
-from nascomp.models.structure import transformer_blocks
 from nascomp.compression.minivit import (
-    HeadMixing, MiniViTConfig, MultiplexedSwinBlock, build_minivit, default_share, minivit_spec, multiplex, parse_share,
+    HeadMixing,
+    MultiplexedSwinBlock,
+    Multiplexing,
+    build_minivit,
+    default_share,
+    minivit_spec,
+    multiplex,
+    parse_share,
     sharing_summary,
 )
 from nascomp.core.errors import NascompError
+from nascomp.cost.counter import count_params
 from nascomp.deploy.onnx import export_onnx
 from nascomp.models import load_model, save_model, timm_spec
-from nascomp.cost.counter import count_params
+from nascomp.models.structure import transformer_blocks
 
 TINY_SWIN = dict(img_size=32, patch_size=4, window_size=4, embed_dim=16, depths=(2, 4), num_heads=(1, 2), in_chans=1, num_classes=10)
 TINY_DEIT = dict(img_size=32, patch_size=8, embed_dim=24, depth=4, num_heads=3, in_chans=1, num_classes=10)
@@ -41,15 +48,17 @@ def _meta(name: str):
 )
 def test_mini_swin_params_match_the_paper(name, params_m, unique):
     model = _meta(name)
-    multiplex(model, MiniViTConfig(default_share(model)))
+    multiplex(model, Multiplexing(default_share(model)))
     assert count_params(model) / 1e6 == pytest.approx(params_m, abs=0.005)
     assert sharing_summary(model)["unique_blocks"] == unique
 
 
-@pytest.mark.parametrize("name, params_m", [("deit_tiny_patch16_224", 3.09), ("deit_small_patch16_224", 11.45), ("deit_base_patch16_224", 44.10)])
+@pytest.mark.parametrize(
+    "name, params_m", [("deit_tiny_patch16_224", 3.09), ("deit_small_patch16_224", 11.45), ("deit_base_patch16_224", 44.10)]
+)
 def test_mini_deit_params_match_the_paper_up_to_irpe(name, params_m):
     model = _meta(name)
-    multiplex(model, MiniViTConfig(default_share(model)))
+    multiplex(model, Multiplexing(default_share(model)))
     assert default_share(model) == (2,)
     assert (count_params(model) + IRPE_KEY_TABLES) / 1e6 == pytest.approx(params_m, abs=0.005)
 
@@ -62,7 +71,7 @@ def _tiny(name="swin", seed=0):
 
 
 def test_sharing_ties_heavy_weights_and_keeps_norms_per_layer():
-    student = multiplex(_tiny(), MiniViTConfig((2, 2)))
+    student = multiplex(_tiny(), Multiplexing((2, 2)))
     b = transformer_blocks(student)
     for first, second in ((b[0], b[1]), (b[2], b[3]), (b[4], b[5])):
         assert first.attn.qkv is second.attn.qkv and first.attn.proj is second.attn.proj
@@ -83,7 +92,7 @@ def test_identity_transforms_without_sharing_reproduce_the_teacher(family):
     teacher-initialised student away from its teacher."""
     teacher = _tiny(family)
     share = (1, 1) if family == "swin" else (1,)
-    student = multiplex(copy.deepcopy(teacher), MiniViTConfig(share, mlp_transform=False))
+    student = multiplex(copy.deepcopy(teacher), Multiplexing(share, mlp_transform=False))
     x = torch.randn(3, 1, 32, 32)
     assert torch.allclose(student(x), teacher(x), atol=1e-5)
     if family == "swin":
@@ -106,7 +115,7 @@ def test_head_mixing_matches_loops():
 
 def test_swin_mlp_transform_follows_the_released_order():
     """x <- x + Attn(LN1 x); x <- LN_loc(x); x <- x + DWConv(x); x <- x + MLP(LN2 x)."""
-    student = multiplex(_tiny(), MiniViTConfig((2, 2)), transform_init="random")
+    student = multiplex(_tiny(), Multiplexing((2, 2)), transform_init="random")
     block = transformer_blocks(student)[1]
     assert isinstance(block, MultiplexedSwinBlock) and block.local_conv.kernel_size == (7, 7)
     x = torch.randn(2, 8, 8, 16)
@@ -119,20 +128,20 @@ def test_swin_mlp_transform_follows_the_released_order():
 
 def test_clear_errors():
     with pytest.raises(NascompError, match="not supported"):
-        multiplex(timm.create_model("resnet18"), MiniViTConfig((2,)))
+        multiplex(timm.create_model("resnet18"), Multiplexing((2,)))
     with pytest.raises(NascompError, match="does not divide stage 2's depth 4.*1, 2, 4"):
         parse_share("2,3", [2, 4])
     with pytest.raises(NascompError, match="lists 3 stages"):
         parse_share("2,2,2", [2, 4])
     assert parse_share("2", [2, 4]) == (2, 2)
-    student = multiplex(_tiny(), MiniViTConfig((2, 2)))
+    student = multiplex(_tiny(), Multiplexing((2, 2)))
     with pytest.raises(NascompError, match="already MiniViT"):
-        multiplex(student, MiniViTConfig((2, 2)))
+        multiplex(student, Multiplexing((2, 2)))
 
 
 def test_saved_student_stores_shared_tensors_once_and_reloads(tmp_path):
     teacher = _tiny()
-    config = MiniViTConfig((2, 4))
+    config = Multiplexing((2, 4))
     student = multiplex(copy.deepcopy(teacher), config, transform_init="random")
     spec = minivit_spec(timm_spec("swin_tiny_patch4_window7_224", **TINY_SWIN), config)
     save_model(tmp_path / "student", student, spec)
@@ -153,7 +162,7 @@ def test_saved_student_stores_shared_tensors_once_and_reloads(tmp_path):
 def test_onnx_export_of_a_multiplexed_model_matches_pytorch(tmp_path, family):
     teacher = _tiny(family)
     share = (2, 2) if family == "swin" else (2,)
-    student = multiplex(copy.deepcopy(teacher), MiniViTConfig(share), transform_init="random").eval()
+    student = multiplex(copy.deepcopy(teacher), Multiplexing(share), transform_init="random").eval()
     result = export_onnx(student, tmp_path / "student.onnx", resolution=32, in_chans=1, batch=2)
     assert result.max_abs_diff <= 1e-4
     import onnxruntime as ort
@@ -165,7 +174,7 @@ def test_onnx_export_of_a_multiplexed_model_matches_pytorch(tmp_path, family):
 
 
 def test_build_minivit_rebuilds_the_structure():
-    spec = minivit_spec(timm_spec("deit_tiny_patch16_224", **TINY_DEIT), MiniViTConfig((2,)))
+    spec = minivit_spec(timm_spec("deit_tiny_patch16_224", **TINY_DEIT), Multiplexing((2,)))
     model = build_minivit(**spec["kwargs"])
     assert sharing_summary(model) == {"total_blocks": 4, "unique_blocks": 2, "per_stage": [{"layers": 4, "unique": 2}]}
 

@@ -14,8 +14,24 @@ from nascomp.models import save_model, timm_spec
 
 SWIN = "swin_tiny_patch4_window7_224"
 TINY_SWIN = dict(img_size=32, patch_size=4, window_size=4, embed_dim=16, depths=(2, 4), num_heads=(1, 2), in_chans=1, num_classes=10)
-TINY_FLAGS = ["--img-size", "32", "--patch-size", "4", "--window-size", "4", "--embed-dim", "16", "--depths", "2,4",
-              "--num-heads", "1,2", "--in-chans", "1", "--num-classes", "10"]
+TINY_FLAGS = [
+    "--img-size",
+    "32",
+    "--patch-size",
+    "4",
+    "--window-size",
+    "4",
+    "--embed-dim",
+    "16",
+    "--depths",
+    "2,4",
+    "--num-heads",
+    "1,2",
+    "--in-chans",
+    "1",
+    "--num-classes",
+    "10",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +53,10 @@ def test_dry_run_reports_structure_and_cost(teacher_dir, capsys):
     doc = json.loads(out)
     assert code == 0 and doc["share"] == [2, 4]
     assert doc["blocks_before"]["unique"] == 6 and doc["blocks_after"] == {
-        "total": 6, "unique": 2, "per_stage": [{"layers": 2, "unique": 1}, {"layers": 4, "unique": 1}]}
+        "total": 6,
+        "unique": 2,
+        "per_stage": [{"layers": 2, "unique": 1}, {"layers": 4, "unique": 1}],
+    }
     assert doc["params_after"] < 0.6 * doc["params_before"] and doc["macs_after"] > doc["macs_before"]
     assert doc["distill"]["layer_pairs"] == [[1, 1], [3, 3], [5, 5]]
     code, out, _ = _run(["compress", str(teacher_dir), "--method", "drop-blocks", "--keep", "1,1", "--dry-run", "--json"], capsys)
@@ -46,11 +65,33 @@ def test_dry_run_reports_structure_and_cost(teacher_dir, capsys):
 
 def test_compress_trains_and_the_output_loads_everywhere(teacher_dir, fake_fmnist, tmp_path, capsys):
     out_dir = tmp_path / "mini"
-    code, out, err = _run([
-        "compress", str(teacher_dir), "--method", "minivit", "--data", "fashion-mnist", "--data-dir", str(fake_fmnist),
-        "--epochs", "1", "--batch-size", "32", "--limit-train", "64", "--limit-val", "32", "--limit-test", "32",
-        "--out", str(out_dir), "--quiet", "--json",
-    ], capsys)
+    code, out, err = _run(
+        [
+            "compress",
+            str(teacher_dir),
+            "--method",
+            "minivit",
+            "--data",
+            "fashion-mnist",
+            "--data-dir",
+            str(fake_fmnist),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--limit-train",
+            "64",
+            "--limit-val",
+            "32",
+            "--limit-test",
+            "32",
+            "--out",
+            str(out_dir),
+            "--quiet",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     result = json.loads(out)
     metrics = json.loads((out_dir / "metrics.json").read_text())
@@ -71,8 +112,21 @@ def test_clear_errors(teacher_dir, fake_fmnist, tmp_path, capsys):
     assert code == 2 and "does not match the model" in err and "--embed-dim" in err
     code, _, err = _run(["compress", SWIN, *TINY_FLAGS, "--out", str(tmp_path / "y")], capsys)
     assert code == 2 and "--checkpoint PATH" in err
-    code, _, err = _run(["compress", str(teacher_dir), "--data", "fashion-mnist", "--data-dir", str(fake_fmnist), "--classes", "0,1",
-                         "--out", str(tmp_path / "z")], capsys)
+    code, _, err = _run(
+        [
+            "compress",
+            str(teacher_dir),
+            "--data",
+            "fashion-mnist",
+            "--data-dir",
+            str(fake_fmnist),
+            "--classes",
+            "0,1",
+            "--out",
+            str(tmp_path / "z"),
+        ],
+        capsys,
+    )
     assert code == 2 and "predicts 10 classes" in err
     other = tmp_path / "five-class-teacher"
     save_model(other, timm.create_model(SWIN, **{**TINY_SWIN, "num_classes": 5}), timm_spec(SWIN, **{**TINY_SWIN, "num_classes": 5}))
@@ -94,8 +148,32 @@ def test_mini_swin_t_dry_run_matches_the_paper(capsys):
 @pytest.mark.slow
 def test_export_of_a_compressed_directory_matches_pytorch(teacher_dir, fake_fmnist, tmp_path, capsys):
     out_dir = tmp_path / "mini"
-    assert main(["compress", str(teacher_dir), "--data", "fashion-mnist", "--data-dir", str(fake_fmnist), "--epochs", "1",
-                 "--batch-size", "32", "--limit-train", "64", "--limit-val", "32", "--limit-test", "32", "--out", str(out_dir), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "compress",
+                str(teacher_dir),
+                "--data",
+                "fashion-mnist",
+                "--data-dir",
+                str(fake_fmnist),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "32",
+                "--limit-train",
+                "64",
+                "--limit-val",
+                "32",
+                "--limit-test",
+                "32",
+                "--out",
+                str(out_dir),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     code, out, _ = _run(["export", str(out_dir), "--format", "onnx", "--json"], capsys)
     doc = json.loads(out)
     assert code == 0 and doc["max_abs_diff"] <= 1e-4 and (out_dir / "model.onnx").is_file()

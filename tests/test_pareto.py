@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from nascomp.cli import main
 from nascomp.core.errors import NascompError
 from nascomp.pareto import (
-    Table, default_reference, dominates, hypervolume, load_rows, non_dominated_sort, objective_sense, front_indices,
+    Table,
+    default_reference,
+    dominates,
+    front_indices,
+    hypervolume,
+    load_rows,
+    non_dominated_sort,
+    objective_sense,
 )
 
 points_2d = st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=25)
@@ -37,7 +44,14 @@ def _grid_hypervolume(values, reference):
 
 def test_senses_from_column_names():
     assert [objective_sense(c) for c in ("top1", "val_acc", "latency_ms", "energy_mj", "macs", "params", "top1_err")] == [
-        "max", "max", "min", "min", "min", "min", "min"]
+        "max",
+        "max",
+        "min",
+        "min",
+        "min",
+        "min",
+        "min",
+    ]
 
 
 def test_known_2d_front_and_hypervolume():
@@ -116,12 +130,17 @@ def test_load_rows_from_csv_jsonl_and_run_directory(tmp_path):
 @pytest.fixture
 def zoo_csv(tmp_path):
     rows = [
-        ("deit_tiny", "DeiT", 30.0, 72.2), ("deit_small", "DeiT", 90.0, 79.8), ("swin_tiny", "Swin", 180.0, 81.4),
-        ("slow_bad", "Swin", 200.0, 75.0), ("mobilevit_xs", "mobile", 25.0, 74.6), ("vit_small", "ViT", 95.0, 81.4),
+        ("deit_tiny", "DeiT", 30.0, 72.2),
+        ("deit_small", "DeiT", 90.0, 79.8),
+        ("swin_tiny", "Swin", 180.0, 81.4),
+        ("slow_bad", "Swin", 200.0, 75.0),
+        ("mobilevit_xs", "mobile", 25.0, 74.6),
+        ("vit_small", "ViT", 95.0, 81.4),
     ]
     path = tmp_path / "zoo.csv"
-    path.write_text("model,family,latency_ms,top1,protocol\n" + "".join(
-        f"{m},{f},{lat},{acc},mobile-cpu: ORT 1 thread\n" for m, f, lat, acc in rows))
+    path.write_text(
+        "model,family,latency_ms,top1,protocol\n" + "".join(f"{m},{f},{lat},{acc},mobile-cpu: ORT 1 thread\n" for m, f, lat, acc in rows)
+    )
     return path
 
 
@@ -160,7 +179,8 @@ def test_search_run_directory_candidates_csv(tmp_path, capsys):
         "rank,val_top1,gmacs,arch\n"
         '1,71.2,3.9,"{""patch_size"": 4, ""stages"": []}"\n'
         '2,70.1,3.1,"{""patch_size"": 4}"\n'
-        '3,69.0,3.5,"{""patch_size"": 4}"\n')
+        '3,69.0,3.5,"{""patch_size"": 4}"\n'
+    )
     assert main(["pareto", str(tmp_path), "--x", "gmacs", "--y", "val_top1", "--no-plot", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [r["rank"] for r in doc["front"]] == ["2", "1"] and doc["objectives"][1]["sense"] == "max"

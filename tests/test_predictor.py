@@ -145,7 +145,9 @@ def test_load_predictor_for_budgets(space, tmp_path, fake_measurements, monkeypa
     assert "estimated" in energy.describe() and "lookup table" in latency.describe()
     with pytest.raises(NascompError, match="use ms"):
         P.budget_predictor("gflops", "cpu", space)
-    wider = SearchSpace.from_dict({**space.to_dict(), "stages": [space.stages[0].to_dict(), {**space.stages[1].to_dict(), "embed_dim": [32, 40]}]})
+    wider = SearchSpace.from_dict(
+        {**space.to_dict(), "stages": [space.stages[0].to_dict(), {**space.stages[1].to_dict(), "embed_dim": [32, 40]}]}
+    )
     with pytest.raises(NascompError, match="lacks .* layer configurations"):
         P.load_predictor("cpu", space=wider)
     with pytest.raises(NascompError, match="table for target cpu"):
@@ -154,8 +156,10 @@ def test_load_predictor_for_budgets(space, tmp_path, fake_measurements, monkeypa
 
 def test_energy_power_is_measured_when_calibration_was(space):
     proto = _proto().resolved()
-    calib = [{"measured_ms": 10.0, "energy": {"kind": "measured", "mj": 30.0, "source": "rapl"}},
-             {"measured_ms": 20.0, "energy": {"kind": "measured", "mj": 60.0, "source": "rapl"}}]
+    calib = [
+        {"measured_ms": 10.0, "energy": {"kind": "measured", "mj": 30.0, "source": "rapl"}},
+        {"measured_ms": 20.0, "energy": {"kind": "measured", "mj": 60.0, "source": "rapl"}},
+    ]
     power = P._power(proto, calib)
     assert power["kind"] == "measured" and power["dynamic_w"] == pytest.approx(3.0)
     assert P._power(proto, calib[:1] + [{"measured_ms": 5.0}])["kind"] == "estimated"
@@ -164,9 +168,32 @@ def test_energy_power_is_measured_when_calibration_was(space):
 def test_real_build_on_cpu_is_consistent(space, tmp_path, capsys):
     """A real (tiny, noisy) build through the CLI: every layer measured, the fit and accuracy reported."""
     lut = tmp_path / "real.json"
-    code = main(["profile", "--build-lut", "--space", str(tmp_path / "tiny.yaml"), "--target", "cpu", "--threads", "1",
-                 "--timer", "thread-cpu", "--lut", str(lut), "--calibrate", "3", "--validate", "3", "--warmup", "1",
-                 "--repeat", "3", "--json", "--quiet"])
+    code = main(
+        [
+            "profile",
+            "--build-lut",
+            "--space",
+            str(tmp_path / "tiny.yaml"),
+            "--target",
+            "cpu",
+            "--threads",
+            "1",
+            "--timer",
+            "thread-cpu",
+            "--lut",
+            str(lut),
+            "--calibrate",
+            "3",
+            "--validate",
+            "3",
+            "--warmup",
+            "1",
+            "--repeat",
+            "3",
+            "--json",
+            "--quiet",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["entries"] == len(P.space_layers(space)) and summary["protocol"]["timer"] == "thread-cpu"
@@ -199,6 +226,7 @@ def test_reference_probe_cancels_a_drifting_machine(monkeypatch):
         def run():
             speed["factor"] *= 1.02  # every call the machine gets 2 % slower
             return ms * speed["factor"]
+
         return run
 
     probe = type("Probe", (), {"run": staticmethod(drifting(10.0)), "reference_ms": 10.0})()

@@ -9,13 +9,13 @@ import re
 
 import numpy as np
 import pytest
+from test_predictor_transfer import SPACE, Fake, _proto, _slowed  # noqa: F401  (the shared fakes)
 
 from nascomp.core.errors import NascompError
 from nascomp.profiling import check as C
 from nascomp.profiling import intervals as I
 from nascomp.profiling import predictor as P
 from nascomp.profiling.correction import feature_names, fit_correction
-from test_predictor_transfer import SPACE, Fake, _proto, _slowed  # noqa: F401  (the shared fakes)
 
 NAMES = feature_names(4)
 # per-stage scales of plain and shifted-window blocks, the rest, per-layer overhead, offset
@@ -28,8 +28,9 @@ def _simulated(rng: np.random.Generator, n: int, sigma: float) -> tuple[np.ndarr
     depths = rng.integers(1, 4, size=(n, 4))
     shifted = depths // 2
     per_block = rng.uniform([2.0, 1.0, 3.0, 1.0], [4.0, 2.0, 6.0, 2.0], size=(n, 4))
-    X = np.column_stack([(depths - shifted) * per_block, shifted * per_block * 1.1, rng.uniform(0.5, 1.0, n), depths.sum(1) + 5,
-                         np.ones(n)])
+    X = np.column_stack(
+        [(depths - shifted) * per_block, shifted * per_block * 1.1, rng.uniform(0.5, 1.0, n), depths.sum(1) + 5, np.ones(n)]
+    )
     return X, X @ TRUE_W * np.exp(rng.normal(0, sigma, n))
 
 
@@ -51,6 +52,7 @@ def _coverage(make_interval, shots: int, reps: int, sigma: float = 0.04, seed: i
 def test_jackknife_plus_intervals_cover_at_their_level_on_a_simulation():
     """20 shots with 4 % lognormal noise, 60 draws x 50 new archs: coverage of the 90 % interval within 3.5 points of 90 %,
     and not by being wide (mean width < 8 x sigma); residuals of points the fit has seen would be too small."""
+
     def jackknife(correction, x):
         return I.jackknife_plus(correction.predict(x), correction.loo_predict(x), correction.loo_errors, 0.9, "shots")
 
@@ -96,8 +98,13 @@ def test_prediction_flags_a_straddled_budget_and_scales_to_energy():
     assert p.text() == "24.00 ms [22.00, 26.50] (90%)"
     e = p.scaled(3.0, "mJ")
     assert (e.value, e.low, e.high, e.unit) == (72.0, 66.0, 79.5, "mJ")
-    assert p.columns("latency_ms", 25.0) == {"latency_ms": 24.0, "latency_ms_low": 22.0, "latency_ms_high": 26.5, "interval_level": 0.9,
-                                             "straddles_budget": 1}
+    assert p.columns("latency_ms", 25.0) == {
+        "latency_ms": 24.0,
+        "latency_ms_low": 22.0,
+        "latency_ms_high": 26.5,
+        "interval_level": 0.9,
+        "straddles_budget": 1,
+    }
     bare = I.Prediction(24.0, None, None, None, "no interval")
     assert not bare.straddles(24.0) and bare.covers(1.0) is None and bare.text() == "24.00 ms"
     with pytest.raises(NascompError, match="between 0 and 1"):
@@ -156,6 +163,7 @@ def test_a_latency_budgeted_search_measures_its_finalists_beside_their_intervals
     """What `nascomp search --budget 25ms@mobile-cpu` shows: every candidate's interval in candidates.csv, each finalist's
     prediction and interval beside its end-to-end measurement, printed and recorded in best_arch.json and report.md."""
     import csv
+
     import yaml
 
     import nascomp
@@ -166,13 +174,26 @@ def test_a_latency_budgeted_search_measures_its_finalists_beside_their_intervals
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY_SPACE, "name": "tiny-latency"}))
     space = SearchSpace.load(tmp_path / "tiny.yaml")
     lut = tmp_path / "lut.json"
-    P.build_lut(space, P.LutProtocol(target="cpu", threads=1, timer="thread-cpu", resolution=16, in_chans=1, num_classes=10), lut,
-                calibrate=12)
+    P.build_lut(
+        space, P.LutProtocol(target="cpu", threads=1, timer="thread-cpu", resolution=16, in_chans=1, num_classes=10), lut, calibrate=12
+    )
     predictor = P.LatencyPredictor(json.loads(lut.read_text()), str(lut))
     limit = float(np.median([predictor.predict(space.sample(random.Random(i))) for i in range(40)]))
     measured_before = fake.calls["archs"]
-    result = nascomp.search(str(tmp_path / "tiny.yaml"), f"{limit:.4f}ms@cpu", preset="smoke", data="fashion-mnist", data_dir=str(fake_fmnist),
-                            in_chans=1, lut=str(lut), out=tmp_path / "run", resolution=16, limit_test=50, evolve_steps=0, top=2)
+    result = nascomp.search(
+        str(tmp_path / "tiny.yaml"),
+        f"{limit:.4f}ms@cpu",
+        preset="smoke",
+        data="fashion-mnist",
+        data_dir=str(fake_fmnist),
+        in_chans=1,
+        lut=str(lut),
+        out=tmp_path / "run",
+        resolution=16,
+        limit_test=50,
+        evolve_steps=0,
+        top=2,
+    )
     printed = capsys.readouterr()
     checks = result.summary["predicted_vs_measured"]
     assert re.search(r"finalist 1: predicted [\d.]+ ms \(90% interval [\d.]+-[\d.]+\), measured [\d.]+ ms", printed.out + printed.err)
@@ -186,6 +207,19 @@ def test_a_latency_budgeted_search_measures_its_finalists_beside_their_intervals
     assert {r["straddles_budget"] for r in rows} <= {"0", "1"}
     assert "Predicted vs measured latency" in (tmp_path / "run" / "report.md").read_text()
     # a resumed run reads the recorded check instead of measuring again
-    nascomp.search(str(tmp_path / "tiny.yaml"), f"{limit:.4f}ms@cpu", preset="smoke", data="fashion-mnist", data_dir=str(fake_fmnist),
-                   in_chans=1, lut=str(lut), out=tmp_path / "run", resolution=16, limit_test=50, evolve_steps=0, top=2, resume=True)
+    nascomp.search(
+        str(tmp_path / "tiny.yaml"),
+        f"{limit:.4f}ms@cpu",
+        preset="smoke",
+        data="fashion-mnist",
+        data_dir=str(fake_fmnist),
+        in_chans=1,
+        lut=str(lut),
+        out=tmp_path / "run",
+        resolution=16,
+        limit_test=50,
+        evolve_steps=0,
+        top=2,
+        resume=True,
+    )
     assert fake.calls["archs"] == measured_before + 2

@@ -162,8 +162,24 @@ def test_transfer_api_and_cli(space, tmp_path, monkeypatch, capsys):
     for name in inspect.signature(nascomp.transfer_latency_table).parameters:
         assert name in doc.split("Returns:")[0], name
     monkeypatch.setenv("NASCOMP_LUT_DIR", str(tmp_path / "luts"))
-    code = main(["profile", "--build-lut", "--space", str(tmp_path / "tiny.yaml"), "--target", "mobile-cpu", "--from",
-                 str(tmp_path / "src.json"), "--shots", "6", "--validate", "20", "--json", "--quiet"])
+    code = main(
+        [
+            "profile",
+            "--build-lut",
+            "--space",
+            str(tmp_path / "tiny.yaml"),
+            "--target",
+            "mobile-cpu",
+            "--from",
+            str(tmp_path / "src.json"),
+            "--shots",
+            "6",
+            "--validate",
+            "20",
+            "--json",
+            "--quiet",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["lut"] == str(P.lut_path(space.name, "mobile-cpu")) and summary["transfer"]["shots"] == 6
@@ -171,14 +187,17 @@ def test_transfer_api_and_cli(space, tmp_path, monkeypatch, capsys):
     assert "Student-t" in summary["interval_method"]  # 6 shots are too few for a conformal interval at 90 %
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--shots", "5"], "--shots needs --from"),
-    (["--from", "MISSING"], "no such table file"),
-    (["--from", "SRC", "--shots", "2"], "--shots must be an integer >= 3"),
-    (["--from", "SRC", "--resolution", "64"], "transfer needs the same input and output shapes"),
-    (["--from", "WIDE"], "lacks .* layer configurations"),
-    (["--from", "SRC", "--lut", "SRC"], "holds a table measured layer by layer"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--shots", "5"], "--shots needs --from"),
+        (["--from", "MISSING"], "no such table file"),
+        (["--from", "SRC", "--shots", "2"], "--shots must be an integer >= 3"),
+        (["--from", "SRC", "--resolution", "64"], "transfer needs the same input and output shapes"),
+        (["--from", "WIDE"], "lacks .* layer configurations"),
+        (["--from", "SRC", "--lut", "SRC"], "holds a table measured layer by layer"),
+    ],
+)
 def test_transfer_refuses_bad_input_before_measuring(space, tmp_path, monkeypatch, capsys, argv, message):
     import re
 
@@ -207,10 +226,19 @@ def test_a_full_build_never_extends_a_transferred_table(space, tmp_path, monkeyp
 def test_real_transfer_from_a_torch_table_to_onnxruntime(tmp_path, one_thread):
     """Real measurements: a tiny torch table transferred to ONNX Runtime with 4 shots, then validated on 3 subnets."""
     (tmp_path / "s.yaml").write_text(SPACE)
-    source = nascomp.build_latency_table(str(tmp_path / "s.yaml"), "cpu", lut=tmp_path / "torch.json", threads=1, timer="thread-cpu",
-                                         warmup=1, repeat=3, calibrate=3)
-    result = nascomp.transfer_latency_table(str(tmp_path / "s.yaml"), "mobile-cpu", source=tmp_path / "torch.json", shots=4,
-                                            lut=tmp_path / "ort.json", timer="thread-cpu", warmup=1, repeat=3)
+    source = nascomp.build_latency_table(
+        str(tmp_path / "s.yaml"), "cpu", lut=tmp_path / "torch.json", threads=1, timer="thread-cpu", warmup=1, repeat=3, calibrate=3
+    )
+    result = nascomp.transfer_latency_table(
+        str(tmp_path / "s.yaml"),
+        "mobile-cpu",
+        source=tmp_path / "torch.json",
+        shots=4,
+        lut=tmp_path / "ort.json",
+        timer="thread-cpu",
+        warmup=1,
+        repeat=3,
+    )
     assert result.table["protocol"]["runtime"] == "onnxruntime" and result.table["transfer"]["source_target"] == "cpu"
     assert result.table["entries"] == source["entries"] and result.seconds > 0
     check = nascomp.validate_latency_table(str(tmp_path / "s.yaml"), "mobile-cpu", lut=tmp_path / "ort.json", n=3)

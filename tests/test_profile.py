@@ -139,8 +139,20 @@ def test_profile_cpu_torch_records_the_protocol(tiny_vit):
     d = report.to_dict()
     assert d["runtime"] == "torch" and d["latency_ms"] > 0 and d["iqr_ms"] >= 0 and d["target"] == "cpu"
     proto = d["protocol"]
-    for key in ("cpu_model", "threads", "affinity", "batch", "resolution", "warmup", "repetitions", "statistic", "versions", "date", "timer",
-                "load_average"):
+    for key in (
+        "cpu_model",
+        "threads",
+        "affinity",
+        "batch",
+        "resolution",
+        "warmup",
+        "repetitions",
+        "statistic",
+        "versions",
+        "date",
+        "timer",
+        "load_average",
+    ):
         assert key in proto, key
     assert proto["timer"].startswith("wall clock") and len(proto["load_average"]["before"]) == 3 and isinstance(d["warnings"], list)
     assert proto["resolution"] == 28 and proto["in_chans"] == 1 and proto["repetitions"] == 5
@@ -154,8 +166,12 @@ def test_a_wide_spread_is_flagged_with_its_cause_and_a_tight_one_is_not():
 
     rng = np.random.default_rng(0)
     tight = Measurement("onnxruntime", "fp32", LatencyStats(list(20 + rng.normal(0, 0.3, 50))), {"process_cpu_per_thread": 0.99})
-    busy = Measurement("onnxruntime", "int8", LatencyStats(list(160 * rng.lognormal(0, 0.6, 50))),
-                       {"process_cpu_per_thread": 0.35, "load_average_before": [5.7, 5.0, 4.0]})
+    busy = Measurement(
+        "onnxruntime",
+        "int8",
+        LatencyStats(list(160 * rng.lognormal(0, 0.6, 50))),
+        {"process_cpu_per_thread": 0.35, "load_average_before": [5.7, 5.0, 4.0]},
+    )
     spread = busy.stats.iqr_ms / busy.stats.median_ms
     assert spread > 0.5
     lines = noise_warnings([tight, busy, Measurement("torch", "fp32", skipped="no file")], cpus=2)
@@ -187,8 +203,26 @@ def mobile_report(tmp_path_factory):
     model = timm.create_model("vit_tiny_patch16_224", **TINY_VIT)
     save_model(folder / "tiny", model, timm_spec("vit_tiny_patch16_224", **TINY_VIT))
     out = folder / "report.json"
-    code = main(["profile", str(folder / "tiny"), "--target", "mobile-cpu", "--warmup", "2", "--repeat", "8", "--json",
-                 "--quiet", "--out", str(out), "--energy", "--energy-window", "0.2", "--samples"])
+    code = main(
+        [
+            "profile",
+            str(folder / "tiny"),
+            "--target",
+            "mobile-cpu",
+            "--warmup",
+            "2",
+            "--repeat",
+            "8",
+            "--json",
+            "--quiet",
+            "--out",
+            str(out),
+            "--energy",
+            "--energy-window",
+            "0.2",
+            "--samples",
+        ]
+    )
     assert code == 0
     return json.loads(out.read_text())
 

@@ -15,7 +15,12 @@ import pytest
 from nascomp.cli import main
 from nascomp.core.errors import NascompError
 from nascomp.profiling.android import (
-    Adb, measure_battery_energy, parse_perf_test_results, parse_perf_test_stdout, perf_test_command, run_perf_test,
+    Adb,
+    measure_battery_energy,
+    parse_perf_test_results,
+    parse_perf_test_stdout,
+    perf_test_command,
+    run_perf_test,
 )
 from nascomp.profiling.energy import EnergyUnavailable
 
@@ -38,7 +43,7 @@ class FakeAdb:
         monkeypatch.setenv("FAKE_ADB_DIR", str(self.dir))
         self.rules: list[dict] = []
 
-    def on(self, match: str, *replies: str | dict) -> "FakeAdb":
+    def on(self, match: str, *replies: str | dict) -> FakeAdb:
         self.rules.append({"match": match, "replies": [r if isinstance(r, dict) else {"stdout": r} for r in replies]})
         (self.dir / "rules.json").write_text(json.dumps(self.rules))
         return self
@@ -73,7 +78,8 @@ def fake(tmp_path, monkeypatch):
 
 
 def _expected_runs_ms() -> list[float]:
-    return [float(line.split(",")[1]) * 1000 for line in (ANDROID / "perf_test_results.txt").read_text().splitlines() if line.count(",") == 4]
+    lines = (ANDROID / "perf_test_results.txt").read_text().splitlines()
+    return [float(line.split(",")[1]) * 1000 for line in lines if line.count(",") == 4]
 
 
 def test_parse_perf_test_stdout_and_result_file():
@@ -89,8 +95,14 @@ def test_parse_perf_test_stdout_and_result_file():
 
 
 def test_perf_test_command_pins_with_taskset_and_passes_threads():
-    cmd = perf_test_command("/data/local/tmp/nascomp/onnxruntime_perf_test", "/data/local/tmp/nascomp/m.onnx", threads=2,
-                            repeat=100, result_file="/data/local/tmp/nascomp/r.txt", cores=[6, 7])
+    cmd = perf_test_command(
+        "/data/local/tmp/nascomp/onnxruntime_perf_test",
+        "/data/local/tmp/nascomp/m.onnx",
+        threads=2,
+        repeat=100,
+        result_file="/data/local/tmp/nascomp/r.txt",
+        cores=[6, 7],
+    )
     assert "taskset c0 " in cmd and "-x 2 -y 1" in cmd and "-m times -r 100" in cmd and cmd.endswith("/data/local/tmp/nascomp/r.txt")
     assert "-m duration -t 10" in perf_test_command("/x/onnxruntime_perf_test", "/x/m.onnx", 1, duration_s=10)
 
@@ -121,12 +133,15 @@ def test_missing_binary_on_phone_says_how_to_provide_it(fake, tmp_path):
         run_perf_test(Adb(SERIAL), model, None, threads=1, warmup=0, repeat=100)
 
 
-@pytest.mark.parametrize("devices, serial, message", [
-    ("List of devices attached\n\n", None, "no Android device ready"),
-    (f"List of devices attached\n{SERIAL}\tunauthorized\n", None, "unauthorized"),
-    (f"List of devices attached\n{SERIAL}\tdevice\nemulator-5554\tdevice\n", None, "android:SERIAL"),
-    (f"List of devices attached\n{SERIAL}\tdevice\n", "OTHER", "not attached"),
-])
+@pytest.mark.parametrize(
+    "devices, serial, message",
+    [
+        ("List of devices attached\n\n", None, "no Android device ready"),
+        (f"List of devices attached\n{SERIAL}\tunauthorized\n", None, "unauthorized"),
+        (f"List of devices attached\n{SERIAL}\tdevice\nemulator-5554\tdevice\n", None, "android:SERIAL"),
+        (f"List of devices attached\n{SERIAL}\tdevice\n", "OTHER", "not attached"),
+    ],
+)
 def test_device_selection_errors(fake, devices, serial, message):
     fake.on(r"^devices", devices)
     with pytest.raises(NascompError, match=message):
@@ -140,7 +155,9 @@ def test_no_adb_on_path(monkeypatch, tmp_path):
 
 
 def _battery(fake: FakeAdb, charging: bool = False) -> FakeAdb:
-    status = "AC powered: false\n  USB powered: true\n  status: 2\n" if charging else "AC powered: false\n  USB powered: false\n  status: 3\n"
+    status = (
+        "AC powered: false\n  USB powered: true\n  status: 2\n" if charging else "AC powered: false\n  USB powered: false\n  status: 3\n"
+    )
     idle = [{"stdout": "-300000\n3900000\n"}] * 20  # 1.17 W while idle (uA, negative when discharging)
     busy = {"stdout": "-800000\n3850000\n"}  # 3.08 W while the model runs
     fake.on(r"dumpsys battery", f"Current Battery Service state:\n  {status}  level: 81\n")
@@ -152,8 +169,15 @@ def _battery(fake: FakeAdb, charging: bool = False) -> FakeAdb:
 
 def test_battery_energy_subtracts_idle_power(fake):
     _battery(_phone(fake))
-    report = measure_battery_energy(Adb(SERIAL), lambda s: f"/data/local/tmp/nascomp/onnxruntime_perf_test -m duration -t {s:g} m.onnx",
-                                    latency_ms=34.0, window_s=10, idle_s=5, sample_every_s=0.25, sleep=lambda s: None)
+    report = measure_battery_energy(
+        Adb(SERIAL),
+        lambda s: f"/data/local/tmp/nascomp/onnxruntime_perf_test -m duration -t {s:g} m.onnx",
+        latency_ms=34.0,
+        window_s=10,
+        idle_s=5,
+        sample_every_s=0.25,
+        sleep=lambda s: None,
+    )
     mean_ms = parse_perf_test_stdout((ANDROID / "perf_test_duration_stdout.txt").read_text())["mean_ms"]
     assert report.kind == "measured" and report.source == "android-battery"
     assert report.idle_power_w == pytest.approx(0.3 * 3.9) and report.active_power_w == pytest.approx(0.8 * 3.85)
@@ -176,8 +200,27 @@ def test_nascomp_profile_android_end_to_end(fake, tmp_path, tiny_vit, capsys):
     save_model(tmp_path / "tiny", tiny_vit, timm_spec("vit_tiny_patch16_224", **TINY_VIT))
     binary = tmp_path / "onnxruntime_perf_test"
     binary.write_bytes(b"\x7fELF")
-    code = main(["profile", str(tmp_path / "tiny"), "--target", f"android:{SERIAL}", "--perf-test", str(binary), "--precision", "fp32",
-                 "--repeat", "100", "--warmup", "3", "--cores", "7", "--energy", "--json", "--quiet"])
+    code = main(
+        [
+            "profile",
+            str(tmp_path / "tiny"),
+            "--target",
+            f"android:{SERIAL}",
+            "--perf-test",
+            str(binary),
+            "--precision",
+            "fp32",
+            "--repeat",
+            "100",
+            "--warmup",
+            "3",
+            "--cores",
+            "7",
+            "--energy",
+            "--json",
+            "--quiet",
+        ]
+    )
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["target"] == f"android:{SERIAL}" and doc["runtime"] == "onnxruntime"
@@ -215,9 +258,11 @@ def test_parse_executor_runner_reads_every_iteration_and_falls_back_to_the_total
 def test_executor_runner_command_pins_and_sets_threads():
     from nascomp.profiling.android import executor_runner_command
 
-    cmd = executor_runner_command("/data/local/tmp/nascomp/executor_runner", "/data/local/tmp/nascomp/m.pte", threads=2, executions=30,
-                                  cores=[6, 7])
-    assert "taskset c0 " in cmd and "--cpu_threads=2" in cmd and "--num_executions=30" in cmd and "--model_path=/data/local/tmp/nascomp/m.pte" in cmd
+    cmd = executor_runner_command(
+        "/data/local/tmp/nascomp/executor_runner", "/data/local/tmp/nascomp/m.pte", threads=2, executions=30, cores=[6, 7]
+    )
+    assert "taskset c0 " in cmd and "--cpu_threads=2" in cmd and "--num_executions=30" in cmd
+    assert "--model_path=/data/local/tmp/nascomp/m.pte" in cmd
 
 
 def test_run_executor_runner_drops_the_warmup_executions(fake, tmp_path):
@@ -257,8 +302,26 @@ def test_nascomp_profile_android_executorch_end_to_end(fake, tmp_path, tiny_vit,
     save_model(tmp_path / "tiny", tiny_vit, timm_spec("vit_tiny_patch16_224", **TINY_VIT))
     runner = tmp_path / "executor_runner"
     runner.write_bytes(b"\x7fELF")
-    code = main(["profile", str(tmp_path / "tiny"), "--target", f"android:{SERIAL}", "--runtime", "executorch", "--precision", "fp32",
-                 "--runner", str(runner), "--repeat", "10", "--warmup", "3", "--json", "--quiet"])
+    code = main(
+        [
+            "profile",
+            str(tmp_path / "tiny"),
+            "--target",
+            f"android:{SERIAL}",
+            "--runtime",
+            "executorch",
+            "--precision",
+            "fp32",
+            "--runner",
+            str(runner),
+            "--repeat",
+            "10",
+            "--warmup",
+            "3",
+            "--json",
+            "--quiet",
+        ]
+    )
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["runtime"] == "executorch" and doc["latency_ms"] == pytest.approx(np.median(_runner_times()[3:]), abs=1e-4)

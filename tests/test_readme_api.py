@@ -25,8 +25,9 @@ def test_the_readme_has_an_example_of_each_capability():
         assert call in code, call
 
 
-@pytest.mark.parametrize("index", [pytest.param(i, marks=pytest.mark.slow) if "nascomp.search(" in code else i
-                                   for i, code in enumerate(EXAMPLES)])
+@pytest.mark.parametrize(
+    "index", [pytest.param(i, marks=pytest.mark.slow) if "nascomp.search(" in code else i for i, code in enumerate(EXAMPLES)]
+)
 def test_readme_example_runs_as_written(index, tmp_path, monkeypatch, one_thread, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(EXAMPLES[index], f"README.md example {index + 1}", "exec"), {})
@@ -42,8 +43,17 @@ def test_no_file_points_to_notes_outside_the_repository():
     """Docs, code and records cite papers and this repository's own files, never the team's private design notes."""
     root = README.parent
     outside = [f"{'DESIGN'}.md", f"research{'/'}s3", f"research{'/'}compress", f"research{'/'}profiling", f"shared{'/'}research"]
-    files = [p for d in ("nascomp", "tests", "benchmarks", "experiments", "docs", "scripts") for p in (root / d).rglob("*")
-             if p.suffix in (".py", ".md", ".yaml", ".toml", ".sh", ".txt") and "runs" not in p.parts]
-    hits = [f"{p.relative_to(root)}: {needle}" for p in [*files, README, root / "DEVELOPING.md"] if p.is_file()
-            for needle in outside if needle in p.read_text(errors="replace")]
+    files = [
+        p
+        for d in ("nascomp", "tests", "benchmarks", "experiments", "docs", "scripts")
+        for p in (root / d).rglob("*")
+        if p.suffix in (".py", ".md", ".yaml", ".toml", ".sh", ".txt") and "runs" not in p.parts
+    ]
+    hits = [
+        f"{p.relative_to(root)}: {needle}"
+        for p in [*files, README, root / "DEVELOPING.md"]
+        if p.is_file()
+        for needle in outside
+        if needle in p.read_text(errors="replace")
+    ]
     assert len(files) > 100 and not hits, hits

@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ("benchmarks/results", "experiments")
 # home, scratch and checkout folders of the machines these records were made on (system paths such as
 # /usr/share/datasets/... in a how-to, or /proc/x as a deliberately bad argument, are not machine paths)
-MACHINE_PATH = re.compile(r"(?<![\w.<>~/-])/(?:root|home|tmp|work|check|Users|mnt|scratch|private/var|var/folders)/[^\s\"'`,;)\]]*"
-                          r"|\b[A-Z]:\\\\?Users\\[^\s\"']*")
+MACHINE_PATH = re.compile(
+    r"(?<![\w.<>~/-])/(?:root|home|tmp|work|check|Users|mnt|scratch|private/var|var/folders)/[^\s\"'`,;)\]]*"
+    r"|\b[A-Z]:\\\\?Users\\[^\s\"']*"
+)
 
 
 def _tracked_records() -> list[Path]:
@@ -29,10 +31,18 @@ def machine_paths(text: str) -> list[str]:
 
 
 def test_the_pattern_finds_machine_paths_and_spares_the_rest():
-    assert machine_paths('"lut": "/work/wt-shrink/experiments/shrink-swin/runs/lut.json"') == ["/work/wt-shrink/experiments/shrink-swin/runs/lut.json"]
+    lut = "/work/wt-shrink/experiments/shrink-swin/runs/lut.json"
+    assert machine_paths(f'"lut": "{lut}"') == [lut]
     assert machine_paths("--out /tmp/smoke and /home/ada/x and C:\\Users\\ada\\x") == ["/tmp/smoke", "/home/ada/x", "C:\\Users\\ada\\x"]
-    for fine in ("--out <tmp>/smoke", "experiments/shrink-swin/runs/lut.json", "/usr/share/datasets/fashion-mnist/", "--out /proc/x",
-                 "https://example.org/home/page", "runs/tmp/x", "~/tmp/x"):
+    for fine in (
+        "--out <tmp>/smoke",
+        "experiments/shrink-swin/runs/lut.json",
+        "/usr/share/datasets/fashion-mnist/",
+        "--out /proc/x",
+        "https://example.org/home/page",
+        "runs/tmp/x",
+        "~/tmp/x",
+    ):
         assert machine_paths(fine) == [], fine
 
 
@@ -43,5 +53,7 @@ def test_no_recorded_result_holds_a_machine_path():
     for path in records:
         for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             offending += [f"{path.relative_to(ROOT)}:{number}: {hit}" for hit in machine_paths(line)]
-    assert not offending, ("machine paths in recorded results (write them repository-relative or as <tmp>; benchmarks/record.py: "
-                           "portable):\n" + "\n".join(offending))
+    assert not offending, (
+        "machine paths in recorded results (write them repository-relative or as <tmp>; benchmarks/record.py: "
+        "portable):\n" + "\n".join(offending)
+    )

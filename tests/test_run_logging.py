@@ -27,8 +27,9 @@ from nascomp.spaces import SearchSpace
 from tests.conftest import TINY_SPACE, TINY_VIT
 from tests.test_report_html import CHROMIUM, Browser, check_page
 
-needs_tensorboard = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
-                                       reason="the tensorboard package is not installed (pip install 'nascomp[tensorboard]')")
+needs_tensorboard = pytest.mark.skipif(
+    importlib.util.find_spec("tensorboard") is None, reason="the tensorboard package is not installed (pip install 'nascomp[tensorboard]')"
+)
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
 
 SWIN = "swin_tiny_patch4_window7_224"
@@ -39,8 +40,13 @@ def scalar_events(folder: Path) -> list[tuple[str, int]]:
     """Every (tag, step) of the scalar events in ``folder/tb`` as written, duplicates kept."""
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-    return [(v.tag, e.step) for path in sorted((folder / runlog.TB_DIR).glob("events.out.tfevents.*"))
-            for e in EventFileLoader(str(path)).Load() for v in e.summary.value if v.metadata.plugin_data.plugin_name == "scalars"]
+    return [
+        (v.tag, e.step)
+        for path in sorted((folder / runlog.TB_DIR).glob("events.out.tfevents.*"))
+        for e in EventFileLoader(str(path)).Load()
+        for v in e.summary.value
+        if v.metadata.plugin_data.plugin_name == "scalars"
+    ]
 
 
 def steps(scalars: dict, tag: str) -> list[int]:
@@ -87,8 +93,15 @@ def test_a_killed_and_resumed_train_continues_its_curves_with_no_step_twice(fake
 
 def test_logger_none_writes_nothing_and_the_log_line_has_an_eta(fake_fmnist, tmp_path, capsys, one_thread):
     data = nascomp.load_data("fashion-mnist", str(fake_fmnist), limit_train=64, limit_val=32, limit_test=32)
-    nascomp.train(nascomp.create_model("vit_tiny_patch16_224", **TINY_VIT), data, tmp_path / "run", epochs=2, batch_size=32,
-                  augment=False, logger="none")
+    nascomp.train(
+        nascomp.create_model("vit_tiny_patch16_224", **TINY_VIT),
+        data,
+        tmp_path / "run",
+        epochs=2,
+        batch_size=32,
+        augment=False,
+        logger="none",
+    )
     assert not (tmp_path / "run" / runlog.TB_DIR).exists()
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
     assert len(lines) == 2 and "ETA " in lines[0] and lines[-1].endswith("ETA 0s)")
@@ -97,13 +110,16 @@ def test_logger_none_writes_nothing_and_the_log_line_has_an_eta(fake_fmnist, tmp
 # --- bad --logger values: one line, before any work ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv", [
-    ["train", "vit_tiny_patch16_224", "--logger", "tensorbord"],
-    ["search", "--space", "s3-vit", "--budget", "4gflops", "--logger", "tensorboard,nope"],
-    ["supernet", "train", "--space", "s3-vit-cpu", "--logger", "tb"],
-    ["compress", SWIN, "--method", "shrink", "--budget", "2gflops", "--logger", "wandbb"],
-    ["adapt", "vit_tiny_patch16_224", "--method", "lora", "--logger", "mlflw"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "vit_tiny_patch16_224", "--logger", "tensorbord"],
+        ["search", "--space", "s3-vit", "--budget", "4gflops", "--logger", "tensorboard,nope"],
+        ["supernet", "train", "--space", "s3-vit-cpu", "--logger", "tb"],
+        ["compress", SWIN, "--method", "shrink", "--budget", "2gflops", "--logger", "wandbb"],
+        ["adapt", "vit_tiny_patch16_224", "--method", "lora", "--logger", "mlflw"],
+    ],
+)
 def test_an_unknown_logger_is_one_line_naming_the_valid_ones(argv, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
@@ -120,8 +136,10 @@ def test_a_missing_backend_names_its_pip_extra(tmp_path, capsys, monkeypatch):
 
 
 def test_a_bad_logger_fails_before_torch_loads(tmp_path):
-    code = ("import sys; from nascomp.cli import main; rc = main(['search', '--space', 's3-vit', '--budget', '4gflops', '--logger', 'x', "
-            f"'--out', {str(tmp_path / 'x')!r}]); print(rc, 'torch' in sys.modules)")
+    code = (
+        "import sys; from nascomp.cli import main; rc = main(['search', '--space', 's3-vit', '--budget', '4gflops', '--logger', 'x', "
+        f"'--out', {str(tmp_path / 'x')!r}]); print(rc, 'torch' in sys.modules)"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.split() == ["2", "False"] and run.stderr.startswith("error: unknown logger 'x'")
 
@@ -140,9 +158,32 @@ def search_run(fake_fmnist, tmp_path_factory) -> Path:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        code = main(["search", "--space", str(space), "--budget", f"{(lo + hi) / 2:.0f}macs", "--preset", "smoke", "--data-dir", str(fake_fmnist),
-                     "--in-chans", "1", "--resolution", "16", "--limit-test", "50", "--compare-epochs", "0", "--logger", "tensorboard",
-                     "--quiet", "--out", str(root / "R")])
+        code = main(
+            [
+                "search",
+                "--space",
+                str(space),
+                "--budget",
+                f"{(lo + hi) / 2:.0f}macs",
+                "--preset",
+                "smoke",
+                "--data-dir",
+                str(fake_fmnist),
+                "--in-chans",
+                "1",
+                "--resolution",
+                "16",
+                "--limit-test",
+                "50",
+                "--compare-epochs",
+                "0",
+                "--logger",
+                "tensorboard",
+                "--quiet",
+                "--out",
+                str(root / "R"),
+            ]
+        )
     finally:
         torch.set_num_threads(before)
     assert code == 0
@@ -160,7 +201,8 @@ def test_search_logs_supernet_loss_et_error_per_step_and_best_so_far_per_generat
     history = json.loads((search_run / "evolution" / "history.json").read_text())["steps"]
     assert steps(evolution, "evolution/Q") == list(range(evolve_steps + 1))
     assert [v for _, v in evolution["evolution/Q"]] == pytest.approx([h["Q"] for h in history])
-    assert any(tag.startswith("evolution/slope/stage") for tag in evolution) and any(tag.startswith("evolution/p/stage") for tag in evolution)
+    assert any(tag.startswith("evolution/slope/stage") for tag in evolution)
+    assert any(tag.startswith("evolution/p/stage") for tag in evolution)
     search = read_scalars(search_run / "search")
     assert steps(search, "search/best_top1") == steps(search, "search/hypervolume") == list(range(generations + 1))
     best = [v for _, v in search["search/best_top1"]]
@@ -177,8 +219,27 @@ def test_search_logs_supernet_loss_et_error_per_step_and_best_so_far_per_generat
 def test_the_s3_vit_smoke_search_logs_and_reports(fake_fmnist, tmp_path):
     """The issue's command itself: ``nascomp search --space s3-vit --budget 4gflops --preset smoke --logger tensorboard``."""
     out = tmp_path / "R"
-    assert main(["search", "--space", "s3-vit", "--budget", "4gflops", "--preset", "smoke", "--data-dir", str(fake_fmnist),
-                 "--logger", "tensorboard", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--space",
+                "s3-vit",
+                "--budget",
+                "4gflops",
+                "--preset",
+                "smoke",
+                "--data-dir",
+                str(fake_fmnist),
+                "--logger",
+                "tensorboard",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     test_search_logs_supernet_loss_et_error_per_step_and_best_so_far_per_generation(out)
 
 
@@ -194,9 +255,33 @@ def compress_run(fake_fmnist, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("compress")
     torch.manual_seed(0)
     save_model(root / "teacher", timm.create_model(SWIN, **TINY_SWIN), timm_spec(SWIN, **TINY_SWIN))
-    code = main(["compress", str(root / "teacher"), "--method", "minivit", "--data", "fashion-mnist", "--data-dir", str(fake_fmnist),
-                 "--epochs", "2", "--batch-size", "32", "--limit-train", "64", "--limit-val", "32", "--limit-test", "32",
-                 "--logger", "tensorboard", "--quiet", "--out", str(root / "mini")])
+    code = main(
+        [
+            "compress",
+            str(root / "teacher"),
+            "--method",
+            "minivit",
+            "--data",
+            "fashion-mnist",
+            "--data-dir",
+            str(fake_fmnist),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--limit-train",
+            "64",
+            "--limit-val",
+            "32",
+            "--limit-test",
+            "32",
+            "--logger",
+            "tensorboard",
+            "--quiet",
+            "--out",
+            str(root / "mini"),
+        ]
+    )
     assert code == 0
     return root / "mini"
 
@@ -215,8 +300,26 @@ def test_compress_logs_its_training_and_its_result_row_and_writes_a_report(compr
 def test_profile_out_writes_the_html_beside_the_json(tmp_path):
     save_model(tmp_path / "tiny", timm.create_model("vit_tiny_patch16_224", **TINY_VIT), timm_spec("vit_tiny_patch16_224", **TINY_VIT))
     out = tmp_path / "profile.json"
-    assert main(["profile", str(tmp_path / "tiny"), "--target", "cpu", "--runtime", "torch", "--warmup", "1", "--repeat", "3", "--quiet",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                str(tmp_path / "tiny"),
+                "--target",
+                "cpu",
+                "--runtime",
+                "torch",
+                "--warmup",
+                "1",
+                "--repeat",
+                "3",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     html = (tmp_path / "profile.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and json.loads(out.read_text())["model"] in html
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from nascomp import search
 from nascomp.cli import main
 from nascomp.core.errors import NascompError
 from nascomp.core.io import read_json
 from nascomp.cost.arch_cost import arch_cost
-from nascomp import search
-from nascomp.nas import PRESETS, SearchJob, default_out_dir, parse_budget, resolve_preset
+from nascomp.nas import PRESETS, default_out_dir
 from nascomp.nas.supernet import load_supernet
 from nascomp.spaces import Arch, SearchSpace
 from tests.conftest import TINY_SPACE
@@ -47,8 +47,18 @@ def _budget(space_path: Path) -> str:
 
 def _search(space_path: Path, data_dir: Path, out: Path, resume: bool = False, **overrides) -> dict:
     """The smoke preset on the tiny space at 16 px, through the public API; returns best_arch.json's summary."""
-    result = search(str(space_path), _budget(space_path), preset="smoke", data="fashion-mnist", data_dir=str(data_dir), in_chans=1,
-                    out=out, resume=resume, quiet=True, **{"resolution": 16, "limit_test": 50, **overrides})
+    result = search(
+        str(space_path),
+        _budget(space_path),
+        preset="smoke",
+        data="fashion-mnist",
+        data_dir=str(data_dir),
+        in_chans=1,
+        out=out,
+        resume=resume,
+        quiet=True,
+        **{"resolution": 16, "limit_test": 50, **overrides},
+    )
     assert result.run_dir == out and result.best_arch == Arch.from_dict(result.summary["arch"])
     return result.summary
 
@@ -56,9 +66,19 @@ def _search(space_path: Path, data_dir: Path, out: Path, resume: bool = False, *
 def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, fake_fmnist, tmp_path):
     out = tmp_path / "run"
     summary = _search(tiny_space, fake_fmnist, out, evolve_lr=3e-4)
-    for name in (*RESULT_FILES, "pareto.png", "report.md", "run.json", "timings.json", "evolution/et_steps.png",
-                 "evolution/step-0/space.yaml", "evolution/step-1/space.yaml", "evolution/step-1/et.json",
-                 "finalists/rank-1/model/model.safetensors", "finalists/rank-2/result.json"):
+    for name in (
+        *RESULT_FILES,
+        "pareto.png",
+        "report.md",
+        "run.json",
+        "timings.json",
+        "evolution/et_steps.png",
+        "evolution/step-0/space.yaml",
+        "evolution/step-1/space.yaml",
+        "evolution/step-1/et.json",
+        "finalists/rank-1/model/model.safetensors",
+        "finalists/rank-2/result.json",
+    ):
         assert (out / name).is_file(), name
     best = read_json(out / "best_arch.json")
     assert best == summary
@@ -103,7 +123,9 @@ def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, f
     assert _search(tiny_space, fake_fmnist, out, resume=True, evolve_lr=3e-4) == summary
     assert {name: (out / name).read_bytes() for name in RESULT_FILES} == before
 
-    with pytest.raises(NascompError, match="already holds a search run; choose a new folder, add resume=True to continue it, or overwrite=True"):
+    with pytest.raises(
+        NascompError, match="already holds a search run; choose a new folder, add resume=True to continue it, or overwrite=True"
+    ):
         _search(tiny_space, fake_fmnist, out, evolve_lr=3e-4)
     with pytest.raises(NascompError, match="other settings"):
         _search(tiny_space, fake_fmnist, out, resume=True, evolve_lr=3e-4, et_samples=9)
@@ -114,8 +136,9 @@ def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, f
 
 
 def test_pareto_objective_and_retraining(tiny_space, fake_fmnist, tmp_path):
-    summary = _search(tiny_space, fake_fmnist, tmp_path / "run", evolve_steps=0, objective="pareto", retrain_epochs=1,
-                      retrain_from="scratch", top=1)
+    summary = _search(
+        tiny_space, fake_fmnist, tmp_path / "run", evolve_steps=0, objective="pareto", retrain_epochs=1, retrain_from="scratch", top=1
+    )
     front = read_json(tmp_path / "run" / "pareto.json")["front"]
     finalists = sorted((tmp_path / "run" / "finalists").iterdir())
     assert len(finalists) == len(front) >= 1  # pareto mode finishes the whole front (up to 10)
@@ -136,13 +159,16 @@ def test_default_out_dir_numbers_new_runs_and_resumes_the_newest(tmp_path):
     assert default_out_dir("s3-vit", "25ms@mobile-cpu", "cpu", 0, False, tmp_path).name == "s3-vit-25ms-at-mobile-cpu-cpu-seed0"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--space", "s3-vit", "--budget", "1gflops"], r"below the cheapest member of search space 's3-vit'.*1\.60"),
-    (["--space", "no-such-space", "--budget", "4gflops"], r"unknown search space 'no-such-space'.*available: s3-vit, s3-vit-cpu"),
-    (["--space", "s3-vit", "--budget", "4 gigaflops"], r"cannot parse budget.*4gflops.*4e9macs.*25mparams.*25ms@mobile-cpu"),
-    (["--space", "s3-vit", "--budget", "4gflops", "--preset", "huge"], r"unknown preset 'huge'"),
-    (["--space", "s3-vit", "--budget", "4gflops", "--alpha", "0"], r"--alpha must lie in \(0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--space", "s3-vit", "--budget", "1gflops"], r"below the cheapest member of search space 's3-vit'.*1\.60"),
+        (["--space", "no-such-space", "--budget", "4gflops"], r"unknown search space 'no-such-space'.*available: s3-vit, s3-vit-cpu"),
+        (["--space", "s3-vit", "--budget", "4 gigaflops"], r"cannot parse budget.*4gflops.*4e9macs.*25mparams.*25ms@mobile-cpu"),
+        (["--space", "s3-vit", "--budget", "4gflops", "--preset", "huge"], r"unknown preset 'huge'"),
+        (["--space", "s3-vit", "--budget", "4gflops", "--alpha", "0"], r"--alpha must lie in \(0, 1\]"),
+    ],
+)
 def test_user_errors_exit_2_with_one_line_and_no_output(argv, message, tmp_path, capsys):
     import re
 
@@ -154,6 +180,7 @@ def test_user_errors_exit_2_with_one_line_and_no_output(argv, message, tmp_path,
 
 
 # --- slow: the real command on s3-vit ----------------------------------------------------------------------------
+
 
 def _nascomp(*args: str) -> list[str]:
     return [sys.executable, "-m", "nascomp", "search", "--space", "s3-vit", "--budget", "4gflops", "--preset", "smoke", *args]
@@ -218,17 +245,40 @@ def test_default_search_moves_no_dimension_its_proxy_collapses(fake_fmnist, tmp_
     space = SearchSpace.load("s3-vit")
     collapsed = space.collapsed(PRESETS["cpu"].supernet.resolution)
     assert {(c.stage, c.dimension) for c in collapsed} == {(1, "window"), (2, "window"), (3, "heads"), (3, "qkv_dim")}
-    result = search("s3-vit", "4gflops", data="fashion-mnist", data_dir=str(fake_fmnist), out=tmp_path / "run", quiet=True,
-                    epochs=1, evolve_epochs=1, limit_train=64, limit_val=32, select_val=16, limit_test=32, et_samples=12,
-                    tau=0.0, alpha=1.0, permutations=99, population=6, generations=1, parents=2, mutations=3, crossovers=3, top=2,
-                    compare_epochs=0)
+    result = search(
+        "s3-vit",
+        "4gflops",
+        data="fashion-mnist",
+        data_dir=str(fake_fmnist),
+        out=tmp_path / "run",
+        quiet=True,
+        epochs=1,
+        evolve_epochs=1,
+        limit_train=64,
+        limit_val=32,
+        select_val=16,
+        limit_test=32,
+        et_samples=12,
+        tau=0.0,
+        alpha=1.0,
+        permutations=99,
+        population=6,
+        generations=1,
+        parents=2,
+        mutations=3,
+        crossovers=3,
+        top=2,
+        compare_epochs=0,
+    )
     out = result.run_dir
     # users read stages from 1 in every file, as in every printed line
     assert [(c["stage"], c["dimension"], c["fixed"]) for c in result.collapsed] == [(c.stage + 1, c.dimension, c.fixed) for c in collapsed]
     steps = read_json(out / "evolution" / "history.json")["steps"]
     moved = [(d["stage"] - 1, d["dimension"]) for s in steps for d in s["decisions"] if d["action"] != "keep"]
     assert moved  # the rule did move live dimensions
-    archs = [Arch.from_dict(r["arch"]) for s in range(len(steps)) for r in read_json(out / "evolution" / f"step-{s}" / "et.json")["samples"]]
+    archs = [
+        Arch.from_dict(r["arch"]) for s in range(len(steps)) for r in read_json(out / "evolution" / f"step-{s}" / "et.json")["samples"]
+    ]
     archs += [Arch.from_dict(r["arch"]) for r in read_json(out / "search" / "result.json")["candidates"]] + [result.best_arch]
     for c in collapsed:
         assert (c.stage, c.dimension) not in moved
@@ -250,8 +300,17 @@ def test_a_data_bundle_is_cut_to_the_preset_like_a_dataset_name(tiny_space, fake
     bundle = nascomp.load_data("fashion-mnist", str(fake_fmnist))
     smoke = PRESETS["smoke"]
     assert len(bundle.train) > smoke.supernet.limit_train
-    result = search(str(tiny_space), _budget(tiny_space), preset="smoke", data=bundle, in_chans=1, out=tmp_path / "run", quiet=True,
-                    resolution=16, limit_test=50)
+    result = search(
+        str(tiny_space),
+        _budget(tiny_space),
+        preset="smoke",
+        data=bundle,
+        in_chans=1,
+        out=tmp_path / "run",
+        quiet=True,
+        resolution=16,
+        limit_test=50,
+    )
     used = read_json(tmp_path / "run" / "run.json")["settings"]["data"]
     assert used["train"] == smoke.supernet.limit_train and used["val"] == min(len(bundle.val), smoke.supernet.limit_val + smoke.select_val)
     assert used["test"] == 50 and result.summary["selection"]["images"] <= smoke.select_val

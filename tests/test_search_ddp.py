@@ -29,8 +29,17 @@ def _worker(rank: int, world: int, port: int, data_dir: str, space_path: str, ou
     run_module.SupernetScorer.score = recording
     from pathlib import Path
 
-    result = nascomp.search(space_path, _budget(Path(space_path)), preset="smoke", data_dir=data_dir, in_chans=1, out=out_dir, quiet=True,
-                            resolution=16, limit_test=50)
+    result = nascomp.search(
+        space_path,
+        _budget(Path(space_path)),
+        preset="smoke",
+        data_dir=data_dir,
+        in_chans=1,
+        out=out_dir,
+        quiet=True,
+        resolution=16,
+        limit_test=50,
+    )
     results[rank] = (result.summary, scored)
     dist.destroy_process_group()
 

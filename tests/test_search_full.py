@@ -26,15 +26,44 @@ from tests.synthetic import synthetic_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE_224 = {
-    "name": "tiny-224", "resolution": 224, "patch_size": 8,
+    "name": "tiny-224",
+    "resolution": 224,
+    "patch_size": 8,
     "stages": [
         {"depth": [1, 2], "embed_dim": [16, 24], "heads": [1, 2], "qkv_dim": [16], "mlp_ratio": [1.0, 2.0], "window": [7]},
         {"depth": [1, 2], "embed_dim": [24, 32], "heads": [1, 2], "qkv_dim": [16, 32], "mlp_ratio": [1.0, 2.0], "window": [7, 14]},
     ],
 }
-SHRINK = ["--supernet-epochs", "1", "--evolve-epochs", "1", "--batch-size", "8", "--et-samples", "6", "--population", "4",
-          "--generations", "1", "--parents", "2", "--mutations", "2", "--crossovers", "2", "--top", "2", "--retrain-epochs", "1",
-          "--limit-train", "48", "--limit-val", "16", "--limit-test", "16"]
+SHRINK = [
+    "--supernet-epochs",
+    "1",
+    "--evolve-epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--et-samples",
+    "6",
+    "--population",
+    "4",
+    "--generations",
+    "1",
+    "--parents",
+    "2",
+    "--mutations",
+    "2",
+    "--crossovers",
+    "2",
+    "--top",
+    "2",
+    "--retrain-epochs",
+    "1",
+    "--limit-train",
+    "48",
+    "--limit-val",
+    "16",
+    "--limit-test",
+    "16",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +76,23 @@ def _command(tmp_path: Path, images: Path, out: Path, workers: int) -> list[str]
     space.write_text(yaml.safe_dump(SPACE_224))
     s = SearchSpace.load(space)
     lo, hi = (arch_cost(a, 224, num_classes=10).macs for a in (s.smallest(), s.largest()))
-    return ["search", "--space", str(space), "--budget", f"{(lo + hi) // 2}macs", "--preset", "full", "--data", f"imagefolder:{images}",
-            "--out", str(out), "--workers", str(workers), "--quiet", *SHRINK]
+    return [
+        "search",
+        "--space",
+        str(space),
+        "--budget",
+        f"{(lo + hi) // 2}macs",
+        "--preset",
+        "full",
+        "--data",
+        f"imagefolder:{images}",
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+        "--quiet",
+        *SHRINK,
+    ]
 
 
 def _check_run(out: Path, world: int) -> None:
@@ -81,8 +125,19 @@ def test_full_preset_search_shrunk_on_a_224px_image_folder(images_224, tmp_path,
 def test_full_preset_search_shrunk_under_torchrun_with_two_gloo_processes(images_224, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "nascomp",
-           *_command(tmp_path, images_224, out, workers=1), "--checkpoint-every", "0.001s"]  # also every mid-epoch checkpoint path
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "nascomp",
+        *_command(tmp_path, images_224, out, workers=1),
+        "--checkpoint-every",
+        "0.001s",
+    ]  # also every mid-epoch checkpoint path
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _check_run(out, world=2)

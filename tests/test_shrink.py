@@ -104,30 +104,51 @@ def test_shrink_int8_end_to_end_loads_and_is_measured(teacher_dir, fake_fmnist, 
     import nascomp
 
     out = tmp_path / "small"
-    r = nascomp.compress(str(teacher_dir), "shrink,int8", "fashion-mnist", out, options={"budget": "0.6mmacs", "population": 4,
-                         "generations": 1, "score_images": 50, "calib_images": 16, "timer": "thread-cpu", "repeat": 10},
-                         data_options={"data_dir": str(fake_fmnist), "limit_train": 256, "limit_test": 50}, epochs=1, quiet=True,
-                         augment=False)
+    r = nascomp.compress(
+        str(teacher_dir),
+        "shrink,int8",
+        "fashion-mnist",
+        out,
+        options={
+            "budget": "0.6mmacs",
+            "population": 4,
+            "generations": 1,
+            "score_images": 50,
+            "calib_images": 16,
+            "timer": "thread-cpu",
+            "repeat": 10,
+        },
+        data_options={"data_dir": str(fake_fmnist), "limit_train": 256, "limit_test": 50},
+        epochs=1,
+        quiet=True,
+        augment=False,
+    )
     assert r.summary["macs_after"] <= 0.6e6 and r.summary["search"]["candidates"] >= 1
     assert nascomp.count_cost(str(out)).macs == r.summary["macs_after"]  # the directory loads as a model
     q = r.metrics["int8"]
     assert r.onnx == out / "model.int8.onnx" and r.onnx.is_file() and q["mode"] == "static" and q["test"]["n"] == 50
-    assert q["latency"]["precision"] == "int8" and q["latency"]["protocol"]["target"] == "mobile-cpu" and r.latency_ms == q["latency"]["latency_ms"]
+    assert q["latency"]["precision"] == "int8" and q["latency"]["protocol"]["target"] == "mobile-cpu"
+    assert r.latency_ms == q["latency"]["latency_ms"]
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(r.onnx)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--budget", "5gflops"], "already meets budget 5gflops"),
-    (["--budget", "1kmacs"], "smallest reachable one"),
-    (["--budget", "0.3"], "cannot parse budget"),
-    ([], "shrink needs a budget"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--budget", "5gflops"], "already meets budget 5gflops"),
+        (["--budget", "1kmacs"], "smallest reachable one"),
+        (["--budget", "0.3"], "cannot parse budget"),
+        ([], "shrink needs a budget"),
+    ],
+)
 def test_clear_errors_leave_nothing_behind(teacher_dir, fake_fmnist, tmp_path, capsys, argv, message):
     out = tmp_path / "never"
-    code, _, err = _run(["compress", str(teacher_dir), "--method", "shrink", *argv, "--data-dir", str(fake_fmnist), "--out", str(out)], capsys)
+    code, _, err = _run(
+        ["compress", str(teacher_dir), "--method", "shrink", *argv, "--data-dir", str(fake_fmnist), "--out", str(out)], capsys
+    )
     assert code == 2 and message in err and err.count("\n") == 1 and not out.exists()
 
 
@@ -182,9 +203,24 @@ def test_auto_under_a_latency_budget_writes_table_plot_and_best_onnx(teacher_dir
     assert cheapest < original
     budget = f"{(original * cheapest) ** 0.5:.4f}ms@mobile-cpu"
     out = tmp_path / "auto"
-    r = nascomp.compress(str(teacher_dir), "auto", "fashion-mnist", out, options={
-        "budget": budget, "population": 4, "generations": 1, "score_images": 50, "calib_images": 16, "timer": "thread-cpu",
-        "lut": str(lut)}, data_options={"data_dir": str(fake_fmnist), "limit_train": 256}, epochs=1, quiet=True)
+    r = nascomp.compress(
+        str(teacher_dir),
+        "auto",
+        "fashion-mnist",
+        out,
+        options={
+            "budget": budget,
+            "population": 4,
+            "generations": 1,
+            "score_images": 50,
+            "calib_images": 16,
+            "timer": "thread-cpu",
+            "lut": str(lut),
+        },
+        data_options={"data_dir": str(fake_fmnist), "limit_train": 256},
+        epochs=1,
+        quiet=True,
+    )
     names = [row["name"] for row in r.table]
     assert names[:2] == ["original", "int8"] and "shrink" in names and "shrink + int8" in names
     assert all((out / f).is_file() for f in ("table.json", "table.csv", "table.md", "pareto.png", "pareto.svg"))
@@ -196,8 +232,15 @@ def test_int8_alone_measures_the_file_it_ships(teacher_dir, fake_fmnist, tmp_pat
     from nascomp.compression.measure import onnx_accuracy
 
     out = tmp_path / "q"
-    r = nascomp.compress(str(teacher_dir), "int8", "fashion-mnist", out, options={"int8": "dynamic", "timer": "thread-cpu", "repeat": 10},
-                         data_options={"data_dir": str(fake_fmnist), "limit_test": 50}, quiet=True)
+    r = nascomp.compress(
+        str(teacher_dir),
+        "int8",
+        "fashion-mnist",
+        out,
+        options={"int8": "dynamic", "timer": "thread-cpu", "repeat": 10},
+        data_options={"data_dir": str(fake_fmnist), "limit_test": 50},
+        quiet=True,
+    )
     q = r.metrics["int8"]
     assert q["mode"] == "dynamic" and r.onnx.is_file() and q["latency"]["precision"] == "int8" and q["fp32_latency"]["precision"] == "fp32"
     bundle = nascomp.load_data("fashion-mnist", str(fake_fmnist), limit_test=50)
@@ -206,13 +249,15 @@ def test_int8_alone_measures_the_file_it_ships(teacher_dir, fake_fmnist, tmp_pat
     assert json.loads((out / "metrics.json").read_text())["int8"]["test"] == q["test"]
 
 
-def test_a_latency_budgeted_shrink_records_the_students_interval_and_its_measurement(teacher_dir, fake_fmnist, tmp_path, monkeypatch,
-                                                                                       capsys):
+def test_a_latency_budgeted_shrink_records_the_students_interval_and_its_measurement(
+    teacher_dir, fake_fmnist, tmp_path, monkeypatch, capsys
+):
     """Shrink under ms: the chosen student's prediction comes with its interval and its end-to-end measurement."""
+    from test_predictor_transfer import Fake
+
     import nascomp
     from nascomp.compression.shrink.search import shrink_constraint
     from nascomp.nas.budget import parse_budget
-    from test_predictor_transfer import Fake
 
     fake = Fake(monkeypatch, noise=0.03)
     model, _ = nascomp.load_model(str(teacher_dir))
@@ -221,10 +266,41 @@ def test_a_latency_budgeted_shrink_records_the_students_interval_and_its_measure
     table = shrink_constraint(parse_budget("1ms@mobile-cpu"), space, 1, 10, {"timer": "thread-cpu", "lut": str(lut)}, quiet=True)
     budget = f"{(table.cost(swin_arch(model)) * table.cost(space.smallest())) ** 0.5:.4f}ms@mobile-cpu"
     before = fake.calls["archs"]
-    code, out, err = _run(["compress", str(teacher_dir), "--method", "shrink", "--budget", budget, "--population", "4", "--generations", "1",
-                           "--score-images", "32", "--calib-images", "16", "--timer", "thread-cpu", "--lut", str(lut), "--data", "fashion-mnist",
-                           "--data-dir", str(fake_fmnist), "--limit-train", "64", "--limit-test", "32", "--epochs", "1",
-                           "--out", str(tmp_path / "run")], capsys)
+    code, out, err = _run(
+        [
+            "compress",
+            str(teacher_dir),
+            "--method",
+            "shrink",
+            "--budget",
+            budget,
+            "--population",
+            "4",
+            "--generations",
+            "1",
+            "--score-images",
+            "32",
+            "--calib-images",
+            "16",
+            "--timer",
+            "thread-cpu",
+            "--lut",
+            str(lut),
+            "--data",
+            "fashion-mnist",
+            "--data-dir",
+            str(fake_fmnist),
+            "--limit-train",
+            "64",
+            "--limit-test",
+            "32",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert re.search(r"latency predicted [\d.]+ ms \(90% interval [\d.]+-[\d.]+\), measured [\d.]+ ms", out), out
     r = json.loads((tmp_path / "run" / "metrics.json").read_text())

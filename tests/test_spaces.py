@@ -16,7 +16,16 @@ from timm.models.swin_transformer import SwinTransformerBlock
 from nascomp.core.errors import NascompError
 from nascomp.cost.arch_cost import arch_cost
 from nascomp.spaces import (
-    DIMENSIONS, Arch, BlockArch, SearchSpace, StageArch, arch_layout, block_configs, clamp_window, list_archs, list_spaces,
+    DIMENSIONS,
+    Arch,
+    BlockArch,
+    SearchSpace,
+    StageArch,
+    arch_layout,
+    block_configs,
+    clamp_window,
+    list_archs,
+    list_spaces,
     load_arch,
 )
 
@@ -25,7 +34,9 @@ seeds = st.integers(0, 2**32 - 1)
 
 # A space small enough to enumerate every member by brute force.
 TINY = {
-    "name": "tiny", "resolution": 16, "patch_size": 2,
+    "name": "tiny",
+    "resolution": 16,
+    "patch_size": 2,
     "stages": [
         {"depth": [1, 2], "embed_dim": [8, 16], "heads": [1, 2], "qkv_dim": [8, 12], "mlp_ratio": [2.0], "window": [4, 8]},
         {"depth": [1], "embed_dim": [16], "heads": [2, 4], "qkv_dim": [8, 16], "mlp_ratio": [1.5, 2.0], "window": [4]},
@@ -141,15 +152,18 @@ def test_choices_subspaces_and_with_choices():
         space.choices(0, "width")
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d["stages"][0].update(windows=[4]), r"unknown dimension 'windows' \(did you mean 'window'\?\)"),
-    (lambda d: d["stages"][0].pop("heads"), r"missing dimensions \['heads'\]"),
-    (lambda d: d["stages"][0].update(window=[3]), r"stages\[0\]\.window: 3 does not tile"),
-    (lambda d: d["stages"][0].update(depth=[0, 1]), r"stages\[0\]\.depth: choices must be positive integers"),
-    (lambda d: d["stages"][1].update(qkv_dim=[6]), r"stages\[1\]\.heads: 4 heads divide none"),
-    (lambda d: d.update(resolution=15), "not divisible by patch_size"),
-    (lambda d: d.update(stage=[]), "unknown keys"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["stages"][0].update(windows=[4]), r"unknown dimension 'windows' \(did you mean 'window'\?\)"),
+        (lambda d: d["stages"][0].pop("heads"), r"missing dimensions \['heads'\]"),
+        (lambda d: d["stages"][0].update(window=[3]), r"stages\[0\]\.window: 3 does not tile"),
+        (lambda d: d["stages"][0].update(depth=[0, 1]), r"stages\[0\]\.depth: choices must be positive integers"),
+        (lambda d: d["stages"][1].update(qkv_dim=[6]), r"stages\[1\]\.heads: 4 heads divide none"),
+        (lambda d: d.update(resolution=15), "not divisible by patch_size"),
+        (lambda d: d.update(stage=[]), "unknown keys"),
+    ],
+)
 def test_space_validation_errors_name_the_key(edit, message):
     doc = json.loads(json.dumps(TINY))
     edit(doc)
@@ -169,12 +183,18 @@ def test_arch_validation_and_compact_stage_form():
         Arch.from_dict({"stages": [{"embed_dim": 8, "blocks": [{"head": 1, "heads": 1, "qkv_dim": 8, "mlp_ratio": 2, "window": 2}]}]})
 
 
-@pytest.mark.parametrize("resolution, window, index", [
-    (r, w, i) for r in (1, 2, 4, 7, 8, 14, 16, 28) for w in (2, 4, 7, 8, 14) for i in (0, 1)
-])
+@pytest.mark.parametrize(
+    "resolution, window, index", [(r, w, i) for r in (1, 2, 4, 7, 8, 14, 16, 28) for w in (2, 4, 7, 8, 14) for i in (0, 1)]
+)
 def test_clamp_window_is_timms_rule(resolution, window, index):
-    block = SwinTransformerBlock(dim=8, input_resolution=(resolution, resolution), num_heads=1, window_size=window,
-                                 shift_size=window // 2 if index % 2 else 0, device="meta")
+    block = SwinTransformerBlock(
+        dim=8,
+        input_resolution=(resolution, resolution),
+        num_heads=1,
+        window_size=window,
+        shift_size=window // 2 if index % 2 else 0,
+        device="meta",
+    )
     assert clamp_window(resolution, window, index) == (block.window_size[0], block.shift_size[0])
 
 

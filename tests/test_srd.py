@@ -10,13 +10,13 @@ import timm
 import torch
 
 from nascomp.cli import main
+from nascomp.core.errors import NascompError
 from nascomp.distillation.base import build_distiller, distillation_step
 from nascomp.distillation.losses import srd_loss
 from nascomp.distillation.srd import SemanticRepresentationDistillation
 from nascomp.distillation.taps import PenultimateTap
-from nascomp.core.errors import NascompError
-from nascomp.models import resolve_model, save_model, timm_spec
 from nascomp.engine import StepContext
+from nascomp.models import resolve_model, save_model, timm_spec
 
 VIT = dict(img_size=28, patch_size=7, in_chans=1, embed_dim=32, depth=2, num_heads=2, num_classes=10)
 SWIN = dict(img_size=28, patch_size=2, window_size=7, embed_dim=16, depths=(2, 2), num_heads=(2, 4), in_chans=1, num_classes=10)
@@ -115,10 +115,41 @@ def test_distillation_step_updates_connector_through_fit_step():
 
 
 def _train(tmp_path, fake_fmnist, name, *extra):
-    args = ["train", "vit_tiny_patch16_224", "--img-size", "28", "--patch-size", "7", "--in-chans", "1", "--embed-dim", "32",
-            "--depth", "2", "--num-heads", "2", "--data", "fashion-mnist", "--data-dir", str(fake_fmnist), "--limit-train", "64",
-            "--limit-val", "32", "--limit-test", "32", "--epochs", "1", "--batch-size", "32", "--quiet", "--json",
-            "--out", str(tmp_path / name), *extra]
+    args = [
+        "train",
+        "vit_tiny_patch16_224",
+        "--img-size",
+        "28",
+        "--patch-size",
+        "7",
+        "--in-chans",
+        "1",
+        "--embed-dim",
+        "32",
+        "--depth",
+        "2",
+        "--num-heads",
+        "2",
+        "--data",
+        "fashion-mnist",
+        "--data-dir",
+        str(fake_fmnist),
+        "--limit-train",
+        "64",
+        "--limit-val",
+        "32",
+        "--limit-test",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--quiet",
+        "--json",
+        "--out",
+        str(tmp_path / name),
+        *extra,
+    ]
     return main(args)
 
 
@@ -172,9 +203,34 @@ def test_compress_with_distill_srd(tmp_path, fake_fmnist, capsys):
     torch.manual_seed(0)
     kw = {**VIT, "depth": 4}
     save_model(tmp_path / "base", timm.create_model("vit_tiny_patch16_224", **kw), timm_spec("vit_tiny_patch16_224", **kw))
-    code = main(["compress", str(tmp_path / "base"), "--distill", "srd", "--feature-weight", "2", "--data", "fashion-mnist",
-                 "--data-dir", str(fake_fmnist), "--limit-train", "64", "--limit-val", "32", "--limit-test", "32", "--epochs", "1",
-                 "--batch-size", "32", "--quiet", "--json", "--out", str(tmp_path / "mini")])
+    code = main(
+        [
+            "compress",
+            str(tmp_path / "base"),
+            "--distill",
+            "srd",
+            "--feature-weight",
+            "2",
+            "--data",
+            "fashion-mnist",
+            "--data-dir",
+            str(fake_fmnist),
+            "--limit-train",
+            "64",
+            "--limit-val",
+            "32",
+            "--limit-test",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--quiet",
+            "--json",
+            "--out",
+            str(tmp_path / "mini"),
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["distill"]["method"] == "srd" and result["distill"]["feature_weight"] == 2.0

@@ -11,17 +11,17 @@ import torch
 from timm.models.swin_transformer import SwinTransformer
 
 from nascomp.cli import main
-from nascomp.data import load_data
 from nascomp.core.errors import NascompError
 from nascomp.core.io import load_tensors
+from nascomp.data import load_data
+from nascomp.engine import StepContext, evaluate
 from nascomp.models import load_model, resolve_model, save_model
-from nascomp.spaces import SearchSpace, StageArch, load_arch
 from nascomp.models.swin import arch_spec, build_from_arch
 from nascomp.nas.supernet import Supernet, extract, load_supernet
-from nascomp.nas.supernet.evaluate import evaluate_archs
 from nascomp.nas.supernet.api import train_supernet
+from nascomp.nas.supernet.evaluate import evaluate_archs
 from nascomp.nas.supernet.train import make_step, sample_subnets
-from nascomp.engine import StepContext, evaluate
+from nascomp.spaces import SearchSpace, StageArch, load_arch
 from tests.conftest import TINY_SPACE
 
 CPU_SPACE = SearchSpace.load("s3-vit-cpu")
@@ -136,8 +136,15 @@ def test_set_arch_switches_without_rebuilding_and_refuses_what_does_not_fit(cpu_
 def test_grown_and_shrunk_supernets_inherit_every_weight_they_can():
     base = Supernet(TINY, num_classes=4)
     _randomise(base, seed=1)
-    grown_space = TINY.with_choices({(0, "embed_dim"): [8, 16, 24], (0, "window"): [2, 4, 8], (1, "heads"): [2, 4, 8],
-                                     (1, "qkv_dim"): [8, 16, 24], (1, "depth"): [1, 2, 3]})
+    grown_space = TINY.with_choices(
+        {
+            (0, "embed_dim"): [8, 16, 24],
+            (0, "window"): [2, 4, 8],
+            (1, "heads"): [2, 4, 8],
+            (1, "qkv_dim"): [8, 16, 24],
+            (1, "depth"): [1, 2, 3],
+        }
+    )
     shrunk_space = TINY.with_choices({(0, "window"): [4], (1, "mlp_ratio"): [1.0], (0, "qkv_dim"): [8]})
     x = torch.randn(2, 3, 16, 16)
     grown, shrunk = Supernet(grown_space, num_classes=4), Supernet(shrunk_space, num_classes=4)
@@ -154,8 +161,18 @@ def test_grown_and_shrunk_supernets_inherit_every_weight_they_can():
 
 
 def test_sandwich_and_uniform_sampling_are_a_function_of_the_step():
-    ctx = StepContext(epoch=3, step=5, global_step=0, steps_per_epoch=10, seed=7, device=torch.device("cpu"), dist=None,
-                      amp_dtype=None, scaler=None, criterion=None)
+    ctx = StepContext(
+        epoch=3,
+        step=5,
+        global_step=0,
+        steps_per_epoch=10,
+        seed=7,
+        device=torch.device("cpu"),
+        dist=None,
+        amp_dtype=None,
+        scaler=None,
+        criterion=None,
+    )
     first = sample_subnets(CPU_SPACE, ctx.rng(), "sandwich", 2)
     assert first == sample_subnets(CPU_SPACE, ctx.rng(), "sandwich", 2)  # every rank, and after resume
     assert first[0] == CPU_SPACE.smallest() and first[-1] == CPU_SPACE.largest() and len(first) == 4
@@ -187,6 +204,7 @@ def test_training_resumes_to_identical_weights_and_saves_a_loadable_supernet(fak
             if ctx.epoch == 1 and ctx.step == 1:
                 raise KeyboardInterrupt
             return step(model, images, targets, ctx)
+
         return dies
 
     monkeypatch.setattr(train_module, "make_step", dying_make_step)
@@ -227,8 +245,29 @@ def test_supernet_cli_train_eval_extract(fake_fmnist, tmp_path, capsys):
     space_file = tmp_path / "tiny.yaml"
     TINY.save(space_file)
     common = ["--data-dir", str(fake_fmnist), "--limit-val", "32"]
-    assert main(["supernet", "train", "--space", str(space_file), "--preset", "smoke", "--resolution", "16", "--limit-train", "64",
-                 "--distill", "--out", str(tmp_path / "run"), "--quiet", "--json", *common]) == 0
+    assert (
+        main(
+            [
+                "supernet",
+                "train",
+                "--space",
+                str(space_file),
+                "--preset",
+                "smoke",
+                "--resolution",
+                "16",
+                "--limit-train",
+                "64",
+                "--distill",
+                "--out",
+                str(tmp_path / "run"),
+                "--quiet",
+                "--json",
+                *common,
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert set(summary["val"]["subnets"]) == {"largest", "smallest"}
     assert main(["supernet", "eval", str(tmp_path / "run"), "--arch", "largest", "--arch", "smallest", "--json", *common]) == 0

@@ -4,11 +4,11 @@ import pytest
 import timm
 import torch
 
-from nascomp.data import load_data
 from nascomp.core.errors import NascompError
 from nascomp.core.io import load_tensors, read_json
-from nascomp.models import load_model, timm_spec
+from nascomp.data import load_data
 from nascomp.engine import TrainConfig, default_step, evaluate, fit, lr_at
+from nascomp.models import load_model, timm_spec
 from tests.conftest import TINY_VIT
 
 
@@ -148,8 +148,7 @@ def test_image_folder_with_workers_resumes_mid_epoch_bit_identically(jpeg_folder
         m.load_state_dict(init)
         return m
 
-    cfg = dict(epochs=2, batch_size=6, resolution=24, in_chans=3, mixup=0.8, cutmix=1.0, repeated_aug=2, ema_decay=0.5,
-               eval_batch_size=12)
+    cfg = dict(epochs=2, batch_size=6, resolution=24, in_chans=3, mixup=0.8, cutmix=1.0, repeated_aug=2, ema_decay=0.5, eval_batch_size=12)
     fit(model(), data, _cfg(**cfg, num_workers=0), tmp_path / "full", quiet=True)
     _train_and_kill(model, data, _cfg(**cfg, num_workers=2, checkpoint_every=1e-6), tmp_path / "resumed", (1, 2))
     fit(model(), data, _cfg(**cfg, num_workers=2), tmp_path / "resumed", resume=True, quiet=True)
@@ -170,9 +169,14 @@ def test_recipe_options_reach_the_run_and_are_checked(fake_fmnist, tmp_path):
     tier, _ = auto_recipe(28, 64, 1)  # the recorded recipe is the one used: auto fields resolved for this run
     assert metrics["config"]["auto_augment"] == TIERS[tier]["auto_augment"] and metrics["weights"] == "trained"
     assert metrics["image_recipe"].startswith("grey in-memory data")
-    for bad, match in ((dict(mixup=0.8, batch_size=33), "even"), (dict(opt="adamz"), "opt .adamz."), (dict(ema_decay=1.0), "ema_decay"),
-                       (dict(checkpoint_every="5x"), "checkpoint_every"), (dict(repeated_aug=0), "repeated_aug"),
-                       (dict(auto_augment="rand-z3"), "auto_augment")):
+    for bad, match in (
+        (dict(mixup=0.8, batch_size=33), "even"),
+        (dict(opt="adamz"), "opt .adamz."),
+        (dict(ema_decay=1.0), "ema_decay"),
+        (dict(checkpoint_every="5x"), "checkpoint_every"),
+        (dict(repeated_aug=0), "repeated_aug"),
+        (dict(auto_augment="rand-z3"), "auto_augment"),
+    ):
         with pytest.raises(NascompError, match=match):
             _cfg(**bad)
     assert _cfg(auto_augment="none").auto_augment is None
@@ -202,3 +206,12 @@ def test_weight_decay_groups_follow_the_rule_nascomp_always_used():
             decay, no_decay = param_groups({"model": model}, wd)
             assert [id(p) for p in decay["params"]] == [id(p) for p in yes] and decay["weight_decay"] == wd
             assert [id(p) for p in no_decay["params"]] == [id(p) for p in no] and no_decay["weight_decay"] == 0.0
+
+
+def test_fit_shrinks_the_batch_to_the_data_on_its_own_copy_of_the_config(fake_fmnist, tmp_path):
+    data = load_data("fashion-mnist", str(fake_fmnist), limit_train=24, limit_val=16, limit_test=16)
+    cfg = _cfg(epochs=1, batch_size=512)
+    model = timm.create_model("vit_tiny_patch16_224", **TINY_VIT)
+    metrics = fit(model, data, cfg, tmp_path / "run", quiet=True)
+    assert cfg.batch_size == 512  # the caller's config is as it was
+    assert metrics["config"]["batch_size"] == len(data.train) < 512  # the run used one batch of every image

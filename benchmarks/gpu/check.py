@@ -39,27 +39,119 @@ sys.path.insert(0, str(ROOT / "benchmarks"))  # the stages reuse bench_data.py
 sys.path.insert(1, str(ROOT))  # and the synthetic stripes of tests/synthetic.py
 
 TINY_224 = {  # the dry run's search space: two stages at 224 px, seconds per epoch on a CPU
-    "name": "tiny-224", "resolution": 224, "patch_size": 8,
+    "name": "tiny-224",
+    "resolution": 224,
+    "patch_size": 8,
     "stages": [
         {"depth": [1, 2], "embed_dim": [16, 24], "heads": [1, 2], "qkv_dim": [16], "mlp_ratio": [1.0, 2.0], "window": [7]},
         {"depth": [1, 2], "embed_dim": [24, 32], "heads": [1, 2], "qkv_dim": [16, 32], "mlp_ratio": [1.0, 2.0], "window": [7, 14]},
     ],
 }
 SIZES = {
-    "full": {"train_batch": 64, "train_warmup": 5, "train_blocks": 6, "train_block_steps": 5,
-             "images": 8192, "val_images": 1024, "loader_batch": 128, "workers": 16, "loader_repeats": 2,
-             "profile_batches": [1, 64], "profile_warmup": 10, "profile_repeat": 50, "energy_window_s": 2.0, "count_cost": True,
-             "search_seconds": 120, "search": ["--space", "s3-vit", "--budget", "4gflops", "--supernet-epochs", "1", "--evolve-steps", "1",
-                                              "--evolve-epochs", "1", "--et-samples", "16", "--population", "8", "--generations", "1",
-                                              "--parents", "4", "--mutations", "4", "--crossovers", "4", "--top", "1", "--retrain-epochs", "1",
-                                              "--limit-train", "4096", "--limit-val", "512", "--limit-test", "512", "--batch-size", "64"]},
-    "dry": {"train_batch": 1, "train_warmup": 0, "train_blocks": 2, "train_block_steps": 1,
-            "images": 48, "val_images": 16, "loader_batch": 8, "workers": 2, "loader_repeats": 1,
-            "profile_batches": [1, 2], "profile_warmup": 0, "profile_repeat": 1, "energy_window_s": 0.2, "count_cost": False,
-            "search_seconds": 600, "search": ["--budget", "13000000macs", "--supernet-epochs", "1", "--evolve-steps", "1", "--evolve-epochs", "1",
-                                             "--et-samples", "4", "--population", "4", "--generations", "1", "--parents", "2", "--mutations", "2",
-                                             "--crossovers", "2", "--top", "1", "--retrain-epochs", "1", "--limit-train", "32", "--limit-val", "8",
-                                             "--limit-test", "8", "--batch-size", "8"]},
+    "full": {
+        "train_batch": 64,
+        "train_warmup": 5,
+        "train_blocks": 6,
+        "train_block_steps": 5,
+        "images": 8192,
+        "val_images": 1024,
+        "loader_batch": 128,
+        "workers": 16,
+        "loader_repeats": 2,
+        "profile_batches": [1, 64],
+        "profile_warmup": 10,
+        "profile_repeat": 50,
+        "energy_window_s": 2.0,
+        "count_cost": True,
+        "search_seconds": 120,
+        "search": [
+            "--space",
+            "s3-vit",
+            "--budget",
+            "4gflops",
+            "--supernet-epochs",
+            "1",
+            "--evolve-steps",
+            "1",
+            "--evolve-epochs",
+            "1",
+            "--et-samples",
+            "16",
+            "--population",
+            "8",
+            "--generations",
+            "1",
+            "--parents",
+            "4",
+            "--mutations",
+            "4",
+            "--crossovers",
+            "4",
+            "--top",
+            "1",
+            "--retrain-epochs",
+            "1",
+            "--limit-train",
+            "4096",
+            "--limit-val",
+            "512",
+            "--limit-test",
+            "512",
+            "--batch-size",
+            "64",
+        ],
+    },
+    "dry": {
+        "train_batch": 1,
+        "train_warmup": 0,
+        "train_blocks": 2,
+        "train_block_steps": 1,
+        "images": 48,
+        "val_images": 16,
+        "loader_batch": 8,
+        "workers": 2,
+        "loader_repeats": 1,
+        "profile_batches": [1, 2],
+        "profile_warmup": 0,
+        "profile_repeat": 1,
+        "energy_window_s": 0.2,
+        "count_cost": False,
+        "search_seconds": 600,
+        "search": [
+            "--budget",
+            "13000000macs",
+            "--supernet-epochs",
+            "1",
+            "--evolve-steps",
+            "1",
+            "--evolve-epochs",
+            "1",
+            "--et-samples",
+            "4",
+            "--population",
+            "4",
+            "--generations",
+            "1",
+            "--parents",
+            "2",
+            "--mutations",
+            "2",
+            "--crossovers",
+            "2",
+            "--top",
+            "1",
+            "--retrain-epochs",
+            "1",
+            "--limit-train",
+            "32",
+            "--limit-val",
+            "8",
+            "--limit-test",
+            "8",
+            "--batch-size",
+            "8",
+        ],
+    },
 }
 PROFILED = {"swin-t": "swin_tiny_patch4_window7_224", "s3-t": "swin_s3_tiny_224", "deit-s": "deit_small_patch16_224"}
 
@@ -99,7 +191,7 @@ def amp_train(size: dict, device: str, workdir: Path) -> dict:
             step(m, opts[name])
     rates = {name: [] for name in models}
     for block in range(size["train_blocks"]):
-        for name in (list(models) if block % 2 == 0 else list(models)[::-1]):
+        for name in list(models) if block % 2 == 0 else list(models)[::-1]:
             _sync(device)
             t0 = time.perf_counter()
             for _ in range(size["train_block_steps"]):
@@ -107,18 +199,27 @@ def amp_train(size: dict, device: str, workdir: Path) -> dict:
             _sync(device)
             rates[name].append(batch * size["train_block_steps"] / (time.perf_counter() - t0))
     med = {name: statistics.median(r) for name, r in rates.items()}
-    return {"images_per_s": med, "ratio_supernet_vs_timm": med["supernet_as_swin_t"] / med["timm_swin_t"], "samples": rates,
-            "protocol": {"resolution": 224, "batch": batch, "precision": "bf16 autocast" if amp else "fp32 (dry run)",
-                         "step": "forward + cross-entropy + backward + AdamW step", "warmup_steps": size["train_warmup"],
-                         "blocks": size["train_blocks"], "steps_per_block": size["train_block_steps"],
-                         "statistic": "median over alternating blocks"}}
+    return {
+        "images_per_s": med,
+        "ratio_supernet_vs_timm": med["supernet_as_swin_t"] / med["timm_swin_t"],
+        "samples": rates,
+        "protocol": {
+            "resolution": 224,
+            "batch": batch,
+            "precision": "bf16 autocast" if amp else "fp32 (dry run)",
+            "step": "forward + cross-entropy + backward + AdamW step",
+            "warmup_steps": size["train_warmup"],
+            "blocks": size["train_blocks"],
+            "steps_per_block": size["train_block_steps"],
+            "statistic": "median over alternating blocks",
+        },
+    }
 
 
 def _jpeg_tree(size: dict, workdir: Path) -> Path:
-    from tests.synthetic import synthetic_tree
-
     from nascomp.core.errors import NascompError
     from nascomp.data.folders import write_image_folder
+    from tests.synthetic import synthetic_tree
 
     root = workdir / "jpegs"
     if not root.is_dir():
@@ -141,9 +242,20 @@ def loader(size: dict, device: str, workdir: Path) -> dict:
             ips, n = images_per_second(build(root / "train", size["loader_batch"], size["workers"], 224, device), device)
             rows.append({"loader": name, "repeat": repeat, "images_per_s": ips, "images": n})
     med = {name: statistics.median(r["images_per_s"] for r in rows if r["loader"] == name) for name in ("nascomp", "timm")}
-    return {"images_per_s": med, "ratio_nascomp_vs_timm": med["nascomp"] / med["timm"], "rows": rows,
-            "protocol": {"workers": size["workers"], "batch": size["loader_batch"], "resolution": 224, "jpeg_side": 256,
-                         "images": size["images"], "pin_memory": device == "cuda", "transforms": "timm recipe (see bench_data.py)"}}
+    return {
+        "images_per_s": med,
+        "ratio_nascomp_vs_timm": med["nascomp"] / med["timm"],
+        "rows": rows,
+        "protocol": {
+            "workers": size["workers"],
+            "batch": size["loader_batch"],
+            "resolution": 224,
+            "jpeg_side": 256,
+            "images": size["images"],
+            "pin_memory": device == "cuda",
+            "transforms": "timm recipe (see bench_data.py)",
+        },
+    }
 
 
 def profiles(size: dict, device: str, workdir: Path) -> dict:
@@ -152,13 +264,26 @@ def profiles(size: dict, device: str, workdir: Path) -> dict:
     latency, energy = {}, {}
     for label, name in PROFILED.items():
         for batch in size["profile_batches"]:
-            report = nascomp.profile(name, device, runtimes=["torch"], batch=batch, warmup=size["profile_warmup"],
-                                     repeat=size["profile_repeat"], energy=True, energy_window_s=size["energy_window_s"],
-                                     count_cost=size["count_cost"])
+            report = nascomp.profile(
+                name,
+                device,
+                runtimes=["torch"],
+                batch=batch,
+                warmup=size["profile_warmup"],
+                repeat=size["profile_repeat"],
+                energy=True,
+                energy_window_s=size["energy_window_s"],
+                count_cost=size["count_cost"],
+            )
             doc = report.to_dict()
             key = f"{label}@{batch}"
-            latency[key] = {"latency_ms": doc["latency_ms"], "iqr_ms": doc["iqr_ms"], "timer": doc["measurements"][0]["details"].get("timer"),
-                            "gmacs": doc.get("gmacs"), "params": doc.get("params")}
+            latency[key] = {
+                "latency_ms": doc["latency_ms"],
+                "iqr_ms": doc["iqr_ms"],
+                "timer": doc["measurements"][0]["details"].get("timer"),
+                "gmacs": doc.get("gmacs"),
+                "params": doc.get("params"),
+            }
             energy[key] = doc["measurements"][0].get("energy")
             protocol = doc["protocol"]
     return {"latency": latency, "energy": energy, "protocol": protocol}
@@ -173,8 +298,24 @@ def search(size: dict, device: str, workdir: Path) -> dict:
 
         (workdir / "tiny-224.yaml").write_text(yaml.safe_dump(TINY_224))
         args = ["--space", str(workdir / "tiny-224.yaml"), *args]
-    cmd = [sys.executable, "-m", "nascomp", "search", *args, "--preset", "full", "--data", f"imagefolder:{root}", "--out", str(out),
-           "--workers", str(size["workers"]), "--device", device, "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "nascomp",
+        "search",
+        *args,
+        "--preset",
+        "full",
+        "--data",
+        f"imagefolder:{root}",
+        "--out",
+        str(out),
+        "--workers",
+        str(size["workers"]),
+        "--device",
+        device,
+        "--quiet",
+    ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     t0 = time.perf_counter()
     try:
@@ -186,9 +327,15 @@ def search(size: dict, device: str, workdir: Path) -> dict:
         finished, tail = False, "stopped after the time limit"
     timings = json.loads((out / "timings.json").read_text()) if (out / "timings.json").is_file() else None
     best = json.loads((out / "best_arch.json").read_text()) if (out / "best_arch.json").is_file() else None
-    return {"finished": finished, "wall_s": time.perf_counter() - t0, "limit_s": size["search_seconds"], "timings": timings,
-            "best": {k: best[k] for k in ("gmacs", "params", "val_top1", "test_top1")} if best else None,
-            "command": " ".join(shlex.quote(c) for c in cmd), "output_tail": tail}
+    return {
+        "finished": finished,
+        "wall_s": time.perf_counter() - t0,
+        "limit_s": size["search_seconds"],
+        "timings": timings,
+        "best": {k: best[k] for k in ("gmacs", "params", "val_top1", "test_top1")} if best else None,
+        "command": " ".join(shlex.quote(c) for c in cmd),
+        "output_tail": tail,
+    }
 
 
 STAGES = {"amp_train": amp_train, "loader": loader, "latency": profiles, "search": search}
@@ -211,8 +358,9 @@ def main() -> int:
     doc = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "dry_run": dry,
-        "measured_on": ("CPU, dry run at toy sizes: these are not GPU numbers" if dry
-                        else f"{torch.cuda.get_device_name(0)} (GPU measurements)"),
+        "measured_on": (
+            "CPU, dry run at toy sizes: these are not GPU numbers" if dry else f"{torch.cuda.get_device_name(0)} (GPU measurements)"
+        ),
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda},
         "cpu_count": os.cpu_count(),
@@ -232,8 +380,10 @@ def main() -> int:
             result["stage_seconds"] = time.perf_counter() - t0
             doc["stages"][name] = result
             (out / "gpu_check.json").write_text(json.dumps(doc, indent=2, default=str))
-            print(f"[gpu-check] {name}: {'FAILED ' + result['error'] if name in failed else 'ok'} ({result['stage_seconds']:.0f}s)",
-                  flush=True)
+            print(
+                f"[gpu-check] {name}: {'FAILED ' + result['error'] if name in failed else 'ok'} ({result['stage_seconds']:.0f}s)",
+                flush=True,
+            )
     print(f"[gpu-check] -> {out / 'gpu_check.json'}")
     return 1 if failed else 0
 

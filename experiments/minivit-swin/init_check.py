@@ -15,7 +15,7 @@ import json
 
 import torch
 
-from nascomp.compression.minivit import MiniViTConfig, default_share, multiplex
+from nascomp.compression.minivit import Multiplexing, default_share, multiplex
 from nascomp.data import load_data
 from nascomp.models import build_from_spec, load_model, model_input_size
 from nascomp.engine import evaluate
@@ -34,10 +34,10 @@ def main() -> None:
     share = default_share(teacher)
     variants = {
         "teacher": teacher,
-        "teacher init": multiplex(copy.deepcopy(teacher), MiniViTConfig(share), "identity"),
-        "teacher init, no MLP transform": multiplex(copy.deepcopy(teacher), MiniViTConfig(share, mlp_transform=False), "identity"),
-        "teacher init, no sharing (share=1)": multiplex(copy.deepcopy(teacher), MiniViTConfig((1,) * len(share)), "identity"),
-        "random init (paper)": multiplex(build_from_spec(meta["spec"]), MiniViTConfig(share), "random"),
+        "teacher init": multiplex(copy.deepcopy(teacher), Multiplexing(share), "identity"),
+        "teacher init, no MLP transform": multiplex(copy.deepcopy(teacher), Multiplexing(share, mlp_transform=False), "identity"),
+        "teacher init, no sharing (share=1)": multiplex(copy.deepcopy(teacher), Multiplexing((1,) * len(share)), "identity"),
+        "random init (paper)": multiplex(build_from_spec(meta["spec"]), Multiplexing(share), "random"),
     }
     results = {name: round(evaluate(m, data.val, tf)["top1"], 2) for name, m in variants.items()}
     for name, top1 in results.items():

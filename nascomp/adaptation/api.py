@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
+from nascomp.adaptation.configs import AdaptationConfig, adapt_method
 from nascomp.adaptation.registry import ADAPTERS
 from nascomp.core.checks import is_module, main_process, require_device
 from nascomp.core.errors import NascompError
@@ -54,17 +56,38 @@ def _load_backbone(model: nn.Module, checkpoint: str) -> None:
     load_weights_into(model, state, checkpoint)
 
 
-def adapt(model: nn.Module | str | os.PathLike, method: str, data: DataBundle | str | None = None, out: str | os.PathLike | None = None, *,
-          options: Mapping | None = None, data_options: Mapping | None = None, num_classes: int | None = None, checkpoint: str | None = None, pretrained: bool = False,
-          shots: int | None = None, min_epoch_size: int = 256, merge: bool = True, dry_run: bool = False,
-          recipe: TrainConfig | Mapping | None = None, seed: int = 0, resume: bool = False, quiet: bool = False, device: str | None = None,
-          overwrite: bool = False, logger: str | RunLogger | None = None, **overrides: Any) -> AdaptResult:
+def adapt(
+    model: nn.Module | str | os.PathLike,
+    method: str | AdaptationConfig,
+    data: DataBundle | str | None = None,
+    out: str | os.PathLike | None = None,
+    *,
+    options: Mapping | None = None,
+    data_options: Mapping | None = None,
+    num_classes: int | None = None,
+    checkpoint: str | None = None,
+    pretrained: bool = False,
+    shots: int | None = None,
+    min_epoch_size: int = 256,
+    merge: bool = True,
+    dry_run: bool = False,
+    recipe: TrainConfig | Mapping | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    quiet: bool = False,
+    device: str | None = None,
+    overwrite: bool = False,
+    logger: str | RunLogger | None = None,
+    **overrides: Any,
+) -> AdaptResult:
     """Adapt a trained backbone to new data with few trainable parameters.
 
     Args:
         model: the backbone (a module, a timm name, an arch, or a saved directory); ``checkpoint`` loads its
             weights (all but the head), ``pretrained`` takes timm's.
-        method: a name in `nascomp.adaptation.registry.ADAPTERS`: ``kadaptation``, ``lora``, ``lokr``, ``linear``, ``full``.
+        method: a config (`KAdaptationConfig`, `LoraConfig`, `LokrConfig`, `LinearProbeConfig`, `FullFineTuneConfig`;
+            `nascomp.adaptation.configs`), or a name in `nascomp.adaptation.registry.ADAPTERS` with ``options``:
+            ``kadaptation``, ``lora``, ``lokr``, ``linear``, ``full``.
         data: the target dataset (a `DataBundle` or a name loaded with ``data_options``); not needed for ``dry_run``.
         out: the run directory; ``out/merged`` holds the adapter folded into plain timm layers (unless ``merge=False``).
         options: the method's settings (KAdaptation: ``n``, ``rank``, ``targets``, ``slow_rank``, ``scale``, ``bias``,
@@ -84,6 +107,7 @@ def adapt(model: nn.Module | str | os.PathLike, method: str, data: DataBundle | 
     Returns:
         `AdaptResult` with the parameter report, the adapted model and (after training) its directory and metrics.
     """
+    method, options = adapt_method(method, options)
     ADAPTERS.get(method)  # an unknown method fails here, with the choices
     check_logger(logger)
     positive("--shots", shots)
@@ -114,32 +138,40 @@ def adapt(model: nn.Module | str | os.PathLike, method: str, data: DataBundle | 
     num_classes = num_classes or (bundle.num_classes if bundle else None)
     seed_everything(seed)  # the new head and the adapter's random factors
     if num_classes is not None:
-        backbone.reset_classifier(num_classes)
+        cast(Any, backbone).reset_classifier(num_classes)  # a timm model
     adapter.apply(backbone, settings)
     mark_trainable(backbone, method)
     counts = count_parameters(backbone).to_dict()
-    report = {"model": type(model).__name__ if is_module(model) else str(model), "method": method, "options": settings,
-              "num_classes": num_classes, **counts}
+    report = {
+        "model": type(model).__name__ if is_module(model) else str(model),
+        "method": method,
+        "options": settings,
+        "num_classes": num_classes,
+        **counts,
+    }
     spec = adapted_spec(base_spec, method, num_classes, settings)
     backbone.__dict__[SPEC_ATTR] = spec
     if dry_run:
         return AdaptResult(report, backbone)
+    assert claim is not None and bundle is not None  # not dry_run: out and data were required above
     if shots:
         bundle.train = few_shot_subset(bundle.train, shots, seed, min_epoch_size)
         report.update(shots=shots)
     cfg = recipe_config(recipe, backbone, seed=seed, **training)
     out = claim.path
     with removed_on_failure(out), output_lock(claim, main_process()):
-        metrics = fit(backbone, bundle, cfg, out, spec=spec, resume=resume, quiet=quiet, device=device, metadata={"adaptation": report},
-                      logger=logger)
+        metrics = fit(
+            backbone, bundle, cfg, out, spec=spec, resume=resume, quiet=quiet, device=device, metadata={"adaptation": report}, logger=logger
+        )
         if merge:
             metrics["merged"] = _export_merged(backbone, out, method, base_spec, num_classes, settings, bundle, cfg)
             atomic_write_json(out / "metrics.json", metrics)
     return AdaptResult(report, backbone, out, metrics)
 
 
-def _export_merged(model: nn.Module, out: Path, method: str, base_spec: dict, num_classes: int | None, options: dict,
-                   data: DataBundle, cfg: TrainConfig) -> dict:
+def _export_merged(
+    model: nn.Module, out: Path, method: str, base_spec: dict, num_classes: int | None, options: dict, data: DataBundle, cfg: TrainConfig
+) -> dict:
     """Fold the adapter in, save OUT/merged, and check merged and unmerged logits agree on real images."""
     import torch
 
@@ -148,7 +180,7 @@ def _export_merged(model: nn.Module, out: Path, method: str, base_spec: dict, nu
     from nascomp.models.io import save_model
 
     model.eval()
-    images, _ = data.transform(cfg.resolution, cfg.in_chans, train=False)([data.test[i] for i in range(min(16, len(data.test)))])
+    images, _ = data.transform(cfg.resolution, cfg.in_chans, train=False)([data.test[i] for i in range(min(16, len(data.test)))])  # type: ignore[arg-type]  # map-style datasets define __len__
     device = next(model.parameters()).device
     with torch.no_grad():
         before = model(images.to(device))
@@ -158,6 +190,10 @@ def _export_merged(model: nn.Module, out: Path, method: str, base_spec: dict, nu
     if diff > 1e-3 * max(1.0, before.abs().max().item()):
         raise NascompError(f"merged model disagrees with the adapted one (max |Δlogit| {diff:.3g}); please report this")
     meta = read_json(out / "model.json")
-    save_model(out / MERGED_DIR, model, adapted_spec(base_spec, method, num_classes, options, merged=True, biased=biased),
-               {"metrics": meta.get("metrics"), "merged_from": str(out)})
+    save_model(
+        out / MERGED_DIR,
+        model,
+        adapted_spec(base_spec, method, num_classes, options, merged=True, biased=biased),
+        {"metrics": meta.get("metrics"), "merged_from": str(out)},
+    )
     return {"dir": str(out / MERGED_DIR), "max_abs_logit_diff": diff}

@@ -16,7 +16,7 @@ def few_shot_subset(dataset: Dataset, shots: int, seed: int, min_size: int = 0) 
     """``shots`` images of every class, drawn deterministically from ``seed``; repeated to ``min_size`` if asked."""
     if shots < 1:
         raise NascompError("--shots must be at least 1")
-    targets = dataset.targets() if hasattr(dataset, "targets") else torch.tensor([dataset[i][1] for i in range(len(dataset))])
+    targets = dataset.targets() if hasattr(dataset, "targets") else torch.tensor([dataset[i][1] for i in range(len(dataset))])  # type: ignore[arg-type]  # map-style datasets define __len__
     gen = torch.Generator().manual_seed(seed)
     chosen = []
     for c in torch.unique(targets).tolist():

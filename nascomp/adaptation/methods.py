@@ -9,6 +9,7 @@ found by name in `nascomp.adaptation.registry.ADAPTERS`: ``kadaptation`` (here),
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -20,8 +21,18 @@ from nascomp.adaptation.registry import ADAPTERS
 from nascomp.core.errors import NascompError
 
 __all__ = [
-    "AdaptMethod", "KAdaptationMethod", "LinearProbe", "FullFineTuning", "get_method", "apply_method", "mark_trainable",
-    "merge_method", "head_parameter_names", "adapter_parameter_names", "ParameterCount", "count_parameters",
+    "AdaptMethod",
+    "KAdaptationMethod",
+    "LinearProbe",
+    "FullFineTuning",
+    "get_method",
+    "apply_method",
+    "mark_trainable",
+    "merge_method",
+    "head_parameter_names",
+    "adapter_parameter_names",
+    "ParameterCount",
+    "count_parameters",
 ]
 
 
@@ -109,7 +120,7 @@ def apply_method(model: nn.Module, method: str, options: dict | None = None) -> 
 
 def head_parameter_names(model: nn.Module) -> set[str]:
     """Names of the classifier's parameters (timm ``get_classifier()``), which every method trains."""
-    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    head = cast(Any, model).get_classifier() if hasattr(model, "get_classifier") else None
     if head is None:
         raise NascompError("the model has no classifier (timm get_classifier()); adaptation needs one to replace")
     ids = {id(p) for p in head.parameters()}
@@ -144,8 +155,11 @@ class ParameterCount:
 
     def to_dict(self) -> dict:
         return {
-            "adapter_params": self.adapter, "head_params": self.head, "trainable_params": self.trainable,
-            "total_params": self.total, "trainable_percent": round(100.0 * self.trainable / max(1, self.total), 4),
+            "adapter_params": self.adapter,
+            "head_params": self.head,
+            "trainable_params": self.trainable,
+            "total_params": self.total,
+            "trainable_percent": round(100.0 * self.trainable / max(1, self.total), 4),
         }
 
 

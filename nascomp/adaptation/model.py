@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 
@@ -13,13 +15,17 @@ __all__ = ["build_adapted", "adapted_spec"]
 
 def _add_biases(model: nn.Module, names: list[str]) -> None:
     for name in names:
-        layer = model.get_submodule(name)
+        layer = cast(nn.Linear, model.get_submodule(name))  # the merged Linears that gained a bias
         layer.bias = nn.Parameter(torch.zeros(layer.out_features, device=layer.weight.device, dtype=layer.weight.dtype))
 
 
 @register_model("adapted")
 def build_adapted(
-    base: dict, method: str, num_classes: int | None = None, options: dict | None = None, merged: bool = False,
+    base: dict,
+    method: str,
+    num_classes: int | None = None,
+    options: dict | None = None,
+    merged: bool = False,
     biased: list[str] | None = None,
 ) -> nn.Module:
     """Model builder for saved adapted models: the base spec, a new head, then the adapter (or its merged shape)."""
@@ -34,8 +40,10 @@ def build_adapted(
     return model
 
 
-def adapted_spec(base: dict, method: str, num_classes: int | None, options: dict, merged: bool = False, biased: list[str] | None = None) -> dict:
-    kwargs = {"base": base, "method": method, "num_classes": num_classes, "options": options, "merged": merged}
+def adapted_spec(
+    base: dict, method: str, num_classes: int | None, options: dict, merged: bool = False, biased: list[str] | None = None
+) -> dict:
+    kwargs: dict[str, Any] = {"base": base, "method": method, "num_classes": num_classes, "options": options, "merged": merged}
     if biased:
         kwargs["biased"] = biased
     return {"builder": "adapted", "kwargs": kwargs}

@@ -6,14 +6,14 @@ is the original timm architecture again with a new head.
 
 from __future__ import annotations
 
-import math
-
 import re
 import sys
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from torch import nn
 
+from nascomp.adaptation.configs import check_peft_options
 from nascomp.adaptation.kadaptation.config import LINEAR_TARGETS, QKV_PARTS
 from nascomp.adaptation.methods import AdaptMethod, method_config
 from nascomp.adaptation.qkv import fuse_split_qkv, split_fused_qkv
@@ -38,8 +38,8 @@ def _peft_config(method: str, opts: PeftOptions):
     target = _peft_target_regex(tuple(opts.targets))
     alpha = opts.alpha if opts.alpha is not None else opts.rank
     if method == "lora":
-        return peft.LoraConfig(r=opts.rank, lora_alpha=alpha, lora_dropout=opts.dropout, target_modules=target, bias="none")
-    return peft.LoKrConfig(r=opts.rank, alpha=alpha, decompose_factor=opts.decompose_factor, target_modules=target)
+        return peft.LoraConfig(r=opts.rank, lora_alpha=alpha, lora_dropout=opts.dropout, target_modules=target, bias="none")  # type: ignore[arg-type]  # peft annotates lora_alpha int but uses it as a float (scaling = alpha / r)
+    return peft.LoKrConfig(r=opts.rank, alpha=alpha, decompose_factor=opts.decompose_factor, target_modules=target)  # type: ignore[arg-type]  # peft annotates alpha int but uses it as a float
 
 
 @dataclass
@@ -53,19 +53,11 @@ class PeftOptions:
     decompose_factor: int = -1  # LoKr only: size of the left Kronecker factor (-1: near √d)
 
     def __post_init__(self):
-        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
-            raise NascompError(f"--rank must be an integer of at least 1, got {self.rank!r}")
+        check_peft_options(self.rank, self.alpha, self.targets, self.dropout, self.decompose_factor)
         self.targets = tuple(self.targets)
-        unknown = [t for t in self.targets if t not in (*QKV_PARTS, *LINEAR_TARGETS)]
-        if unknown or not self.targets:
-            raise NascompError(f"--targets {','.join(self.targets) or '(none)'}: choose from {', '.join((*QKV_PARTS, *LINEAR_TARGETS))}")
-        if self.alpha is not None and not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha > 0):
-            raise NascompError(f"--lora-alpha must be a positive finite number, got {self.alpha!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise NascompError(f"--lora-dropout must lie in [0, 1), got {self.dropout!r}")
 
 
-def peft_layer_type() -> type | None:
+def peft_layer_type() -> type[Any] | None:
     """peft's adapter-layer base class, if peft is loaded (importing it costs seconds; no peft, no peft layers)."""
     module = sys.modules.get("peft.tuners.tuners_utils")
     return getattr(module, "BaseTunerLayer", None)

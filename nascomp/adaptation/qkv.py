@@ -6,6 +6,8 @@ it lets peft put LoRA/LoKr on Q and V alone, and fusing after merging gives back
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -17,6 +19,10 @@ __all__ = ["SplitQKV", "split_fused_qkv", "fuse_split_qkv"]
 
 class SplitQKV(nn.Module):
     """A fused qkv Linear as three Linears ``q``, ``k``, ``v``; forward concatenates their outputs."""
+
+    q: nn.Module  # set in __init__ (setattr over QKV_PARTS); a Linear, or a peft wrapper of one
+    k: nn.Module
+    v: nn.Module
 
     def __init__(self, fused: nn.Linear):
         super().__init__()
@@ -37,14 +43,19 @@ class SplitQKV(nn.Module):
 
     @torch.no_grad()
     def fused(self) -> nn.Linear:
-        parts = [self.q, self.k, self.v]
-        if not all(isinstance(p, nn.Linear) for p in parts):
+        parts = [p for p in (self.q, self.k, self.v) if isinstance(p, nn.Linear)]
+        if len(parts) != 3:
             raise NascompError("merge the adapters before fusing q, k, v back into one Linear")
-        out = nn.Linear(parts[0].in_features, 3 * parts[0].out_features, bias=parts[0].bias is not None,
-                        device=parts[0].weight.device, dtype=parts[0].weight.dtype)
+        out = nn.Linear(
+            parts[0].in_features,
+            3 * parts[0].out_features,
+            bias=parts[0].bias is not None,
+            device=parts[0].weight.device,
+            dtype=parts[0].weight.dtype,
+        )
         out.weight.copy_(torch.cat([p.weight for p in parts]))
         if out.bias is not None:
-            out.bias.copy_(torch.cat([p.bias for p in parts]))
+            out.bias.copy_(torch.cat([cast(torch.Tensor, p.bias) for p in parts]))  # split from one Linear: all have a bias
         return out
 
 
@@ -52,7 +63,7 @@ def split_fused_qkv(model: nn.Module) -> list[str]:
     """Replace every Linear named ``qkv`` with a `SplitQKV` (in place); returns their names."""
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.split(".")[-1] == "qkv"]
     for name in names:
-        model.set_submodule(name, SplitQKV(model.get_submodule(name)))
+        model.set_submodule(name, SplitQKV(cast(nn.Linear, model.get_submodule(name))))
     return names
 
 

@@ -6,10 +6,13 @@ from nascomp.core.registry import Registry
 
 __all__ = ["ADAPTERS"]
 
-ADAPTERS: Registry = Registry("adaptation method", {
-    "kadaptation": "nascomp.adaptation.methods:KAdaptationMethod",
-    "lora": "nascomp.adaptation.peft_adapters:LoraMethod",
-    "lokr": "nascomp.adaptation.peft_adapters:LokrMethod",
-    "linear": "nascomp.adaptation.methods:LinearProbe",
-    "full": "nascomp.adaptation.methods:FullFineTuning",
-})
+ADAPTERS: Registry = Registry(
+    "adaptation method",
+    {
+        "kadaptation": "nascomp.adaptation.methods:KAdaptationMethod",
+        "lora": "nascomp.adaptation.peft_adapters:LoraMethod",
+        "lokr": "nascomp.adaptation.peft_adapters:LokrMethod",
+        "linear": "nascomp.adaptation.methods:LinearProbe",
+        "full": "nascomp.adaptation.methods:FullFineTuning",
+    },
+)

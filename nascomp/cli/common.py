@@ -10,14 +10,30 @@ import json
 from typing import Any
 
 __all__ = [
-    "refuse_ignored", "add_data_args", "data_options", "add_model_args", "model_overrides", "add_train_args", "recipe_overrides", "add_recipe_args",
-    "recipe_options", "add_workers_arg", "add_logger_arg", "int_or_tuple", "int_list", "str_list", "json_object", "print_json",
+    "refuse_ignored",
+    "add_data_args",
+    "data_options",
+    "add_model_args",
+    "model_overrides",
+    "add_train_args",
+    "recipe_overrides",
+    "add_recipe_args",
+    "recipe_options",
+    "add_workers_arg",
+    "add_logger_arg",
+    "int_or_tuple",
+    "int_list",
+    "str_list",
+    "json_object",
+    "print_json",
 ]
 
 # defaults shown in --help; the library holds the values (nascomp.data.recipe, nascomp.engine.TrainConfig)
 _RAND_AUGMENT = "rand-m9-mstd0.5-inc1"
-WORKERS_HELP = ("DataLoader worker processes per process for image folders / CIFAR-10 (default: min(8, cores per process - 1), "
-                "0 on a 1-2 core machine; grey in-memory data is transformed in the training process)")
+WORKERS_HELP = (
+    "DataLoader worker processes per process for image folders / CIFAR-10 (default: min(8, cores per process - 1), "
+    "0 on a 1-2 core machine; grey in-memory data is transformed in the training process)"
+)
 
 
 def int_or_tuple(text: str) -> int | tuple[int, ...]:
@@ -79,8 +95,15 @@ def add_data_args(p: argparse.ArgumentParser, default: str | None = "fashion-mni
 
 def data_options(args: argparse.Namespace) -> dict:
     """Keyword arguments of `nascomp.load_data` from the data group (without the dataset name and resolution)."""
-    return {"data_dir": args.data_dir, "val_fraction": args.val_fraction, "limit_train": args.limit_train, "limit_val": args.limit_val,
-            "limit_test": args.limit_test, "download": args.download, "classes": getattr(args, "classes", None)}
+    return {
+        "data_dir": args.data_dir,
+        "val_fraction": args.val_fraction,
+        "limit_train": args.limit_train,
+        "limit_val": args.limit_val,
+        "limit_test": args.limit_test,
+        "download": args.download,
+        "classes": getattr(args, "classes", None),
+    }
 
 
 def add_model_args(p: argparse.ArgumentParser, weights: bool = True) -> None:
@@ -131,13 +154,19 @@ def add_recipe_args(p: argparse.ArgumentParser, preset: bool = False) -> None:
     def default(value: str) -> str:
         return "default: the preset's" if preset else f"default: {value}"
 
-    g = p.add_argument_group("augmentation (image folders, CIFAR-10: timm's per-image transforms, sized to the data unless set; "
-                             "grey in-memory data flips and shifts)")
+    g = p.add_argument_group(
+        "augmentation (image folders, CIFAR-10: timm's per-image transforms, sized to the data unless set; "
+        "grey in-memory data flips and shifts)"
+    )
     auto = "auto: sized to resolution, images and epochs; DeiT's at >= 160 px"
-    g.add_argument("--auto-augment", metavar="POLICY", help=f"timm RandAugment/AutoAugment policy, or none ({default(auto)}: {_RAND_AUGMENT})")
+    g.add_argument(
+        "--auto-augment", metavar="POLICY", help=f"timm RandAugment/AutoAugment policy, or none ({default(auto)}: {_RAND_AUGMENT})"
+    )
     g.add_argument("--color-jitter", type=float, help=f"colour jitter strength; timm applies it only without RandAugment ({default(auto)})")
     g.add_argument("--random-erasing", type=float, metavar="P", help=f"random erasing probability ({default(auto)})")
-    g.add_argument("--crop-scale", type=float, metavar="S", help=f"smallest area share of the random resized crop ({default(auto)}; DeiT: 0.08)")
+    g.add_argument(
+        "--crop-scale", type=float, metavar="S", help=f"smallest area share of the random resized crop ({default(auto)}; DeiT: 0.08)"
+    )
     g.add_argument("--crop-pct", type=float, help=f"evaluation centre crop: resize to resolution / crop-pct first ({default('0.875')})")
     g.add_argument("--interpolation", choices=["bicubic", "bilinear", "nearest"], help=f"resize filter ({default('bicubic')})")
     m = p.add_argument_group("Mixup / CutMix, repeated augmentation, EMA (every dataset)")
@@ -145,18 +174,43 @@ def add_recipe_args(p: argparse.ArgumentParser, preset: bool = False) -> None:
     m.add_argument("--cutmix", type=float, metavar="ALPHA", help=f"CutMix alpha, 0 = off ({default('0')}; DeiT: 1.0)")
     m.add_argument("--mixup-prob", type=float, help=f"share of batches mixed ({default('1.0')})")
     m.add_argument("--mixup-switch-prob", type=float, help=f"chance a mixed batch uses CutMix when both are on ({default('0.5')})")
-    m.add_argument("--repeated-aug", type=int, metavar="N", help="copies of each image per epoch, each augmented apart; under DDP on "
-                                                                   f"different ranks ({default('1 = off')}; DeiT: 3)")
-    m.add_argument("--ema-decay", type=float, help="keep an EMA of the weights (timm ModelEmaV3) and validate/save it; 0 = off "
-                                                   f"({default('0')}; DeiT: 0.99996)")
+    m.add_argument(
+        "--repeated-aug",
+        type=int,
+        metavar="N",
+        help=f"copies of each image per epoch, each augmented apart; under DDP on different ranks ({default('1 = off')}; DeiT: 3)",
+    )
+    m.add_argument(
+        "--ema-decay",
+        type=float,
+        help=f"keep an EMA of the weights (timm ModelEmaV3) and validate/save it; 0 = off ({default('0')}; DeiT: 0.99996)",
+    )
     o = p.add_argument_group("optimiser")
     o.add_argument("--opt", help=f"timm optimiser name ({default('adamw')})")
-    o.add_argument("--lr-base-batch", type=int, metavar="N", help="--lr is for N images per step; scaled linearly to the global batch "
-                                                                  f"({default('--lr as given')})")
+    o.add_argument(
+        "--lr-base-batch",
+        type=int,
+        metavar="N",
+        help=f"--lr is for N images per step; scaled linearly to the global batch ({default('--lr as given')})",
+    )
 
 
-_RECIPE_OPTIONS = ("auto_augment", "color_jitter", "random_erasing", "crop_scale", "crop_pct", "interpolation", "mixup", "cutmix",
-                   "mixup_prob", "mixup_switch_prob", "repeated_aug", "ema_decay", "opt", "lr_base_batch")
+_RECIPE_OPTIONS = (
+    "auto_augment",
+    "color_jitter",
+    "random_erasing",
+    "crop_scale",
+    "crop_pct",
+    "interpolation",
+    "mixup",
+    "cutmix",
+    "mixup_prob",
+    "mixup_switch_prob",
+    "repeated_aug",
+    "ema_decay",
+    "opt",
+    "lr_base_batch",
+)
 
 
 def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -175,13 +229,19 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, lr: float = 1e-
     g.add_argument("--label-smoothing", type=float, default=0.1)
     g.add_argument("--grad-clip", type=float, default=5.0, help="0 disables")
     g.add_argument("--no-augment", action="store_true", help="no augmentation (RGB data: the evaluation crop; grey data: no flip/shift)")
-    g.add_argument("--strict", action="store_true", help="stop with an error when the training loss has not moved after a quarter of the run "
-                                                         "(default: a warning)")
+    g.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop with an error when the training loss has not moved after a quarter of the run (default: a warning)",
+    )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     add_workers_arg(g)
-    g.add_argument("--checkpoint-every", metavar="DURATION", help="also checkpoint inside epochs at this interval: 90s, 30m, 2h "
-                                                                 "(default: at epoch ends only)")
+    g.add_argument(
+        "--checkpoint-every",
+        metavar="DURATION",
+        help="also checkpoint inside epochs at this interval: 90s, 30m, 2h (default: at epoch ends only)",
+    )
     g.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     g.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     g.add_argument("--overwrite", action="store_true", help="replace a run or saved model already in --out (never the command's input)")
@@ -192,10 +252,23 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, lr: float = 1e-
 
 def recipe_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """`nascomp.TrainConfig` fields from the training groups (``None`` keeps the default)."""
-    return {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "min_lr": args.min_lr, "warmup_epochs": args.warmup_epochs,
-            "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing, "grad_clip": args.grad_clip,
-            "seed": args.seed, "amp": not args.no_amp, "num_workers": args.workers, "augment": not args.no_augment, "strict": args.strict,
-            "checkpoint_every": args.checkpoint_every, **recipe_options(args)}
+    return {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "min_lr": args.min_lr,
+        "warmup_epochs": args.warmup_epochs,
+        "weight_decay": args.weight_decay,
+        "label_smoothing": args.label_smoothing,
+        "grad_clip": args.grad_clip,
+        "seed": args.seed,
+        "amp": not args.no_amp,
+        "num_workers": args.workers,
+        "augment": not args.no_augment,
+        "strict": args.strict,
+        "checkpoint_every": args.checkpoint_every,
+        **recipe_options(args),
+    }
 
 
 def print_json(obj: Any) -> None:

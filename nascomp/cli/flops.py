@@ -23,8 +23,16 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = model_overrides(args)
     in_chans, num_classes = overrides.pop("in_chans", None), overrides.pop("num_classes", None)
-    report = nascomp.count_cost(args.model, args.resolution, in_chans=in_chans, num_classes=num_classes, batch=args.batch,
-                                cross_check=args.cross_check, checkpoint=args.checkpoint, **overrides)
+    report = nascomp.count_cost(
+        args.model,
+        args.resolution,
+        in_chans=in_chans,
+        num_classes=num_classes,
+        batch=args.batch,
+        cross_check=args.cross_check,
+        checkpoint=args.checkpoint,
+        **overrides,
+    )
     if args.json:
         print_json({"model": args.model, **report.to_dict()})
         return 0

@@ -14,9 +14,10 @@ import re
 import signal
 import sys
 import threading
+from typing import NoReturn
 
-from nascomp.core.version import __version__
 from nascomp.core.errors import EXIT_USER_ERROR, NascompError, cli_mode
+from nascomp.core.version import __version__
 
 # sub-command -> (module, one-line help shown by `nascomp --help`)
 COMMANDS = {
@@ -24,7 +25,10 @@ COMMANDS = {
     "supernet": ("nascomp.cli.supernet", "S3 search spaces and weight-entangled supernet"),
     "train": ("nascomp.cli.train", "train a timm model or arch JSON (optionally distilling from a teacher)"),
     "flops": ("nascomp.cli.flops", "count params and MACs (attention included)"),
-    "compress": ("nascomp.cli.compress", "compress a trained Swin or ViT/DeiT (MiniViT weight multiplexing, drop-blocks) with distillation"),
+    "compress": (
+        "nascomp.cli.compress",
+        "compress a trained Swin or ViT/DeiT (MiniViT weight multiplexing, drop-blocks) with distillation",
+    ),
     "adapt": ("nascomp.cli.adapt", "parameter-efficient transfer: KAdaptation, LoRA, LoKr, linear probe, full"),
     "profile": ("nascomp.cli.profile", "measure latency/energy on a target; build latency lookup tables"),
     "export": ("nascomp.cli.export", "export a model to ONNX or ExecuTorch (verified in the runtime on real images)"),
@@ -37,7 +41,7 @@ class OneLineParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one ``error:`` line (with where to find the options), exit status 2, instead of
     the usage block first: the line that says what is wrong stays the one the user reads."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USER_ERROR, f"error: {self.prog}: {message} (`{self.prog} --help` lists the options)\n")
 
 

@@ -33,8 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--log-x", action="store_true")
     p.add_argument("--xlabel")
     p.add_argument("--ylabel")
-    p.add_argument("--label-dominated", action=argparse.BooleanOptionalAction, default=None,
-                   help="also label dominated points (default: when there are at most 16 points)")
+    p.add_argument(
+        "--label-dominated",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also label dominated points (default: when there are at most 16 points)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -69,9 +73,23 @@ def run(args: argparse.Namespace) -> int:
     import nascomp
 
     result = nascomp.pareto_front(
-        args.input, args.x, args.y, objectives=args.objective, maximize=args.maximize, minimize=args.minimize, filters=_filters(args.filter),
-        reference=_reference(args.reference), plot=False if args.no_plot else args.out, label=args.label, group=args.group, title=args.title,
-        protocol=args.protocol, log_x=args.log_x, xlabel=args.xlabel, ylabel=args.ylabel, label_dominated=args.label_dominated,
+        args.input,
+        args.x,
+        args.y,
+        objectives=args.objective,
+        maximize=args.maximize,
+        minimize=args.minimize,
+        filters=_filters(args.filter),
+        reference=_reference(args.reference),
+        plot=False if args.no_plot else args.out,
+        label=args.label,
+        group=args.group,
+        title=args.title,
+        protocol=args.protocol,
+        log_x=args.log_x,
+        xlabel=args.xlabel,
+        ylabel=args.ylabel,
+        label_dominated=args.label_dominated,
     )
     doc = result.to_dict()
     if args.json:
@@ -88,8 +106,11 @@ def run(args: argparse.Namespace) -> int:
     for row in result.front:
         t.add_row(*[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in row])
     console.print(t)
-    console.print(f"hypervolume {result.hypervolume:.6g} (reference {', '.join(f'{v:.4g}' for v in result.reference)}; "
-                  + ", ".join(f"{c} {s}imised" for c, s in result.objectives) + ")")
+    console.print(
+        f"hypervolume {result.hypervolume:.6g} (reference {', '.join(f'{v:.4g}' for v in result.reference)}; "
+        + ", ".join(f"{c} {s}imised" for c, s in result.objectives)
+        + ")"
+    )
     if result.table.dropped:
         console.print(f"[yellow]{result.table.dropped} row(s) without numeric {columns} were left out[/]")
     for p in result.plots:

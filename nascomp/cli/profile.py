@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nascomp.cli.common import add_model_args, model_overrides, print_json, str_list
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 __all__ = ["register", "run"]
 
@@ -19,20 +23,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("profile", help="measure latency/energy on a target; build latency lookup tables", description=__doc__)
     p.add_argument("model", metavar="MODEL", nargs="?", help="timm model name, arch JSON, or saved model directory")
     p.add_argument("--target", default="cpu", help="cpu | mobile-cpu | cuda | android[:SERIAL] (default: %(default)s)")
-    p.add_argument("--runtime", type=str_list, help="torch, onnxruntime, executorch (ExecuTorch with the XNNPACK delegate), comma-separated "
-                                                    "(default: per target)")
-    p.add_argument("--precision", type=str_list, help="fp32, int8 (dynamic quantization: ONNX Runtime's, or PT2E for ExecuTorch) "
-                                                      "(default: per target)")
+    p.add_argument(
+        "--runtime",
+        type=str_list,
+        help="torch, onnxruntime, executorch (ExecuTorch with the XNNPACK delegate), comma-separated (default: per target)",
+    )
+    p.add_argument(
+        "--precision", type=str_list, help="fp32, int8 (dynamic quantization: ONNX Runtime's, or PT2E for ExecuTorch) (default: per target)"
+    )
     p.add_argument("--threads", type=int, help="intra-op threads (default: all allowed cores on cpu, 1 on mobile-cpu/android)")
     p.add_argument("--cores", help="pin to these cores, e.g. 1 or 0-3 (default: the last core on mobile-cpu; taskset on android)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--resolution", type=int, help="input resolution (default: the model's)")
     p.add_argument("--warmup", type=int, help="untimed runs first (default: 10; 3 per layer/subnet with --build-lut)")
     p.add_argument("--repeat", type=int, help="timed runs (default: 50; 15 per layer/subnet with --build-lut)")
-    p.add_argument("--exporter", choices=["auto", "torchscript", "dynamo"], default="auto",
-                   help="ONNX exporter for ONNX Runtime runs (default auto: TorchScript, dynamo if that fails)")
-    p.add_argument("--timer", choices=["wall", "thread-cpu"], default="wall",
-                   help="wall clock (default), or the thread's CPU time (1 thread only; for shared, loaded machines)")
+    p.add_argument(
+        "--exporter",
+        choices=["auto", "torchscript", "dynamo"],
+        default="auto",
+        help="ONNX exporter for ONNX Runtime runs (default auto: TorchScript, dynamo if that fails)",
+    )
+    p.add_argument(
+        "--timer",
+        choices=["wall", "thread-cpu"],
+        default="wall",
+        help="wall clock (default), or the thread's CPU time (1 thread only; for shared, loaded machines)",
+    )
     g = p.add_argument_group("energy")
     g.add_argument("--energy", action="store_true", help="energy per inference: NVML (cuda), RAPL (cpu), battery (android), else estimated")
     g.add_argument("--power-w", help="state the power model used when no counter exists: ACTIVE[:IDLE] watts")
@@ -51,16 +67,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--build-lut", action="store_true", help="measure every block configuration of --space on --target")
     g.add_argument("--space", help="search space name or YAML file for --build-lut")
     g.add_argument("--lut", help="LUT file (default: the per-user LUT directory, see nascomp.profiling.predictor)")
-    g.add_argument("--reference-probe", action="store_true",
-                   help="time a fixed reference block before every run and keep the ratio (for shared or throttling machines)")
+    g.add_argument(
+        "--reference-probe",
+        action="store_true",
+        help="time a fixed reference block before every run and keep the ratio (for shared or throttling machines)",
+    )
     g.add_argument("--calibrate", type=int, default=12, help="random subnets measured end to end to fit the correction (default: 12)")
-    g.add_argument("--fit", choices=["ridge", "offset", "affine"], default="ridge",
-                   help="correction of the layer sums (default ridge: per-stage scales, per-layer overhead, offset)")
-    g.add_argument("--from", dest="source", metavar="TABLE",
-                   help="transfer: start from this table of another target and measure only --shots subnets on --target")
+    g.add_argument(
+        "--fit",
+        choices=["ridge", "offset", "affine"],
+        default="ridge",
+        help="correction of the layer sums (default ridge: per-stage scales, per-layer overhead, offset)",
+    )
+    g.add_argument(
+        "--from",
+        dest="source",
+        metavar="TABLE",
+        help="transfer: start from this table of another target and measure only --shots subnets on --target",
+    )
     g.add_argument("--shots", type=int, help="with --from: subnets measured end to end on the target (default: 20)")
-    g.add_argument("--validate", type=int, help="after building (or alone with --lut), measure N random subnets, report accuracy and make "
-                   "them the intervals' split-conformal evidence (default: 25 after a full build, 0 after a transfer; 0: skip)")
+    g.add_argument(
+        "--validate",
+        type=int,
+        help="after building (or alone with --lut), measure N random subnets, report accuracy and make "
+        "them the intervals' split-conformal evidence (default: 25 after a full build, 0 after a transfer; 0: skip)",
+    )
     g.add_argument("--level", type=float, default=0.9, help="level of the prediction intervals --validate checks (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0)
     add_model_args(p)
@@ -69,10 +100,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _settings(args: argparse.Namespace, log) -> dict:
     """`nascomp.profile` keyword settings from the command line."""
-    return dict(runtimes=args.runtime, precisions=args.precision, threads=args.threads, cores=args.cores, batch=args.batch,
-                resolution=args.resolution, warmup=args.warmup, repeat=args.repeat, energy=args.energy, power_model=args.power_w,
-                energy_window_s=args.energy_window, perf_test=args.perf_test, onnx_dir=args.keep_onnx, include_samples=args.samples,
-                timer=args.timer, exporter=args.exporter, runner=args.runner, op_profile=args.op_profile, log=log)
+    return dict(
+        runtimes=args.runtime,
+        precisions=args.precision,
+        threads=args.threads,
+        cores=args.cores,
+        batch=args.batch,
+        resolution=args.resolution,
+        warmup=args.warmup,
+        repeat=args.repeat,
+        energy=args.energy,
+        power_model=args.power_w,
+        energy_window_s=args.energy_window,
+        perf_test=args.perf_test,
+        onnx_dir=args.keep_onnx,
+        include_samples=args.samples,
+        timer=args.timer,
+        exporter=args.exporter,
+        runner=args.runner,
+        op_profile=args.op_profile,
+        log=log,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,8 +140,9 @@ def run(args: argparse.Namespace) -> int:
         raise NascompError("give a MODEL to profile (timm name, arch JSON or model directory), or --build-lut --space NAME")
     import nascomp
 
-    report = nascomp.profile(args.model, args.target, out=args.out, checkpoint=args.checkpoint, model_kwargs=model_overrides(args),
-                             **_settings(args, log))
+    report = nascomp.profile(
+        args.model, args.target, out=args.out, checkpoint=args.checkpoint, model_kwargs=model_overrides(args), **_settings(args, log)
+    )
     doc = report.to_dict(include_samples=args.samples)
     if args.json:
         print_json(doc)
@@ -137,8 +186,10 @@ def _print_report(doc: dict) -> None:
         if "skipped" in m:
             out.print(f"  [yellow]{m['runtime']}/{m['precision']} skipped:[/] {m['skipped']}")
     device = proto.get("gpu_model") or (proto.get("phone") or {}).get("model") or proto.get("cpu_model")
-    out.print(f"  device: {device}; threads {proto['threads']}, affinity {proto['affinity']}, batch {proto['batch']}, "
-              f"{proto['resolution']} px, {proto['warmup']} warm-up + {proto['repetitions']} timed runs, {proto['statistic']}")
+    out.print(
+        f"  device: {device}; threads {proto['threads']}, affinity {proto['affinity']}, batch {proto['batch']}, "
+        f"{proto['resolution']} px, {proto['warmup']} warm-up + {proto['repetitions']} timed runs, {proto['statistic']}"
+    )
     if proto.get("timer"):
         load = (proto.get("load_average") or {}).get("before")
         out.print(f"  timer: {proto['timer']}" + (f"; load average {load[0]:.2f} when timing began" if load else ""))
@@ -147,21 +198,28 @@ def _print_report(doc: dict) -> None:
     for m in doc["measurements"]:
         ratio = (m.get("details") or {}).get("wall_over_cpu")
         if ratio and ratio > 1.15:
-            out.print(f"  [yellow]{m['runtime']}/{m['precision']}: wall time is {ratio:.2f}x the thread's CPU time: other load took the core "
-                      "(load average {}); consider --timer thread-cpu[/]".format(m["details"].get("load_average_before")))
+            out.print(
+                f"  [yellow]{m['runtime']}/{m['precision']}: wall time is {ratio:.2f}x the thread's CPU time: other load took "
+                "the core (load average {}); consider --timer thread-cpu[/]".format(m["details"].get("load_average_before"))
+            )
     if doc.get("macs"):
         out.print(f"  cost: {doc['params'] / 1e6:.2f} M params, {doc['gmacs']:.3f} G MACs (what papers call FLOPs)")
     for m in doc["measurements"]:
         e = m.get("energy")
         if e:
             extra = f"; estimated because: {e['fallback_reason']}" if e.get("fallback_reason") else ""
-            out.print(f"  energy {m['runtime']}/{m['precision']}: {e['kind']} via {e['source']}, total {e['total_mj_per_inference']} mJ "
-                      f"minus idle {e['idle_mj_per_inference']} mJ ({e['idle_power_w']} W idle){extra}")
+            out.print(
+                f"  energy {m['runtime']}/{m['precision']}: {e['kind']} via {e['source']}, total {e['total_mj_per_inference']} mJ "
+                f"minus idle {e['idle_mj_per_inference']} mJ ({e['idle_power_w']} W idle){extra}"
+            )
     for m in doc["measurements"]:
         ops = (m.get("details") or {}).get("op_times")
         if ops:
-            out.print(f"  per-op times {m['runtime']}/{m['precision']} (ETDump, {ops['runs']} runs): {ops['portable_time_share']:.1%} of op time "
-                      "on portable kernels; slowest:")
+            out.print(
+                f"  per-op times {m['runtime']}/{m['precision']} (ETDump, {ops['runs']} runs): "
+                f"{ops['portable_time_share']:.1%} of op time "
+                "on portable kernels; slowest:"
+            )
             for op in ops["ops"][:8]:
                 out.print(f"    {op['op']:<44} {op['where']:<17} {op['ms_per_inference']:.4f} ms/inference ({op['calls']} calls)")
     out.print("  [dim]full protocol: --json[/]")
@@ -188,41 +246,64 @@ def _run_lut(args: argparse.Namespace) -> int:
         raise NascompError("--shots needs --from TABLE (the other target's table to transfer); a full build measures every layer")
     space = nascomp.load_space(args.space)
     with progress_bar(not args.quiet) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total, info="")
             bar.update(tasks[stage], completed=done)
 
-        protocol = dict(runtime=(args.runtime or [None])[0], precision=(args.precision or ["fp32"])[0], threads=args.threads,
-                        cores=args.cores, timer=args.timer, exporter=args.exporter, probe=args.reference_probe, warmup=args.warmup,
-                        repeat=args.repeat, batch=args.batch, resolution=args.resolution, seed=args.seed, energy=args.energy)
+        protocol = dict(
+            runtime=(args.runtime or [None])[0],
+            precision=(args.precision or ["fp32"])[0],
+            threads=args.threads,
+            cores=args.cores,
+            timer=args.timer,
+            exporter=args.exporter,
+            probe=args.reference_probe,
+            warmup=args.warmup,
+            repeat=args.repeat,
+            batch=args.batch,
+            resolution=args.resolution,
+            seed=args.seed,
+            energy=args.energy,
+        )
         transfer = None
         if args.build_lut and args.source:
-            transfer = nascomp.transfer_latency_table(space, args.target, source=args.source, shots=args.shots or 20, lut=args.lut,
-                                                      progress=progress, **protocol)
+            transfer = nascomp.transfer_latency_table(
+                space, args.target, source=args.source, shots=args.shots or 20, lut=args.lut, progress=progress, **protocol
+            )
             table, path = transfer.table, str(transfer.path)
         elif args.build_lut:
-            table = nascomp.build_latency_table(space, args.target, lut=args.lut, calibrate=args.calibrate, fit=args.fit, progress=progress,
-                                                **protocol)
+            table = nascomp.build_latency_table(
+                space, args.target, lut=args.lut, calibrate=args.calibrate, fit=args.fit, progress=progress, **protocol
+            )
             path = table["path"]
         else:
             path = args.lut or str(lut_path(space.name, parse_target(args.target).label, protocol["runtime"], protocol["precision"]))
             if not Path(path).is_file():
                 raise NascompError(f"no lookup table at {path}; build it with --build-lut")
             table = read_json(path)
-        summary = {"lut": str(path), "target": table["target"], "entries": len(table["entries"]), "protocol": table["protocol"],
-                   "fit": {k: v for k, v in (table.get("fit") or {}).items() if k not in ("calibration", "loo_weights")},
-                   "power": table.get("power"), "build_seconds": table.get("build_seconds"), "transfer": table.get("transfer")}
+        summary = {
+            "lut": str(path),
+            "target": table["target"],
+            "entries": len(table["entries"]),
+            "protocol": table["protocol"],
+            "fit": {k: v for k, v in (table.get("fit") or {}).items() if k not in ("calibration", "loo_weights")},
+            "power": table.get("power"),
+            "build_seconds": table.get("build_seconds"),
+            "transfer": table.get("transfer"),
+        }
         if transfer is not None:
             summary["shots_loo_within_10pct"] = transfer.loo_within_10pct
             summary["interval_method"] = transfer.interval_method
         if args.validate is None:  # a full build's 12 calibration subnets give jackknife+ intervals that cover unreliably
-            args.validate = 25 if args.build_lut and not args.source else 0  # (benchmarks/bench_predictor.md); 25 more make them split-conformal
+            # (benchmarks/bench_predictor.md); 25 more make them split-conformal
+            args.validate = 25 if args.build_lut and not args.source else 0
         if args.validate:
-            result = nascomp.validate_latency_table(space, args.target, lut=path, n=args.validate, seed=args.seed + 1000, level=args.level,
-                                                    progress=progress)
+            result = nascomp.validate_latency_table(
+                space, args.target, lut=path, n=args.validate, seed=args.seed + 1000, level=args.level, progress=progress
+            )
             summary["validation"] = {k: v for k, v in result.items() if k != "rows"}
     if args.json:
         print_json(summary)
@@ -230,28 +311,41 @@ def _run_lut(args: argparse.Namespace) -> int:
     out = Console()
     fit = summary["fit"]
     source = summary.get("transfer")
-    what = (f"transferred from {source['source_path']} ({source['source_target']}) with {source['shots']} subnets measured on "
-            f"{table['target']}" if source else f"{summary['entries']} layer configurations of {space.name} on {table['target']}")
+    what = (
+        f"transferred from {source['source_path']} ({source['source_target']}) with {source['shots']} subnets measured on {table['target']}"
+        if source
+        else f"{summary['entries']} layer configurations of {space.name} on {table['target']}"
+    )
     out.print(f"lookup table {path}: {what}")
     p = table["protocol"]
-    out.print(f"  protocol: {p['runtime']} {p['precision']}, {p['threads']} thread(s), cores {p['cores']}, {p['timer']} timer, "
-              f"{p['warmup']} warm-up + {p['repeat']} runs, {p['resolution']} px"
-              + (f", reference probe ({table['probe']['reference_ms']:.2f} ms)" if p.get("probe") else ""))
+    out.print(
+        f"  protocol: {p['runtime']} {p['precision']}, {p['threads']} thread(s), cores {p['cores']}, {p['timer']} timer, "
+        f"{p['warmup']} warm-up + {p['repeat']} runs, {p['resolution']} px"
+        + (f", reference probe ({table['probe']['reference_ms']:.2f} ms)" if p.get("probe") else "")
+    )
     if fit and fit.get("weights"):
         terms = " + ".join(f"{w:.3f} x {n}" for n, w in zip(fit["names"], fit["weights"]) if n not in ("layers", "bias"))
-        out.print(f"  fit: predicted = {terms} {fit['weights'][-2]:+.4f} ms x layers {fit['weights'][-1]:+.3f} ms ({fit['method']}, "
-                  f"penalty {fit.get('penalty')}, {len((table.get('fit') or {}).get('calibration', []))} subnets)")
+        out.print(
+            f"  fit: predicted = {terms} {fit['weights'][-2]:+.4f} ms x layers {fit['weights'][-1]:+.3f} ms ({fit['method']}, "
+            f"penalty {fit.get('penalty')}, {len((table.get('fit') or {}).get('calibration', []))} subnets)"
+        )
     elif fit:
-        out.print(f"  fit: predicted = {fit['scale']:.4f} x sum + {fit['offset_ms']:.3f} ms ({fit['method']}, "
-                  f"{len((table.get('fit') or {}).get('calibration', []))} calibration subnets)")
+        out.print(
+            f"  fit: predicted = {fit['scale']:.4f} x sum + {fit['offset_ms']:.3f} ms ({fit['method']}, "
+            f"{len((table.get('fit') or {}).get('calibration', []))} calibration subnets)"
+        )
     if "shots_loo_within_10pct" in summary:
-        out.print(f"  shots: {summary['shots_loo_within_10pct']:.0%} within ±10 % when each is left out of the fit; "
-                  f"{summary['build_seconds']:.0f} s of profiling; intervals: {summary['interval_method']}")
+        out.print(
+            f"  shots: {summary['shots_loo_within_10pct']:.0%} within ±10 % when each is left out of the fit; "
+            f"{summary['build_seconds']:.0f} s of profiling; intervals: {summary['interval_method']}"
+        )
     if "validation" in summary:
         v = summary["validation"]
         rho = f", Spearman {v['spearman']:.2f}" if v.get("spearman") is not None else ""
-        out.print(f"  accuracy: {v['within_tolerance']:.1%} of {v['subnets']} random subnets within ±{v['tolerance']:.0%} of measured, "
-                  f"{v['within_5pct']:.1%} within ±5 % (mean |error| {v['mean_abs_error']:.1%}, max {v['max_abs_error']:.1%}{rho})")
+        out.print(
+            f"  accuracy: {v['within_tolerance']:.1%} of {v['subnets']} random subnets within ±{v['tolerance']:.0%} of measured, "
+            f"{v['within_5pct']:.1%} within ±5 % (mean |error| {v['mean_abs_error']:.1%}, max {v['max_abs_error']:.1%}{rho})"
+        )
         iv = v["interval"]
         if iv["coverage"] is not None:
             out.print(f"  intervals ({iv['method']}): {iv['coverage']:.1%} of them covered the measurement (nominal {iv['level']:.0%})")

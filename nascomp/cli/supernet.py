@@ -1,9 +1,9 @@
 """`nascomp supernet {spaces,train,eval,extract}`: S3 search spaces and the weight-entangled supernet.
 
-    nascomp supernet spaces
-    nascomp supernet train --space s3-vit-cpu --data fashion-mnist --preset cpu --out runs/supernet
-    nascomp supernet eval runs/supernet --arch largest --arch smallest --arch my-arch.json
-    nascomp supernet extract runs/supernet --arch my-arch.json --out runs/subnet
+nascomp supernet spaces
+nascomp supernet train --space s3-vit-cpu --data fashion-mnist --preset cpu --out runs/supernet
+nascomp supernet eval runs/supernet --arch largest --arch smallest --arch my-arch.json
+nascomp supernet extract runs/supernet --arch my-arch.json --out runs/subnet
 """
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ _RECIPE_FIELDS = ("epochs", "batch_size", "lr", "min_lr", "warmup_epochs", "weig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("supernet", help="S3 search spaces and weight-entangled supernet", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "supernet",
+        help="S3 search spaces and weight-entangled supernet",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="supernet_command", metavar="ACTION", required=True)
 
     s = sub.add_parser("spaces", help="list the shipped search spaces with their size and MACs range")
@@ -31,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--preset", default="cpu", help="smoke | cpu | full (default: %(default)s); explicit options override it")
     t.add_argument("--sampler", choices=["uniform", "sandwich"], help="subnets per step (default: the preset's)")
     t.add_argument("--num-random", type=int, help="random subnets per sandwich step (default: the preset's)")
-    t.add_argument("--distill", action="store_true", default=None,
-                   help="in-place distillation: sandwich subnets learn the largest subnet's outputs")
+    t.add_argument(
+        "--distill", action="store_true", default=None, help="in-place distillation: sandwich subnets learn the largest subnet's outputs"
+    )
     t.add_argument("--resolution", type=int, help="training (proxy) resolution (default: the preset's)")
     t.add_argument("--drop-path", type=float, help="stochastic depth rate of the last block")
     t.add_argument("--in-chans", type=int, default=3, help="input channels (grey images are repeated)")
@@ -68,8 +73,10 @@ def run_spaces(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     for r in rows:
-        print(f"{r['name']:<14} {r['resolution']:>4} px  {float(r['archs']):.1e} archs  {r['gmacs_min']:.3f}-{r['gmacs_max']:.3f} G MACs  "
-              f"{r['params_min'] / 1e6:.2f}-{r['params_max'] / 1e6:.2f} M params (1000 classes)")
+        print(
+            f"{r['name']:<14} {r['resolution']:>4} px  {float(r['archs']):.1e} archs  {r['gmacs_min']:.3f}-{r['gmacs_max']:.3f} G MACs  "
+            f"{r['params_min'] / 1e6:.2f}-{r['params_max'] / 1e6:.2f} M params (1000 classes)"
+        )
     return 0
 
 
@@ -77,12 +84,35 @@ def run_train(args: argparse.Namespace) -> int:
     import nascomp
 
     overrides = {f: getattr(args, f) for f in _RECIPE_FIELDS}
-    overrides.update(sampler=args.sampler, num_random=args.num_random, distill=args.distill, resolution=args.resolution, drop_path_rate=args.drop_path,
-                     limit_train=args.limit_train, limit_val=args.limit_val, amp=not args.no_amp, num_workers=args.workers,
-                     augment=not args.no_augment, checkpoint_every=args.checkpoint_every, **recipe_options(args))
-    result = nascomp.train_supernet(args.space, args.data, args.out, preset=args.preset, in_chans=args.in_chans, data_dir=args.data_dir,
-                                    resume=args.resume, quiet=args.quiet, device=args.device, seed=args.seed, overwrite=args.overwrite,
-                                    logger=args.logger, **overrides)
+    overrides.update(
+        sampler=args.sampler,
+        num_random=args.num_random,
+        distill=args.distill,
+        resolution=args.resolution,
+        drop_path_rate=args.drop_path,
+        limit_train=args.limit_train,
+        limit_val=args.limit_val,
+        amp=not args.no_amp,
+        num_workers=args.workers,
+        augment=not args.no_augment,
+        checkpoint_every=args.checkpoint_every,
+        **recipe_options(args),
+    )
+    result = nascomp.train_supernet(
+        args.space,
+        args.data,
+        args.out,
+        preset=args.preset,
+        in_chans=args.in_chans,
+        data_dir=args.data_dir,
+        resume=args.resume,
+        quiet=args.quiet,
+        device=args.device,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        logger=args.logger,
+        **overrides,
+    )
     metrics = result.metrics
     summary = {"val": metrics["val"], "train_seconds": metrics["train_seconds"], "notes": metrics["supernet"]["notes"]}
     if args.json:
@@ -96,8 +126,16 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     import nascomp
 
-    results = nascomp.evaluate_supernet(args.run, args.arch, args.data, batch_size=args.batch_size, device=args.device, quiet=args.json,
-                                        workers=args.workers, **data_options(args))
+    results = nascomp.evaluate_supernet(
+        args.run,
+        args.arch,
+        args.data,
+        batch_size=args.batch_size,
+        device=args.device,
+        quiet=args.json,
+        workers=args.workers,
+        **data_options(args),
+    )
     rows = [{"arch": ref, **r} for ref, r in zip(args.arch, results)]
     if args.json:
         print_json(rows)

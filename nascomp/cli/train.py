@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+
 from nascomp.cli.common import (
-    add_data_args, add_model_args, add_train_args, data_options, model_overrides, print_json, recipe_overrides,
+    add_data_args,
+    add_model_args,
+    add_train_args,
+    data_options,
+    model_overrides,
+    print_json,
+    recipe_overrides,
 )
 from nascomp.cli.distill_args import add_distill_args, distill_options
 
@@ -29,20 +36,42 @@ def run(args: argparse.Namespace) -> int:
     from nascomp.core.errors import NascompError
 
     if args.distill != "none" and not args.teacher:
-        raise NascompError(f"--distill {args.distill} needs --teacher MODEL (a directory saved by `nascomp train`, or a timm name "
-                           "with --teacher-checkpoint)")
+        raise NascompError(
+            f"--distill {args.distill} needs --teacher MODEL (a directory saved by `nascomp train`, or a timm name "
+            "with --teacher-checkpoint)"
+        )
     if args.distill == "none" and (args.teacher or args.teacher_checkpoint or distill_options(args)):
-        given = [f for f, v in (("--teacher", args.teacher), ("--teacher-checkpoint", args.teacher_checkpoint)) if v] + \
-            [f"--{k.replace('_', '-')}" for k in distill_options(args)]
-        raise NascompError(f"{', '.join(given)} only apply with --distill srd, kd or minivit (training from a teacher); add --distill or drop them")
-    common = dict(model_kwargs=model_overrides(args), data_options=data_options(args), checkpoint=args.checkpoint, pretrained=args.pretrained,
-                  resume=args.resume, quiet=args.quiet, device=args.device, overwrite=args.overwrite, logger=args.logger,
-                  **recipe_overrides(args))
+        given = [f for f, v in (("--teacher", args.teacher), ("--teacher-checkpoint", args.teacher_checkpoint)) if v] + [
+            f"--{k.replace('_', '-')}" for k in distill_options(args)
+        ]
+        raise NascompError(
+            f"{', '.join(given)} only apply with --distill srd, kd or minivit (training from a teacher); add --distill or drop them"
+        )
+    common = dict(
+        model_kwargs=model_overrides(args),
+        data_options=data_options(args),
+        checkpoint=args.checkpoint,
+        pretrained=args.pretrained,
+        resume=args.resume,
+        quiet=args.quiet,
+        device=args.device,
+        overwrite=args.overwrite,
+        logger=args.logger,
+        **recipe_overrides(args),
+    )
     if args.distill == "none":
         result = nascomp.train(args.model, args.data, args.out, **common)
     else:
-        result = nascomp.distill(args.model, args.teacher, args.data, args.out, method=args.distill, options=distill_options(args),
-                                 teacher_checkpoint=args.teacher_checkpoint, **common)
+        result = nascomp.distill(
+            args.model,
+            args.teacher,
+            args.data,
+            args.out,
+            method=args.distill,
+            options=distill_options(args),
+            teacher_checkpoint=args.teacher_checkpoint,
+            **common,
+        )
     metrics = result.metrics
     if args.json:
         print_json({k: metrics[k] for k in ("val", "test", "params", "train_seconds") if k in metrics})

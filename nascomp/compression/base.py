@@ -8,9 +8,10 @@ drop-blocks, shrink, torch-pruning) makes a smaller model that is trained by dis
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from nascomp.core.checks import main_process
 from nascomp.core.errors import NascompError

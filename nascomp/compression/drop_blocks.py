@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import copy
+from collections.abc import Sequence
+from typing import Any, cast
 
 from torch import nn
 
@@ -28,8 +28,9 @@ def drop_blocks(model: nn.Module, keep: Sequence[int]) -> nn.Module:
         if not 1 <= k <= len(blocks):
             raise NascompError(f"stage {i + 1} has {len(blocks)} blocks; --keep must be between 1 and {len(blocks)}, got {k}")
         if model_family(model) == "swin":
-            model.layers[i].blocks = nn.Sequential(*blocks[:k])
-            model.layers[i].depth = k
+            stage = cast(Any, model).layers[i]  # a timm SwinTransformerStage
+            stage.blocks = nn.Sequential(*blocks[:k])
+            stage.depth = k
         else:
             model.blocks = nn.Sequential(*blocks[:k])
     return model
@@ -43,7 +44,9 @@ class DropBlocksMethod(CompressionMethod):
     def make_student(self, base: nn.Module, spec: dict, options: dict, context=None) -> Student:
         keep = options.get("keep")
         if keep is None:
-            raise NascompError("drop-blocks needs keep=N or one number per stage (--keep N[,N...]): how many leading blocks of each stage to keep")
+            raise NascompError(
+                "drop-blocks needs keep=N or one number per stage (--keep N[,N...]): how many leading blocks of each stage to keep"
+            )
         if spec.get("builder") != "timm":
             raise NascompError("drop-blocks works on timm models (a timm name or a directory saved from one)")
         stages = len(stage_depths(base))

@@ -29,14 +29,20 @@ from nascomp.models.resolve import model_input_size
 __all__ = ["MODES", "Int8Method", "deployed_file"]
 
 MODES = ("static", "dynamic")
-STATIC = ("ONNX Runtime static quantization, QDQ format: int8 weights per output channel, uint8 activations with "
-          "ranges calibrated on training images ({calibration}); MatMul, Gemm and Conv quantized")
+STATIC = (
+    "ONNX Runtime static quantization, QDQ format: int8 weights per output channel, uint8 activations with "
+    "ranges calibrated on training images ({calibration}); MatMul, Gemm and Conv quantized"
+)
 
 
 def deployed_file(runtime: str, precision: str) -> str:
     """The name of a compressed model's runtime file in its run directory."""
-    return {("onnxruntime", "fp32"): "model.onnx", ("onnxruntime", "int8"): "model.int8.onnx",
-            ("executorch", "fp32"): "model.pte", ("executorch", "int8"): "model.int8.pte"}[runtime, precision]
+    return {
+        ("onnxruntime", "fp32"): "model.onnx",
+        ("onnxruntime", "int8"): "model.int8.onnx",
+        ("executorch", "fp32"): "model.pte",
+        ("executorch", "int8"): "model.int8.pte",
+    }[runtime, precision]
 
 
 class Int8Method:
@@ -61,8 +67,10 @@ class Int8Method:
 
             require_executorch()
             if options.get("calibration") not in (None, "minmax") or options.get("per_channel") is False:
-                raise NascompError("--calibration and per_channel are ONNX Runtime's quantizer options; ExecuTorch's int8 calibrates "
-                                   "with histogram observers and per-channel weights")
+                raise NascompError(
+                    "--calibration and per_channel are ONNX Runtime's quantizer options; ExecuTorch's int8 calibrates "
+                    "with histogram observers and per-channel weights"
+                )
         if (options.get("calibration") or "minmax") not in CALIBRATIONS:
             raise NascompError(f"--calibration {options.get('calibration')!r}: choose from {', '.join(CALIBRATIONS)}")
 
@@ -80,11 +88,14 @@ class Int8Method:
         if mode == "static":
             order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(context.seed))[:count].tolist()
             calibration, _ = transform([bundle.train[i] for i in order])
-        files = (self._executorch if runtime == "executorch" else self._onnx)(model, out, mode, calibration, options, bundle, transform,
-                                                                               resolution, in_chans)
+        files = (self._executorch if runtime == "executorch" else self._onnx)(
+            model, out, mode, calibration, options, bundle, transform, resolution, in_chans
+        )
         timing = {**timing_options(options), "runtime": runtime}
         report = {
-            "runtime": runtime, "mode": mode, **files,
+            "runtime": runtime,
+            "mode": mode,
+            **files,
             "val": runtime_accuracy(runtime, files["file"], bundle.val, transform),
             "test": runtime_accuracy(runtime, files["file"], bundle.test, transform),
             "latency": latency_report(model, target, "int8", files["file"], **timing),
@@ -107,8 +118,14 @@ class Int8Method:
         else:
             quantize_int8(fp32.path, path)
             how = QUANTIZATION
-        return {"quantization": how, "file": str(path), "bytes": path.stat().st_size, "fp32_file": str(fp32.path),
-                "fp32_bytes": fp32.size_bytes, "fp32_check_max_abs_diff": fp32.max_abs_diff}
+        return {
+            "quantization": how,
+            "file": str(path),
+            "bytes": path.stat().st_size,
+            "fp32_file": str(fp32.path),
+            "fp32_bytes": fp32.size_bytes,
+            "fp32_check_max_abs_diff": fp32.max_abs_diff,
+        }
 
     def _executorch(self, model, out, mode, calibration, options, bundle, transform, resolution, in_chans) -> dict:
         from nascomp.deploy.api import real_images
@@ -117,9 +134,18 @@ class Int8Method:
         checked, _, source = real_images(bundle, None, resolution, in_chans, check=32)
         common = {"resolution": resolution, "in_chans": in_chans, "check_images": checked, "check_source": source}
         fp32 = export_pte(model, out / deployed_file("executorch", "fp32"), **common)
-        int8 = export_pte(model, out / deployed_file("executorch", "int8"), precision="int8", quantization=mode, calibration=calibration,
-                          **common)
+        int8 = export_pte(
+            model, out / deployed_file("executorch", "int8"), precision="int8", quantization=mode, calibration=calibration, **common
+        )
         how = QUANTIZATION_TEXT[mode].format(n=0 if calibration is None else len(calibration))
-        return {"quantization": how, "file": str(int8.path), "bytes": int8.size_bytes, "fp32_file": str(fp32.path),
-                "fp32_bytes": fp32.size_bytes, "fp32_check_max_abs_diff": fp32.check.max_abs_diff, "export": int8.to_dict(),
-                "fp32_export": fp32.to_dict()}
+        assert fp32.check is not None  # export_pte checked it on the real validation images given
+        return {
+            "quantization": how,
+            "file": str(int8.path),
+            "bytes": int8.size_bytes,
+            "fp32_file": str(fp32.path),
+            "fp32_bytes": fp32.size_bytes,
+            "fp32_check_max_abs_diff": fp32.check.max_abs_diff,
+            "export": int8.to_dict(),
+            "fp32_export": fp32.to_dict(),
+        }

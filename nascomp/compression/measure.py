@@ -51,18 +51,41 @@ def runtime_accuracy(runtime: str, path: str | os.PathLike, dataset, transform) 
 def timing_options(options: dict) -> dict:
     """How latency is measured, from a method's options: ``runtime`` (onnxruntime, or executorch), ``timer`` (wall, or
     thread-cpu on shared machines), ``threads``, ``warmup`` and ``repeat`` (defaults 20 and 200 runs)."""
-    return {"runtime": options.get("runtime") or "onnxruntime", "timer": options.get("timer") or "wall", "threads": options.get("threads"),
-            "warmup": options.get("warmup") or 20, "repeat": options.get("repeat") or 200}
+    return {
+        "runtime": options.get("runtime") or "onnxruntime",
+        "timer": options.get("timer") or "wall",
+        "threads": options.get("threads"),
+        "warmup": options.get("warmup") or 20,
+        "repeat": options.get("repeat") or 200,
+    }
 
 
-def latency_report(model: nn.Module, target: str, precision: str = "fp32", path: str | os.PathLike | None = None, *,
-                   runtime: str = "onnxruntime", timer: str = "wall", threads: int | None = None, warmup: int = 20, repeat: int = 200) -> dict:
+def latency_report(
+    model: nn.Module,
+    target: str,
+    precision: str = "fp32",
+    path: str | os.PathLike | None = None,
+    *,
+    runtime: str = "onnxruntime",
+    timer: str = "wall",
+    threads: int | None = None,
+    warmup: int = 20,
+    repeat: int = 200,
+) -> dict:
     """The profiler's report (median, IQR, protocol) of ``model`` in ``runtime`` on ``target``: its own export, or the
     ready file ``path`` (ONNX, or ExecuTorch's .pte; e.g. a static-int8 one); ``model`` gives the input size and the cost."""
     from nascomp.profiling.api import profile_options
     from nascomp.profiling.profiler import profile_model
 
     given = {precision: str(path)} if path else None
-    opts = profile_options(target, runtimes=[runtime], precisions=[precision], threads=threads, timer=timer, warmup=warmup, repeat=repeat,
-                           **({"pte_files": given} if runtime == "executorch" else {"onnx_files": given}))
+    opts = profile_options(
+        target,
+        runtimes=[runtime],
+        precisions=[precision],
+        threads=threads,
+        timer=timer,
+        warmup=warmup,
+        repeat=repeat,
+        **({"pte_files": given} if runtime == "executorch" else {"onnx_files": given}),
+    )
     return profile_model(model.eval().cpu(), opts, name=Path(path).name if path else type(model).__name__).to_dict()

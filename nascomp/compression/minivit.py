@@ -15,8 +15,9 @@ forward blocks do not change, so MACs rise slightly while parameters shrink (Min
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -26,12 +27,12 @@ from timm.models.swin_transformer import SwinTransformerBlock, WindowAttention
 from torch import nn
 
 from nascomp.compression.base import CompressionMethod, Student
-from nascomp.models.structure import model_family, stage_depths, transformer_stages
 from nascomp.core.errors import NascompError
 from nascomp.models.registry import build_from_spec, register_model
+from nascomp.models.structure import model_family, stage_depths, transformer_stages
 
 __all__ = [
-    "MiniViTConfig",
+    "Multiplexing",
     "HeadMixing",
     "HeadMixingWindowAttention",
     "HeadMixingAttention",
@@ -53,7 +54,7 @@ TRANSFORM_INITS = ("identity", "random")
 
 
 @dataclass(frozen=True)
-class MiniViTConfig:
+class Multiplexing:
     """``share[i]``: how many consecutive layers of stage i use one weight set (the paper's "sharenum")."""
 
     share: tuple[int, ...]
@@ -189,7 +190,7 @@ def parse_share(value: str | int | Sequence[int], depths: Sequence[int]) -> tupl
     return tuple(share)
 
 
-def multiplex(model: nn.Module, config: MiniViTConfig, transform_init: str = "identity") -> nn.Module:
+def multiplex(model: nn.Module, config: Multiplexing, transform_init: str = "identity") -> nn.Module:
     """Apply weight multiplexing to a timm Swin or ViT/DeiT ``model`` in place and return it.
 
     Each group of ``share[i]`` consecutive layers takes its shared weights from the group's *first*
@@ -220,25 +221,28 @@ def multiplex(model: nn.Module, config: MiniViTConfig, transform_init: str = "id
     return model
 
 
-def _add_transforms(block: nn.Module, family: str, config: MiniViTConfig, transform_init: str) -> None:
-    like = block.norm1.weight
+def _add_transforms(block: nn.Module, family: str, config: Multiplexing, transform_init: str) -> None:
+    timm_block = cast(Any, block)  # a timm Swin / ViT block: its parts are read by attribute
+    like = timm_block.norm1.weight
     if config.head_transform:
-        heads = block.attn.num_heads
+        heads = timm_block.attn.num_heads
         mixers = {name: HeadMixing(heads, bias=family == "swin", init=transform_init).to(like) for name in ("mix_pre", "mix_post")}
-        _extend(block.attn, HeadMixingWindowAttention if family == "swin" else HeadMixingAttention, **mixers)
+        _extend(timm_block.attn, HeadMixingWindowAttention if family == "swin" else HeadMixingAttention, **mixers)
     if family == "swin" and config.mlp_transform:
-        dim, k = block.dim, config.conv_kernel
+        dim, k = timm_block.dim, config.conv_kernel
         conv = nn.Conv2d(dim, dim, k, padding=k // 2, groups=dim, bias=True)
         if transform_init == "identity":
             nn.init.zeros_(conv.weight)
-            nn.init.zeros_(conv.bias)
-        norm = nn.LayerNorm(dim, eps=getattr(block.norm1, "eps", 1e-5))
+            nn.init.zeros_(cast(torch.Tensor, conv.bias))  # built with bias=True
+        norm = nn.LayerNorm(dim, eps=getattr(timm_block.norm1, "eps", 1e-5))
         _extend(block, MultiplexedSwinBlock, local_norm=norm.to(like), local_conv=conv.to(like))
 
 
 def sharing_summary(model: nn.Module) -> dict:
     """Unique weight sets vs layers, overall and per stage (a layer's weight set = its qkv module)."""
-    per_stage = [{"layers": len(blocks), "unique": len({id(b.attn.qkv) for b in blocks})} for blocks in transformer_stages(model)]
+    per_stage = [
+        {"layers": len(blocks), "unique": len({id(cast(Any, b).attn.qkv) for b in blocks})} for blocks in transformer_stages(model)
+    ]
     return {
         "total_blocks": sum(s["layers"] for s in per_stage),
         "unique_blocks": sum(s["unique"] for s in per_stage),
@@ -246,15 +250,17 @@ def sharing_summary(model: nn.Module) -> dict:
     }
 
 
-def minivit_spec(base_spec: dict, config: MiniViTConfig) -> dict:
+def minivit_spec(base_spec: dict, config: Multiplexing) -> dict:
     """Model spec (see nascomp.models) of the compressed model: rebuild ``base_spec``, then multiplex it."""
     return {"builder": "minivit", "kwargs": {"base": base_spec, **config.to_dict()}}
 
 
 @register_model("minivit")
-def build_minivit(base: dict, share: Sequence[int], head_transform: bool = True, mlp_transform: bool = True, conv_kernel: int = 7) -> nn.Module:
+def build_minivit(
+    base: dict, share: Sequence[int], head_transform: bool = True, mlp_transform: bool = True, conv_kernel: int = 7
+) -> nn.Module:
     """Builder behind `minivit_spec`: the structure only; weights come from the saved checkpoint."""
-    config = MiniViTConfig(tuple(share), head_transform, mlp_transform, conv_kernel)
+    config = Multiplexing(tuple(share), head_transform, mlp_transform, conv_kernel)
     return multiplex(build_from_spec(base), config, transform_init="identity")
 
 
@@ -268,6 +274,6 @@ class MiniViTMethod(CompressionMethod):
     def make_student(self, base: nn.Module, spec: dict, options: dict, context=None) -> Student:
         share = options.get("share")
         share = parse_share(share, stage_depths(base)) if share is not None else default_share(base)
-        config = MiniViTConfig(share, head_transform=options.get("head_transform", True), mlp_transform=options.get("mlp_transform", True))
+        config = Multiplexing(share, head_transform=options.get("head_transform", True), mlp_transform=options.get("mlp_transform", True))
         multiplex(base, config, transform_init=options.get("transform_init", "identity"))
         return Student(base, minivit_spec(spec, config), config.to_dict())

@@ -12,7 +12,8 @@ equivalent nascomp arch model (checked to compute the same outputs), so it saves
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -40,31 +41,32 @@ def _patch_merging_pruner():
             return layer
 
         def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
-            dim = layer.norm.normalized_shape[0] // 4
+            dim = cast(nn.LayerNorm, layer.norm).normalized_shape[0] // 4
             chunked = [i + k * dim for k in range(4) for i in idxs]
             tp.prune_layernorm_out_channels(layer.norm, chunked)
             tp.prune_linear_in_channels(layer.reduction, chunked)
             return layer
 
         def get_out_channels(self, layer: nn.Module) -> int:
-            return layer.reduction.out_features
+            return cast(nn.Linear, layer.reduction).out_features
 
         def get_in_channels(self, layer: nn.Module) -> int:
-            return layer.norm.normalized_shape[0] // 4
+            return cast(nn.LayerNorm, layer.norm).normalized_shape[0] // 4
 
     return PatchMergingPruner()
 
 
 def _pruned_arch(model: nn.Module) -> Arch:
     """The arch of a pruned timm Swin, read from tensor shapes (torch-pruning leaves attributes like ``dim`` stale)."""
+    swin = cast(Any, model)  # a timm SwinTransformer: its module tree is read by attribute
     stages = []
-    for layer in model.layers:
+    for layer in swin.layers:
         blocks = []
         for b in layer.blocks:
             dim = b.norm1.weight.shape[0]
             blocks.append(BlockArch(b.attn.num_heads, b.attn.qkv.out_features // 3, _ratio(b.mlp.fc1.out_features, dim), b.window_size[0]))
         stages.append(StageArch(layer.blocks[0].norm1.weight.shape[0], tuple(blocks)))
-    return Arch(tuple(stages), model.patch_embed.proj.kernel_size[0])
+    return Arch(tuple(stages), swin.patch_embed.proj.kernel_size[0])
 
 
 def prune_swin(model: nn.Module, ratio: float) -> nn.Module:
@@ -75,11 +77,18 @@ def prune_swin(model: nn.Module, ratio: float) -> nn.Module:
     pruned = copy.deepcopy(model).eval()
     in_chans, resolution = model_input_size(model)
     example = torch.zeros(1, in_chans, resolution, resolution)
-    ignored = [pruned.head.fc] + [b.attn.qkv for layer in pruned.layers for b in layer.blocks]
-    pruner = tp.pruner.BasePruner(pruned, example, importance=tp.importance.GroupMagnitudeImportance(p=2), pruning_ratio=ratio,
-                                  ignored_layers=ignored, customized_pruners={PatchMerging: _patch_merging_pruner()},
-                                  root_module_types=[nn.Conv2d, nn.Linear, PatchMerging],
-                                  unwrapped_parameters=[(b.attn.relative_position_bias_table, 1) for layer in pruned.layers for b in layer.blocks])
+    swin = cast(Any, pruned)  # a timm SwinTransformer: its module tree is read by attribute
+    ignored = [swin.head.fc] + [b.attn.qkv for layer in swin.layers for b in layer.blocks]
+    pruner = tp.pruner.BasePruner(
+        pruned,
+        example,
+        importance=tp.importance.GroupMagnitudeImportance(p=2),
+        pruning_ratio=ratio,
+        ignored_layers=ignored,
+        customized_pruners={PatchMerging: _patch_merging_pruner()},
+        root_module_types=[nn.Conv2d, nn.Linear, PatchMerging],
+        unwrapped_parameters=[(b.attn.relative_position_bias_table, 1) for layer in swin.layers for b in layer.blocks],
+    )
     pruner.step()
     return pruned
 
@@ -98,8 +107,10 @@ class TorchPruningMethod(CompressionMethod):
             raise NascompError("torch-pruning needs a budget (--budget, e.g. 2gflops or 10mparams)")
         budget = parse_budget(options["budget"])
         if budget.measured:
-            raise NascompError(f"torch-pruning prunes to a params or MACs budget, not {budget.text}; give the MACs to reach (e.g. the "
-                               "MACs of the shrunk model, from its summary)")
+            raise NascompError(
+                f"torch-pruning prunes to a params or MACs budget, not {budget.text}; give the MACs to reach (e.g. the "
+                "MACs of the shrunk model, from its summary)"
+            )
         swin_arch(base)
 
     def make_student(self, base: nn.Module, spec: dict, options: dict, context: CompressContext | None = None) -> Student:
@@ -117,7 +128,9 @@ class TorchPruningMethod(CompressionMethod):
         low, high = 0.0, 0.95
         best = prune_swin(base, high)
         if cost(best) > budget.limit:
-            raise NascompError(f"torch-pruning cannot reach {budget.text}: pruning {high:.0%} of the channels leaves {budget.format(cost(best))}")
+            raise NascompError(
+                f"torch-pruning cannot reach {budget.text}: pruning {high:.0%} of the channels leaves {budget.format(cost(best))}"
+            )
         for _ in range(8):  # bisection on the ratio: the least pruning that meets the budget
             mid = (low + high) / 2
             candidate = prune_swin(base, mid)
@@ -133,7 +146,14 @@ class TorchPruningMethod(CompressionMethod):
             if not torch.allclose(student.eval()(x), best(x), atol=1e-4, rtol=1e-4):
                 raise NascompError("internal: the pruned model did not rebuild as an arch model with the same outputs")
         student.train()
-        return Student(student, arch_spec(arch, base.num_classes, in_chans, resolution),
-                       {"budget": budget.to_dict(), "arch": arch.to_dict(), "pruning_ratio": round(high, 4),
-                        "importance": "torch-pruning GroupMagnitudeImportance (L2), data-free; heads not pruned",
-                        "torch_pruning": __import__("torch_pruning").__version__})
+        return Student(
+            student,
+            arch_spec(arch, cast(int, base.num_classes), in_chans, resolution),
+            {
+                "budget": budget.to_dict(),
+                "arch": arch.to_dict(),
+                "pruning_ratio": round(high, 4),
+                "importance": "torch-pruning GroupMagnitudeImportance (L2), data-free; heads not pruned",
+                "torch_pruning": __import__("torch_pruning").__version__,
+            },
+        )

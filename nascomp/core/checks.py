@@ -47,8 +47,10 @@ def require_device(device: str | None) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            raise NascompError("--device cuda: no CUDA device is visible to torch here; drop --device (or use --device cpu), or check the "
-                               "driver and CUDA_VISIBLE_DEVICES")
+            raise NascompError(
+                "--device cuda: no CUDA device is visible to torch here; drop --device (or use --device cpu), or check the "
+                "driver and CUDA_VISIBLE_DEVICES"
+            )
 
 
 def check_file(path: str | os.PathLike | None, name: str) -> Path | None:

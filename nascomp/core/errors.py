@@ -23,14 +23,45 @@ _WORKER_PREFIX = "Caught NascompError in DataLoader worker"
 
 # command-line flags whose Python argument (or option key) has another name
 API_NAMES = {
-    "supernet-epochs": "epochs", "drop-path": "drop_path_rate", "workers": "num_workers", "keep-onnx": "onnx_dir", "power-w": "power_model",
-    "reference-probe": "probe", "energy-window": "energy_window_s", "samples": "include_samples", "evolve-step": "steps",
-    "kron-n": "n", "kron-scale": "scale", "kron-init": "init", "delta-dropout": "dropout", "lora-alpha": "alpha",
-    "lora-dropout": "dropout", "lokr-factor": "decompose_factor", "int8": "quantization", "out": "out", "from": "source",
+    "supernet-epochs": "epochs",
+    "drop-path": "drop_path_rate",
+    "workers": "num_workers",
+    "keep-onnx": "onnx_dir",
+    "power-w": "power_model",
+    "reference-probe": "probe",
+    "energy-window": "energy_window_s",
+    "samples": "include_samples",
+    "evolve-step": "steps",
+    "kron-n": "n",
+    "kron-scale": "scale",
+    "kron-init": "init",
+    "delta-dropout": "dropout",
+    "lora-alpha": "alpha",
+    "lora-dropout": "dropout",
+    "lokr-factor": "decompose_factor",
+    "int8": "quantization",
+    "out": "out",
+    "from": "source",
 }
 # flags that take no value: the argument is a boolean set to True
-SWITCHES = frozenset({"resume", "overwrite", "dry-run", "require-delegated", "pretrained", "download", "strict", "probe", "energy",
-                      "op-profile", "cross-check", "quiet", "build-lut", "reference-probe"})
+SWITCHES = frozenset(
+    {
+        "resume",
+        "overwrite",
+        "dry-run",
+        "require-delegated",
+        "pretrained",
+        "download",
+        "strict",
+        "probe",
+        "energy",
+        "op-profile",
+        "cross-check",
+        "quiet",
+        "build-lut",
+        "reference-probe",
+    }
+)
 _FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
 _ADVICE = re.compile(r"\b(add|use|pass|set|with|or)( )--([a-z][a-z0-9-]*) ([A-Za-z0-9_.:/-]*[A-Za-z0-9_/])")  # "add --runtime executorch"
 _PLACEHOLDER = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*) ([A-Z][A-Z_]*)\b")  # "--lut PATH"
@@ -65,15 +96,18 @@ def _value(text: str) -> str:
 
 
 def _words(text: str) -> str:
-    text = _ADVICE.sub(lambda m: f"{m.group(1)} {_name(m.group(3))}={_value(m.group(4))}" if m.group(3) not in SWITCHES else m.group(0), text)
+    text = _ADVICE.sub(
+        lambda m: f"{m.group(1)} {_name(m.group(3))}={_value(m.group(4))}" if m.group(3) not in SWITCHES else m.group(0), text
+    )
     text = _PLACEHOLDER.sub(lambda m: f"{_name(m.group(1))}={m.group(2)}" if m.group(1) not in SWITCHES else m.group(0), text)
     return _FLAG.sub(_argument, text)
 
 
 def api_wording(message: str) -> str:
     """``message`` with every command-line flag named as the Python argument it is (see the module docstring)."""
-    return "".join(part if part.startswith("`") and part.endswith("`") and len(part) > 1 else _words(part)
-                   for part in _QUOTED.split(message))
+    return "".join(
+        part if part.startswith("`") and part.endswith("`") and len(part) > 1 else _words(part) for part in _QUOTED.split(message)
+    )
 
 
 class NascompError(Exception):

@@ -17,8 +17,9 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from nascomp.core.errors import NascompError, ResumableError
 
@@ -57,8 +58,10 @@ def disk_full(error: BaseException, path: str | os.PathLike) -> NascompError | N
     """The user error for a write that failed because the disk (or quota) is full; None for other failures. It keeps the run's
     folder (`ResumableError`): what was written before is intact and resumes once there is space."""
     if isinstance(error, OSError) and error.errno in _FULL:
-        return ResumableError(f"no space left on the device while writing {path}; the previous version of it (if any) is intact. Free some "
-                            "space and run the command again (add --resume to continue a run)")
+        return ResumableError(
+            f"no space left on the device while writing {path}; the previous version of it (if any) is intact. Free some "
+            "space and run the command again (add --resume to continue a run)"
+        )
     return None
 
 

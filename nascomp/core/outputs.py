@@ -20,9 +20,9 @@ import errno
 import fcntl
 import os
 import shutil
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from nascomp.core.errors import NascompError
 from nascomp.core.validate import output_dir
@@ -74,16 +74,26 @@ def _same_or_inside(inner: Path, outer: Path) -> bool:
         return False
 
 
-def claim_output(path: str | os.PathLike | None, name: str = "--out", *, resume: bool = False, overwrite: bool = False,
-                 inputs: Iterable[str | os.PathLike | None] = (), resumable: tuple[str, ...] = ()) -> OutputClaim | None:
+def claim_output(
+    path: str | os.PathLike | None,
+    name: str = "--out",
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    inputs: Iterable[object] = (),
+    resumable: tuple[str, ...] = (),
+) -> OutputClaim | None:
     """Check ``path`` before any work (see the module docstring); ``resumable`` names what ``resume`` may continue
     (e.g. ``("a training run (checkpoints)", "a finished run (metrics.json)", "a saved model")``; empty: anything nascomp wrote)."""
     if path is None:
         return None
     folder = output_dir(path, name)
+    assert folder is not None  # output_dir returns None only for None
     for given in inputs:
         if isinstance(given, (str, os.PathLike)) and str(given) and Path(given).exists() and _same_or_inside(Path(given), folder):
-            raise NascompError(f"{name} {folder} is where this command reads {given} from; writing there would destroy it. Choose another folder")
+            raise NascompError(
+                f"{name} {folder} is where this command reads {given} from; writing there would destroy it. Choose another folder"
+            )
     previous = holds(folder)
     if resume and overwrite:
         raise NascompError(f"{name}: resume continues a run and overwrite replaces it; choose one")
@@ -98,8 +108,9 @@ def claim_output(path: str | os.PathLike | None, name: str = "--out", *, resume:
     if previous == "files nascomp did not write":
         raise NascompError(f"{name} {folder} holds files nascomp did not write; choose an empty or new folder (nascomp never deletes them)")
     if not overwrite:
-        raise NascompError(f"{name} {folder} already holds {previous}; choose a new folder, add --resume to continue it, or --overwrite "
-                           "to replace it")
+        raise NascompError(
+            f"{name} {folder} already holds {previous}; choose a new folder, add --resume to continue it, or --overwrite to replace it"
+        )
     return OutputClaim(folder, previous, replace=True)
 
 
@@ -120,8 +131,9 @@ def output_lock(claim: OutputClaim | None, main: bool = True) -> Iterator[None]:
             if e.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
             owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise NascompError(f"another nascomp process (pid {owner}) is writing {claim.path}; wait for it to finish or choose another "
-                               "folder") from None
+            raise NascompError(
+                f"another nascomp process (pid {owner}) is writing {claim.path}; wait for it to finish or choose another folder"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         if claim.replace:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 __all__ = ["progress_bar", "console"]
 
@@ -14,8 +14,8 @@ console = Console(stderr=True)
 
 
 class _Silent:
-    def add_task(self, *args, **kwargs) -> int:
-        return 0
+    def add_task(self, *args, **kwargs) -> TaskID:
+        return TaskID(0)
 
     def update(self, *args, **kwargs) -> None:
         pass

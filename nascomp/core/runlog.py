@@ -22,9 +22,10 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from nascomp.core.errors import NascompError
 
@@ -79,7 +80,7 @@ class RunLogger:
     def close(self) -> None:
         """Flush and release the backend; the logger must not be used afterwards."""
 
-    def __enter__(self) -> "RunLogger":
+    def __enter__(self) -> RunLogger:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -311,7 +312,9 @@ class WandbLogger(RunLogger):
     def table(self, tag: str, rows: Sequence[Mapping[str, Any]], step: int) -> None:
         columns = _columns(rows)
         data = [[row.get(c) for c in columns] for row in rows]
-        self.run.log({tag: self._wandb.Table(columns=columns, data=data, allow_mixed_types=True), self.STEP: _check_step(step)})
+        # wandb annotates columns as list[str | int]: a list[str] is one, but list is invariant
+        table = self._wandb.Table(columns=columns, data=data, allow_mixed_types=True)  # type: ignore[arg-type]
+        self.run.log({tag: table, self.STEP: _check_step(step)})
 
     def close(self) -> None:
         self.run.finish()

@@ -14,8 +14,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from nascomp.core.errors import NascompError, ResumableError
 
@@ -28,7 +28,7 @@ def _number(name: str, value, integer: bool) -> float:
         raise NascompError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
     if not math.isfinite(value):
         raise NascompError(f"{name} must be finite, got {value!r}")
-    return value
+    return value  # type: ignore[return-value]  # a numbers.Real that is not a bool: int, float or a numpy scalar
 
 
 def positive(name: str, value, integer: bool = True):

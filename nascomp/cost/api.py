@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from nascomp.core.checks import check_file, is_module
 from nascomp.core.errors import NascompError
@@ -22,9 +23,17 @@ if TYPE_CHECKING:
 __all__ = ["count_cost", "space_cost_range"]
 
 
-def count_cost(model: nn.Module | str | os.PathLike | Arch | Mapping, resolution: int | None = None, *, in_chans: int | None = None,
-               num_classes: int | None = None, batch: int = 1, cross_check: bool = False, checkpoint: str | None = None,
-               **overrides: Any) -> CostReport:
+def count_cost(
+    model: nn.Module | str | os.PathLike | Arch | Mapping,
+    resolution: int | None = None,
+    *,
+    in_chans: int | None = None,
+    num_classes: int | None = None,
+    batch: int = 1,
+    cross_check: bool = False,
+    checkpoint: str | None = None,
+    **overrides: Any,
+) -> CostReport:
     """Count params and per-image MACs (attention matmuls included; FLOPs = 2 x MACs).
 
     Args:
@@ -57,11 +66,16 @@ def count_cost(model: nn.Module | str | os.PathLike | Arch | Mapping, resolution
         if unsupported:
             raise NascompError(f"an arch fixes the architecture; options {unsupported} cannot change it")
         if not isinstance(model, Arch):
+            assert isinstance(model, (str, os.PathLike))  # is_arch: an Arch or a path ending .json
             if not Path(model).is_file():
                 raise NascompError(f"arch file {model} not found")
             model = Arch.from_dict(read_json(model))
-        return arch_cost_report(model, resolution or overrides.get("img_size") or model.resolution or 224, in_chans or model.in_chans or 3,
-                                num_classes or model.num_classes or 1000)
+        return arch_cost_report(
+            model,
+            resolution or overrides.get("img_size") or model.resolution or 224,
+            in_chans or model.in_chans or 3,
+            num_classes or model.num_classes or 1000,
+        )
     from nascomp.cost.counter import count_module
     from nascomp.models.resolve import as_model, model_input_size
 
@@ -78,8 +92,10 @@ def count_cost(model: nn.Module | str | os.PathLike | Arch | Mapping, resolution
     try:
         report = count_module(module, resolution or native_res, in_chans or native_chans, batch=batch)
     except (RuntimeError, AssertionError, ValueError) as e:
-        raise NascompError(f"the model cannot run at {resolution or native_res} px with {in_chans or native_chans} channels "
-                           f"({str(e).splitlines()[0][:160]}); build it for that size (e.g. img_size=...)") from None
+        raise NascompError(
+            f"the model cannot run at {resolution or native_res} px with {in_chans or native_chans} channels "
+            f"({str(e).splitlines()[0][:160]}); build it for that size (e.g. img_size=...)"
+        ) from None
     if cross_check:
         from nascomp.cost.crosscheck import cross_check as run_cross_check
 
@@ -101,5 +117,13 @@ def space_cost_range(space: SearchSpace | str, num_classes: int = 1000) -> dict:
 
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
     lo, hi = (arch_cost(a, space.resolution, num_classes=num_classes) for a in (space.smallest(), space.largest()))
-    return {"name": space.name, "resolution": space.resolution, "archs": space.size(), "gmacs_min": lo.macs / 1e9, "gmacs_max": hi.macs / 1e9,
-            "params_min": lo.params, "params_max": hi.params, "description": space.description}
+    return {
+        "name": space.name,
+        "resolution": space.resolution,
+        "archs": space.size(),
+        "gmacs_min": lo.macs / 1e9,
+        "gmacs_max": hi.macs / 1e9,
+        "params_min": lo.params,
+        "params_max": hi.params,
+        "description": space.description,
+    }

@@ -12,8 +12,9 @@ Convention (the papers'): MACs are what papers call FLOPs; FLOPs = 2 × MACs.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 from nascomp.cost.counter import CostReport
 from nascomp.spaces.arch import Arch
@@ -51,11 +52,16 @@ def block_cost(c: BlockConfig) -> ArchCost:
 def _block_cost(resolution: int, d: int, heads: int, q: int, hidden: int, w: int) -> ArchCost:
     params = (
         2 * d  # norm1
-        + d * 3 * q + 3 * q  # qkv
-        + q * d + d  # proj
+        + d * 3 * q
+        + 3 * q  # qkv
+        + q * d
+        + d  # proj
         + (2 * w - 1) ** 2 * heads  # relative-position bias table of the (clamped) window
         + 2 * d  # norm2
-        + d * hidden + hidden + hidden * d + d  # mlp
+        + d * hidden
+        + hidden
+        + hidden * d
+        + d  # mlp
     )
     padded = math.ceil(resolution / w) * w
     padded_tokens = padded * padded
@@ -102,5 +108,4 @@ def arch_cost_report(arch: Arch | Mapping, resolution: int = 224, in_chans: int 
         padded = math.ceil(b.resolution / b.window) * b.window
         attention += padded * padded * b.window * b.window * 2 * b.qkv_dim
     categories = {"linear/matmul": total.macs - conv - attention, "batched matmul": attention, "convolution": conv}
-    return CostReport(params=total.params, macs=total.macs, resolution=resolution, in_chans=in_chans,
-                      macs_by_category=categories)
+    return CostReport(params=total.params, macs=total.macs, resolution=resolution, in_chans=in_chans, macs_by_category=categories)

@@ -175,6 +175,11 @@ def count_module(model: nn.Module, resolution: int, in_chans: int = 3, batch: in
         model.train(was_training)
     per_image = {k: v // batch for k, v in counter.macs.items()}
     return CostReport(
-        params=count_params(model), macs=int(sum(per_image.values())), resolution=resolution, in_chans=in_chans, batch=batch,
-        macs_by_category=per_image, elementwise={k: v // batch for k, v in counter.elementwise.items()},
+        params=count_params(model),
+        macs=int(sum(per_image.values())),
+        resolution=resolution,
+        in_chans=in_chans,
+        batch=batch,
+        macs_by_category=per_image,
+        elementwise={k: v // batch for k, v in counter.elementwise.items()},
     )

@@ -105,7 +105,23 @@ def cross_check(model: nn.Module, ours: CostReport) -> list[dict]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 macs, note = tool(copy.deepcopy(model), x)
-            rows.append({"tool": name, "macs": macs, "ratio": macs / ours.macs if ours.macs else float("nan"), "why": explain_difference(ours, macs), "note": note})
+            rows.append(
+                {
+                    "tool": name,
+                    "macs": macs,
+                    "ratio": macs / ours.macs if ours.macs else float("nan"),
+                    "why": explain_difference(ours, macs),
+                    "note": note,
+                }
+            )
         except Exception as e:  # a third-party counter failing is a finding, not our crash
-            rows.append({"tool": name, "macs": None, "ratio": None, "why": f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}", "note": ""})
+            rows.append(
+                {
+                    "tool": name,
+                    "macs": None,
+                    "ratio": None,
+                    "why": f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}",
+                    "note": "",
+                }
+            )
     return rows

@@ -40,10 +40,10 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
     from nascomp.data.datasets import DataBundle, ImageFolderDataset, TensorImageDataset, data_bundle, load_data, read_idx, split_indices
-    from nascomp.data.source import DEBIAN_FASHION_MNIST, check_source, resolve_data_dir
-    from nascomp.data.transforms import BatchTransform, SampleTransform
-    from nascomp.data.recipe import ImageRecipe, RAND_AUGMENT, make_mixup
-    from nascomp.data.sampling import EpochSampler, epoch_seed
-    from nascomp.data.loader import default_workers, make_loader, resolve_workers
     from nascomp.data.eval_set import DecodedEvalSet, default_cache_bytes
     from nascomp.data.folders import write_class_folders, write_image_folder
+    from nascomp.data.loader import default_workers, make_loader, resolve_workers
+    from nascomp.data.recipe import RAND_AUGMENT, ImageRecipe, make_mixup
+    from nascomp.data.sampling import EpochSampler, epoch_seed
+    from nascomp.data.source import DEBIAN_FASHION_MNIST, check_source, resolve_data_dir
+    from nascomp.data.transforms import BatchTransform, SampleTransform

@@ -15,9 +15,9 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -26,7 +26,14 @@ from torch.utils.data import Dataset
 from nascomp.core.errors import NascompError
 from nascomp.core.validate import fraction, positive
 from nascomp.data.recipe import ImageRecipe, eval_transform, train_transform
-from nascomp.data.source import DEBIAN_FASHION_MNIST, FASHION_MNIST_FILES, IMAGE_EXTENSIONS, check_source, image_folder_roots, resolve_data_dir
+from nascomp.data.source import (
+    DEBIAN_FASHION_MNIST,
+    FASHION_MNIST_FILES,
+    IMAGE_EXTENSIONS,
+    check_source,
+    image_folder_roots,
+    resolve_data_dir,
+)
 from nascomp.data.transforms import BatchTransform, SampleTransform
 
 __all__ = [
@@ -76,7 +83,12 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
-    for candidate in (folder / f"{stem}.gz", folder / stem, folder / "FashionMNIST" / "raw" / f"{stem}.gz", folder / "FashionMNIST" / "raw" / stem):
+    for candidate in (
+        folder / f"{stem}.gz",
+        folder / stem,
+        folder / "FashionMNIST" / "raw" / f"{stem}.gz",
+        folder / "FashionMNIST" / "raw" / stem,
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -151,10 +163,7 @@ class ImageFolderDataset(Dataset):
             raise NascompError(f"image folder {root} not found")
         classes = sorted(d.name for d in root.iterdir() if d.is_dir())
         samples = [
-            (p, label)
-            for label, c in enumerate(classes)
-            for p in sorted((root / c).rglob("*"))
-            if p.suffix.lower() in cls.EXTENSIONS
+            (p, label) for label, c in enumerate(classes) for p in sorted((root / c).rglob("*")) if p.suffix.lower() in cls.EXTENSIONS
         ]
         if not samples:
             raise NascompError(f"image folder {root} has no images in class sub-folders (root/<class>/<image>)")
@@ -207,9 +216,11 @@ class DataBundle:
         return SampleTransform(tf, in_chans)
 
     def describe(self) -> dict:
-        return {"dataset": self.name, "train": len(self.train), "val": len(self.val), "test": len(self.test), "classes": self.num_classes}
+        # a map-style dataset has __len__; torch's Dataset does not declare it
+        sizes = {"train": len(self.train), "val": len(self.val), "test": len(self.test)}  # type: ignore[arg-type]
+        return {"dataset": self.name, **sizes, "classes": self.num_classes}
 
-    def limited(self, train: int | None = None, val: int | None = None, test: int | None = None) -> "DataBundle":
+    def limited(self, train: int | None = None, val: int | None = None, test: int | None = None) -> DataBundle:
         """The same splits cut to their first ``train`` / ``val`` / ``test`` images (None: all), as `load_data`'s limits cut
         a dataset given by name, so a preset sizes a bundle the way it sizes a name."""
         from dataclasses import replace
@@ -217,7 +228,7 @@ class DataBundle:
         from torch.utils.data import Subset
 
         def cut(split: Dataset, n: int | None) -> Dataset:
-            return split if not n or n >= len(split) else Subset(split, range(n))
+            return split if not n or n >= len(split) else Subset(split, range(n))  # type: ignore[arg-type]  # map-style: has __len__
 
         return replace(self, train=cut(self.train, train), val=cut(self.val, val), test=cut(self.test, test))
 
@@ -267,8 +278,13 @@ def load_data(
         if classes is not None:
             raise NascompError("--classes is only supported for in-memory datasets (fashion-mnist, cifar10)")
         return DataBundle(
-            name, ImageFolderDataset(samples, _limit(train_idx.tolist(), limit_train)),
-            ImageFolderDataset(samples, _limit(val_idx.tolist(), limit_val)), test, names, *STATS["imagenet"], per_image=True,
+            name,
+            ImageFolderDataset(samples, _limit(train_idx.tolist(), limit_train)),
+            ImageFolderDataset(samples, _limit(val_idx.tolist(), limit_val)),
+            test,
+            names,
+            *STATS["imagenet"],
+            per_image=True,
         )
     loaders = {"fashion-mnist": _fashion_mnist, "cifar10": _cifar10}
     splits, names = loaders[name](folder, download)
@@ -301,5 +317,7 @@ def data_bundle(data: DataBundle | str, **options) -> DataBundle:
     if isinstance(data, DataBundle):
         return data
     if not isinstance(data, str):
-        raise NascompError(f"data must be a dataset name (fashion-mnist, cifar10, imagefolder:PATH) or a DataBundle, got {type(data).__name__}")
+        raise NascompError(
+            f"data must be a dataset name (fashion-mnist, cifar10, imagefolder:PATH) or a DataBundle, got {type(data).__name__}"
+        )
     return load_data(data, **options)

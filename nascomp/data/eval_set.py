@@ -14,7 +14,7 @@ path) the float input is kept, as the CPU would spend ~1 ms an image converting.
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import Dataset
@@ -55,8 +55,16 @@ def _split_normalize(transform: BatchTransform | SampleTransform):
 class DecodedEvalSet:
     """Batches of (model input, labels) for a fixed evaluation split, decoded at most once."""
 
-    def __init__(self, dataset: Dataset, transform: BatchTransform | SampleTransform, *, batch_size: int = 256,
-                 device: str | torch.device = "cpu", workers: int | None = None, max_bytes: int | None = None):
+    def __init__(
+        self,
+        dataset: Dataset,
+        transform: BatchTransform | SampleTransform,
+        *,
+        batch_size: int = 256,
+        device: str | torch.device = "cpu",
+        workers: int | None = None,
+        max_bytes: int | None = None,
+    ):
         self.dataset, self.transform, self.batch_size = dataset, transform, batch_size
         self.device = torch.device(device)
         self.workers = resolve_workers(workers)
@@ -67,7 +75,7 @@ class DecodedEvalSet:
         self._streamed = False
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.dataset)  # type: ignore[arg-type]  # a map-style dataset has __len__; torch's Dataset does not declare it
 
     @property
     def nbytes(self) -> int:
@@ -88,7 +96,7 @@ class DecodedEvalSet:
 
     def _keep_or_stream(self) -> None:
         sample = self.transform([self.dataset[0]])[0]
-        n = len(self.dataset)
+        n = len(self)
         keep_bytes = n * sample[0].numel() * sample.element_size()  # the float input
         split = _split_normalize(self.transform)
         if split and (self.device.type == "cuda" or keep_bytes > self.max_bytes):
@@ -105,12 +113,15 @@ class DecodedEvalSet:
             kept.append((x.to(self.device), y.to(self.device)))
         if split:
             _, mean, std = split
-            self._normalize = (torch.as_tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1),
-                               torch.as_tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1))
+            self._normalize = (
+                torch.as_tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1),
+                torch.as_tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1),
+            )
         self._kept = kept
 
     def _to_input(self, x: torch.Tensor) -> torch.Tensor:
         """The same float operations as to-tensor, Normalize and the channel adapter, on a whole batch."""
+        assert self._normalize is not None  # called only once _keep_or_stream has set it
         mean, std = self._normalize
         x = x.to(torch.float32).div(255).sub_(mean).div_(std)
         return adapt_channels(x, self.transform.in_chans, dim=1).contiguous()

@@ -9,9 +9,10 @@ any labelled uint8 array as ``ROOT/<class>/`` (`write_class_folders`).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,12 +46,21 @@ def _write(job: tuple[np.ndarray, list[Path], int | None, int]) -> None:
     for image, path in zip(images, paths):
         im = Image.fromarray(image).convert("RGB")
         if size is not None:
-            im = im.resize((size, size), Image.BICUBIC)
+            im = im.resize((size, size), Image.Resampling.BICUBIC)
         im.save(path, quality=quality) if path.suffix == ".jpg" else im.save(path)
 
 
-def write_class_folders(images: np.ndarray, labels: Sequence[int], root: str | os.PathLike, class_names: Sequence[str], *,
-                        size: int | None = None, format: str = "jpeg", quality: int = 90, processes: int = 1) -> Path:
+def write_class_folders(
+    images: np.ndarray,
+    labels: Sequence[int],
+    root: str | os.PathLike,
+    class_names: Sequence[str],
+    *,
+    size: int | None = None,
+    format: str = "jpeg",
+    quality: int = 90,
+    processes: int = 1,
+) -> Path:
     """Save ``images`` as RGB files under ``root/<class name>/<index:06d>.jpg`` (or ``.png``); return ``root``.
 
     ``images``: uint8, N×H×W (grey), N×1×H×W or N×3×H×W; ``labels``: N integers indexing ``class_names`` (a ``/`` in a
@@ -84,9 +94,18 @@ def write_class_folders(images: np.ndarray, labels: Sequence[int], root: str | o
     return root
 
 
-def write_image_folder(data: "DataBundle | str", root: str | os.PathLike, *, train: int | None = None, val: int | None = None,
-                       size: int | None = None, format: str = "jpeg", quality: int = 90, processes: int = 1,
-                       data_dir: str | os.PathLike | None = None) -> Path:
+def write_image_folder(
+    data: DataBundle | str,
+    root: str | os.PathLike,
+    *,
+    train: int | None = None,
+    val: int | None = None,
+    size: int | None = None,
+    format: str = "jpeg",
+    quality: int = 90,
+    processes: int = 1,
+    data_dir: str | os.PathLike | None = None,
+) -> Path:
     """Write an in-memory dataset as the image folder ``root/train/<class>/`` + ``root/val/<class>/``; return ``root``.
 
     ``data``: a `DataBundle` of in-memory images, or a dataset name `load_data` reads (``fashion-mnist``, ``cifar10``;
@@ -109,9 +128,19 @@ def write_image_folder(data: "DataBundle | str", root: str | os.PathLike, *, tra
         if n == 0:
             continue
         if not isinstance(dataset, TensorImageDataset):
-            raise NascompError(f"the {split} split of {bundle.name} is not in memory ({type(dataset).__name__}); "
-                               "write_image_folder writes in-memory datasets (fashion-mnist, cifar10)")
+            raise NascompError(
+                f"the {split} split of {bundle.name} is not in memory ({type(dataset).__name__}); "
+                "write_image_folder writes in-memory datasets (fashion-mnist, cifar10)"
+            )
         idx = dataset.indices[:n]
-        write_class_folders(dataset.images[idx].numpy(), dataset.labels[idx].tolist(), root / split, bundle.classes, size=size,
-                            format=format, quality=quality, processes=processes)
+        write_class_folders(
+            dataset.images[idx].numpy(),
+            dataset.labels[idx].tolist(),
+            root / split,
+            bundle.classes,
+            size=size,
+            format=format,
+            quality=quality,
+            processes=processes,
+        )
     return root

@@ -21,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,7 +89,7 @@ class PerImage(Dataset):
         self.dataset, self.transform = dataset, transform
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.dataset)  # type: ignore[arg-type]  # a map-style dataset has __len__; torch's Dataset does not declare it
 
     def _one(self, key: Any) -> tuple[torch.Tensor, int]:
         index, seed = key if isinstance(key, tuple) else (key, None)
@@ -107,8 +108,17 @@ class PerImage(Dataset):
             return [self._one(k) for k in keys]
 
 
-def make_loader(dataset: Dataset, transform, batch_size: int, *, sampler: Sampler | None = None, indices: Sequence[int] | None = None,
-                workers: int = 0, device: torch.device | str = "cpu", drop_last: bool = False) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    transform,
+    batch_size: int,
+    *,
+    sampler: Sampler | None = None,
+    indices: Sequence[int] | None = None,
+    workers: int = 0,
+    device: torch.device | str = "cpu",
+    drop_last: bool = False,
+) -> DataLoader:
     """A DataLoader over ``dataset`` (or its ``indices``) in ``sampler``'s order (default: in order).
 
     ``transform`` is a `BatchTransform` or a `SampleTransform` (``bundle.transform(...)``). Workers, pinned
@@ -121,7 +131,14 @@ def make_loader(dataset: Dataset, transform, batch_size: int, *, sampler: Sample
     if transform.per_sample is None:
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last, collate_fn=transform.collate)
     return DataLoader(
-        PerImage(dataset, transform.per_sample), batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
-        collate_fn=transform.collate, num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+        PerImage(dataset, transform.per_sample),
+        batch_size=batch_size,
+        sampler=sampler,
+        shuffle=False,
+        drop_last=drop_last,
+        collate_fn=transform.collate,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(0),  # worker base seeds come from here, not from the global stream
     )

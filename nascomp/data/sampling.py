@@ -13,7 +13,7 @@ which worker processes it, on how many workers there are, or on where a resumed 
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import Sampler
@@ -39,8 +39,9 @@ class EpochSampler(Sampler):
     With ``keyed`` each item is ``(index, augmentation seed)`` for per-image pipelines; otherwise a plain index.
     """
 
-    def __init__(self, size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1, repeats: int = 1,
-                 keyed: bool = False):
+    def __init__(
+        self, size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1, repeats: int = 1, keyed: bool = False
+    ):
         if size < 1:
             raise NascompError("the training set is empty; check --limit-train and the data folder")
         self.size, self.batch_size, self.seed = size, batch_size, seed

@@ -12,8 +12,15 @@ from pathlib import Path
 
 from nascomp.core.errors import NascompError
 
-__all__ = ["DATASETS", "IMAGE_EXTENSIONS", "DEBIAN_FASHION_MNIST", "FASHION_MNIST_FILES", "resolve_data_dir", "check_source",
-           "image_folder_roots"]
+__all__ = [
+    "DATASETS",
+    "IMAGE_EXTENSIONS",
+    "DEBIAN_FASHION_MNIST",
+    "FASHION_MNIST_FILES",
+    "resolve_data_dir",
+    "check_source",
+    "image_folder_roots",
+]
 
 DATASETS = ("fashion-mnist", "cifar10")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -47,10 +54,13 @@ def _classes(folder: Path) -> list[str]:
         raise NascompError(f"image folder {folder} not found; --data imagefolder:PATH needs PATH/<class>/<image> or PATH/train/<class>/...")
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
     if not any(p.suffix.lower() in IMAGE_EXTENSIONS for c in classes for p in (folder / c).rglob("*")):
-        raise NascompError(f"image folder {folder} has no images in class sub-folders ({folder}/<class>/<image>; "
-                           f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise NascompError(
+            f"image folder {folder} has no images in class sub-folders ({folder}/<class>/<image>; {', '.join(sorted(IMAGE_EXTENSIONS))})"
+        )
     if len(classes) < 2:
-        raise NascompError(f"image folder {folder} has {len(classes)} class folder(s); a classifier needs at least 2 ({folder}/<class>/...)")
+        raise NascompError(
+            f"image folder {folder} has {len(classes)} class folder(s); a classifier needs at least 2 ({folder}/<class>/...)"
+        )
     return classes
 
 
@@ -68,7 +78,9 @@ def check_source(name, data_dir: str | os.PathLike | None = None, download: bool
         train, test = image_folder_roots(Path(path))
         classes = _classes(train)
         if test is not None and _classes(test) != classes:
-            raise NascompError(f"{test} has class folders {_classes(test)} but {train} has {classes}; the splits must have the same classes")
+            raise NascompError(
+                f"{test} has class folders {_classes(test)} but {train} has {classes}; the splits must have the same classes"
+            )
         return classes
     if name not in DATASETS:
         raise NascompError(f"unknown dataset {name!r}; choose {FORMS}")

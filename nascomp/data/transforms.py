@@ -14,8 +14,9 @@ loaders use ``per_sample`` and ``collate`` (`nascomp.data.loader.make_loader`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -32,7 +32,8 @@ dims of size 1, describe a different dim order, which makes the XNNPACK runtime 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -182,9 +183,15 @@ XNNPACK_FORMS: dict[Any, Callable] = {
 
 def _quantization_ops() -> set:
     qd = torch.ops.quantized_decomposed
-    return {qd.quantize_per_tensor.default, qd.quantize_per_tensor.tensor, qd.dequantize_per_tensor.default,
-            qd.dequantize_per_tensor.tensor, qd.quantize_per_channel.default, qd.dequantize_per_channel.default,
-            qd.choose_qparams.tensor}
+    return {
+        qd.quantize_per_tensor.default,
+        qd.quantize_per_tensor.tensor,
+        qd.dequantize_per_tensor.default,
+        qd.dequantize_per_tensor.tensor,
+        qd.quantize_per_channel.default,
+        qd.dequantize_per_channel.default,
+        qd.choose_qparams.tensor,
+    }
 
 
 def _canonical_strides(program) -> None:

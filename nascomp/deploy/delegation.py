@@ -46,13 +46,21 @@ class DelegationReport:
         if self.fully_delegated:
             return f"fully delegated to {self.backend} ({self.delegated_nodes} ops in {self.subgraphs} subgraph(s))"
         left = ", ".join(f"{op} x{n}" for op, n in sorted(self.portable_ops.items(), key=lambda kv: (-kv[1], kv[0])))
-        return (f"{self.delegated_share:.1%} of {self.delegated_nodes + self.portable_nodes} ops delegated to {self.backend} "
-                f"in {self.subgraphs} subgraph(s); left on portable kernels: {left}")
+        return (
+            f"{self.delegated_share:.1%} of {self.delegated_nodes + self.portable_nodes} ops delegated to {self.backend} "
+            f"in {self.subgraphs} subgraph(s); left on portable kernels: {left}"
+        )
 
     def to_dict(self) -> dict:
-        return {"backend": self.backend, "delegated_share": round(self.delegated_share, 6), "delegated_ops": self.delegated_nodes,
-                "portable_ops": dict(sorted(self.portable_ops.items())), "portable_op_count": self.portable_nodes,
-                "subgraphs": self.subgraphs, "fully_delegated": self.fully_delegated}
+        return {
+            "backend": self.backend,
+            "delegated_share": round(self.delegated_share, 6),
+            "delegated_ops": self.delegated_nodes,
+            "portable_ops": dict(sorted(self.portable_ops.items())),
+            "portable_op_count": self.portable_nodes,
+            "subgraphs": self.subgraphs,
+            "fully_delegated": self.fully_delegated,
+        }
 
 
 def _op_name(node) -> str:
@@ -65,7 +73,7 @@ def _op_name(node) -> str:
 
 def delegation_report(graph_module, backend: str = "XNNPACK") -> DelegationReport:
     """Count the nodes of a lowered edge program's graph module inside and outside its delegates."""
-    delegated, subgraphs, left = 0, 0, Counter()
+    delegated, subgraphs, left = 0, 0, Counter[str]()
     for node in graph_module.graph.nodes:
         if node.op == "get_attr" and node.target.startswith("lowered_module"):
             lowered = getattr(graph_module, node.target)
@@ -79,5 +87,7 @@ def delegation_report(graph_module, backend: str = "XNNPACK") -> DelegationRepor
 def require_delegated(report: DelegationReport, what: str = "the model") -> None:
     """Raise a user error when anything of ``what`` is left outside the delegate."""
     if not report.fully_delegated:
-        raise NascompError(f"{what} is not fully delegated: {report.describe()}. Drop --require-delegated to export anyway, or change "
-                           "the model so these ops have an XNNPACK formulation (nascomp.deploy.delegable lists the ones it rewrites)")
+        raise NascompError(
+            f"{what} is not fully delegated: {report.describe()}. Drop --require-delegated to export anyway, or change "
+            "the model so these ops have an XNNPACK formulation (nascomp.deploy.delegable lists the ones it rewrites)"
+        )

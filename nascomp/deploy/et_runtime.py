@@ -15,8 +15,8 @@ import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -113,8 +113,14 @@ class PteSession:
 
     def facts(self) -> dict:
         """What this session runs, for a measurement's protocol."""
-        return {"runtime": "ExecuTorch (Python runtime, executorch.runtime)", "runtime_version": executorch_version(),
-                "delegate": "XNNPACK", "threadpool_threads": self.threads, "pte_file": str(self.path), "pte_bytes": self.path.stat().st_size}
+        return {
+            "runtime": "ExecuTorch (Python runtime, executorch.runtime)",
+            "runtime_version": executorch_version(),
+            "delegate": "XNNPACK",
+            "threadpool_threads": self.threads,
+            "pte_file": str(self.path),
+            "pte_bytes": self.path.stat().st_size,
+        }
 
     def op_times(self) -> list[dict]:
         """Per event name recorded since loading (ops on portable kernels and XNNPACK's own ops inside the delegate): count and
@@ -156,5 +162,12 @@ def op_table(frame) -> list[dict]:
     out = []
     for row in rows.values():
         samples = np.asarray(row.pop("samples"))
-        out.append({**row, "calls": int(samples.size), "median_ms": round(float(np.median(samples)), 5), "total_ms": round(float(samples.sum()), 4)})
+        out.append(
+            {
+                **row,
+                "calls": int(samples.size),
+                "median_ms": round(float(np.median(samples)), 5),
+                "total_ms": round(float(samples.sum()), 4),
+            }
+        )
     return sorted(out, key=lambda r: -r["total_ms"])

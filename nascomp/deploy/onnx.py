@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,8 +48,12 @@ class OnnxExport:
 
     def to_dict(self) -> dict:
         return {
-            "path": str(self.path), "exporter": self.exporter, "opset": self.opset, "input_shape": list(self.input_shape),
-            "max_abs_diff": self.max_abs_diff, "size_bytes": self.size_bytes,
+            "path": str(self.path),
+            "exporter": self.exporter,
+            "opset": self.opset,
+            "input_shape": list(self.input_shape),
+            "max_abs_diff": self.max_abs_diff,
+            "size_bytes": self.size_bytes,
         }
 
 
@@ -58,7 +63,7 @@ def example_input(batch: int, in_chans: int, resolution: int, seed: int = 0) -> 
 
 
 def _export_once(model: nn.Module, x: torch.Tensor, path: Path, exporter: str, opset: int) -> None:
-    kwargs = {"input_names": ["input"], "output_names": ["output"], "dynamo": exporter == "dynamo", "opset_version": opset}
+    kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": ["output"], "dynamo": exporter == "dynamo", "opset_version": opset}
     if exporter == "dynamo":
         kwargs.update(verbose=False, external_data=False)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -79,8 +84,16 @@ def _first(output) -> torch.Tensor:
 
 @torch.no_grad()
 def export_onnx(
-    model: nn.Module, path: str | os.PathLike, example: torch.Tensor | None = None, *, resolution: int | None = None,
-    in_chans: int = 3, batch: int = 1, exporter: str = "auto", opset: int | None = None, tolerance: float = 1e-4,
+    model: nn.Module,
+    path: str | os.PathLike,
+    example: torch.Tensor | None = None,
+    *,
+    resolution: int | None = None,
+    in_chans: int = 3,
+    batch: int = 1,
+    exporter: str = "auto",
+    opset: int | None = None,
+    tolerance: float = 1e-4,
 ) -> OnnxExport:
     """Write ``path`` atomically and verify it with ONNX Runtime.
 
@@ -111,13 +124,15 @@ def export_onnx(
     try:
         reference = _first(model(example)).float().numpy()
     except (RuntimeError, AssertionError, ValueError) as e:
-        raise NascompError(f"the model cannot run on a {tuple(example.shape)} input ({str(e).splitlines()[0][:160]}); export it at the "
-                           "resolution it was built for, or rebuild it for this one") from None
+        raise NascompError(
+            f"the model cannot run on a {tuple(example.shape)} input ({str(e).splitlines()[0][:160]}); export it at the "
+            "resolution it was built for, or rebuild it for this one"
+        ) from None
     scale = max(1.0, float(np.abs(reference).max()))
     created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # removed again if no exporter succeeds
     path.parent.mkdir(parents=True, exist_ok=True)
     errors = []
-    for name in (("torchscript", "dynamo") if exporter == "auto" else (exporter,)):
+    for name in ("torchscript", "dynamo") if exporter == "auto" else (exporter,):
         if opset is not None and opset not in OPSETS[name]:
             continue  # auto with an opset only one exporter writes
         version = opset or DEFAULT_OPSETS[name]

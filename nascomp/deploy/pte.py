@@ -31,18 +31,18 @@ from torch import nn
 
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_bytes
-from nascomp.deploy.formats import PRECISIONS, QUANTIZATIONS
 from nascomp.deploy.delegation import DelegationReport, delegation_report, require_delegated
 from nascomp.deploy.et_runtime import PteSession, executorch_version, native_logs_captured, require_executorch, warnings_silenced
+from nascomp.deploy.formats import PRECISIONS, QUANTIZATIONS
 
 __all__ = ["OutputCheck", "PteExport", "export_pte", "lower_to_pte", "quantize_pt2e"]
 
 INT8_TOLERANCE = 0.05  # int8 kernels round differently from the float simulation: a few quantization steps of the logits
 QUANTIZATION_TEXT = {
     "static": "PT2E static int8 (XNNPACKQuantizer): per-channel int8 weights, per-tensor int8 activations calibrated on {n} "
-              "training images (histogram observer); linear, conv, add, mul in int8; softmax, GELU, layer norm float",
+    "training images (histogram observer); linear, conv, add, mul in int8; softmax, GELU, layer norm float",
     "dynamic": "PT2E dynamic int8 (XNNPACKQuantizer): per-channel int8 weights of the linear layers, their inputs quantized "
-               "per tensor at run time; convolutions and everything else float",
+    "per tensor at run time; convolutions and everything else float",
 }
 
 
@@ -64,10 +64,18 @@ class OutputCheck:
         return self.max_abs_diff <= self.tolerance * self.scale and self.noise_max_abs_diff <= self.tolerance * self.scale
 
     def to_dict(self) -> dict:
-        return {"reference": self.reference, "images": self.images, "source": self.source, "max_abs_diff": self.max_abs_diff,
-                "tolerance": self.tolerance, "allowed_abs_diff": self.tolerance * self.scale, "scale": self.scale,
-                "noise_max_abs_diff": self.noise_max_abs_diff, "top1_agreement_with_fp32": self.top1_agreement_with_fp32,
-                "passed": self.passed}
+        return {
+            "reference": self.reference,
+            "images": self.images,
+            "source": self.source,
+            "max_abs_diff": self.max_abs_diff,
+            "tolerance": self.tolerance,
+            "allowed_abs_diff": self.tolerance * self.scale,
+            "scale": self.scale,
+            "noise_max_abs_diff": self.noise_max_abs_diff,
+            "top1_agreement_with_fp32": self.top1_agreement_with_fp32,
+            "passed": self.passed,
+        }
 
 
 @dataclass
@@ -85,11 +93,21 @@ class PteExport:
     size_bytes: int
 
     def to_dict(self) -> dict:
-        return {"format": "pte", "path": str(self.path), "runtime": "ExecuTorch", "runtime_version": executorch_version(),
-                "delegate": "XNNPACK", "precision": self.precision, "quantization": self.quantization, "input_shape": list(self.input_shape),
-                "delegable_rewrite": self.rewritten, "delegation": self.delegation.to_dict(),
-                "check": self.check.to_dict() if self.check else None, "export_seconds": round(self.export_seconds, 2),
-                "size_bytes": self.size_bytes}
+        return {
+            "format": "pte",
+            "path": str(self.path),
+            "runtime": "ExecuTorch",
+            "runtime_version": executorch_version(),
+            "delegate": "XNNPACK",
+            "precision": self.precision,
+            "quantization": self.quantization,
+            "input_shape": list(self.input_shape),
+            "delegable_rewrite": self.rewritten,
+            "delegation": self.delegation.to_dict(),
+            "check": self.check.to_dict() if self.check else None,
+            "export_seconds": round(self.export_seconds, 2),
+            "size_bytes": self.size_bytes,
+        }
 
 
 def quantize_pt2e(model: nn.Module, example: torch.Tensor, quantization: str, calibration: torch.Tensor | None) -> nn.Module:
@@ -106,7 +124,8 @@ def quantize_pt2e(model: nn.Module, example: torch.Tensor, quantization: str, ca
     quantizer = XNNPACKQuantizer().set_global(config) if quantization == "static" else XNNPACKQuantizer().set_module_type(nn.Linear, config)
     prepared = prepare_pt2e(torch.export.export(model, (example,)).module(), quantizer)
     with torch.no_grad():  # dynamic: one pass sets the weights' per-channel ranges (activations get theirs at run time)
-        for batch in calibration.split(example.shape[0]) if quantization == "static" else [example]:
+        # static: calibration was checked above
+        for batch in calibration.split(example.shape[0]) if quantization == "static" and calibration is not None else [example]:
             if batch.shape[0] == example.shape[0]:
                 prepared(batch)
     return convert_pt2e(prepared)
@@ -147,10 +166,23 @@ def _compare(session: PteSession, reference: nn.Module, fp32: nn.Module, images:
 
 
 @torch.no_grad()
-def export_pte(model: nn.Module, path: str | os.PathLike, example: torch.Tensor | None = None, *, resolution: int | None = None,
-               in_chans: int = 3, batch: int = 1, precision: str = "fp32",
-               quantization: str = "static", calibration: torch.Tensor | None = None, check_images: torch.Tensor | None = None,
-               check_source: str = "", tolerance: float | None = None, rewrite: bool = True, require_full: bool = False) -> PteExport:
+def export_pte(
+    model: nn.Module,
+    path: str | os.PathLike,
+    example: torch.Tensor | None = None,
+    *,
+    resolution: int | None = None,
+    in_chans: int = 3,
+    batch: int = 1,
+    precision: str = "fp32",
+    quantization: str = "static",
+    calibration: torch.Tensor | None = None,
+    check_images: torch.Tensor | None = None,
+    check_source: str = "",
+    tolerance: float | None = None,
+    rewrite: bool = True,
+    require_full: bool = False,
+) -> PteExport:
     """Write ``path`` (atomically) after checking it in ExecuTorch's runtime; see the module docstring.
 
     Args:
@@ -202,18 +234,38 @@ def export_pte(model: nn.Module, path: str | os.PathLike, example: torch.Tensor 
         check = None
         if check_images is not None and len(check_images):
             diff, scale, agree = _compare(session, reference, fp32, check_images, batch)
-            check = OutputCheck("eager PyTorch (fp32)" if precision == "fp32" else f"the {quantization} int8 model simulated in PyTorch (PT2E)",
-                                int(len(check_images) // batch * batch), check_source, diff, max(1.0, scale), tolerance, noise, agree)
+            check = OutputCheck(
+                "eager PyTorch (fp32)" if precision == "fp32" else f"the {quantization} int8 model simulated in PyTorch (PT2E)",
+                int(len(check_images) // batch * batch),
+                check_source,
+                diff,
+                max(1.0, scale),
+                tolerance,
+                noise,
+                agree,
+            )
             failed = not check.passed
         else:
             failed = noise > tolerance * max(1.0, noise_scale)
             diff, scale = noise, noise_scale
         if failed:
-            raise NascompError(f"the ExecuTorch program's output differs from PyTorch by {diff:.3g} (allowed {tolerance:g} x "
-                               f"{max(1.0, scale):.3g}); not written. Try rewrite=False (--no-rewrite) to tell a formulation problem from a "
-                               "runtime one")
+            raise NascompError(
+                f"the ExecuTorch program's output differs from PyTorch by {diff:.3g} (allowed {tolerance:g} x "
+                f"{max(1.0, scale):.3g}); not written. Try rewrite=False (--no-rewrite) to tell a formulation problem from "
+                "a "
+                "runtime one"
+            )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return PteExport(path, precision, quantization if precision == "int8" else None, tuple(example.shape), rewrite, report, check,
-                     seconds, path.stat().st_size)
+    return PteExport(
+        path,
+        precision,
+        quantization if precision == "int8" else None,
+        tuple(example.shape),
+        rewrite,
+        report,
+        check,
+        seconds,
+        path.stat().st_size,
+    )

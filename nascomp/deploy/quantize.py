@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -29,8 +29,10 @@ from nascomp.core.errors import NascompError
 
 __all__ = ["quantize_int8", "quantize_static_int8", "QUANTIZATION", "CALIBRATIONS"]
 
-QUANTIZATION = ("ONNX Runtime dynamic quantization of MatMul/Gemm: int8 weights (per-tensor), activations quantized to "
-                "uint8 at run time; convolutions stay fp32")
+QUANTIZATION = (
+    "ONNX Runtime dynamic quantization of MatMul/Gemm: int8 weights (per-tensor), activations quantized to "
+    "uint8 at run time; convolutions stay fp32"
+)
 CALIBRATIONS = ("minmax", "percentile", "entropy")
 
 
@@ -68,8 +70,9 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return _quantize(src, dst, "dynamic", run)
 
 
-def quantize_static_int8(src: str | os.PathLike, dst: str | os.PathLike, images: np.ndarray, calibration: str = "minmax",
-                         per_channel: bool = True) -> Path:
+def quantize_static_int8(
+    src: str | os.PathLike, dst: str | os.PathLike, images: np.ndarray, calibration: str = "minmax", per_channel: bool = True
+) -> Path:
     """Write the static-int8 (QDQ) model of ``src`` to ``dst``, calibrated on ``images`` (N, C, H, W), one at a time."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -85,8 +88,17 @@ def quantize_static_int8(src: str | os.PathLike, dst: str | os.PathLike, images:
             return next(self.items, None)
 
     def run(clean: str, out: str, name: str) -> None:
-        quantize_static(clean, out, Reader(name), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul", "Gemm", "Conv"],
-                        per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[calibration], calibration_cache_path=None)
+        quantize_static(
+            clean,
+            out,
+            Reader(name),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["MatMul", "Gemm", "Conv"],
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=methods[calibration],
+            calibration_cache_path=None,
+        )
 
     return _quantize(src, dst, "static", run)

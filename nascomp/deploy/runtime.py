@@ -18,7 +18,9 @@ __all__ = ["ort_session", "session_facts"]
 def ort_session(path: str | os.PathLike, threads: int | None = None, device: str = "cpu", ort: Any = None):
     """An ``onnxruntime.InferenceSession`` for ``path`` on the CPU or CUDA execution provider."""
     if ort is None:
-        import onnxruntime as ort
+        import onnxruntime
+
+        ort = onnxruntime
     want = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
     if want not in ort.get_available_providers():
         raise NascompError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ class Distiller(nn.Module):
 
     name = "base"
     needs_teacher = True
+    teacher: nn.Module | None  # set in __init__ through __dict__, outside the module tree
 
     def __init__(self, student: nn.Module, teacher: nn.Module | None):
         super().__init__()
@@ -39,6 +40,7 @@ class Distiller(nn.Module):
     @torch.no_grad()
     def teacher_forward(self, images: torch.Tensor) -> torch.Tensor:
         teacher = self.teacher
+        assert teacher is not None, f"distillation {self.name!r} has no teacher"
         if next(teacher.parameters()).device != images.device:
             teacher.to(images.device)
         return teacher.eval()(images)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +59,9 @@ def qkv_relation_loss(student_qkv: Sequence[torch.Tensor], teacher_qkv: Sequence
     return total / (9 * len(student_qkv))
 
 
-def hidden_relation_loss(student_hidden: Sequence[torch.Tensor], teacher_hidden: Sequence[torch.Tensor], scale: float = 49.0) -> torch.Tensor:
+def hidden_relation_loss(
+    student_hidden: Sequence[torch.Tensor], teacher_hidden: Sequence[torch.Tensor], scale: float = 49.0
+) -> torch.Tensor:
     """MiniViT's hidden-state relation loss, averaged over layers.
 
     Each entry is a block's output as (B, L, C) over the *whole* stage (not per window). Rows are
@@ -71,14 +73,19 @@ def hidden_relation_loss(student_hidden: Sequence[torch.Tensor], teacher_hidden:
     total = student_hidden[0].new_zeros((), dtype=torch.float32)
     for s, t in zip(student_hidden, teacher_hidden):
         if s.shape[:-1] != t.shape[:-1]:
-            raise NascompError(f"hidden relation loss: student tokens {tuple(s.shape[:-1])} and teacher tokens {tuple(t.shape[:-1])} differ")
+            raise NascompError(
+                f"hidden relation loss: student tokens {tuple(s.shape[:-1])} and teacher tokens {tuple(t.shape[:-1])} differ"
+            )
         s, t = F.normalize(s.float(), dim=-1), F.normalize(t.float(), dim=-1)
         total = total + scale * (s @ s.transpose(-1, -2) - t @ t.transpose(-1, -2)).pow(2).mean()
     return total / len(student_hidden)
 
 
 def srd_loss(
-    cross_logits: torch.Tensor, teacher_logits: torch.Tensor, student_features: torch.Tensor, teacher_features: torch.Tensor,
+    cross_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    student_features: torch.Tensor,
+    teacher_features: torch.Tensor,
     feature_weight: float = 1.0,
 ) -> torch.Tensor:
     """SRD's representation loss: ``MSE(z_{t<-s}, z_t) + feature_weight * mean((f_s - f_t)^2)``.

@@ -3,7 +3,7 @@ between paired student and teacher layers."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 
@@ -32,7 +32,7 @@ def default_layer_pairs(student: nn.Module, teacher: nn.Module) -> list[tuple[in
     pairs, s_offset, t_offset = [], 0, 0
     for s_blocks, t_blocks in zip(s_stages, t_stages):
         ds, dt = len(s_blocks), len(t_blocks)
-        for p in (range(1, ds, 2) if ds > 1 else [0]):
+        for p in range(1, ds, 2) if ds > 1 else [0]:
             q = min(dt - 1, max(0, round((p + 1) * dt / ds) - 1))
             candidates = [c for c in (q, q - 1, q + 1) if 0 <= c < dt and _shifted(t_blocks[c]) == _shifted(s_blocks[p])]
             if candidates:
@@ -49,7 +49,7 @@ def parse_layer_pairs(text: str) -> list[tuple[int, int]]:
         pairs = []
     if not pairs or any(len(p) != 2 for p in pairs):
         raise NascompError(f"--layer-pairs {text!r}: expected STUDENT:TEACHER layer indices, e.g. 1:1,3:3,11:23")
-    return pairs  # type: ignore[return-value]
+    return pairs  # type: ignore[return-value]  # every tuple has two ints: checked just above
 
 
 @register_distiller("minivit")
@@ -61,10 +61,19 @@ class WeightDistillation(LogitDistillation):
     """
 
     def __init__(
-        self, student: nn.Module, teacher: nn.Module | None, alpha: float = 0.0, temperature: float = 1.0, qkv_weight: float = 1.0,
-        hidden_weight: float = 0.1, relation_heads: int = 1, hidden_scale: float = 49.0, layer_pairs: Sequence[tuple[int, int]] | str | None = None,
+        self,
+        student: nn.Module,
+        teacher: nn.Module | None,
+        alpha: float = 0.0,
+        temperature: float = 1.0,
+        qkv_weight: float = 1.0,
+        hidden_weight: float = 0.1,
+        relation_heads: int = 1,
+        hidden_scale: float = 49.0,
+        layer_pairs: Sequence[tuple[int, int]] | str | None = None,
     ):
         super().__init__(student, teacher, alpha, temperature)
+        assert teacher is not None  # Distiller.__init__ refuses a missing teacher (needs_teacher)
         self.qkv_weight, self.hidden_weight = qkv_weight, hidden_weight
         self.relation_heads, self.hidden_scale = relation_heads, hidden_scale
         if isinstance(layer_pairs, str):
@@ -75,7 +84,7 @@ class WeightDistillation(LogitDistillation):
         s_layers, t_layers = [s for s, _ in self.layer_pairs], [t for _, t in self.layer_pairs]
         use_qkv, use_hidden = qkv_weight > 0, hidden_weight > 0
         self._student_tap = ActivationTap(student, s_layers if use_qkv else (), s_layers if use_hidden else ())
-        self._teacher_tap = ActivationTap(self.teacher, t_layers if use_qkv else (), t_layers if use_hidden else ())
+        self._teacher_tap = ActivationTap(teacher, t_layers if use_qkv else (), t_layers if use_hidden else ())
 
     def forward(self, student, images, targets, ctx):
         with self._teacher_tap.record() as t_tap:
@@ -84,7 +93,9 @@ class WeightDistillation(LogitDistillation):
             student_logits = student(images)
         loss, parts = self.prediction_loss(student_logits, teacher_logits, targets, ctx)
         if self.qkv_weight > 0:
-            attn = qkv_relation_loss([s_tap.qkv[s] for s, _ in self.layer_pairs], [t_tap.qkv[t] for _, t in self.layer_pairs], self.relation_heads)
+            attn = qkv_relation_loss(
+                [s_tap.qkv[s] for s, _ in self.layer_pairs], [t_tap.qkv[t] for _, t in self.layer_pairs], self.relation_heads
+            )
             loss, parts["qkv_relation"] = loss + self.qkv_weight * attn, attn.item()
         if self.hidden_weight > 0:
             hidden = hidden_relation_loss(
@@ -95,8 +106,12 @@ class WeightDistillation(LogitDistillation):
 
     def describe(self) -> dict:
         return {
-            **super().describe(), "qkv_weight": self.qkv_weight, "hidden_weight": self.hidden_weight,
-            "relation_heads": self.relation_heads, "hidden_scale": self.hidden_scale, "layer_pairs": [list(p) for p in self.layer_pairs],
+            **super().describe(),
+            "qkv_weight": self.qkv_weight,
+            "hidden_weight": self.hidden_weight,
+            "relation_heads": self.relation_heads,
+            "hidden_scale": self.hidden_scale,
+            "layer_pairs": [list(p) for p in self.layer_pairs],
         }
 
     def close(self) -> None:

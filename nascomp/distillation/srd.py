@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,6 +24,7 @@ class SRDConnector(nn.Module):
     def __init__(self, in_features: int, out_features: int, feature_map: bool):
         super().__init__()
         self.feature_map = feature_map
+        self.map: nn.Module
         if feature_map:
             conv = nn.Conv2d(in_features, out_features, kernel_size=1, bias=False)
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
@@ -47,17 +50,27 @@ class SemanticRepresentationDistillation(Distiller):
     """
 
     def __init__(
-        self, student: nn.Module, teacher: nn.Module | None, srd_weight: float = 1.0, feature_weight: float = 1.0,
-        truth_weight: float = 1.0, kd_weight: float = 0.0, temperature: float = 4.0,
+        self,
+        student: nn.Module,
+        teacher: nn.Module | None,
+        srd_weight: float = 1.0,
+        feature_weight: float = 1.0,
+        truth_weight: float = 1.0,
+        kd_weight: float = 0.0,
+        temperature: float = 4.0,
     ):
         super().__init__(student, teacher)
         if min(srd_weight, feature_weight, truth_weight, kd_weight) < 0 or temperature <= 0:
             raise NascompError("SRD weights must be >= 0 and --temperature > 0")
         self.srd_weight, self.feature_weight = srd_weight, feature_weight
         self.truth_weight, self.kd_weight, self.temperature = truth_weight, kd_weight, temperature
+        assert self.teacher is not None  # Distiller.__init__ refuses a missing teacher (needs_teacher)
         teacher_head = check_timm_head(self.teacher, "teacher")
         if getattr(student, "num_classes", teacher_head.out_features) != teacher_head.out_features:
-            raise NascompError(f"student predicts {student.num_classes} classes but the teacher {teacher_head.out_features}; they must agree")
+            raise NascompError(
+                f"student predicts {student.num_classes} classes but the teacher {teacher_head.out_features}; they must agree"
+            )
+        check_timm_head(student, "student")  # before the probe forward, which calls forward_features / forward_head
         feature_map, student_width = self._student_features(student)
         self.connector = SRDConnector(student_width, teacher_head.in_features, feature_map)
         self._tap = PenultimateTap(student)
@@ -68,6 +81,7 @@ class SemanticRepresentationDistillation(Distiller):
         """(is a CNN feature map, channels the connector takes), from one probe forward at the model's input size."""
         from nascomp.models import model_input_size
 
+        timm_student = cast(Any, student)  # timm-style: forward_features / forward_head (SRD's precondition)
         _, resolution = model_input_size(student)
         first = next((m for m in student.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
         in_chans = first.in_channels if isinstance(first, nn.Conv2d) else model_input_size(student)[0]
@@ -75,9 +89,9 @@ class SemanticRepresentationDistillation(Distiller):
         was_training = student.training
         student.eval()
         try:
-            features = student.forward_features(torch.zeros(1, in_chans, resolution, resolution, device=ref.device, dtype=ref.dtype))
+            features = timm_student.forward_features(torch.zeros(1, in_chans, resolution, resolution, device=ref.device, dtype=ref.dtype))
             feature_map = features.ndim == 4 and getattr(student, "output_fmt", "NCHW") == "NCHW"
-            width = features.shape[1] if feature_map else student.forward_head(features, pre_logits=True).shape[-1]
+            width = features.shape[1] if feature_map else timm_student.forward_head(features, pre_logits=True).shape[-1]
         finally:
             student.train(was_training)
         return feature_map, int(width)
@@ -85,7 +99,7 @@ class SemanticRepresentationDistillation(Distiller):
     @torch.no_grad()
     def teacher_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, pre-logit features) of the frozen teacher."""
-        teacher = self.teacher
+        teacher = cast(Any, self.teacher)  # checked by check_timm_head in __init__
         if next(teacher.parameters()).device != images.device:
             teacher.to(images.device)
         teacher.eval()
@@ -98,21 +112,29 @@ class SemanticRepresentationDistillation(Distiller):
             student_logits = student(images)
         features = tap.features if self.connector.feature_map else self._tap.model.forward_head(tap.features, pre_logits=True)
         mapped = self.connector(features)
-        cross_logits = self.teacher.get_classifier()(mapped)  # frozen, but gradients pass through to the connector
+        cross_logits = cast(Any, self.teacher).get_classifier()(mapped)  # frozen, but gradients pass through to the connector
         srd = srd_loss(cross_logits, teacher_logits, mapped, teacher_features, self.feature_weight)
         truth = ctx.criterion(student_logits, targets)
         loss = self.truth_weight * truth + self.srd_weight * srd
         parts = {"truth": truth.item(), "srd": srd.item()}
         if self.kd_weight > 0:
             t = self.temperature
-            kl = F.kl_div(F.log_softmax(student_logits.float() / t, -1), F.softmax(teacher_logits.float() / t, -1), reduction="batchmean") * t * t
+            kl = (
+                F.kl_div(F.log_softmax(student_logits.float() / t, -1), F.softmax(teacher_logits.float() / t, -1), reduction="batchmean")
+                * t
+                * t
+            )
             loss, parts["kd"] = loss + self.kd_weight * kl, kl.item()
         return loss, parts
 
     def describe(self) -> dict:
         return {
-            "method": self.name, "srd_weight": self.srd_weight, "feature_weight": self.feature_weight, "truth_weight": self.truth_weight,
-            "kd_weight": self.kd_weight, "temperature": self.temperature,
+            "method": self.name,
+            "srd_weight": self.srd_weight,
+            "feature_weight": self.feature_weight,
+            "truth_weight": self.truth_weight,
+            "kd_weight": self.kd_weight,
+            "temperature": self.temperature,
             "connector": "conv1x1-bn-relu" if self.connector.feature_map else "linear",
         }
 

@@ -7,7 +7,8 @@ included); `PenultimateTap` records the features a timm model feeds its classifi
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -37,7 +38,8 @@ class ActivationTap:
         self._handles = []
         callers: dict[int, tuple[nn.Module, list[int]]] = {}
         for layer, block in enumerate(blocks):
-            callers.setdefault(id(block.attn.qkv), (block.attn.qkv, []))[1].append(layer)
+            qkv: nn.Module = cast(Any, block).attn.qkv  # a timm ViT/Swin block (transformer_blocks)
+            callers.setdefault(id(qkv), (qkv, []))[1].append(layer)
         wanted_qkv, self._wanted = set(qkv_layers), (set(qkv_layers), set(hidden_layers))
         for key, (module, layers) in callers.items():
             if wanted_qkv.intersection(layers):
@@ -64,7 +66,7 @@ class ActivationTap:
         return hook
 
     @contextlib.contextmanager
-    def record(self) -> Iterator["ActivationTap"]:
+    def record(self) -> Iterator[ActivationTap]:
         self.qkv, self.hidden, self._calls, self._active = {}, {}, {}, True
         try:
             yield self
@@ -83,10 +85,14 @@ class ActivationTap:
 def check_timm_head(model: nn.Module, role: str) -> nn.Linear:
     """SRD relies on timm's split ``forward = forward_head(forward_features(x))`` and a Linear classifier."""
     if not all(hasattr(model, a) for a in ("forward_features", "forward_head", "get_classifier")):
-        raise NascompError(f"SRD needs a timm-style {role} (forward_features, forward_head, get_classifier); {type(model).__name__} has not")
-    head = model.get_classifier()
+        raise NascompError(
+            f"SRD needs a timm-style {role} (forward_features, forward_head, get_classifier); {type(model).__name__} has not"
+        )
+    head = cast(Any, model).get_classifier()  # present: checked just above
     if not isinstance(head, nn.Linear):
-        raise NascompError(f"SRD needs the {role}'s classifier to be a Linear layer, got {type(head).__name__} (a model built with num_classes=0?)")
+        raise NascompError(
+            f"SRD needs the {role}'s classifier to be a Linear layer, got {type(head).__name__} (a model built with num_classes=0?)"
+        )
     return head
 
 
@@ -99,8 +105,9 @@ class PenultimateTap:
 
     def __init__(self, model: nn.Module):
         check_timm_head(model, "student")
-        self.model, self.features, self._active = model, None, False
-        original = model.forward_head
+        self.model = cast(Any, model)  # timm-style (checked above): its forward_head is read and shadowed
+        self.features, self._active = None, False
+        original = self.model.forward_head
 
         def forward_head(x, *args, **kwargs):
             if self._active:
@@ -108,10 +115,10 @@ class PenultimateTap:
             return original(x, *args, **kwargs)
 
         self._wrapper = forward_head
-        model.forward_head = forward_head
+        self.model.forward_head = forward_head
 
     @contextlib.contextmanager
-    def record(self) -> Iterator["PenultimateTap"]:
+    def record(self) -> Iterator[PenultimateTap]:
         self.features, self._active = None, True
         try:
             yield self

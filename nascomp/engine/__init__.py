@@ -21,6 +21,6 @@ __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
-    from nascomp.engine.evaluate import Tally, evaluate
     from nascomp.engine.config import TrainConfig
+    from nascomp.engine.evaluate import Tally, evaluate
     from nascomp.engine.train import StepContext, default_step, fit, lr_at, seed_everything

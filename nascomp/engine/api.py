@@ -7,9 +7,10 @@ in well under a second; the work imports the training loop.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from nascomp.core.checks import check_device, check_file, check_seed, is_module, main_process, require_device
 from nascomp.core.errors import NascompError
@@ -26,8 +27,7 @@ if TYPE_CHECKING:
     from nascomp.data import DataBundle
     from nascomp.spaces.arch import Arch
 
-__all__ = ["TrainResult", "train", "prepare", "recipe_config", "check_recipe", "split_recipe", "check_inputs", "claim_run",
-           "TRAIN_RUNS"]
+__all__ = ["TrainResult", "train", "prepare", "recipe_config", "check_recipe", "split_recipe", "check_inputs", "claim_run", "TRAIN_RUNS"]
 
 # what `resume` may continue in a training command's folder
 TRAIN_RUNS = ("a training run (checkpoints)", "a finished run (metrics.json)", "a saved model")
@@ -57,7 +57,8 @@ class TrainResult:
 def check_recipe(recipe: TrainConfig | Mapping | None, **overrides: Any) -> TrainConfig:
     """The recipe with ``overrides`` (``None`` keeps a value), checked (unknown keys name the valid ones); not yet sized to a model."""
     if isinstance(recipe, Mapping):
-        recipe, overrides = None, {**recipe, **overrides}
+        overrides = {**recipe, **overrides}
+        recipe = None
     elif recipe is not None and not isinstance(recipe, TrainConfig):
         raise NascompError(f"recipe must be a TrainConfig or a dict of its fields, got {type(recipe).__name__}")
     known = {f.name for f in fields(TrainConfig)}
@@ -81,8 +82,15 @@ def recipe_config(recipe: TrainConfig | Mapping | None, model: nn.Module, **over
     return check_recipe(recipe, **{**overrides, "resolution": resolution, "in_chans": in_chans})
 
 
-def check_inputs(model: Any = None, data: Any = None, data_options: Mapping | None = None, *, checkpoint: Any = None,
-                 device: str | None = None, checkpoint_name: str = "--checkpoint") -> None:
+def check_inputs(
+    model: Any = None,
+    data: Any = None,
+    data_options: Mapping | None = None,
+    *,
+    checkpoint: Any = None,
+    device: str | None = None,
+    checkpoint_name: str = "--checkpoint",
+) -> None:
     """The checks of a model, dataset, checkpoint and device that need no torch (a data object or module passes as given)."""
     check_model_ref(model)
     check_file(checkpoint, checkpoint_name)
@@ -92,10 +100,18 @@ def check_inputs(model: Any = None, data: Any = None, data_options: Mapping | No
         check_source(data, options.get("data_dir"), bool(options.get("download")))
 
 
-def claim_run(out, *, resume: bool, overwrite: bool, inputs: Iterable[Any] = (), data: Any = None, data_options: Mapping | None = None,
-              resumable: tuple[str, ...] = TRAIN_RUNS) -> OutputClaim | None:
+def claim_run(
+    out,
+    *,
+    resume: bool,
+    overwrite: bool,
+    inputs: Iterable[Any] = (),
+    data: Any = None,
+    data_options: Mapping | None = None,
+    resumable: tuple[str, ...] = TRAIN_RUNS,
+) -> OutputClaim | None:
     """`claim_output` for a training command: its model, teacher or checkpoint and its image folder are inputs it must not overwrite."""
-    folders = [i for i in inputs if isinstance(i, (str, os.PathLike))]
+    folders: list[object] = [i for i in inputs if isinstance(i, (str, os.PathLike))]  # claim_output skips a None data_dir
     if isinstance(data, str) and data.startswith("imagefolder:"):
         folders.append(data.split(":", 1)[1].strip())
     folders.append((data_options or {}).get("data_dir"))
@@ -108,9 +124,17 @@ def split_recipe(options: dict) -> tuple[dict, dict]:
     return {k: v for k, v in options.items() if k in recipe_keys}, {k: v for k, v in options.items() if k not in recipe_keys}
 
 
-def prepare(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str, *, model_kwargs: Mapping | None = None,
-            data_options: Mapping | None = None, checkpoint: str | os.PathLike | None = None, pretrained: bool = False,
-            recipe: TrainConfig | Mapping | None = None, **overrides: Any) -> tuple[nn.Module, dict, DataBundle, TrainConfig]:
+def prepare(
+    model: nn.Module | str | os.PathLike | Arch,
+    data: DataBundle | str,
+    *,
+    model_kwargs: Mapping | None = None,
+    data_options: Mapping | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    pretrained: bool = False,
+    recipe: TrainConfig | Mapping | None = None,
+    **overrides: Any,
+) -> tuple[nn.Module, dict, DataBundle, TrainConfig]:
     """(model, spec, data, config) for a training run, the way every command prepares them.
 
     A dataset given by name loads first. A model given by name is then built with the random state seeded by the
@@ -128,8 +152,8 @@ def prepare(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str,
     if is_module(model):
         module, spec = as_model(model, checkpoint=checkpoint)
     else:
-        seed_everything(overrides.get("seed", recipe.seed if isinstance(recipe, TrainConfig) else dict(recipe or {}).get("seed", 0)))
-        if not Path(model).is_dir():
+        seed_everything(check_recipe(recipe, **overrides).seed)  # the run's seed (an override of None keeps the recipe's)
+        if not isinstance(model, (str, os.PathLike)) or not Path(model).is_dir():  # an Arch or a name: sized to the data
             kwargs.setdefault("num_classes", bundle.num_classes)
         module, spec = as_model(model, checkpoint=checkpoint, pretrained=pretrained, **kwargs)
     check_classes(module, bundle, model)
@@ -140,16 +164,31 @@ def check_classes(module: nn.Module, bundle: DataBundle, model: Any) -> None:
     """A model's classifier and the data must agree on the number of classes (a saved model's head is fixed)."""
     head = getattr(module, "num_classes", None)
     if head is not None and head != bundle.num_classes:
-        raise NascompError(f"{model if isinstance(model, (str, os.PathLike)) else type(module).__name__} predicts {head} classes but "
-                           f"{bundle.name} has {bundle.num_classes}; train on data with {head} classes, or start from a model built for "
-                           f"{bundle.num_classes} (--num-classes {bundle.num_classes} with a timm name)")
+        raise NascompError(
+            f"{model if isinstance(model, (str, os.PathLike)) else type(module).__name__} predicts {head} classes but "
+            f"{bundle.name} has {bundle.num_classes}; train on data with {head} classes, or start from a model built for "
+            f"{bundle.num_classes} (--num-classes {bundle.num_classes} with a timm name)"
+        )
 
 
-def train(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str = "fashion-mnist", out: str | os.PathLike | None = None, *,
-          model_kwargs: Mapping | None = None, data_options: Mapping | None = None, checkpoint: str | os.PathLike | None = None,
-          pretrained: bool = False, recipe: TrainConfig | Mapping | None = None, resume: bool = False, quiet: bool = False,
-          device: str | None = None, metadata: dict | None = None, overwrite: bool = False, logger: str | RunLogger | None = None,
-          **overrides: Any) -> TrainResult:
+def train(
+    model: nn.Module | str | os.PathLike | Arch,
+    data: DataBundle | str = "fashion-mnist",
+    out: str | os.PathLike | None = None,
+    *,
+    model_kwargs: Mapping | None = None,
+    data_options: Mapping | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    pretrained: bool = False,
+    recipe: TrainConfig | Mapping | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    device: str | None = None,
+    metadata: dict | None = None,
+    overwrite: bool = False,
+    logger: str | RunLogger | None = None,
+    **overrides: Any,
+) -> TrainResult:
     """Train ``model`` on ``data`` and save it into ``out``.
 
     Args:
@@ -182,9 +221,19 @@ def train(model: nn.Module | str | os.PathLike | Arch, data: DataBundle | str = 
     from nascomp.engine.train import fit
 
     require_device(device)
-    module, spec, bundle, cfg = prepare(model, data, model_kwargs=model_kwargs, data_options=data_options, checkpoint=checkpoint,
-                                        pretrained=pretrained, recipe=recipe, **overrides)
+    module, spec, bundle, cfg = prepare(
+        model,
+        data,
+        model_kwargs=model_kwargs,
+        data_options=data_options,
+        checkpoint=checkpoint,
+        pretrained=pretrained,
+        recipe=recipe,
+        **overrides,
+    )
+    assert claim is not None  # claim_output returns None only for no path, and out was checked above
     with removed_on_failure(claim.path), output_lock(claim, main_process()):
-        metrics = fit(module, bundle, cfg, claim.path, spec=spec, resume=resume, quiet=quiet, device=device, metadata=metadata,
-                      logger=logger)
+        metrics = fit(
+            module, bundle, cfg, claim.path, spec=spec, resume=resume, quiet=quiet, device=device, metadata=metadata, logger=logger
+        )
     return TrainResult(claim.path, module, metrics)

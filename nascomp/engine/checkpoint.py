@@ -16,6 +16,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -24,9 +25,23 @@ from torch import nn
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_directory, load_tensors, read_json, save_tensors
 
-__all__ = ["CHECKPOINT_DIR", "Resumable", "readable_checkpoint", "optimizer_to_files", "optimizer_from_files", "module_state", "load_module_state",
-           "checkpoint_progress", "latest_checkpoint", "save_checkpoint", "rng_state", "set_rng_state", "rng_to_files",
-           "rng_from_files", "load_rng"]
+__all__ = [
+    "CHECKPOINT_DIR",
+    "Resumable",
+    "readable_checkpoint",
+    "optimizer_to_files",
+    "optimizer_from_files",
+    "module_state",
+    "load_module_state",
+    "checkpoint_progress",
+    "latest_checkpoint",
+    "save_checkpoint",
+    "rng_state",
+    "set_rng_state",
+    "rng_to_files",
+    "rng_from_files",
+    "load_rng",
+]
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"epoch-(\d+)(?:-step-(\d+))?")
@@ -72,7 +87,8 @@ def load_module_state(modules: dict[str, nn.Module], tensors: dict[str, torch.Te
 
 def rng_state() -> dict:
     """This process's generator states: what the next random draw of dropout, sampling and Mixup depends on."""
-    np_state = np.random.get_state()
+    # the default legacy=True returns the tuple form for the global MT19937 state; numpy's stubs also admit the dict form
+    np_state = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
     return {
         "python": random.getstate(),
         "numpy": (np_state[0], np_state[1].tolist(), *np_state[2:]),
@@ -104,13 +120,18 @@ def rng_to_files(states: list[dict]) -> tuple[dict[str, torch.Tensor], list[dict
 
 def rng_from_files(tensors: dict[str, torch.Tensor], scalars: list[dict], rank: int) -> dict:
     s = scalars[rank]
-    return {"python": s["python"], "numpy": s["numpy"], "torch": tensors[f"rank{rank}.torch"],
-            "cuda": [tensors[f"rank{rank}.cuda{i}"] for i in range(s["cuda"])]}
+    return {
+        "python": s["python"],
+        "numpy": s["numpy"],
+        "torch": tensors[f"rank{rank}.torch"],
+        "cuda": [tensors[f"rank{rank}.cuda{i}"] for i in range(s["cuda"])],
+    }
 
 
 def checkpoint_progress(path: Path) -> tuple[int, int]:
     """(epochs finished, steps into the next epoch) that a checkpoint directory's name records."""
     match = _NAME.fullmatch(path.name)
+    assert match is not None, path  # only names _checkpoints matched with _NAME reach here
     epoch, step = int(match.group(1)), match.group(2)
     return (epoch + 1, 0) if step is None else (epoch, int(step))
 
@@ -141,29 +162,50 @@ def readable_checkpoint(out: Path) -> Resumable | None:
     """The newest checkpoint in ``out`` whose files all load, newest first; a truncated or corrupt one (a kill or a full disk
     while an older nascomp wrote it, a damaged disk) is named in ``rejected`` and the one before it is used. Raises when
     every checkpoint is damaged, naming them and the way out."""
-    rejected = []
+    rejected: list[str] = []
     for ckpt in reversed([c for c in _checkpoints(out) if (c / "state.json").is_file()]):
         try:
             state = read_json(ckpt / "state.json")
-            return Resumable(ckpt, state, load_tensors(ckpt / "weights.safetensors"), load_tensors(ckpt / "optimizer.safetensors"), rejected)
+            return Resumable(
+                ckpt, state, load_tensors(ckpt / "weights.safetensors"), load_tensors(ckpt / "optimizer.safetensors"), rejected
+            )
         except NascompError as e:
             rejected.append(f"{ckpt.name} ({str(e).split(': ', 1)[-1][:120]})")
     if rejected:
-        raise NascompError(f"cannot resume {out}: every checkpoint is damaged: {'; '.join(rejected)}; delete {out / CHECKPOINT_DIR} to "
-                           "start the run over")
+        raise NascompError(
+            f"cannot resume {out}: every checkpoint is damaged: {'; '.join(rejected)}; delete {out / CHECKPOINT_DIR} to start the run over"
+        )
     return None
 
 
-def save_checkpoint(out: Path, epoch: int, modules, optimizer, scaler, config_doc, history, keep: int, *, step: int | None = None,
-                    rng: list[dict] | None = None, extra: dict | None = None) -> None:
+def save_checkpoint(
+    out: Path,
+    epoch: int,
+    modules,
+    optimizer,
+    scaler,
+    config_doc,
+    history,
+    keep: int,
+    *,
+    step: int | None = None,
+    rng: list[dict] | None = None,
+    extra: dict | None = None,
+) -> None:
     """Write the checkpoint after epoch ``epoch`` (or after ``step`` steps into it, with every rank's ``rng`` state)."""
     opt_tensors, opt_meta = optimizer_to_files(optimizer)
     name = f"epoch-{epoch:04d}" if step is None else f"epoch-{epoch:04d}-step-{step:06d}"
     with atomic_directory(out / CHECKPOINT_DIR / name) as tmp:
         save_tensors(tmp / "weights.safetensors", module_state(modules))
         save_tensors(tmp / "optimizer.safetensors", opt_tensors)
-        state = {"epoch": epoch, "config": config_doc, "history": history, "optimizer": opt_meta,
-                 "scaler": scaler.state_dict() if scaler.is_enabled() else None, **(extra or {})}
+        state = {
+            "epoch": epoch,
+            "config": config_doc,
+            "history": history,
+            "optimizer": opt_meta,
+            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+            **(extra or {}),
+        }
         if step is not None:
             rng_tensors, state["rng"] = rng_to_files(rng or [])
             save_tensors(tmp / "rng.safetensors", rng_tensors)

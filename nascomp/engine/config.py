@@ -15,17 +15,111 @@ from nascomp.data.recipe import AUTO, AUTO_FIELDS, TIERS, ImageRecipe, auto_reci
 __all__ = ["TrainConfig", "RUN_ONLY", "OPTIMIZERS", "check_optimizer", "config_differences"]
 
 # timm 1.0.31's optimiser names (timm.optim.list_optimizers())
-OPTIMIZERS = frozenset({
-    "adabelief", "adadelta", "adafactor", "adafactorbv", "adafactorbvc", "adagrad", "adahessian", "adam", "adamax", "adamc", "adamp",
-    "adamuon", "adamw", "adamwlegacy", "adan", "adanw", "adopt", "adoptc", "adoptw", "bnbadam", "bnbadam8bit", "bnbadamw",
-    "bnbadamw8bit", "bnbademamix", "bnbademamix8bit", "bnblion", "bnblion8bit", "bnbsgd", "bnbsgd8bit", "cadafactor", "cadafactorbv",
-    "cadafactorbvc", "cadamc", "cadamp", "cadamw", "cadan", "cadanw", "cadopt", "cadoptc", "cadoptw", "clamb", "clambw", "claprop",
-    "clion", "clionc", "cmars", "cnadamc", "cnadamw", "crmsproptf", "csgdc", "csgdp", "csgdw", "fusedadam", "fusedadamw", "fusedlamb",
-    "fusednovograd", "fusedsgd", "kron", "kronc", "kronw", "lamb", "lambc", "lambcd", "lambcw", "lambw", "laprop", "lapropc", "larc",
-    "lars", "lion", "lionc", "madgrad", "madgradw", "mars", "momentum", "muon", "nadam", "nadamc", "nadamlegacy", "nadamuon", "nadamw",
-    "nesterov", "nesterovw", "nlarc", "nlars", "nmuon", "novograd", "novogradc", "novogradw", "radabelief", "radam", "radamlegacy",
-    "radamw", "rmsprop", "rmsproptf", "rmsproptfc", "rmsproptfw", "sgd", "sgdc", "sgdp", "sgdw",
-})
+OPTIMIZERS = frozenset(
+    {
+        "adabelief",
+        "adadelta",
+        "adafactor",
+        "adafactorbv",
+        "adafactorbvc",
+        "adagrad",
+        "adahessian",
+        "adam",
+        "adamax",
+        "adamc",
+        "adamp",
+        "adamuon",
+        "adamw",
+        "adamwlegacy",
+        "adan",
+        "adanw",
+        "adopt",
+        "adoptc",
+        "adoptw",
+        "bnbadam",
+        "bnbadam8bit",
+        "bnbadamw",
+        "bnbadamw8bit",
+        "bnbademamix",
+        "bnbademamix8bit",
+        "bnblion",
+        "bnblion8bit",
+        "bnbsgd",
+        "bnbsgd8bit",
+        "cadafactor",
+        "cadafactorbv",
+        "cadafactorbvc",
+        "cadamc",
+        "cadamp",
+        "cadamw",
+        "cadan",
+        "cadanw",
+        "cadopt",
+        "cadoptc",
+        "cadoptw",
+        "clamb",
+        "clambw",
+        "claprop",
+        "clion",
+        "clionc",
+        "cmars",
+        "cnadamc",
+        "cnadamw",
+        "crmsproptf",
+        "csgdc",
+        "csgdp",
+        "csgdw",
+        "fusedadam",
+        "fusedadamw",
+        "fusedlamb",
+        "fusednovograd",
+        "fusedsgd",
+        "kron",
+        "kronc",
+        "kronw",
+        "lamb",
+        "lambc",
+        "lambcd",
+        "lambcw",
+        "lambw",
+        "laprop",
+        "lapropc",
+        "larc",
+        "lars",
+        "lion",
+        "lionc",
+        "madgrad",
+        "madgradw",
+        "mars",
+        "momentum",
+        "muon",
+        "nadam",
+        "nadamc",
+        "nadamlegacy",
+        "nadamuon",
+        "nadamw",
+        "nesterov",
+        "nesterovw",
+        "nlarc",
+        "nlars",
+        "nmuon",
+        "novograd",
+        "novogradc",
+        "novogradw",
+        "radabelief",
+        "radam",
+        "radamlegacy",
+        "radamw",
+        "rmsprop",
+        "rmsproptf",
+        "rmsproptfc",
+        "rmsproptfw",
+        "sgd",
+        "sgdc",
+        "sgdp",
+        "sgdw",
+    }
+)
 
 
 def check_optimizer(name: str) -> str:
@@ -91,7 +185,16 @@ class TrainConfig:
     strict: bool = False
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "resolution", "in_chans", "eval_batch_size", "keep_checkpoints", "repeated_aug", "lr_base_batch"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "resolution",
+            "in_chans",
+            "eval_batch_size",
+            "keep_checkpoints",
+            "repeated_aug",
+            "lr_base_batch",
+        ):
             positive(f"--{name.replace('_', '-')}", getattr(self, name))
         positive("--lr", self.lr, integer=False)
         for name in ("min_lr", "warmup_lr", "warmup_epochs", "weight_decay", "mixup", "cutmix"):
@@ -110,7 +213,9 @@ class TrainConfig:
         self.image_recipe()  # checks the RGB recipe's fields
         self.checkpoint_every = duration("--checkpoint-every", self.checkpoint_every)
         if self.mixing and self.batch_size % 2:
-            raise NascompError(f"--batch-size must be even with Mixup/CutMix (timm mixes each image with the batch reversed), got {self.batch_size}")
+            raise NascompError(
+                f"--batch-size must be even with Mixup/CutMix (timm mixes each image with the batch reversed), got {self.batch_size}"
+            )
 
     @property
     def mixing(self) -> bool:
@@ -125,14 +230,21 @@ class TrainConfig:
         training images are augmented at all: not when ``augment`` is off, nor when every field is auto and the tier is ``none``)."""
         auto = [f for f in AUTO_FIELDS if getattr(self, f) == AUTO]
         tier, why = auto_recipe(self.resolution, train_images, self.epochs) if auto else (None, None)
-        values = {f: TIERS[tier][f] if f in auto else getattr(self, f) for f in AUTO_FIELDS}
-        recipe = ImageRecipe(values["auto_augment"], values["color_jitter"], values["random_erasing"], self.crop_pct, self.interpolation,
-                             values["crop_scale"])
+        # tier is set whenever auto is non-empty, so the None test only narrows the type
+        values = {f: TIERS[tier][f] if tier is not None and f in auto else getattr(self, f) for f in AUTO_FIELDS}
+        recipe = ImageRecipe(
+            values["auto_augment"],
+            values["color_jitter"],
+            values["random_erasing"],
+            self.crop_pct,
+            self.interpolation,
+            values["crop_scale"],
+        )
         augment = self.augment and not (tier == "none" and len(auto) == len(AUTO_FIELDS))
         return recipe, (f"auto recipe '{tier}' for {', '.join(auto)}: {why}" if auto else None), augment
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -141,7 +253,8 @@ def config_differences(stored: dict, current: dict, ignore: tuple[str, ...] = ()
     checkpoint counts as its default; `RUN_ONLY` fields and ``ignore`` may change)."""
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     keys = (set(stored) | set(current)) - set(RUN_ONLY) - set(ignore)
-    return {k: (stored.get(k, defaults.get(k)), current.get(k, defaults.get(k))) for k in sorted(keys)
-            if stored.get(k, defaults.get(k)) != current.get(k, defaults.get(k))}
-
-
+    return {
+        k: (stored.get(k, defaults.get(k)), current.get(k, defaults.get(k)))
+        for k in sorted(keys)
+        if stored.get(k, defaults.get(k)) != current.get(k, defaults.get(k))
+    }

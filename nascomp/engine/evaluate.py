@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +33,10 @@ def evaluate(
     ``workers``: DataLoader workers for per-image data (default: `nascomp.data.default_workers`).
     """
     dist_info = dist_info or DistInfo(device=torch.device(device))
-    indices = range(dist_info.rank, len(dataset), dist_info.world_size)
-    loader = make_loader(dataset, transform, batch_size, indices=indices, workers=resolve_workers(workers, dist_info.world_size),
-                         device=dist_info.device)
+    indices = range(dist_info.rank, len(dataset), dist_info.world_size)  # type: ignore[arg-type]  # map-style datasets define __len__
+    loader = make_loader(
+        dataset, transform, batch_size, indices=indices, workers=resolve_workers(workers, dist_info.world_size), device=dist_info.device
+    )
     was_training = model.training
     model.eval()
     forward = forward or model

@@ -10,10 +10,11 @@ earlier runs reproduce bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import cast
+
 import torch
 from torch import nn
-
-from nascomp.core.errors import NascompError
 
 __all__ = ["NO_DECAY_PATTERNS", "param_groups", "make_optimizer"]
 
@@ -24,9 +25,13 @@ def param_groups(modules: dict[str, nn.Module], weight_decay: float) -> list[dic
     """[decayed parameters, the rest] of every module, each trainable parameter once."""
     from timm.optim import param_groups_weight_decay
 
-    decay, no_decay, seen = [], [], set()
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    seen: set[int] = set()
     for module in modules.values():
-        skip = [*(module.no_weight_decay() if hasattr(module, "no_weight_decay") else ()), *NO_DECAY_PATTERNS]
+        # torch types Module.__getattr__ as Tensor | Module; a model's no_weight_decay is a method returning parameter names
+        named = cast("Callable[[], Iterable[str]]", module.no_weight_decay)() if hasattr(module, "no_weight_decay") else ()
+        skip = [*named, *NO_DECAY_PATTERNS]
         # any non-zero value: with 0 timm returns a single group, which would reorder the parameters
         for group in param_groups_weight_decay(module, weight_decay or 1.0, no_weight_decay_list=skip):
             target = decay if group["weight_decay"] else no_decay

@@ -25,9 +25,10 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -43,15 +44,24 @@ from nascomp.core.runlog import RunLogger, make_logger
 from nascomp.data import DataBundle, EpochSampler, epoch_seed, make_loader, make_mixup, resolve_workers
 from nascomp.data.recipe import AUTO_FIELDS
 from nascomp.engine.checkpoint import (
-    CHECKPOINT_DIR, checkpoint_progress, latest_checkpoint, load_module_state, load_rng, optimizer_from_files, readable_checkpoint, rng_state,
-    save_checkpoint, set_rng_state,
+    CHECKPOINT_DIR,
+    checkpoint_progress,
+    latest_checkpoint,
+    load_module_state,
+    load_rng,
+    optimizer_from_files,
+    readable_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
 )
-from nascomp.engine.evaluate import evaluate
 from nascomp.engine.config import RUN_ONLY, STALL_FRACTION, STALL_RATIO, TrainConfig, config_differences  # noqa: F401  (re-exported)
+from nascomp.engine.evaluate import evaluate
 from nascomp.engine.optim import make_optimizer
 from nascomp.models.io import save_model
 
 __all__ = ["TrainConfig", "StepContext", "fit", "lr_at", "seed_everything", "default_step"]
+
 
 class StallCheck:
     """Says when the training loss has not moved: after `STALL_FRACTION` of the run, an epoch's mean loss still above
@@ -77,9 +87,11 @@ class StallCheck:
         if epoch_loss < STALL_RATIO * start:
             return None
         self.reported = True
-        return (f"the training loss has not moved: {epoch_loss:.3f} after {done_steps / self.total:.0%} of the run (start {start:.3f}; chance "
-                f"ln {math.exp(self.chance):.0f} = {self.chance:.3f}). The augmentation may be too strong for this data, or the learning "
-                "rate wrong: try --no-augment, a lighter recipe (--auto-augment none, --random-erasing 0) or another --lr")
+        return (
+            f"the training loss has not moved: {epoch_loss:.3f} after {done_steps / self.total:.0%} of the run (start {start:.3f}; chance "
+            f"ln {math.exp(self.chance):.0f} = {self.chance:.3f}). The augmentation may be too strong for this data, or the learning "
+            "rate wrong: try --no-augment, a lighter recipe (--auto-augment none, --random-erasing 0) or another --lr"
+        )
 
 
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
@@ -113,7 +125,6 @@ class StepContext:
     scaler: torch.amp.GradScaler
     criterion: nn.Module
     scalars: dict[str, float] = field(default_factory=dict)  # a custom step's own scalars, logged with the step's loss
-
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -171,13 +182,14 @@ def fit(
     if info.is_main:
         ensure_writable_dir(out)
     workers = resolve_workers(cfg.num_workers, int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size)))
-    sampler = EpochSampler(len(data.train), cfg.batch_size, cfg.seed, info.rank, info.world_size, cfg.repeated_aug, keyed=data.per_image)
-    if sampler.samples_per_rank < cfg.batch_size:
-        cfg.batch_size = max(1, sampler.samples_per_rank)
+    sampler = EpochSampler(len(data.train), cfg.batch_size, cfg.seed, info.rank, info.world_size, cfg.repeated_aug, keyed=data.per_image)  # type: ignore[arg-type]  # map-style datasets define __len__
+    if sampler.samples_per_rank < cfg.batch_size:  # fewer images than a batch: one smaller batch, on a copy of the caller's config
+        batch = max(1, sampler.samples_per_rank)
         if cfg.mixing:
-            if cfg.batch_size < 2:
+            if batch < 2:
                 raise NascompError("Mixup/CutMix needs at least 2 training images per process")
-            cfg.batch_size -= cfg.batch_size % 2
+            batch -= batch % 2
+        cfg = replace(cfg, batch_size=batch)
     sampler.batch_size = cfg.batch_size
     model.to(info.device)
     modules = {"model": model, **(extra_modules or {})}
@@ -201,7 +213,7 @@ def fit(
         criterion: nn.Module = SoftTargetCrossEntropy()  # Mixup's targets carry the label smoothing
     else:
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    recipe, recipe_note, rgb_augment = cfg.resolved_recipe(len(data.train))
+    recipe, recipe_note, rgb_augment = cfg.resolved_recipe(len(data.train))  # type: ignore[arg-type]  # map-style datasets define __len__
     train_tf = data.transform(cfg.resolution, cfg.in_chans, train=rgb_augment if data.per_image else cfg.augment, recipe=recipe)
     eval_tf = data.transform(cfg.resolution, cfg.in_chans, train=False, recipe=recipe)
     eval_fn = eval_fn or (lambda m, ds, tf: evaluate(m, ds, tf, cfg.eval_batch_size, dist_info=info, workers=workers))
@@ -221,6 +233,7 @@ def fit(
             console.print(f"[green]{out} already holds a finished run; nothing to resume")
         return read_json(out / "metrics.json")
     if found is not None:
+        assert ckpt is not None  # ckpt is found.path
         state = found.state
         if found.rejected and info.is_main:
             console.print(f"[yellow]warning:[/] damaged checkpoint(s) skipped: {'; '.join(found.rejected)}; resuming from {ckpt.name}")
@@ -229,8 +242,10 @@ def fit(
             raise NascompError(f"cannot resume {out}: the run was started with different settings {diff}")
         start_epoch, start_step = checkpoint_progress(ckpt)
         if start_step and len(state["rng"]) != info.world_size:
-            raise NascompError(f"cannot resume {out} from {ckpt.name}: it was written by {len(state['rng'])} process(es), this run has "
-                               f"{info.world_size}; resume with the same number of processes")
+            raise NascompError(
+                f"cannot resume {out} from {ckpt.name}: it was written by {len(state['rng'])} process(es), this run has "
+                f"{info.world_size}; resume with the same number of processes"
+            )
         load_module_state(saved, found.weights)
         optimizer_from_files(optimizer, found.optimizer, state["optimizer"])
         scaler.load_state_dict(state["scaler"]) if state.get("scaler") else None
@@ -246,7 +261,8 @@ def fit(
     train_module: nn.Module = model
     if info.enabled:
         train_module = DistributedDataParallel(
-            model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+            model,
+            device_ids=[info.device.index] if info.device.type == "cuda" else None,
             find_unused_parameters=cfg.find_unused_parameters,
         )
     loader = make_loader(data.train, train_tf, cfg.batch_size, sampler=sampler, workers=workers, device=info.device, drop_last=True)
@@ -256,8 +272,16 @@ def fit(
     warnings_raised: list[str] = []
     if recipe_note and data.per_image and cfg.augment and info.is_main and not quiet:
         console.print(f"[dim]{recipe_note}[/]")
-    run_log = make_logger(logger, out, run_name=out.name, config=config_doc, rank=info.rank, resume=found is not None,
-                          resume_step=start_epoch * steps_per_epoch + start_step if found is not None else None)
+    run_log = make_logger(
+        logger,
+        out,
+        run_name=out.name,
+        config=config_doc,
+        rank=info.rank,
+        resume=found is not None,
+        resume_step=start_epoch * steps_per_epoch + start_step if found is not None else None,
+    )
+    checkpoint_every = cast("float | None", cfg.checkpoint_every)  # seconds: TrainConfig.__post_init__ parsed "30m" and the like
     start = last_save = time.time()
     with progress_bar(info.is_main and not quiet) as bars, contextlib.nullcontext() if isinstance(logger, RunLogger) else run_log:
         epoch_bar = bars.add_task("epochs", total=cfg.epochs, completed=start_epoch, info="")
@@ -268,6 +292,7 @@ def fit(
             batches = iter(loader)
             loss_sum = 0.0
             if first:  # continue the interrupted step sequence exactly
+                assert resumed_rng is not None  # first > 0 only in the resumed epoch of a mid-epoch checkpoint, which set it
                 set_rng_state(resumed_rng)
                 loss_sum = resumed_loss
             for m in modules.values():
@@ -301,27 +326,50 @@ def fit(
                 stall.step(global_step, value)
                 bars.update(batch_bar, advance=1, info=f"loss {value:.3f} lr {lr:.2e}")
                 now = time.time()
-                run_log.scalars({"train/loss": value, "train/lr": lr, "train/images_per_s": global_batch / max(now - t_step, 1e-9),
-                                 **ctx.scalars}, global_step)
+                run_log.scalars(
+                    {"train/loss": value, "train/lr": lr, "train/images_per_s": global_batch / max(now - t_step, 1e-9), **ctx.scalars},
+                    global_step,
+                )
                 t_step = now
-                if cfg.checkpoint_every and step + 1 < steps_per_epoch and _checkpoint_due(last_save, cfg.checkpoint_every, info):
+                if checkpoint_every and step + 1 < steps_per_epoch and _checkpoint_due(last_save, checkpoint_every, info):
                     states = _gather_rng(info)
                     if info.is_main:
-                        save_checkpoint(out, epoch, saved, optimizer, scaler, config_doc, history, cfg.keep_checkpoints, step=step + 1,
-                                        rng=states, extra={"loss_sum": loss_sum})
+                        save_checkpoint(
+                            out,
+                            epoch,
+                            saved,
+                            optimizer,
+                            scaler,
+                            config_doc,
+                            history,
+                            cfg.keep_checkpoints,
+                            step=step + 1,
+                            rng=states,
+                            extra={"loss_sum": loss_sum},
+                        )
                     last_save = time.time()
             bars.remove_task(batch_bar)
             val = eval_fn(evaluated, data.val, eval_tf)
-            record = {"epoch": epoch + 1, "train_loss": loss_sum / steps_per_epoch, "val_top1": val["top1"], "val_loss": val["loss"], "lr": lr,
-                      "seconds": time.time() - t0}
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / steps_per_epoch,
+                "val_top1": val["top1"],
+                "val_loss": val["loss"],
+                "lr": lr,
+                "seconds": time.time() - t0,
+            }
             history.append(record)
             bars.update(epoch_bar, advance=1, info=f"val top-1 {val['top1']:.2f}%")
-            run_log.scalars({"val/top1": val["top1"], "val/loss": val["loss"], "train/epoch_loss": record["train_loss"]},
-                            (epoch + 1) * steps_per_epoch - 1)  # before the next epoch's first step, which a resume restarts from
+            run_log.scalars(
+                {"val/top1": val["top1"], "val/loss": val["loss"], "train/epoch_loss": record["train_loss"]},
+                (epoch + 1) * steps_per_epoch - 1,
+            )  # before the next epoch's first step, which a resume restarts from
             if info.is_main and not quiet:
                 eta = (time.time() - start) / (epoch + 1 - start_epoch) * (cfg.epochs - epoch - 1)  # this session's pace
-                console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {record['train_loss']:.4f}  val top-1 {val['top1']:.2f}%  "
-                              f"({record['seconds']:.0f}s, ETA {_clock(eta)})")
+                console.print(
+                    f"epoch {epoch + 1}/{cfg.epochs}  loss {record['train_loss']:.4f}  val top-1 {val['top1']:.2f}%  "
+                    f"({record['seconds']:.0f}s, ETA {_clock(eta)})"
+                )
             stalled = stall.check((epoch + 1) * steps_per_epoch, record["train_loss"])
             if stalled:
                 if cfg.strict:
@@ -352,7 +400,9 @@ def fit(
         global_batch=global_batch,
         effective_lr=schedule.lr,
         weights="ema" if ema is not None else "trained",
-        image_recipe=(recipe_note or "as given") if data.per_image else "grey in-memory data: flips and shifts (the RGB recipe does not apply)",
+        image_recipe=(recipe_note or "as given")
+        if data.per_image
+        else "grey in-memory data: flips and shifts (the RGB recipe does not apply)",
         warnings=warnings_raised,
         train_seconds=time.time() - start,
         optimizer_steps=cfg.epochs * steps_per_epoch,  # the run log's last training step + 1
@@ -401,5 +451,3 @@ def _average_gradients(modules, world_size: int) -> None:
                     p.grad = torch.zeros_like(p)
                 torch.distributed.all_reduce(p.grad)
                 p.grad.div_(world_size)
-
-

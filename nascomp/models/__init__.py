@@ -35,8 +35,8 @@ __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
-    from nascomp.models.registry import LEGACY_BUILDERS, MODELS, build_from_spec, builder_name, normalize_spec, register_model
     from nascomp.models.io import load_model, load_weights_into, save_model
+    from nascomp.models.registry import LEGACY_BUILDERS, MODELS, build_from_spec, builder_name, normalize_spec, register_model
     from nascomp.models.resolve import model_input_size, resolve_model
     from nascomp.models.swin import arch_spec, build_from_arch
     from nascomp.models.timm import create_timm_model, timm_spec

@@ -51,7 +51,9 @@ def load_weights_into(model: nn.Module, state: dict[str, torch.Tensor], source: 
         parts = []
         if wrong:
             k = wrong[0]
-            parts.append(f"{len(wrong)} shape mismatches (e.g. {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)})")
+            parts.append(
+                f"{len(wrong)} shape mismatches (e.g. {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)})"
+            )
         if missing:
             parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
         if unexpected:
@@ -68,8 +70,10 @@ def load_model(directory: str | Path) -> tuple[nn.Module, dict]:
     directory = Path(directory)
     meta = read_json(directory / "model.json")
     if not isinstance(meta, dict) or not isinstance(meta.get("spec"), dict):
-        raise NascompError(f"{directory / 'model.json'}: not a nascomp model description (no 'spec'); "
-                           "pass a directory written by nascomp (train, compress, adapt, search finalists)")
+        raise NascompError(
+            f"{directory / 'model.json'}: not a nascomp model description (no 'spec'); "
+            "pass a directory written by nascomp (train, compress, adapt, search finalists)"
+        )
     meta["spec"] = normalize_spec(meta["spec"])
     model = build_from_spec(meta["spec"])
     load_weights_into(model, load_tensors(directory / "model.safetensors"), str(directory), meta.get("aliases"))

@@ -32,15 +32,19 @@ def check_model_ref(model, name: str = "MODEL") -> None:
         raise NascompError(f"{name} is empty; give a timm model name, an arch JSON or a saved model directory")
     if path.is_dir():
         if not (path / "model.json").is_file():
-            raise NascompError(f"{name} {path} is a folder without a saved model (no model.json); give a directory nascomp saved, "
-                               "an arch JSON or a timm name")
+            raise NascompError(
+                f"{name} {path} is a folder without a saved model (no model.json); give a directory nascomp saved, "
+                "an arch JSON or a timm name"
+            )
         return
     if text.endswith(".json"):
         if not path.is_file():
             raise NascompError(f"arch file {path} not found")
         return
     if path.exists():
-        raise NascompError(f"{name} {path} is a file but not an arch JSON (*.json); give a timm name, an arch JSON or a saved model directory")
+        raise NascompError(
+            f"{name} {path} is a file but not an arch JSON (*.json); give a timm name, an arch JSON or a saved model directory"
+        )
     arch = text.split(".", 1)[0]
     if arch not in timm_architectures():
         close = difflib.get_close_matches(arch, sorted(timm_architectures()), n=3, cutoff=0.6)

@@ -11,20 +11,24 @@ Specs written by nascomp 0.1, which stored import paths, are mapped to today's n
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from nascomp.core.errors import NascompError
 from nascomp.core.registry import Registry
 
 __all__ = ["MODELS", "LEGACY_BUILDERS", "register_model", "build_from_spec", "builder_name", "normalize_spec"]
 
-MODELS: Registry[Callable[..., Any]] = Registry("model builder", {
-    "timm": "nascomp.models.timm:create_timm_model",
-    "swin-arch": "nascomp.models.swin:build_from_arch",
-    "supernet": "nascomp.nas.supernet.model:build_supernet",
-    "minivit": "nascomp.compression.minivit:build_minivit",
-    "adapted": "nascomp.adaptation.model:build_adapted",
-})
+MODELS: Registry[Callable[..., Any]] = Registry(
+    "model builder",
+    {
+        "timm": "nascomp.models.timm:create_timm_model",
+        "swin-arch": "nascomp.models.swin:build_from_arch",
+        "supernet": "nascomp.nas.supernet.model:build_supernet",
+        "minivit": "nascomp.compression.minivit:build_minivit",
+        "adapted": "nascomp.adaptation.model:build_adapted",
+    },
+)
 
 # import paths that nascomp 0.1 wrote into model.json, and the names that replaced them
 LEGACY_BUILDERS = {
@@ -48,8 +52,9 @@ def builder_name(spec: Mapping) -> str:
     name = spec["builder"]
     if isinstance(name, str) and ":" in name:
         if name not in LEGACY_BUILDERS:
-            raise NascompError(f"model spec names builder {name!r}, which this nascomp version does not know; "
-                               f"known builders: {', '.join(MODELS.names())}")
+            raise NascompError(
+                f"model spec names builder {name!r}, which this nascomp version does not know; known builders: {', '.join(MODELS.names())}"
+            )
         return LEGACY_BUILDERS[name]
     return name
 

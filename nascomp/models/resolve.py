@@ -9,8 +9,9 @@ gets its spec inferred and checked (`model_spec`).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,8 +27,9 @@ from nascomp.spaces.arch import Arch
 __all__ = ["SPEC_ATTR", "create_model", "model_spec", "as_model", "as_module", "resolve_model", "model_input_size"]
 
 
-def create_model(model: str | os.PathLike | Arch | Mapping, *, checkpoint: str | os.PathLike | None = None,
-                 pretrained: bool = False, **overrides: Any) -> nn.Module:
+def create_model(
+    model: str | os.PathLike | Arch | Mapping, *, checkpoint: str | os.PathLike | None = None, pretrained: bool = False, **overrides: Any
+) -> nn.Module:
     """Build a model the way every nascomp command names one.
 
     Args:
@@ -80,21 +82,29 @@ def model_spec(model: nn.Module) -> dict:
     )
 
 
-def as_model(model: nn.Module | str | os.PathLike | Arch | Mapping, *, checkpoint: str | os.PathLike | None = None,
-             pretrained: bool = False, **overrides: Any) -> tuple[nn.Module, dict]:
+def as_model(
+    model: nn.Module | str | os.PathLike | Arch | Mapping,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    pretrained: bool = False,
+    **overrides: Any,
+) -> tuple[nn.Module, dict]:
     """(module, spec) from anything the public functions accept as a model."""
     if isinstance(model, nn.Module):
         if overrides or pretrained:
-            raise NascompError(f"options {sorted(overrides) + (['pretrained'] if pretrained else [])} only apply to a model given "
-                               "by name; build the module with them instead")
+            raise NascompError(
+                f"options {sorted(overrides) + (['pretrained'] if pretrained else [])} only apply to a model given "
+                "by name; build the module with them instead"
+            )
         if checkpoint:
             load_weights_into(model, load_state_dict_file(checkpoint), str(checkpoint))
         return model, model_spec(model)
     return resolve_model(model, checkpoint=checkpoint, pretrained=pretrained, **overrides)
 
 
-def as_module(model: nn.Module | str | os.PathLike | Arch | Mapping, *, checkpoint: str | os.PathLike | None = None,
-              **overrides: Any) -> nn.Module:
+def as_module(
+    model: nn.Module | str | os.PathLike | Arch | Mapping, *, checkpoint: str | os.PathLike | None = None, **overrides: Any
+) -> nn.Module:
     """The module alone, for work that never saves it (export, profiling): a module is taken as it is, spec or not."""
     if isinstance(model, nn.Module) and not overrides:
         if checkpoint:
@@ -106,8 +116,18 @@ def as_module(model: nn.Module | str | os.PathLike | Arch | Mapping, *, checkpoi
 _SIZES = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "depths", "num_heads", "window_size")
 
 
-_LIMIT_OF = {"img_size": "resolution", "patch_size": "patch_size", "in_chans": "in_chans", "num_classes": "num_classes",
-             "embed_dim": "embed_dim", "depth": "depth", "depths": "depth", "num_heads": "heads", "window_size": "window", "mlp_ratio": "mlp_ratio"}
+_LIMIT_OF = {
+    "img_size": "resolution",
+    "patch_size": "patch_size",
+    "in_chans": "in_chans",
+    "num_classes": "num_classes",
+    "embed_dim": "embed_dim",
+    "depth": "depth",
+    "depths": "depth",
+    "num_heads": "heads",
+    "window_size": "window",
+    "mlp_ratio": "mlp_ratio",
+}
 
 
 def _check_sizes(overrides: Mapping[str, Any]) -> None:
@@ -117,15 +137,16 @@ def _check_sizes(overrides: Mapping[str, Any]) -> None:
 
     for key in (*_SIZES, "mlp_ratio"):
         value = overrides.get(key)
-        for v in (value if isinstance(value, (tuple, list)) else [value]):
+        for v in value if isinstance(value, (tuple, list)) else [value]:
             flag = f"--{key.replace('_', '-')}"
             positive(flag, v, integer=key != "mlp_ratio")
             if v is not None:
                 check_limit(_LIMIT_OF[key], v, flag)
 
 
-def resolve_model(ref: str | os.PathLike | Arch | Mapping, checkpoint: str | os.PathLike | None = None, pretrained: bool = False,
-                  **overrides: Any) -> tuple[nn.Module, dict]:
+def resolve_model(
+    ref: str | os.PathLike | Arch | Mapping, checkpoint: str | os.PathLike | None = None, pretrained: bool = False, **overrides: Any
+) -> tuple[nn.Module, dict]:
     """Turn what a user named as a model into (model, spec); the model carries the spec (see `create_model`).
 
     ``ref`` is a saved model directory, an arch JSON file or `Arch` (or its dict), or a timm name (with size
@@ -140,7 +161,9 @@ def resolve_model(ref: str | os.PathLike | Arch | Mapping, checkpoint: str | os.
         spec = {"builder": "swin-arch", "kwargs": {"arch": arch, **overrides}}
     elif isinstance(ref, str) and ref in MODELS:  # a name registered with `register_model` comes before timm's names
         if pretrained:
-            raise NascompError(f"{ref!r} is a registered nascomp builder; pretrained=True fetches timm's hub weights only (pass checkpoint=)")
+            raise NascompError(
+                f"{ref!r} is a registered nascomp builder; pretrained=True fetches timm's hub weights only (pass checkpoint=)"
+            )
         spec = {"builder": ref, "kwargs": dict(overrides)}
     else:
         path = Path(ref)

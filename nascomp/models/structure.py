@@ -7,9 +7,11 @@ by *stage* and *global index* (0 = first block of the first stage), the conventi
 
 from __future__ import annotations
 
+from typing import cast
+
 from timm.layers import Mlp
 from timm.layers.attention import Attention
-from timm.models.swin_transformer import SwinTransformer, SwinTransformerBlock, WindowAttention
+from timm.models.swin_transformer import SwinTransformer, SwinTransformerBlock, SwinTransformerStage, WindowAttention
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
@@ -23,7 +25,7 @@ SUPPORTED_FAMILIES = "timm SwinTransformer (swin_*) and VisionTransformer (vit_*
 def model_family(model: nn.Module) -> str:
     """'swin' or 'vit'; anything else (CNNs, Swin V2, hybrid or exotic blocks) is a user error."""
     if isinstance(model, SwinTransformer):
-        blocks = [b for stage in model.layers for b in stage.blocks]
+        blocks = [b for stage in model.layers for b in cast(SwinTransformerStage, stage).blocks]
         if all(isinstance(b, SwinTransformerBlock) and isinstance(b.attn, WindowAttention) and isinstance(b.mlp, Mlp) for b in blocks):
             return "swin"
     elif isinstance(model, VisionTransformer):
@@ -39,8 +41,8 @@ def model_family(model: nn.Module) -> str:
 def transformer_stages(model: nn.Module) -> list[list[nn.Module]]:
     """Blocks grouped by stage, in execution order (a ViT has one stage)."""
     if model_family(model) == "swin":
-        return [list(stage.blocks) for stage in model.layers]
-    return [list(model.blocks)]
+        return [list(cast(SwinTransformerStage, stage).blocks) for stage in cast(SwinTransformer, model).layers]
+    return [list(cast(VisionTransformer, model).blocks)]
 
 
 def transformer_blocks(model: nn.Module) -> list[nn.Module]:

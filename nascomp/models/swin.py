@@ -20,15 +20,16 @@ Entry points:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any, cast
 
 from timm.layers import ClassifierHead, PatchEmbed, calculate_drop_path_rates
-from timm.models.swin_transformer import PatchMerging, SwinTransformer, SwinTransformerBlock
+from timm.models.swin_transformer import PatchMerging, SwinTransformer, SwinTransformerBlock, SwinTransformerStage
 from torch import nn
 
 from nascomp.core.errors import NascompError
-from nascomp.spaces.arch import Arch
 from nascomp.models.registry import register_model
+from nascomp.spaces.arch import Arch
 from nascomp.spaces.layout import BlockConfig, HeadConfig, MergeConfig, StemConfig, arch_layout
 
 __all__ = ["build_from_arch", "arch_spec", "build_stem", "build_merging", "build_block", "build_head"]
@@ -36,29 +37,50 @@ _ALLOWED = ("num_classes", "in_chans", "img_size", "drop_path_rate", "drop_rate"
 
 
 def _block_signature(block: SwinTransformerBlock) -> tuple:
-    return (block.dim, block.attn.num_heads, block.attn.qkv.out_features // 3, tuple(block.window_size),
-            tuple(block.shift_size), block.mlp.fc1.out_features)
+    return (
+        block.dim,
+        block.attn.num_heads,
+        block.attn.qkv.out_features // 3,
+        tuple(block.window_size),
+        tuple(block.shift_size),
+        block.mlp.fc1.out_features,
+    )
 
 
 def _new_block(cfg: BlockConfig, drop_path: float, device=None) -> SwinTransformerBlock:
     # cfg's window/shift are already clamped; timm's own clamping leaves them unchanged
     return SwinTransformerBlock(
-        dim=cfg.dim, input_resolution=(cfg.resolution, cfg.resolution), num_heads=cfg.heads, head_dim=cfg.head_dim,
-        window_size=cfg.window, shift_size=cfg.shift, mlp_ratio=cfg.mlp_ratio, drop_path=drop_path, device=device,
+        dim=cfg.dim,
+        input_resolution=(cfg.resolution, cfg.resolution),
+        num_heads=cfg.heads,
+        head_dim=cfg.head_dim,
+        window_size=cfg.window,
+        shift_size=cfg.shift,
+        mlp_ratio=cfg.mlp_ratio,
+        drop_path=drop_path,
+        device=device,
     )
 
 
 @register_model("swin-arch")
-def build_from_arch(arch: Arch | Mapping, num_classes: int | None = None, in_chans: int | None = None, img_size: int | None = None,
-                    drop_path_rate: float = 0.1, drop_rate: float = 0.0, **unsupported: Any) -> SwinTransformer:
+def build_from_arch(
+    arch: Arch | Mapping,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    img_size: int | None = None,
+    drop_path_rate: float = 0.1,
+    drop_rate: float = 0.0,
+    **unsupported: Any,
+) -> SwinTransformer:
     """A randomly initialised timm ``SwinTransformer`` for ``arch`` at ``img_size`` (see module docstring).
 
     ``arch`` is an `Arch` or its JSON dict. Only sizing that the arch leaves open can be overridden; classes, channels
     and resolution default to the ones the arch records (a search's ``best_arch.json``), else 1000, 3 and 224.
     """
     if unsupported:
-        raise NascompError(f"an arch JSON fixes the architecture; options {sorted(unsupported)} cannot change it "
-                           f"(allowed: {', '.join(_ALLOWED)})")
+        raise NascompError(
+            f"an arch JSON fixes the architecture; options {sorted(unsupported)} cannot change it (allowed: {', '.join(_ALLOWED)})"
+        )
     arch = arch if isinstance(arch, Arch) else Arch.from_dict(arch)
     num_classes = num_classes or arch.num_classes or 1000
     in_chans = in_chans or arch.in_chans or 3
@@ -69,21 +91,33 @@ def build_from_arch(arch: Arch | Mapping, num_classes: int | None = None, in_cha
     # timm's constructor only takes one base width (doubling per stage); build the skeleton on the meta
     # device, put timm modules of the right sizes where the arch differs, then materialise and initialise.
     model = SwinTransformer(
-        img_size=img_size, patch_size=arch.patch_size, in_chans=in_chans, num_classes=num_classes, embed_dim=dims[0],
-        depths=arch.depths, num_heads=[b.heads for b in first], head_dim=[b.head_dim for b in first],
-        window_size=[b.window for b in first], mlp_ratio=[b.mlp_ratio for b in first], drop_rate=drop_rate,
-        drop_path_rate=drop_path_rate, weight_init="skip", device="meta",
+        img_size=img_size,
+        patch_size=arch.patch_size,
+        in_chans=in_chans,
+        num_classes=num_classes,
+        embed_dim=dims[0],
+        # timm expands each of these per stage (to_ntuple) and takes a per-stage list, though it annotates a single value
+        depths=arch.depths,
+        num_heads=[b.heads for b in first],  # type: ignore[arg-type]
+        head_dim=[b.head_dim for b in first],  # type: ignore[arg-type]
+        window_size=[b.window for b in first],  # type: ignore[arg-type]
+        mlp_ratio=[b.mlp_ratio for b in first],  # type: ignore[arg-type]
+        drop_rate=drop_rate,
+        drop_path_rate=drop_path_rate,
+        weight_init="skip",
+        device="meta",
     )
-    dpr = calculate_drop_path_rates(drop_path_rate, list(arch.depths), stagewise=True)
+    # stagewise: one list of rates per stage
+    dpr = cast(list[list[float]], calculate_drop_path_rates(drop_path_rate, list(arch.depths), stagewise=True))
     for merge in layout.merges:
-        stage = model.layers[merge.stage]
+        stage = cast(SwinTransformerStage, model.layers[merge.stage])  # nn.Sequential indexing types a plain Module
         if (stage.downsample.dim, stage.downsample.out_dim) != (merge.in_dim, merge.out_dim):
             stage.downsample = PatchMerging(merge.in_dim, merge.out_dim, device="meta")
             stage.dim = merge.in_dim
     for cfg in layout.blocks:
-        blocks = model.layers[cfg.stage].blocks
+        blocks = cast(SwinTransformerStage, model.layers[cfg.stage]).blocks
         wanted = (cfg.dim, cfg.heads, cfg.qkv_dim, (cfg.window,) * 2, (cfg.shift,) * 2, cfg.hidden_dim)
-        if _block_signature(blocks[cfg.index]) != wanted:
+        if _block_signature(cast(SwinTransformerBlock, blocks[cfg.index])) != wanted:
             blocks[cfg.index] = _new_block(cfg, dpr[cfg.stage][cfg.index], device="meta")
     last = dims[-1]
     if model.num_features != last:
@@ -97,8 +131,9 @@ def build_from_arch(arch: Arch | Mapping, num_classes: int | None = None, in_cha
     return model
 
 
-def arch_spec(arch: Arch | Mapping, num_classes: int = 1000, in_chans: int = 3, img_size: int = 224,
-              drop_path_rate: float | None = None) -> dict:
+def arch_spec(
+    arch: Arch | Mapping, num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, drop_path_rate: float | None = None
+) -> dict:
     """Model spec for `nascomp.models.save_model`; the saved directory rebuilds via `build_from_arch`."""
     arch = arch if isinstance(arch, Arch) else Arch.from_dict(arch)
     kwargs: dict[str, Any] = {"arch": arch.to_dict(), "num_classes": num_classes, "in_chans": in_chans, "img_size": img_size}
@@ -110,8 +145,15 @@ def arch_spec(arch: Arch | Mapping, num_classes: int = 1000, in_chans: int = 3, 
 # --- one module per layer configuration (latency lookup tables) -------------------------------------
 def build_stem(cfg: StemConfig) -> nn.Module:
     """timm's PatchEmbed as the Swin stem builds it: (B, C, H, W) → (B, H/p, W/p, dim)."""
-    return PatchEmbed(img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=cfg.in_chans, embed_dim=cfg.dim,
-                      norm_layer=nn.LayerNorm, output_fmt="NHWC", flatten=False)
+    return PatchEmbed(
+        img_size=cfg.img_size,
+        patch_size=cfg.patch_size,
+        in_chans=cfg.in_chans,
+        embed_dim=cfg.dim,
+        norm_layer=nn.LayerNorm,
+        output_fmt="NHWC",
+        flatten=False,
+    )
 
 
 def build_merging(cfg: MergeConfig) -> nn.Module:

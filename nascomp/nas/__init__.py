@@ -50,11 +50,11 @@ __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
+    from nascomp.nas.api import default_out_dir
     from nascomp.nas.budget import BUDGET_FORMS, Budget, parse_budget
     from nascomp.nas.constraints import Constraint, check_feasible, deploy_cost, make_constraint
     from nascomp.nas.et_error import ETResult, et_error, et_table, sample_candidates, top_k_for
     from nascomp.nas.evolutionary import Candidate, EvolutionConfig, EvolutionResult, evolutionary_search
-    from nascomp.nas.api import default_out_dir
     from nascomp.nas.pipeline import SearchJob, run_search
     from nascomp.nas.presets import PRESETS, SearchPreset, resolve_preset
     from nascomp.nas.scoring import SupernetScorer

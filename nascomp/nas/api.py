@@ -84,11 +84,29 @@ class SearchResult:
         return self.summary.get("collapsed", [])
 
 
-def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle | str = "fashion-mnist", preset: SearchPreset | str = "cpu",
-           out: str | os.PathLike | None = None, seed: int = 0, resume: bool = False, quiet: bool = False, device: str | None = None,
-           in_chans: int = 3, lut: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None, download: bool = False,
-           val_fraction: float = 0.1, workers: int | None = None, checkpoint_every: float | str | None = None,
-           runtime: str | None = None, overwrite: bool = False, logger: str | None = None, **overrides: Any) -> SearchResult:
+def search(
+    space: SearchSpace | str,
+    budget: Budget | str,
+    *,
+    data: DataBundle | str = "fashion-mnist",
+    preset: SearchPreset | str = "cpu",
+    out: str | os.PathLike | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    quiet: bool = False,
+    device: str | None = None,
+    in_chans: int = 3,
+    lut: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    val_fraction: float = 0.1,
+    workers: int | None = None,
+    checkpoint_every: float | str | None = None,
+    runtime: str | None = None,
+    overwrite: bool = False,
+    logger: str | None = None,
+    **overrides: Any,
+) -> SearchResult:
     """Search ``space`` for the most accurate architecture within ``budget`` (S3: supernet, E-T error, space
     evolution, evolutionary search), then extract the finalists and evaluate them on the test set.
 
@@ -150,12 +168,19 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
         if runtime not in RUNTIMES:
             raise NascompError(f"runtime {runtime!r}: choose from {', '.join(RUNTIMES)}")
         if not budget.measured:
-            raise NascompError(f"runtime={runtime!r} only applies to a latency or energy budget (e.g. 25ms@mobile-cpu); {budget.text} is analytic")
+            raise NascompError(
+                f"runtime={runtime!r} only applies to a latency or energy budget (e.g. 25ms@mobile-cpu); {budget.text} is analytic"
+            )
     if lut is not None and not Path(lut).is_file():
         raise NascompError(f"latency table {lut} not found; build it with `nascomp profile --build-lut --space {space.name}`")
     run_dir = Path(out) if out is not None else default_out_dir(space.name, budget.text, preset_name, seed, resume)
-    claim = claim_output(run_dir, resume=resume, overwrite=overwrite, resumable=("a search run",),
-                         inputs=[data.split(":", 1)[1] if isinstance(data, str) and data.startswith("imagefolder:") else None, data_dir, lut])
+    claim = claim_output(
+        run_dir,
+        resume=resume,
+        overwrite=overwrite,
+        resumable=("a search run",),
+        inputs=[data.split(":", 1)[1] if isinstance(data, str) and data.startswith("imagefolder:") else None, data_dir, lut],
+    )
     from nascomp.data import load_data
     from nascomp.nas.pipeline import SearchJob, run_search
     from nascomp.report import write_report
@@ -163,12 +188,33 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
     require_device(device)
     limit_val = recipe.supernet.limit_val and recipe.supernet.limit_val + recipe.select_val  # the search's images, then the selection's
     if isinstance(data, str):
-        bundle = load_data(data, data_dir, val_fraction=val_fraction, limit_train=recipe.supernet.limit_train,
-                           limit_val=limit_val, limit_test=recipe.limit_test, download=download)
+        bundle = load_data(
+            data,
+            data_dir,
+            val_fraction=val_fraction,
+            limit_train=recipe.supernet.limit_train,
+            limit_val=limit_val,
+            limit_test=recipe.limit_test,
+            download=download,
+        )
     else:
         bundle = data.limited(recipe.supernet.limit_train, limit_val, recipe.limit_test)
-    job = SearchJob(space, budget, recipe, bundle, preset_name, seed, in_chans, str(lut) if lut else None, device, workers=workers,
-                    checkpoint_every=checkpoint_every, runtime=runtime, logger=logger)
+    job = SearchJob(
+        space,
+        budget,
+        recipe,
+        bundle,
+        preset_name,
+        seed,
+        in_chans,
+        str(lut) if lut else None,
+        device,
+        workers=workers,
+        checkpoint_every=checkpoint_every,
+        runtime=runtime,
+        logger=logger,
+    )
+    assert claim is not None  # claim_output returns None only for no path, and run_dir is always a path
     with removed_on_failure(claim.path), output_lock(claim, main_process()):
         summary = run_search(job, claim.path, resume=resume, quiet=quiet)
         if summary:  # the main process
@@ -176,4 +222,3 @@ def search(space: SearchSpace | str, budget: Budget | str, *, data: DataBundle |
     if not summary:  # a non-main DDP rank
         return SearchResult(claim.path, space.largest(), {})
     return SearchResult(claim.path, Arch.from_dict(summary["arch"]), summary)
-

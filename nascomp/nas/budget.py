@@ -16,8 +16,14 @@ from nascomp.core.errors import NascompError
 
 __all__ = ["Budget", "parse_budget", "BUDGET_FORMS", "METRIC_UNITS"]
 
-BUDGET_FORMS = ("4gflops (= 4e9 MACs: papers' FLOPs are MACs)", "4e9macs", "4.5gmacs", "25mparams",
-                "25ms@mobile-cpu (predicted latency)", "50mj@cuda (predicted energy)")
+BUDGET_FORMS = (
+    "4gflops (= 4e9 MACs: papers' FLOPs are MACs)",
+    "4e9macs",
+    "4.5gmacs",
+    "25mparams",
+    "25ms@mobile-cpu (predicted latency)",
+    "50mj@cuda (predicted energy)",
+)
 METRIC_UNITS = {"macs": "MACs", "params": "params", "latency": "ms", "energy": "mJ"}
 _PREFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 _COST_UNITS = {"flops": "macs", "flop": "macs", "macs": "macs", "mac": "macs", "params": "params", "param": "params"}

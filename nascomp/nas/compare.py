@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from scipy import stats
 
@@ -44,7 +44,9 @@ def hand_designed_arch(space: SearchSpace, fits: Callable[[Arch], bool]) -> Arch
     smallest depth choice, so the result stays a member of the space.
     """
     swin = Arch(SWIN_T.stages, space.patch_size)
-    base, label = (swin, "Swin-T") if len(swin.stages) == space.num_stages and space.contains(swin) else (_centre(space), "centre of the space")
+    base, label = (
+        (swin, "Swin-T") if len(swin.stages) == space.num_stages and space.contains(swin) else (_centre(space), "centre of the space")
+    )
     arch = base
     while not fits(arch):
         shrinkable = [i for i, (s, ch) in enumerate(zip(arch.stages, space.stages)) if s.depth > min(ch.depth)]

@@ -13,8 +13,9 @@ cached per arch (archs are hashable), so constraint-aware sampling can call it t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nascomp.core.errors import NascompError
 from nascomp.cost.arch_cost import arch_cost
@@ -33,8 +34,14 @@ def deploy_cost(arch: Arch, space: SearchSpace, in_chans: int = 3, num_classes: 
 class Constraint:
     """``cost(arch)`` in the budget's unit; ``arch`` meets the constraint iff ``cost(arch) <= budget.limit``."""
 
-    def __init__(self, budget: Budget, cost_fn: Callable[[Arch], float], description: str,
-                 supports: Callable[[SearchSpace], str | None] | None = None, predictor: Any = None):
+    def __init__(
+        self,
+        budget: Budget,
+        cost_fn: Callable[[Arch], float],
+        description: str,
+        supports: Callable[[SearchSpace], str | None] | None = None,
+        predictor: Any = None,
+    ):
         self.budget = budget
         self.predictor = predictor  # a latency / energy budget's predictor (intervals, end-to-end checks); None for analytic costs
         self._cost_fn = cost_fn
@@ -76,8 +83,14 @@ class Constraint:
         return {"cost_low": p.low, "cost_high": p.high, "cost_level": p.level, "straddles_budget": p.straddles(self.limit)}
 
 
-def make_constraint(budget: Budget, space: SearchSpace, in_chans: int = 3, num_classes: int = 1000,
-                    lut: str | Path | None = None, runtime: str | None = None) -> Constraint:
+def make_constraint(
+    budget: Budget,
+    space: SearchSpace,
+    in_chans: int = 3,
+    num_classes: int = 1000,
+    lut: str | Path | None = None,
+    runtime: str | None = None,
+) -> Constraint:
     """The constraint for ``budget`` on members of ``space`` (and of spaces evolved from it); a latency or energy budget is
     predicted for ``runtime`` (None: the table's, by default the target's default runtime)."""
     if budget.metric in ("macs", "params"):
@@ -90,10 +103,11 @@ def make_constraint(budget: Budget, space: SearchSpace, in_chans: int = 3, num_c
         what = "MACs (papers' FLOPs; FLOPs = 2 x MACs)" if budget.metric == "macs" else "parameters"
         return Constraint(budget, cost, f"analytic {what} at {resolution} px, {in_chans} input channels, {num_classes} classes")
 
-    from nascomp.profiling.predictor import budget_predictor
+    from nascomp.profiling.predictor import EnergyPredictor, budget_predictor
 
+    assert budget.target is not None  # parse_budget gives every latency / energy budget its "@target"
     predictor = budget_predictor(budget.unit.lower(), budget.target, space, lut, runtime)
-    latency = getattr(predictor, "latency", predictor)
+    latency = predictor.latency if isinstance(predictor, EnergyPredictor) else predictor  # an EnergyPredictor wraps the latency one
 
     def supports(candidate: SearchSpace) -> str | None:
         missing = latency.missing(candidate)
@@ -107,8 +121,10 @@ def check_feasible(constraint: Constraint, space: SearchSpace) -> float:
     cheapest = constraint.cost(space.smallest())
     if cheapest > constraint.limit:
         b = constraint.budget
-        raise NascompError(f"budget {b.text} is below the cheapest member of search space {space.name!r}: its smallest arch "
-                           f"costs {b.format(cheapest)}; raise the budget to at least that, or use a smaller space")
+        raise NascompError(
+            f"budget {b.text} is below the cheapest member of search space {space.name!r}: its smallest arch "
+            f"costs {b.format(cheapest)}; raise the budget to at least that, or use a smaller space"
+        )
     why = constraint.supports(space)
     if why:
         raise NascompError(f"cannot price space {space.name!r} for budget {constraint.budget.text}: {why}")

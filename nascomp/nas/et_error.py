@@ -19,16 +19,25 @@ With 0/1 weights both reduce to the unweighted definitions.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
 from nascomp.core.errors import NascompError
 from nascomp.spaces import STAGE_DIMENSIONS, Arch, SearchSpace
 
-__all__ = ["PAPER_N", "PAPER_TOP_K", "top_k_for", "sample_candidates", "et_error", "weighted_et_error", "choice_weights",
-           "ETResult", "et_table"]
+__all__ = [
+    "PAPER_N",
+    "PAPER_TOP_K",
+    "top_k_for",
+    "sample_candidates",
+    "et_error",
+    "weighted_et_error",
+    "choice_weights",
+    "ETResult",
+    "et_table",
+]
 
 PAPER_N, PAPER_TOP_K = 1000, 50
 
@@ -38,8 +47,9 @@ def top_k_for(n: int) -> int:
     return max(1, round(n * PAPER_TOP_K / PAPER_N))
 
 
-def sample_candidates(space: SearchSpace, n: int, constraint: Callable[[Arch], bool], rng: random.Random,
-                      max_draws: int | None = None) -> list[Arch]:
+def sample_candidates(
+    space: SearchSpace, n: int, constraint: Callable[[Arch], bool], rng: random.Random, max_draws: int | None = None
+) -> list[Arch]:
     """Up to ``n`` distinct members of ``space`` that meet ``constraint``, drawn uniformly (rejection sampling).
 
     Fewer come back only when the space holds fewer distinct feasible members than ``max_draws`` draws find.
@@ -57,7 +67,7 @@ def sample_candidates(space: SearchSpace, n: int, constraint: Callable[[Arch], b
     return list(seen)
 
 
-def weighted_et_error(errors: Sequence[float], weights: Sequence[float], top_fraction: float) -> dict:
+def weighted_et_error(errors: Sequence[float] | np.ndarray, weights: Sequence[float] | np.ndarray, top_fraction: float) -> dict:
     """E, T and Q of ``errors`` with per-subnet ``weights``; T covers the best ``top_fraction`` of the weight."""
     e = np.asarray(errors, dtype=float)
     w = np.asarray(weights, dtype=float)
@@ -118,7 +128,7 @@ class ETResult:
         return {"space": self.space, "n": self.n, "k": self.k, "E": self.E, "T": self.T, "Q": self.Q, "choices": self.rows}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ETResult":
+    def from_dict(cls, d: dict) -> ETResult:
         return cls(d["space"], d["n"], d["k"], d["E"], d["T"], d["Q"], list(d["choices"]))
 
     def choice_q(self, stage: int, dimension: str) -> dict:

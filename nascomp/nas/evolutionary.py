@@ -21,13 +21,14 @@ reproduces it exactly — that is how an interrupted run resumes.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from functools import partial
 
 import numpy as np
 
 from nascomp.core.errors import NascompError
-from nascomp.pareto import non_dominated_sort, front_indices
+from nascomp.pareto import front_indices, non_dominated_sort
 from nascomp.spaces import Arch, SearchSpace
 
 __all__ = ["EvolutionConfig", "Candidate", "EvolutionResult", "evolutionary_search", "OBJECTIVES"]
@@ -105,7 +106,7 @@ def evolutionary_search(
     constraint: Callable[[Arch], bool],
     cost: Callable[[Arch], float],
     score: Callable[[list[Arch]], list[float]],
-    config: EvolutionConfig = EvolutionConfig(),
+    config: EvolutionConfig | None = None,
     seed: int = 0,
     initial: Sequence[Arch] = (),
     on_generation: Callable[[dict], None] | None = None,
@@ -114,7 +115,9 @@ def evolutionary_search(
 
     ``initial`` candidates (e.g. the E-T samples of the final space, already scored) all join generation 0;
     random candidates fill it up to the population size. ``on_generation`` gets each generation's record (progress).
+    ``config`` defaults to ``EvolutionConfig()``.
     """
+    config = EvolutionConfig() if config is None else config
     seen: dict[Arch, Candidate] = {}
     candidates: list[Candidate] = []
     history: list[dict] = []
@@ -145,12 +148,38 @@ def evolutionary_search(
                 out.append(a)
         return out
 
+    def breed(children: list[tuple[Arch, str]], taken: set[Arch], target: int, make: Callable[[], Arch], origin: str) -> None:
+        """Up to ``target`` new children meeting the constraint, from at most retry_factor x target attempts."""
+        made = 0
+        for _ in range(config.retry_factor * target):
+            if made >= target:
+                break
+            arch = make()
+            if arch not in seen and arch not in taken and constraint(arch):
+                taken.add(arch)
+                children.append((arch, origin))
+                made += 1
+
+    def mutant(rng: random.Random, parents: list[Candidate]) -> Arch:
+        return space.mutate(rng.choice(parents).arch, rng, prob=config.mutation_prob, stage_prob=config.stage_prob)
+
+    def crossed(rng: random.Random, parents: list[Candidate]) -> Arch:
+        a, b = rng.sample(parents, 2)
+        return space.crossover(a.arch, b.arch, rng)
+
     def record(generation: int, new: list[Candidate], population: list[Candidate]) -> None:
         best = _ranked(candidates, "accuracy")[0]
         front = front_indices(np.array([[c.top1, c.cost] for c in candidates]), ["max", "min"])
-        rec = {"generation": generation, "evaluated": len(new), "total": len(candidates),
-               "best_top1": best.top1, "best_cost": best.cost, "population_mean_top1": float(np.mean([c.top1 for c in population])),
-               "front_size": len(front), "origins": {o: sum(c.origin == o for c in new) for o in ("seed", "random", "mutation", "crossover")}}
+        rec = {
+            "generation": generation,
+            "evaluated": len(new),
+            "total": len(candidates),
+            "best_top1": best.top1,
+            "best_cost": best.cost,
+            "population_mean_top1": float(np.mean([c.top1 for c in population])),
+            "front_size": len(front),
+            "origins": {o: sum(c.origin == o for c in new) for o in ("seed", "random", "mutation", "crossover")},
+        }
         history.append(rec)
         if on_generation:
             on_generation(rec)
@@ -169,23 +198,9 @@ def evolutionary_search(
         parents = _ranked(list(seen.values()), config.objective)[: config.parents]
         children: list[tuple[Arch, str]] = []
         taken: set[Arch] = set()
-
-        def breed(target: int, make: Callable[[], Arch], origin: str) -> None:
-            """Up to ``target`` new children meeting the constraint, from at most retry_factor x target attempts."""
-            made = 0
-            for _ in range(config.retry_factor * target):
-                if made >= target:
-                    break
-                arch = make()
-                if arch not in seen and arch not in taken and constraint(arch):
-                    taken.add(arch)
-                    children.append((arch, origin))
-                    made += 1
-
-        breed(config.mutations, lambda: space.mutate(rng.choice(parents).arch, rng, prob=config.mutation_prob,
-                                                     stage_prob=config.stage_prob), "mutation")
+        breed(children, taken, config.mutations, partial(mutant, rng, parents), "mutation")
         if len(parents) >= 2:
-            breed(config.crossovers, lambda: space.crossover(*(p.arch for p in rng.sample(parents, 2)), rng), "crossover")
+            breed(children, taken, config.crossovers, partial(crossed, rng, parents), "crossover")
         fill = random_fill(max(0, config.population - len(children)), rng, taken)
         new = add(children + [(a, "random") for a in fill], generation)
         population = new or population

@@ -33,40 +33,40 @@ from __future__ import annotations
 
 import contextlib
 import random
-import re
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import Subset
 
-from nascomp.data import DataBundle, DecodedEvalSet
 from nascomp.core.distributed import DistInfo, barrier, init_distributed
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, read_json
 from nascomp.core.outputs import holds
-from nascomp.models import save_model
 from nascomp.core.progress import console
 from nascomp.core.runlog import RunLogger, make_logger
+from nascomp.data import DataBundle, DecodedEvalSet
+from nascomp.engine import evaluate, fit
+from nascomp.models import save_model
+from nascomp.models.swin import arch_spec, build_from_arch
 from nascomp.nas.budget import Budget
+from nascomp.nas.compare import difference_ci, hand_designed_arch
 from nascomp.nas.constraints import Constraint, check_feasible, deploy_cost, make_constraint
 from nascomp.nas.et_error import et_table, sample_candidates
 from nascomp.nas.evolutionary import evolutionary_search
 from nascomp.nas.presets import SearchPreset
-from nascomp.nas.compare import difference_ci, hand_designed_arch
 from nascomp.nas.report import RunFacts, pick_winner, write_outputs
 from nascomp.nas.scoring import SupernetScorer
 from nascomp.nas.space_evolution import evolve_space, fit_slopes
-from nascomp.nas.tracking import GenerationLog, log_et_step
-from nascomp.spaces import Arch, Collapsed, SearchSpace
-from nascomp.models.swin import arch_spec, build_from_arch
 from nascomp.nas.supernet import Supernet, extract, load_supernet
 from nascomp.nas.supernet.train import fit_supernet
-from nascomp.engine import evaluate, fit
+from nascomp.nas.tracking import GenerationLog, log_et_step
+from nascomp.spaces import Arch, Collapsed, SearchSpace
 
 __all__ = ["SearchJob", "run_search"]
 
@@ -91,8 +91,16 @@ class SearchJob:
 
     def settings(self) -> dict:
         """What must match for ``--resume`` (not where the data lives, which device runs it, nor how it loads data)."""
-        settings = {"space": self.space.to_dict(), "budget": self.budget.text, "preset": self.preset_name, "data": self.data.describe(),
-                    "seed": self.seed, "in_chans": self.in_chans, "lut": self.lut, "resolved": self.preset.to_dict()}
+        settings = {
+            "space": self.space.to_dict(),
+            "budget": self.budget.text,
+            "preset": self.preset_name,
+            "data": self.data.describe(),
+            "seed": self.seed,
+            "in_chans": self.in_chans,
+            "lut": self.lut,
+            "resolved": self.preset.to_dict(),
+        }
         if self.runtime:  # absent for the default, so runs started before runtimes were selectable still resume
             settings["runtime"] = self.runtime
         return settings
@@ -125,8 +133,18 @@ class _Timer:
 class _Run:
     """One search run; methods are the stages, each skipped when its output exists."""
 
-    def __init__(self, job: SearchJob, preset: SearchPreset, space: SearchSpace, budget: Budget, data: DataBundle,
-                 constraint: Constraint, out: Path, info: DistInfo, quiet: bool):
+    def __init__(
+        self,
+        job: SearchJob,
+        preset: SearchPreset,
+        space: SearchSpace,
+        budget: Budget,
+        data: DataBundle,
+        constraint: Constraint,
+        out: Path,
+        info: DistInfo,
+        quiet: bool,
+    ):
         self.job, self.preset, self.space0, self.budget = job, preset, space, budget
         self.constraint, self.out, self.info, self.quiet = constraint, out, info, quiet
         self.resolution = preset.supernet.resolution or space.resolution
@@ -135,9 +153,11 @@ class _Run:
         # validation and test
         self.eval_tf = data.transform(self.resolution, job.in_chans, train=False, recipe=preset.supernet.train_config().image_recipe())
         # the validation split: the first images score every candidate (E-T, search), the next ones only pick the winner
-        n = len(data.val)
+        n = len(data.val)  # type: ignore[arg-type]  # map-style datasets define __len__
         n_search = min(n, preset.supernet.limit_val or max(1, n - preset.select_val))
-        self.select_val = Subset(data.val, range(n_search, min(n, n_search + preset.select_val))) if preset.select_val and n_search < n else None
+        self.select_val = (
+            Subset(data.val, range(n_search, min(n, n_search + preset.select_val))) if preset.select_val and n_search < n else None
+        )
         self.data = replace(data, val=Subset(data.val, range(n_search)) if n_search < n else data.val)
         # each split is decoded once, on first use, for every step's scoring and every finalist's selection
         self.val_images = self._images(self.data.val)
@@ -157,16 +177,33 @@ class _Run:
 
     def run_log(self, folder: str, resume_step: int | None = None) -> RunLogger:
         """The log of a stage in OUT/FOLDER: fresh, or (``resume_step``) dropping what an interrupted session logged from it on."""
-        return make_logger(self.job.logger, self.out / folder, run_name=f"{self.out.name}/{folder}", rank=self.info.rank,
-                           resume=resume_step is not None, resume_step=resume_step)
+        return make_logger(
+            self.job.logger,
+            self.out / folder,
+            run_name=f"{self.out.name}/{folder}",
+            rank=self.info.rank,
+            resume=resume_step is not None,
+            resume_step=resume_step,
+        )
 
     def _images(self, split) -> DecodedEvalSet:
-        return DecodedEvalSet(split, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device, workers=self.job.workers)
+        return DecodedEvalSet(
+            split, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device, workers=self.job.workers
+        )
 
     def scorer(self, supernet: Supernet, step: int) -> SupernetScorer:
-        return SupernetScorer(supernet, self.data.val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
-                              memo=self.out / "evolution" / f"step-{step}" / "scores.jsonl", dist=self.info, quiet=self.quiet,
-                              workers=self.job.workers, images=self.val_images)
+        return SupernetScorer(
+            supernet,
+            self.data.val,
+            self.eval_tf,
+            batch_size=self.preset.eval_batch_size,
+            device=self.info.device,
+            memo=self.out / "evolution" / f"step-{step}" / "scores.jsonl",
+            dist=self.info,
+            quiet=self.quiet,
+            workers=self.job.workers,
+            images=self.val_images,
+        )
 
     def mark_collapsed(self, records: list[dict]) -> None:
         """Say in each record of a collapsed (stage, dimension) that it was fixed, and to what (it has one choice left)."""
@@ -174,8 +211,11 @@ class _Run:
         for rec in records:
             c = fixed.get((rec["stage"], rec["dimension"]))
             if c is not None:
-                rec.update(collapsed=True, note=f"collapsed at the {self.resolution} px proxy ({c.reason}): fixed to {c.fixed} "
-                                                f"of {list(c.choices)}, not scored, evolved or searched")
+                rec.update(
+                    collapsed=True,
+                    note=f"collapsed at the {self.resolution} px proxy ({c.reason}): fixed to {c.fixed} "
+                    f"of {list(c.choices)}, not scored, evolved or searched",
+                )
 
     # --- 1. supernet training per evolution step -----------------------------------------------
     def _trained(self, step: int) -> bool:
@@ -192,20 +232,42 @@ class _Run:
             return load_supernet(run_dir).to(self.info.device)
         recipe = self.preset.supernet
         if step:
-            recipe = replace(recipe, epochs=self.preset.evolve_epochs, warmup_epochs=self.preset.evolve_warmup_epochs,
-                             lr=self.preset.evolve_lr or recipe.lr)
+            recipe = replace(
+                recipe,
+                epochs=self.preset.evolve_epochs,
+                warmup_epochs=self.preset.evolve_warmup_epochs,
+                lr=self.preset.evolve_lr or recipe.lr,
+            )
         with torch.random.fork_rng(devices=[]):  # initial (and newly grown) weights are a function of the seed
             torch.manual_seed(self.job.seed * 1009 + step)
-            net = Supernet(space, num_classes=self.data.num_classes, in_chans=self.job.in_chans, img_size=self.resolution,
-                           drop_path_rate=recipe.drop_path_rate)
+            net = Supernet(
+                space,
+                num_classes=self.data.num_classes,
+                in_chans=self.job.in_chans,
+                img_size=self.resolution,
+                drop_path_rate=recipe.drop_path_rate,
+            )
         if previous is not None:
             net.inherit_from(previous)
         what = "from scratch" if previous is None else "inheriting the previous step's weights"
         self.say(f"[bold]supernet step {step}[/]: {recipe.epochs} epoch(s) on {space.name} at {self.resolution} px, {what}")
         with self.timer.stage(f"supernet-{step}"):
-            fit_supernet(space, self.data, run_dir, preset=recipe, supernet=net, in_chans=self.job.in_chans, resume=True,
-                           quiet=self.quiet, device=self.job.device, seed=self.job.seed + step, keep_checkpoints=1,
-                           num_workers=self.job.workers, checkpoint_every=self.job.checkpoint_every, logger=self.job.logger)
+            fit_supernet(
+                space,
+                self.data,
+                run_dir,
+                preset=recipe,
+                supernet=net,
+                in_chans=self.job.in_chans,
+                resume=True,
+                quiet=self.quiet,
+                device=self.job.device,
+                seed=self.job.seed + step,
+                keep_checkpoints=1,
+                num_workers=self.job.workers,
+                checkpoint_every=self.job.checkpoint_every,
+                logger=self.job.logger,
+            )
         barrier(self.info)
         if self.info.is_main:
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the finished weights are in model.safetensors
@@ -224,31 +286,42 @@ class _Run:
         if done.is_file():
             return read_json(done)
         if supernet is None:
-            raise NascompError(f"cannot resume {self.out}: {done} is missing and step {step}'s supernet weights were deleted once "
-                               f"step {step + 1}'s were saved; start a new run with the same options")
+            raise NascompError(
+                f"cannot resume {self.out}: {done} is missing and step {step}'s supernet weights were deleted once "
+                f"step {step + 1}'s were saved; start a new run with the same options"
+            )
         n = self.preset.et_samples
         with self.timer.stage(f"et-{step}"):
             archs = sample_candidates(space, n, self.constraint, random.Random(f"{self.job.seed}:et:{step}"))
             scores = self.scorer(supernet, step).score(archs)
             errors = [100.0 - s["top1"] for s in scores]
             table = et_table(space, archs, errors)
-            slopes = fit_slopes(space, archs, errors, table.k, self.preset.rule, seed=self.job.seed * 7919 + step,
-                                train_resolution=self.resolution)
+            slopes = fit_slopes(
+                space, archs, errors, table.k, self.preset.rule, seed=self.job.seed * 7919 + step, train_resolution=self.resolution
+            )
             self.mark_collapsed(slopes)
         et = table.to_dict()
         record = {
-            "step": step, "space": space.to_dict(), "et": {**et, "choices": _numbered_for_users(et["choices"])}, "slopes": _numbered_for_users(slopes),
+            "step": step,
+            "space": space.to_dict(),
+            "et": {**et, "choices": _numbered_for_users(et["choices"])},
+            "slopes": _numbered_for_users(slopes),
             "supernet": read_json(self.out / "supernet" / f"step-{step}" / "metrics.json")["val"],
             "samples": [{"arch": a.to_dict(), "val_top1": s["top1"], "cost": self.constraint.cost(a)} for a, s in zip(archs, scores)],
         }
         self.say(f"E-T error of {space.name}: Q {table.Q:.2f}% (E {table.E:.2f}, T {table.T:.2f}; {table.n} subnets, top {table.k})")
         if not last:
             validator = self._validator
-            new_space, decisions = evolve_space(space, slopes, self.preset.rule, f"{self.space0.name}-evolved-{step + 1}", validator,
-                                                train_resolution=self.resolution)
+            new_space, decisions = evolve_space(
+                space, slopes, self.preset.rule, f"{self.space0.name}-evolved-{step + 1}", validator, train_resolution=self.resolution
+            )
             record["decisions"] = _numbered_for_users(decisions)
             record["next_space"] = new_space.to_dict()
-            moved = [f"stage {d['stage']} {d['dimension']} {d['choices']} -> {d['new_choices']}" for d in record["decisions"] if d["action"] != "keep"]
+            moved = [
+                f"stage {d['stage']} {d['dimension']} {d['choices']} -> {d['new_choices']}"
+                for d in record["decisions"]
+                if d["action"] != "keep"
+            ]
             self.say(f"space evolution step {step + 1}: " + ("; ".join(moved) if moved else "no choice moved"))
             if self.info.is_main:
                 new_space.save(self.out / "evolution" / f"step-{step + 1}" / "space.yaml")
@@ -274,8 +347,10 @@ class _Run:
             return read_json(done)
         scorer = self.scorer(supernet, step)
         cfg = self.preset.evolution
-        self.say(f"[bold]evolutionary search[/] in {space.name}: population {cfg.population}, {cfg.generations} generations, "
-                 f"top-{cfg.parents} parents, objective {cfg.objective}")
+        self.say(
+            f"[bold]evolutionary search[/] in {space.name}: population {cfg.population}, {cfg.generations} generations, "
+            f"top-{cfg.parents} parents, objective {cfg.objective}"
+        )
 
         def progress(rec: dict) -> None:
             g = rec["generation"]
@@ -284,18 +359,33 @@ class _Run:
             logged(rec)
 
         with self.timer.stage("search"), self.run_log("search") as logger:
-            logged = GenerationLog(logger, lambda archs: [s["top1"] for s in scorer.score(archs)], self.constraint.cost, self.constraint.limit)
-            result = evolutionary_search(space, self.constraint, self.constraint.cost, logged.score, cfg, seed=self.job.seed,
-                                         initial=seeds, on_generation=progress)
+            logged = GenerationLog(
+                logger, lambda archs: [s["top1"] for s in scorer.score(archs)], self.constraint.cost, self.constraint.limit
+            )
+            result = evolutionary_search(
+                space, self.constraint, self.constraint.cost, logged.score, cfg, seed=self.job.seed, initial=seeds, on_generation=progress
+            )
             full = scorer.score([c.arch for c in result.candidates])
         front = {c.arch for c in result.front}
         ranked = sorted(range(len(result.candidates)), key=lambda i: (-result.candidates[i].top1, result.candidates[i].cost))
         rank = {i: r + 1 for r, i in enumerate(ranked)}
         rows = []
         for i, (c, s) in enumerate(zip(result.candidates, full)):
-            rows.append({"rank": rank[i], "generation": c.generation, "origin": c.origin, "val_top1": s["top1"], "val_top5": s["top5"],
-                         "val_loss": s["loss"], "cost": c.cost, **self.constraint.interval_row(c.arch), "pareto": c.arch in front,
-                         **self.cost_row(c.arch), "arch": c.arch.to_dict()})
+            rows.append(
+                {
+                    "rank": rank[i],
+                    "generation": c.generation,
+                    "origin": c.origin,
+                    "val_top1": s["top1"],
+                    "val_top5": s["top5"],
+                    "val_loss": s["loss"],
+                    "cost": c.cost,
+                    **self.constraint.interval_row(c.arch),
+                    "pareto": c.arch in front,
+                    **self.cost_row(c.arch),
+                    "arch": c.arch.to_dict(),
+                }
+            )
         doc = {"space": space.to_dict(), "config": asdict(cfg), "history": result.history, "candidates": rows}
         self.write_json(done, doc)
         return doc
@@ -336,25 +426,46 @@ class _Run:
 
             unit = self.budget.unit
             with self.timer.stage("finalists-measured"):
-                report = check_predictions(predictor, [Arch.from_dict(f["arch"]) for f in finalists],
-                                           [f"rank-{f['rank']}" for f in finalists], limit=self.constraint.limit)
-            doc = {"unit": unit, "protocol": report.protocol, "interval_method": report.method, "notes": report.notes,
-                   "finalists": [c.to_row() for c in report.checks]}
+                report = check_predictions(
+                    predictor,
+                    [Arch.from_dict(f["arch"]) for f in finalists],
+                    [f"rank-{f['rank']}" for f in finalists],
+                    limit=self.constraint.limit,
+                )
+            doc = {
+                "unit": unit,
+                "protocol": report.protocol,
+                "interval_method": report.method,
+                "notes": report.notes,
+                "finalists": [c.to_row() for c in report.checks],
+            }
             self.write_json(done, doc)
         for f, row in zip(finalists, doc["finalists"]):
             f["prediction_check"] = row
             interval = f"{row['level']:.0%} interval {row['low']:.2f}-{row['high']:.2f}" if row["low"] is not None else "no interval"
             flag = f"  [yellow]interval straddles the {self.budget.text} budget[/]" if row["straddles_limit"] else ""
             over = "  [red]measured over the budget[/]" if row["meets_measured"] is False else ""
-            self.say(f"finalist {f['rank']}: predicted {row['predicted']:.2f} {doc['unit']} ({interval}), measured {row['measured']:.2f} "
-                     f"{doc['unit']} ({row['error']:+.1%}){flag}{over}")
+            self.say(
+                f"finalist {f['rank']}: predicted {row['predicted']:.2f} {doc['unit']} ({interval}), measured {row['measured']:.2f} "
+                f"{doc['unit']} ({row['error']:+.1%}){flag}{over}"
+            )
         return doc
 
     def _selection_score(self, arch: Arch, supernet: Supernet) -> dict:
         """Inherited-weight score on the selection images (memoised like the search's scores)."""
-        scorer = SupernetScorer(supernet, self.select_val, self.eval_tf, batch_size=self.preset.eval_batch_size, device=self.info.device,
-                                memo=self.out / "finalists" / "selection.jsonl", dist=self.info, quiet=True, workers=self.job.workers,
-                                images=self.select_images)
+        scorer = SupernetScorer(
+            supernet,
+            self.select_val,
+            self.eval_tf,
+            batch_size=self.preset.eval_batch_size,
+            device=self.info.device,
+            memo=self.out / "finalists" / "selection.jsonl",
+            dist=self.info,
+            quiet=True,
+            workers=self.job.workers,
+            images=self.select_images,
+        )
+        assert self.select_val is not None  # called only when a selection split exists
         return {**scorer.score([arch])[0], "n": len(self.select_val)}
 
     def _finish_one(self, k: int, row: dict, supernet: Supernet) -> dict:
@@ -373,14 +484,34 @@ class _Run:
             lr = p.retrain_lr or (p.supernet.lr if p.retrain_from == "scratch" else p.supernet.lr / 4)  # fine-tuning: gentler
             warmup = min(p.supernet.warmup_epochs, p.retrain_epochs / 4) if p.retrain_warmup_epochs is None else p.retrain_warmup_epochs
             # the supernet's recipe (augmentation, Mixup, optimiser...) with the retraining's length, rate and EMA
-            cfg = replace(p.supernet.train_config(seed=self.job.seed, resolution=self.resolution, in_chans=self.job.in_chans,
-                                                  eval_batch_size=p.eval_batch_size, keep_checkpoints=1, num_workers=self.job.workers,
-                                                  checkpoint_every=self.job.checkpoint_every),
-                          epochs=p.retrain_epochs, lr=lr, warmup_epochs=warmup, ema_decay=p.retrain_ema_decay)
+            cfg = replace(
+                p.supernet.train_config(
+                    seed=self.job.seed,
+                    resolution=self.resolution,
+                    in_chans=self.job.in_chans,
+                    eval_batch_size=p.eval_batch_size,
+                    keep_checkpoints=1,
+                    num_workers=self.job.workers,
+                    checkpoint_every=self.job.checkpoint_every,
+                ),
+                epochs=p.retrain_epochs,
+                lr=lr,
+                warmup_epochs=warmup,
+                ema_decay=p.retrain_ema_decay,
+            )
             self.say(f"finalist {k}: retraining {p.retrain_epochs} epoch(s) from {p.retrain_from} weights")
             data = replace(self.data, val=self.select_val) if self.select_val is not None else self.data
-            metrics = fit(model, data, cfg, folder / "model", spec=spec, resume=True, quiet=self.quiet, device=self.job.device,
-                          metadata={"search": {"rank": k, "source": p.retrain_from}})
+            metrics = fit(
+                model,
+                data,
+                cfg,
+                folder / "model",
+                spec=spec,
+                resume=True,
+                quiet=self.quiet,
+                device=self.job.device,
+                metadata={"search": {"rank": k, "source": p.retrain_from}},
+            )
             if self.info.is_main:
                 shutil.rmtree(folder / "model" / "checkpoints", ignore_errors=True)
             val, test = metrics["val"], metrics["test"]
@@ -390,15 +521,29 @@ class _Run:
             if self.info.is_main:
                 save_model(folder / "model", model, spec, {"search": {"rank": k, "source": "inherited supernet weights"}})
             model.to(self.info.device)
-            val = (self._selection_score(arch, supernet) if self.select_val is not None else
-                   {"top1": row["val_top1"], "top5": row["val_top5"], "loss": row["val_loss"], "n": len(self.data.val)})
+            val = (
+                self._selection_score(arch, supernet)
+                if self.select_val is not None
+                else {"top1": row["val_top1"], "top5": row["val_top5"], "loss": row["val_loss"], "n": len(self.data.val)}  # type: ignore[arg-type]  # noqa: E501  map-style datasets define __len__
+            )
             test = evaluate(model, self.data.test, self.eval_tf, p.eval_batch_size, dist_info=self.info, workers=self.job.workers)
             source = "inherited supernet weights (no retraining)"
         split = "selection" if self.select_val is not None else "search"
         self.say(f"finalist {k}: val top-1 {val['top1']:.2f}% on {val['n']} {split} images  test top-1 {test['top1']:.2f}%  ({source})")
-        return {"rank": k, "search_rank": row["rank"], "arch": arch.to_dict(), "val": val, "val_split": split, "test": test, "source": source,
-                "search_val_top1": row["val_top1"], "search_val_n": len(self.data.val), "cost": row["cost"], **self.cost_row(arch),
-                "model_dir": str((folder / "model").relative_to(self.out))}
+        return {
+            "rank": k,
+            "search_rank": row["rank"],
+            "arch": arch.to_dict(),
+            "val": val,
+            "val_split": split,
+            "test": test,
+            "source": source,
+            "search_val_top1": row["val_top1"],
+            "search_val_n": len(self.data.val),  # type: ignore[arg-type]  # map-style datasets define __len__
+            "cost": row["cost"],
+            **self.cost_row(arch),
+            "model_dir": str((folder / "model").relative_to(self.out)),
+        }
 
     # --- 5. the winner stand-alone next to a hand-designed arch of the budget ------------------------
     def standalone_check(self, winner: dict) -> dict | None:
@@ -410,19 +555,30 @@ class _Run:
             return None
         baseline = hand_designed_arch(self.space0, self.constraint)
         if baseline is None:
-            doc = {"skipped": f"no hand-designed arch of {self.space0.name} fits {self.budget.text}"}
+            doc: dict[str, Any] = {"skipped": f"no hand-designed arch of {self.space0.name} fits {self.budget.text}"}
             self.write_json(done, doc)
             return doc
         found = Arch.from_dict(winner["arch"])
         archs = {"found": Arch(found.stages, found.patch_size, name="the search's winner"), "hand-designed": baseline}
         # the supernet's recipe (augmentation, Mixup, optimiser...), shortened to the check's length
-        cfg = replace(p.supernet.train_config(resolution=self.resolution, in_chans=self.job.in_chans, eval_batch_size=p.eval_batch_size,
-                                              keep_checkpoints=1, num_workers=self.job.workers, checkpoint_every=self.job.checkpoint_every),
-                      epochs=p.compare_epochs, warmup_epochs=min(p.supernet.warmup_epochs, p.compare_epochs / 4))
+        cfg = replace(
+            p.supernet.train_config(
+                resolution=self.resolution,
+                in_chans=self.job.in_chans,
+                eval_batch_size=p.eval_batch_size,
+                keep_checkpoints=1,
+                num_workers=self.job.workers,
+                checkpoint_every=self.job.checkpoint_every,
+            ),
+            epochs=p.compare_epochs,
+            warmup_epochs=min(p.supernet.warmup_epochs, p.compare_epochs / 4),
+        )
         data = replace(self.data, val=self.select_val) if self.select_val is not None else self.data
-        self.say(f"[bold]stand-alone check[/]: the winner and {baseline.name} ({self.budget.share(self.constraint.cost(baseline))}), "
-                 f"{p.compare_epochs} epoch(s) from scratch at {self.resolution} px, {p.compare_seeds} seed(s) each")
-        runs = {}
+        self.say(
+            f"[bold]stand-alone check[/]: the winner and {baseline.name} ({self.budget.share(self.constraint.cost(baseline))}), "
+            f"{p.compare_epochs} epoch(s) from scratch at {self.resolution} px, {p.compare_seeds} seed(s) each"
+        )
+        runs: dict[str, list[dict]] = {}
         with self.timer.stage("compare"):
             for name, arch in archs.items():
                 runs[name] = []
@@ -432,18 +588,44 @@ class _Run:
                         torch.manual_seed(1000 * self.job.seed + seed)
                         model = build_from_arch(arch, self.data.num_classes, self.job.in_chans, self.resolution, 0.0)
                     spec = arch_spec(arch, self.data.num_classes, self.job.in_chans, self.resolution, 0.0)
-                    metrics = fit(model, data, replace(cfg, seed=seed), folder, spec=spec, resume=True, quiet=True, device=self.job.device,
-                                  metadata={"search": {"compare": name, "seed": seed}})
+                    metrics = fit(
+                        model,
+                        data,
+                        replace(cfg, seed=seed),
+                        folder,
+                        spec=spec,
+                        resume=True,
+                        quiet=True,
+                        device=self.job.device,
+                        metadata={"search": {"compare": name, "seed": seed}},
+                    )
                     if self.info.is_main:
                         shutil.rmtree(folder / "checkpoints", ignore_errors=True)
                         _drop_weights(folder)  # a measurement: its scores are what the run reports
                     runs[name].append({"seed": seed, "val_top1": metrics["val"]["top1"], "test_top1": metrics["test"]["top1"]})
         tests = {name: [r["test_top1"] for r in rows] for name, rows in runs.items()}
-        doc = {"recipe": {"epochs": p.compare_epochs, "seeds": p.compare_seeds, "train_images": len(self.data.train),
-                          "resolution": self.resolution, "lr": p.supernet.lr, "batch_size": p.supernet.batch_size, "from": "scratch"},
-               "archs": {name: {"name": arch.name or name, "arch": arch.to_dict(), "cost": self.constraint.cost(arch), **self.cost_row(arch),
-                                "runs": runs[name]} for name, arch in archs.items()},
-               "test_difference": difference_ci(tests["found"], tests["hand-designed"])}
+        doc = {
+            "recipe": {
+                "epochs": p.compare_epochs,
+                "seeds": p.compare_seeds,
+                "train_images": len(self.data.train),  # type: ignore[arg-type]  # map-style datasets define __len__
+                "resolution": self.resolution,
+                "lr": p.supernet.lr,
+                "batch_size": p.supernet.batch_size,
+                "from": "scratch",
+            },
+            "archs": {
+                name: {
+                    "name": arch.name or name,
+                    "arch": arch.to_dict(),
+                    "cost": self.constraint.cost(arch),
+                    **self.cost_row(arch),
+                    "runs": runs[name],
+                }
+                for name, arch in archs.items()
+            },
+            "test_difference": difference_ci(tests["found"], tests["hand-designed"]),
+        }
         d = doc["test_difference"]
         verdict = "separated" if d["separated"] else "not told apart"
         ci = f"95 % CI {d['ci'][0]:+.2f} to {d['ci'][1]:+.2f}" if d["ci"] else "no CI from one seed each"
@@ -455,10 +637,13 @@ class _Run:
 def _collapsed_later(steps: list[dict], resolution: int, say) -> list[dict]:
     """Collapse re-derived on every step's space: the initial dimensions are pinned and evolution refuses moves into merged
     choices, so this finds none in a run of this version; a run directory from before that rule may hold some, searched blind."""
-    found = []
+    found: list[dict] = []
     for step in steps:
         for c in SearchSpace.from_dict(step["space"], f"step-{step['step']}").collapsed(resolution):
-            record = {**c.to_dict(), "reason": f"{c.reason} (in the space of evolution step {step['step']}: searched without being told apart)"}
+            record = {
+                **c.to_dict(),
+                "reason": f"{c.reason} (in the space of evolution step {step['step']}: searched without being told apart)",
+            }
             if all((r["stage"], r["dimension"]) != (record["stage"], record["dimension"]) for r in found):
                 found.append(record)
                 say(f"[yellow]warning:[/] {record['reason']}")
@@ -488,13 +673,14 @@ def _check_settings(out: Path, settings: dict, resume: bool) -> None:
     run_file = out / "run.json"
     if run_file.is_file():
         if not resume:
-            raise NascompError(f"{out} already holds a search run; add --resume to continue (or re-read) it, "
-                               "or choose a new --out")
+            raise NascompError(f"{out} already holds a search run; add --resume to continue (or re-read) it, or choose a new --out")
         stored = read_json(run_file).get("settings")
         if stored != settings:
             diff = sorted(k for k in set(stored or {}) | set(settings) if (stored or {}).get(k) != settings.get(k))
-            raise NascompError(f"cannot resume {out}: it was started with other settings ({', '.join(diff)}); "
-                               "rerun with the original options or choose a new --out")
+            raise NascompError(
+                f"cannot resume {out}: it was started with other settings ({', '.join(diff)}); "
+                "rerun with the original options or choose a new --out"
+            )
     elif holds(out) is not None:
         raise NascompError(f"{out} holds {holds(out)}, not a search run; choose a new --out")
 
@@ -524,19 +710,32 @@ def run_search(job: SearchJob, out: str | Path, resume: bool = False, quiet: boo
     for c in run.collapsed:
         run.say(f"[yellow]not searched at the {resolution} px proxy:[/] {c.describe()}")
 
-    steps, supernet, current = [], None, searched
+    steps: list[dict] = []
+    supernet: Supernet | None = None
+    current = searched
     for t in range(preset.evolve_steps + 1):
         if t:
             current = SearchSpace.from_dict(steps[-1]["next_space"], f"{space.name}-evolved-{t}")
         supernet = run.train_step(t, current, supernet)
         steps.append(run.et_step(t, current, supernet, last=t == preset.evolve_steps))
     seeds = [Arch.from_dict(s["arch"]) for s in steps[-1]["samples"]]
+    assert supernet is not None  # the last step has no successor to supersede it, so train_step returned its supernet
     search = run.search(current, supernet, preset.evolve_steps, seeds)
     finalists = run.finish(run.finalists(search), supernet)
     run.check_predictions(finalists)
     compare = run.standalone_check(pick_winner(finalists))
-    facts = RunFacts(out, space, budget, preset, job.preset_name, job.seed, job.in_chans, data.describe(), run.resolution,
-                     [c.to_dict() for c in run.collapsed] + _collapsed_later(steps, run.resolution, run.say))
+    facts = RunFacts(
+        out,
+        space,
+        budget,
+        preset,
+        job.preset_name,
+        job.seed,
+        job.in_chans,
+        data.describe(),
+        run.resolution,
+        [c.to_dict() for c in run.collapsed] + _collapsed_later(steps, run.resolution, run.say),
+    )
     summary = write_outputs(facts, steps, search, finalists, cheapest, compare) if info.is_main else {}
     barrier(info)
     return summary

@@ -10,7 +10,8 @@
 - ``cpu-geometry``: the cpu recipe at the space's own resolution, so nothing collapses; measured to take far
   longer than the default on a CPU (the cost is stated next to its definition below).
 - ``full``: the paper-scale recipe for ImageNet (``--data imagefolder:PATH``) on GPUs under ``torchrun``.
-  Every setting and where it comes from (the S3 and AutoFormer papers and their code, microsoft/Cream; "chosen" = not published, picked here):
+  Every setting and where it comes from (the S3 and AutoFormer papers and their code, microsoft/Cream;
+  "chosen" = not published, picked here):
 
   ==========================  ==========================================================================
   supernet, step 0            AutoFormer v1's supernet recipe at the space's 224 px, all of it
@@ -43,17 +44,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 from nascomp.core.errors import NascompError
 from nascomp.core.validate import fraction, non_negative, positive
 from nascomp.nas.evolutionary import EvolutionConfig
 from nascomp.nas.space_evolution import EvolutionRule
-from nascomp.nas.supernet.recipe import SUPERNET_PRESETS
-from nascomp.nas.supernet.recipe import SupernetPreset
+from nascomp.nas.supernet.recipe import SUPERNET_PRESETS, SupernetPreset
 
-__all__ = ["SearchPreset", "PRESETS", "resolve_preset"]
+__all__ = ["SearchPreset", "PRESETS", "resolve_preset", "override_routes"]
 
 
 @dataclass(frozen=True)
@@ -108,37 +109,72 @@ class SearchPreset:
 PRESETS: dict[str, SearchPreset] = {
     "smoke": SearchPreset(
         supernet=replace(SUPERNET_PRESETS["smoke"], sampler="uniform", limit_train=64, limit_val=32),
-        evolve_steps=1, evolve_epochs=1, evolve_warmup_epochs=0.0, et_samples=8,
+        evolve_steps=1,
+        evolve_epochs=1,
+        evolve_warmup_epochs=0.0,
+        et_samples=8,
         # 8 subnets cannot make a slope significant after a correction; alpha = 1 keeps the bare τ rule so smoke still moves
         rule=EvolutionRule(tau=0.5, alpha=1.0, min_weight=1.0, permutations=99),
         evolution=EvolutionConfig(population=8, generations=1, parents=3, mutations=3, crossovers=3),
-        top=2, limit_test=100, eval_batch_size=64, select_val=64, compare_epochs=1,
+        top=2,
+        limit_test=100,
+        eval_batch_size=64,
+        select_val=64,
+        compare_epochs=1,
     ),
     "cpu": SearchPreset(
-        supernet=SupernetPreset(resolution=32, epochs=4, batch_size=64, lr=2e-3, warmup_epochs=0.5, drop_path_rate=0.0,
-                                sampler="sandwich", limit_train=4000, limit_val=500),
+        supernet=SupernetPreset(
+            resolution=32,
+            epochs=4,
+            batch_size=64,
+            lr=2e-3,
+            warmup_epochs=0.5,
+            drop_path_rate=0.0,
+            sampler="sandwich",
+            limit_train=4000,
+            limit_val=500,
+        ),
         # evolution steps continue at a quarter of the peak rate: re-warming to 2e-3 for a 2-epoch leg left the
         # supernet worse than before it (E-T 24.2 -> 26.3 % with nothing moved; experiments/s3-fashion-mnist)
         # N = 160, α = 0.04 (experiments/evolution-calibration): at N = 60 the calibrated rule found a trend of
         # 1.2 E-T points per step (one SD of the subnets' errors on 500 images) 68 % of the time, at N = 120 86 %;
         # with the 19 pairs tested at this proxy, α = 0.05 moved something in 5.2-5.8 % of null steps (Holm's bound
         # is met only in expectation), so the preset asks for 0.04. τ = 0.5 never fired on 500-image scores.
-        evolve_steps=2, evolve_epochs=2, evolve_warmup_epochs=0.25, evolve_lr=5e-4, et_samples=160,
+        evolve_steps=2,
+        evolve_epochs=2,
+        evolve_warmup_epochs=0.25,
+        evolve_lr=5e-4,
+        et_samples=160,
         rule=EvolutionRule(tau=0.1, alpha=0.04),
         evolution=EvolutionConfig(population=20, generations=6, parents=5, mutations=10, crossovers=10),
         # the best of ~200 candidates on 500 images scored 3.8 points above its test score: 5000 more validation
         # images pick the winner among the top 5, and the winner meets a hand-designed arch stand-alone
-        top=5, select_val=5000, compare_epochs=3, compare_seeds=2, limit_test=None, eval_batch_size=250,
+        top=5,
+        select_val=5000,
+        compare_epochs=3,
+        compare_seeds=2,
+        limit_test=None,
+        eval_batch_size=250,
     ),
     "full": SearchPreset(
         supernet=replace(SUPERNET_PRESETS["full"], limit_val=25_000),  # 25 images per class score each candidate
-        evolve_steps=2, evolve_epochs=100, evolve_warmup_epochs=5.0, et_samples=1000,
+        evolve_steps=2,
+        evolve_epochs=100,
+        evolve_warmup_epochs=5.0,
+        et_samples=1000,
         rule=EvolutionRule(tau=0.5, alpha=0.05),
         evolution=EvolutionConfig(),
-        top=5, select_val=25_000, retrain_epochs=300, retrain_from="scratch", retrain_lr=5e-4, retrain_warmup_epochs=5.0,
-        retrain_ema_decay=0.0, limit_test=None, eval_batch_size=256,
+        top=5,
+        select_val=25_000,
+        retrain_epochs=300,
+        retrain_from="scratch",
+        retrain_lr=5e-4,
+        retrain_warmup_epochs=5.0,
+        retrain_ema_decay=0.0,
+        limit_test=None,
+        eval_batch_size=256,
         data_hint="the full preset is the paper-scale recipe: pass --data imagefolder:/path/to/imagenet and run it on GPUs "
-                  "(torchrun --nproc-per-node N -m nascomp search ...)",
+        "(torchrun --nproc-per-node N -m nascomp search ...)",
     ),
 }
 # The cpu recipe at the space's own resolution: every stage's map at least as large as its largest window (s3-vit
@@ -147,6 +183,27 @@ PRESETS: dict[str, SearchPreset] = {
 # CPU-minutes for cpu (experiments/s3-proxy-geometry): an option for a GPU or a patient machine, not the default.
 PRESETS["cpu-geometry"] = replace(PRESETS["cpu"], supernet=replace(PRESETS["cpu"].supernet, resolution=None))
 _SUPERNET_FIELDS = {f.name for f in fields(SupernetPreset)}
+
+
+def override_routes() -> dict[str, str]:
+    """Which dataclass each flat override key of `resolve_preset` sets; a key two of them declare would be ambiguous, and
+    is refused here (at import) rather than silently routed to both."""
+    groups = {
+        "EvolutionConfig": {f.name for f in fields(EvolutionConfig)},
+        "EvolutionRule": {f.name for f in fields(EvolutionRule)},
+        "SearchPreset": {f.name for f in fields(SearchPreset)} - {"supernet", "rule", "evolution"},
+        "SupernetPreset": _SUPERNET_FIELDS,
+    }
+    routes: dict[str, str] = {}
+    for owner, names in groups.items():
+        for name in names:
+            if name in routes:
+                raise RuntimeError(f"preset override {name!r} is a field of both {routes[name]} and {owner}: rename one")
+            routes[name] = owner
+    return routes
+
+
+_ROUTES = override_routes()
 
 
 def resolve_preset(name: str | SearchPreset, overrides: Mapping[str, Any] | None = None) -> SearchPreset:
@@ -163,15 +220,14 @@ def resolve_preset(name: str | SearchPreset, overrides: Mapping[str, Any] | None
     else:
         preset = PRESETS[name]
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    evo_fields = {f.name for f in fields(EvolutionConfig)}
-    rule_fields = {f.name for f in fields(EvolutionRule)}
-    top_fields = {f.name for f in fields(SearchPreset)} - {"supernet", "rule", "evolution"}
-    unknown = sorted(set(overrides) - evo_fields - rule_fields - top_fields - _SUPERNET_FIELDS)
+    unknown = sorted(set(overrides) - set(_ROUTES))
     if unknown:
         raise NascompError(f"unknown search options {unknown}")
-    supernet = replace(preset.supernet, **{k: v for k, v in overrides.items() if k in _SUPERNET_FIELDS})
-    rule = replace(preset.rule, **{k: v for k, v in overrides.items() if k in rule_fields})
-    evolution = replace(preset.evolution, **{k: v for k, v in overrides.items() if k in evo_fields})
-    out = replace(preset, supernet=supernet, rule=rule, evolution=evolution,
-                  **{k: v for k, v in overrides.items() if k in top_fields})
-    return out
+    part = {owner: {k: v for k, v in overrides.items() if _ROUTES[k] == owner} for owner in set(_ROUTES.values())}
+    return replace(
+        preset,
+        supernet=replace(preset.supernet, **part["SupernetPreset"]),
+        rule=replace(preset.rule, **part["EvolutionRule"]),
+        evolution=replace(preset.evolution, **part["EvolutionConfig"]),
+        **part["SearchPreset"],
+    )

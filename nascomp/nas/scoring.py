@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 
 from nascomp.core.distributed import DistInfo
 from nascomp.data import DecodedEvalSet
-from nascomp.spaces import Arch
 from nascomp.nas.supernet import Supernet, evaluate_archs
+from nascomp.spaces import Arch
 
 __all__ = ["SupernetScorer", "read_memo"]
 
@@ -66,9 +66,20 @@ def _drop_torn_line(path: Path) -> None:
 class SupernetScorer:
     """Top-1 / top-5 / loss of archs with the supernet's weights on a fixed evaluation set."""
 
-    def __init__(self, supernet: Supernet, dataset, transform, *, batch_size: int = 256, device: str | torch.device | None = None,
-                 memo: str | Path | None = None, dist: DistInfo | None = None, quiet: bool = True, workers: int | None = None,
-                 images: DecodedEvalSet | None = None):
+    def __init__(
+        self,
+        supernet: Supernet,
+        dataset,
+        transform,
+        *,
+        batch_size: int = 256,
+        device: str | torch.device | None = None,
+        memo: str | Path | None = None,
+        dist: DistInfo | None = None,
+        quiet: bool = True,
+        workers: int | None = None,
+        images: DecodedEvalSet | None = None,
+    ):
         self.supernet = supernet
         self.dataset, self.transform = dataset, transform
         self.images = images  # decoded on the first call that runs an arch
@@ -97,8 +108,15 @@ class SupernetScorer:
             if self.images is None:
                 device = self.device or next(self.supernet.parameters()).device
                 self.images = DecodedEvalSet(self.dataset, self.transform, batch_size=self.batch_size, device=device, workers=self.workers)
-            results = evaluate_archs(self.supernet, [todo[k] for k in mine], self.dataset, self.transform, quiet=self.quiet,
-                                     device=self.images.device, images=self.images)
+            results = evaluate_archs(
+                self.supernet,
+                [todo[k] for k in mine],
+                self.dataset,
+                self.transform,
+                quiet=self.quiet,
+                device=self.images.device,
+                images=self.images,
+            )
             new = dict(zip(mine, results))
             if self.dist.enabled:
                 gathered: list = [None] * self.dist.world_size
@@ -111,6 +129,7 @@ class SupernetScorer:
         return [dict(self._scores[_key(a)]) for a in archs]
 
     def _append(self, rows: Sequence[tuple[Arch, dict]]) -> None:
+        assert self.memo is not None  # called only when scores are memoised
         self.memo.parent.mkdir(parents=True, exist_ok=True)
         text = "".join(json.dumps({"arch": a.to_dict(), "score": s}) + "\n" for a, s in rows)
         with open(self.memo, "a") as f:

@@ -40,8 +40,9 @@ p-value, the step, what was done and why.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import cast
 
 import numpy as np
 
@@ -131,8 +132,9 @@ def _choice_q(ranked: np.ndarray, rows: np.ndarray, totals: np.ndarray, fraction
     return (ranked @ rows / totals + ranked @ take / mass) / 2
 
 
-def _permutation_test(errors: np.ndarray, weights: np.ndarray, fraction: float, contrasts: np.ndarray,
-                      permutations: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _permutation_test(
+    errors: np.ndarray, weights: np.ndarray, fraction: float, contrasts: np.ndarray, permutations: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Observed slopes and their two-sided permutation p-values (errors shuffled against the archs' weights).
 
     ``weights`` (n × C) holds every tested choice's column, ``contrasts`` (C × D) turns per-choice Q into
@@ -149,13 +151,20 @@ def _permutation_test(errors: np.ndarray, weights: np.ndarray, fraction: float, 
     exceed = np.zeros(len(observed))
     chunk = max(1, 131_072 // weights.size)  # blocks that stay in cache: ~4x faster than one big array
     for lo in range(0, permutations, chunk):
-        slopes = _choice_q(ranked, weights[perms[lo:lo + chunk]], totals, fraction) @ contrasts
+        slopes = _choice_q(ranked, weights[perms[lo : lo + chunk]], totals, fraction) @ contrasts
         exceed += (np.abs(slopes) >= threshold).sum(axis=0)
     return observed, (1 + exceed) / (permutations + 1)
 
 
-def fit_slopes(space: SearchSpace, archs: Sequence[Arch], errors: Sequence[float], top_k: int, rule: EvolutionRule,
-               seed: int = 0, train_resolution: int | None = None) -> list[dict]:
+def fit_slopes(
+    space: SearchSpace,
+    archs: Sequence[Arch],
+    errors: Sequence[float] | np.ndarray,
+    top_k: int,
+    rule: EvolutionRule,
+    seed: int = 0,
+    train_resolution: int | None = None,
+) -> list[dict]:
     """One record per (stage, dimension): per-choice Q, the fitted slope (E-T points per step) and its permutation p.
 
     The p-values come from ``rule.permutations`` shuffles drawn from ``seed`` (the same shuffles for every
@@ -173,8 +182,16 @@ def fit_slopes(space: SearchSpace, archs: Sequence[Arch], errors: Sequence[float
         w = choice_weights(archs, stage, dim, choices)
         stats = [weighted_et_error(errors, w[:, j], fraction) for j in range(len(choices))]
         used = [j for j in range(len(choices)) if stats[j]["weight"] >= rule.min_weight]
-        record = {"stage": stage, "dimension": dim, "choices": list(choices), "step": step,
-                  "Q": [s["Q"] for s in stats], "weight": [s["weight"] for s in stats], "slope": None, "p": None}
+        record = {
+            "stage": stage,
+            "dimension": dim,
+            "choices": list(choices),
+            "step": step,
+            "Q": [s["Q"] for s in stats],
+            "weight": [s["weight"] for s in stats],
+            "slope": None,
+            "p": None,
+        }
         if (stage, dim) in collapsed:
             record["note"] = f"collapsed at the proxy: {collapsed[stage, dim].reason}"
         elif len(used) >= 2:
@@ -188,14 +205,14 @@ def fit_slopes(space: SearchSpace, archs: Sequence[Arch], errors: Sequence[float
         contrasts = np.zeros((weights.shape[1], len(tested)))
         offsets = np.cumsum([0] + [len(c) for c in lines])
         for d, c in enumerate(lines):
-            contrasts[offsets[d]:offsets[d + 1], d] = c
+            contrasts[offsets[d] : offsets[d + 1], d] = c
         slopes, p = _permutation_test(errors, weights, fraction, contrasts, rule.permutations, seed)
         for record, slope, pv in zip(tested, slopes, p):
             record["slope"], record["p"] = float(slope), float(pv)
     return records
 
 
-def holm(p: Sequence[float]) -> np.ndarray:
+def holm(p: Sequence[float] | np.ndarray) -> np.ndarray:
     """Holm's step-down adjusted p-values: rejecting those ≤ α keeps the family-wise error rate at α under any dependence."""
     p = np.asarray(p, dtype=float)
     order = np.argsort(p, kind="stable")
@@ -243,9 +260,14 @@ def _merged_by_proxy(before: SearchSpace, after: SearchSpace, stage: int, dimens
     return None
 
 
-def evolve_space(space: SearchSpace, slopes: Sequence[dict], rule: EvolutionRule, name: str,
-                 validator: Callable[[SearchSpace], str | None] | None = None,
-                 train_resolution: int | None = None) -> tuple[SearchSpace, list[dict]]:
+def evolve_space(
+    space: SearchSpace,
+    slopes: Sequence[dict],
+    rule: EvolutionRule,
+    name: str,
+    validator: Callable[[SearchSpace], str | None] | None = None,
+    train_resolution: int | None = None,
+) -> tuple[SearchSpace, list[dict]]:
     """Apply the shift rule to every (stage, dimension) of ``slopes``; returns the new space and the decisions.
 
     ``slopes`` is one step's family: Holm's correction runs over every record with a slope. A move is refused when it
@@ -266,7 +288,7 @@ def evolve_space(space: SearchSpace, slopes: Sequence[dict], rule: EvolutionRule
             decision["reason"] = rec.get("note") or "fewer than two choices with enough subnets to fit a line"
         elif abs(w) <= rule.tau:
             decision["reason"] = f"|slope| {abs(w):.3f} <= tau {rule.tau} ({evidence})"
-        elif p_adj > rule.alpha:
+        elif cast(float, p_adj) > rule.alpha:  # a fitted slope (w not None) was tested, so Holm adjusted its p
             decision["reason"] = f"slope {w:+.3f} beyond tau {rule.tau} but not told from noise: {evidence} > alpha {rule.alpha}"
         else:
             direction = -1 if w > 0 else 1
@@ -277,15 +299,20 @@ def evolve_space(space: SearchSpace, slopes: Sequence[dict], rule: EvolutionRule
             else:
                 try:
                     candidate = current.with_choices({(stage, dim): values}, name=name)
-                    why = _merged_by_proxy(current, candidate, stage, dim, train_resolution) or (validator(candidate) if validator else None)
+                    why = _merged_by_proxy(current, candidate, stage, dim, train_resolution) or (
+                        validator(candidate) if validator else None
+                    )
                 except NascompError as e:
                     why = str(e)
                 if why:
                     decision["reason"] = f"{label} wanted, but the result would be invalid: {why}"
                 else:
                     current = candidate
-                    decision.update(action=label, new_choices=values,
-                                    reason=f"slope {w:+.3f} E-T points per step beyond tau {rule.tau}; {evidence} <= alpha {rule.alpha}")
+                    decision.update(
+                        action=label,
+                        new_choices=values,
+                        reason=f"slope {w:+.3f} E-T points per step beyond tau {rule.tau}; {evidence} <= alpha {rule.alpha}",
+                    )
         decisions.append(decision)
     if current is space:
         current = space.with_choices({}, name=name)

@@ -13,7 +13,7 @@ inside the budget, in percentage points, comparable between generations and runs
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -38,13 +38,40 @@ def log_et_step(logger: RunLogger, record: dict) -> None:
             values[f"evolution/slope/stage{s['stage']}/{s['dimension']}"] = s["slope"]
             values[f"evolution/p/stage{s['stage']}/{s['dimension']}"] = s["p"]
     logger.scalars(values, step)
-    logger.table("evolution/slopes", [{"stage": s["stage"], "dimension": s["dimension"], "choices": s["choices"], "Q": s["Q"],
-                                       "slope": s.get("slope"), "p": s.get("p"), "note": s.get("note")} for s in record["slopes"]], step)
+    logger.table(
+        "evolution/slopes",
+        [
+            {
+                "stage": s["stage"],
+                "dimension": s["dimension"],
+                "choices": s["choices"],
+                "Q": s["Q"],
+                "slope": s.get("slope"),
+                "p": s.get("p"),
+                "note": s.get("note"),
+            }
+            for s in record["slopes"]
+        ],
+        step,
+    )
     decisions = record.get("decisions")
     if decisions:
-        logger.table("evolution/decisions", [{"stage": d["stage"], "dimension": d["dimension"], "action": d["action"], "choices": d["choices"],
-                                              "new_choices": d["new_choices"], "p_adjusted": d.get("p_adjusted"), "reason": d.get("reason")}
-                                             for d in decisions], step)
+        logger.table(
+            "evolution/decisions",
+            [
+                {
+                    "stage": d["stage"],
+                    "dimension": d["dimension"],
+                    "action": d["action"],
+                    "choices": d["choices"],
+                    "new_choices": d["new_choices"],
+                    "p_adjusted": d.get("p_adjusted"),
+                    "reason": d.get("reason"),
+                }
+                for d in decisions
+            ],
+            step,
+        )
         moved = [f"stage {d['stage']} {d['dimension']} {d['choices']} -> {d['new_choices']}" for d in decisions if d["action"] != "keep"]
         logger.text("evolution/moves", "; ".join(moved) if moved else "no choice moved", step)
 
@@ -65,10 +92,20 @@ class GenerationLog:
     def __call__(self, rec: dict) -> None:
         g = rec["generation"]
         points = np.array([[top1, cost / self.limit] for _, top1, cost in self.scored])
-        self.logger.scalars({"search/best_top1": rec["best_top1"], "search/best_cost": rec["best_cost"],
-                             "search/population_mean_top1": rec["population_mean_top1"], "search/front_size": rec["front_size"],
-                             "search/hypervolume": hypervolume(points, ["max", "min"], [0.0, 1.0])}, g)
-        new = self.scored[len(self.scored) - rec["evaluated"]:] if rec["evaluated"] else []
+        self.logger.scalars(
+            {
+                "search/best_top1": rec["best_top1"],
+                "search/best_cost": rec["best_cost"],
+                "search/population_mean_top1": rec["population_mean_top1"],
+                "search/front_size": rec["front_size"],
+                "search/hypervolume": hypervolume(points, ["max", "min"], [0.0, 1.0]),
+            },
+            g,
+        )
+        new = self.scored[len(self.scored) - rec["evaluated"] :] if rec["evaluated"] else []
         if new:
-            self.logger.table("search/candidates", [{"val_top1": top1, "cost": cost, "depths": _dash(a.depths), "embed_dims": _dash(a.embed_dims)}
-                                                    for a, top1, cost in new], g)
+            self.logger.table(
+                "search/candidates",
+                [{"val_top1": top1, "cost": cost, "depths": _dash(a.depths), "embed_dims": _dash(a.embed_dims)} for a, top1, cost in new],
+                g,
+            )

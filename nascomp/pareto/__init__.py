@@ -25,6 +25,6 @@ __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
-    from nascomp.pareto.front import default_reference, dominates, hypervolume, non_dominated_sort, objective_sense, front_indices
+    from nascomp.pareto.front import default_reference, dominates, front_indices, hypervolume, non_dominated_sort, objective_sense
     from nascomp.pareto.plot import axis_label, label_text, plot_front
     from nascomp.pareto.table import RUN_DIR_FILES, Table, load_rows

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Literal
 
 from nascomp.core.errors import NascompError
 from nascomp.core.validate import output_file
@@ -30,8 +31,12 @@ class ParetoResult:
     def to_dict(self) -> dict:
         return {
             "objectives": [{"column": c, "sense": s} for c, s in self.objectives],
-            "points": len(self.table.rows), "dropped_rows_missing_values": self.table.dropped, "front": self.front,
-            "hypervolume": self.hypervolume, "reference": self.reference, "plots": [str(p) for p in self.plots],
+            "points": len(self.table.rows),
+            "dropped_rows_missing_values": self.table.dropped,
+            "front": self.front,
+            "hypervolume": self.hypervolume,
+            "reference": self.reference,
+            "plots": [str(p) for p in self.plots],
         }
 
 
@@ -41,12 +46,27 @@ def _filtered(rows: list[dict], filters: Mapping[str, object]) -> list[dict]:
     return rows
 
 
-def pareto_front(source: str | os.PathLike | Sequence[Mapping], x: str = "latency_ms", y: str = "top1", *, objectives: Sequence[str] = (),
-                 maximize: Sequence[str] = (), minimize: Sequence[str] = (), filters: Mapping[str, object] | None = None,
-                 reference: Sequence[float] | None = None, plot: str | os.PathLike | bool | None = None, label: str | None = None,
-                 group: str | None = None, title: str | None = None, protocol: str | None = None, log_x: bool = False,
-                 xlabel: str | None = None, ylabel: str | None = None, label_dominated: bool | None = None,
-                 size: str | None = None) -> ParetoResult:
+def pareto_front(
+    source: str | os.PathLike | Sequence[Mapping],
+    x: str = "latency_ms",
+    y: str = "top1",
+    *,
+    objectives: Sequence[str] = (),
+    maximize: Sequence[str] = (),
+    minimize: Sequence[str] = (),
+    filters: Mapping[str, object] | None = None,
+    reference: Sequence[float] | None = None,
+    plot: str | os.PathLike | Literal[False] | None = None,
+    label: str | None = None,
+    group: str | None = None,
+    title: str | None = None,
+    protocol: str | None = None,
+    log_x: bool = False,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    label_dominated: bool | None = None,
+    size: str | None = None,
+) -> ParetoResult:
     """The Pareto front of a result table over ``x``, ``y`` and further ``objectives``.
 
     Args:
@@ -80,12 +100,11 @@ def pareto_front(source: str | os.PathLike | Sequence[Mapping], x: str = "latenc
     if clash:
         raise NascompError(f"{sorted(clash)} cannot be both maximised and minimised")
     senses = ["max" if c in maximize else "min" if c in minimize else objective_sense(c) for c in columns]
-    from_path = isinstance(source, (str, os.PathLike))
-    if plot is None and from_path:
+    if plot is None and isinstance(source, (str, os.PathLike)):
         src = Path(source)
         plot = (src if src.is_dir() else src.parent) / "pareto.png"
     plot_path = output_file(plot, "--out") if plot else None
-    rows = load_rows(source) if from_path else [dict(r) for r in source]
+    rows = load_rows(source) if isinstance(source, (str, os.PathLike)) else [dict(r) for r in source]
     table = Table.from_rows(_filtered(rows, filters or {}), columns, senses)
     if reference is not None and len(reference) != len(columns):
         raise NascompError(f"the reference point needs {len(columns)} values, one per objective {columns}")
@@ -98,8 +117,21 @@ def pareto_front(source: str | os.PathLike | Sequence[Mapping], x: str = "latenc
         protocol = values.pop() if len(values) == 1 else None
     paths: list[Path] = []
     if plot_path is not None:
-        paths = plot_front(table, plot_path, label=label, group=group, title=title, protocol=protocol, log_x=log_x,
-                           xlabel=xlabel, ylabel=ylabel, label_dominated=label_dominated, size=size)
-    front = [{**({label: label_text(table.rows[i].get(label))} if label else {}), **{c: table.rows[i][c] for c in columns}}
-             for i in table.front()]
+        paths = plot_front(
+            table,
+            plot_path,
+            label=label,
+            group=group,
+            title=title,
+            protocol=protocol,
+            log_x=log_x,
+            xlabel=xlabel,
+            ylabel=ylabel,
+            label_dominated=label_dominated,
+            size=size,
+        )
+    front = [
+        {**({label: label_text(table.rows[i].get(label))} if label else {}), **{c: table.rows[i][c] for c in columns}}
+        for i in table.front()
+    ]
     return ParetoResult(table, list(zip(columns, senses)), front, table.hypervolume(ref), ref, [Path(p) for p in paths])

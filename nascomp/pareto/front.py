@@ -8,7 +8,7 @@ small sets a search front or a model zoo produces (tens to a few hundred points)
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -64,21 +64,21 @@ def _place_labels(ax, fig, items: list[tuple[float, float, str, dict]], markers:
     line_px = ax.transData.transform(line) if len(line) else np.zeros((0, 2))
     directions = [(1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1), (0, -1), (1, 0), (-1, 0)]
     candidates = [(dx * d, dy * d * 0.8, d) for d in (5, 12, 22) for dx, dy in directions]
-    placed = []
+    placed: list = []
     labelled_px = ax.transData.transform(np.array([(x, y) for x, y, _, _ in items])) if items else np.zeros((0, 2))
 
     def inside(box, pts) -> int:
         return int(np.sum((pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1) & (pts[:, 1] >= box.y0) & (pts[:, 1] <= box.y1))) if len(pts) else 0
 
     for i, (x, y, text, style) in enumerate(items):
-        best = None
+        best: tuple | None = None
         for rank, (dx, dy, dist) in enumerate(candidates):
             ha = "left" if dx > 0 else "right" if dx < 0 else "center"
             va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
             t = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, **style)
             box = t.get_window_extent(renderer).expanded(1.04, 1.12)
             t.remove()
-            cost = 10 * sum(box.overlaps(p) for p in placed) + 3 * inside(box, marker_px) + inside(box, line_px)
+            cost: float = 10 * sum(box.overlaps(p) for p in placed) + 3 * inside(box, marker_px) + inside(box, line_px)
             centre = np.array([(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2])
             gaps = np.linalg.norm(labelled_px - centre, axis=1)
             if len(gaps) > 1 and np.delete(gaps, i).min() < gaps[i]:
@@ -88,15 +88,26 @@ def _place_labels(ax, fig, items: list[tuple[float, float, str, dict]], markers:
             cost += 0.05 * rank
             if best is None or cost < best[0]:
                 best = (cost, dx, dy, ha, va, dist, box)
+        assert best is not None  # candidates is not empty
         _, dx, dy, ha, va, dist, box = best
         arrow = {"arrowprops": {"arrowstyle": "-", "color": "#555555", "lw": 0.7, "shrinkA": 0, "shrinkB": 3}} if dist > 5 else {}
         ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, **style, **arrow)
         placed.append(box)
 
 
-def plot_front(table: Table, out: str | Path, label: str | None = None, group: str | None = None, title: str | None = None,
-               protocol: str | None = None, log_x: bool = False, xlabel: str | None = None, ylabel: str | None = None,
-               label_dominated: bool | None = None, size: str | None = None) -> list[Path]:
+def plot_front(
+    table: Table,
+    out: str | Path,
+    label: str | None = None,
+    group: str | None = None,
+    title: str | None = None,
+    protocol: str | None = None,
+    log_x: bool = False,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    label_dominated: bool | None = None,
+    size: str | None = None,
+) -> list[Path]:
     """Scatter of the first two objectives with the front highlighted; writes ``out`` (.png) and the .svg beside it.
 
     ``size``: a column whose values scale the points' areas (e.g. checkpoint size), the largest drawn at 240 pt².
@@ -120,9 +131,18 @@ def plot_front(table: Table, out: str | Path, label: str | None = None, group: s
         sizes = np.array([float(r.get(size) or 0.0) for r in table.rows])
         areas = 20 + 220 * sizes / max(sizes.max(), 1e-12)
 
-    rc = {"font.size": 8.5, "axes.labelsize": 9, "axes.titlesize": 10, "legend.fontsize": 7.5, "xtick.labelsize": 8,
-          "ytick.labelsize": 8, "font.family": "DejaVu Sans", "svg.fonttype": "none", "axes.spines.top": False,
-          "axes.spines.right": False}
+    rc: dict[Any, Any] = {
+        "font.size": 8.5,
+        "axes.labelsize": 9,
+        "axes.titlesize": 10,
+        "legend.fontsize": 7.5,
+        "xtick.labelsize": 8,
+        "ytick.labelsize": 8,
+        "font.family": "DejaVu Sans",
+        "svg.fonttype": "none",
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
     with plt.rc_context(rc):
         fig, ax = plt.subplots(figsize=(5.6, 3.9), dpi=150)
         groups = sorted({str(r.get(group)) for r in table.rows}) if group else [None]
@@ -136,10 +156,27 @@ def plot_front(table: Table, out: str | Path, label: str | None = None, group: s
             fr = [i for i in members if i in front]
             colour = colours[g] if group else "#1f5fa8"
             if dom:
-                ax.scatter(xs[dom], ys[dom], s=30 if areas is None else areas[dom], marker=markers[g], color=colour if group else "#8c8c8c", alpha=faded,
-                           linewidths=0, zorder=2)
+                ax.scatter(
+                    xs[dom],
+                    ys[dom],
+                    s=30 if areas is None else areas[dom],
+                    marker=markers[g],
+                    color=colour if group else "#8c8c8c",
+                    alpha=faded,
+                    linewidths=0,
+                    zorder=2,
+                )
             if fr:
-                ax.scatter(xs[fr], ys[fr], s=48 if areas is None else areas[fr], marker=markers[g], color=colour, edgecolors="black", linewidths=0.7, zorder=4)
+                ax.scatter(
+                    xs[fr],
+                    ys[fr],
+                    s=48 if areas is None else areas[fr],
+                    marker=markers[g],
+                    color=colour,
+                    edgecolors="black",
+                    linewidths=0.7,
+                    zorder=4,
+                )
         sx, sy = _staircase(xs[front_idx], ys[front_idx], table.senses[0], table.senses[1])
         ax.plot(sx, sy, color="black", lw=1.0, alpha=0.8, zorder=3)
         from matplotlib.lines import Line2D
@@ -148,8 +185,17 @@ def plot_front(table: Table, out: str | Path, label: str | None = None, group: s
         if group:
             handles += [Line2D([], [], ls="none", marker=markers[g], color=colours[g], markersize=6, label=g) for g in groups]
         handles += [
-            Line2D([], [], color="black", lw=1.0, marker="o", markerfacecolor="white" if group else "#1f5fa8",
-                   markeredgecolor="black", markersize=6, label="Pareto-optimal"),
+            Line2D(
+                [],
+                [],
+                color="black",
+                lw=1.0,
+                marker="o",
+                markerfacecolor="white" if group else "#1f5fa8",
+                markeredgecolor="black",
+                markersize=6,
+                label="Pareto-optimal",
+            ),
             Line2D([], [], ls="none", marker="o", color="#8c8c8c", alpha=faded, markersize=5.5, label="dominated (faded)"),
         ]
         if log_x:  # plain numbers (5, 10, 20, 50...) read better in a paper than powers of ten
@@ -168,10 +214,26 @@ def plot_front(table: Table, out: str | Path, label: str | None = None, group: s
         better_y = "↑" if table.senses[1] == "max" else "↓"
         corner_x = 0.02 if table.senses[0] == "min" else 0.98
         corner_y = 0.97 if table.senses[1] == "max" else 0.03
-        ax.text(corner_x, corner_y, f"better {better_x}{better_y}", transform=ax.transAxes, ha="left" if corner_x < 0.5 else "right",
-                va="top" if corner_y > 0.5 else "bottom", fontsize=7.5, color="#555555")
-        ax.legend(handles=handles, loc="best", frameon=True, framealpha=0.9, edgecolor="#dddddd", handletextpad=0.4,
-                  borderpad=0.5, labelspacing=0.35)
+        ax.text(
+            corner_x,
+            corner_y,
+            f"better {better_x}{better_y}",
+            transform=ax.transAxes,
+            ha="left" if corner_x < 0.5 else "right",
+            va="top" if corner_y > 0.5 else "bottom",
+            fontsize=7.5,
+            color="#555555",
+        )
+        ax.legend(
+            handles=handles,
+            loc="best",
+            frameon=True,
+            framealpha=0.9,
+            edgecolor="#dddddd",
+            handletextpad=0.4,
+            borderpad=0.5,
+            labelspacing=0.35,
+        )
         if title:
             ax.set_title(title)
         fig.tight_layout()
@@ -180,8 +242,11 @@ def plot_front(table: Table, out: str | Path, label: str | None = None, group: s
             if label_dominated:
                 items += [(xs[i], ys[i], label_text(table.rows[i].get(label)), {"fontsize": 6.8, "color": "#7a7a7a"}) for i in dominated]
             # keep labels off the points and off the front's staircase line
-            line = np.concatenate([np.linspace((sx[k], sy[k]), (sx[k + 1], sy[k + 1]), 12) for k in range(len(sx) - 1)]) \
-                if len(sx) > 1 else np.zeros((0, 2))
+            line = (
+                np.concatenate([np.linspace((sx[k], sy[k]), (sx[k + 1], sy[k + 1]), 12) for k in range(len(sx) - 1)])
+                if len(sx) > 1
+                else np.zeros((0, 2))
+            )
             _place_labels(ax, fig, [it for it in items if it[2]], table.values[:, :2], line)
         if protocol:
             wrapped = "\n".join(textwrap.wrap(protocol, 118))

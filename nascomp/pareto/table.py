@@ -5,14 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from nascomp.core.errors import NascompError
-from nascomp.pareto.front import hypervolume, objective_sense, front_indices
+from nascomp.pareto.front import front_indices, hypervolume, objective_sense
 
 __all__ = ["RUN_DIR_FILES", "load_rows", "Table"]
 
@@ -68,7 +70,7 @@ def _read_file(path: Path) -> list[dict]:
     raise NascompError(f"{path}: expected a .csv, .json or .jsonl file")
 
 
-def load_rows(source: str | Path) -> list[dict]:
+def load_rows(source: str | os.PathLike) -> list[dict]:
     """Rows from a CSV/JSON/JSONL file, or from a run directory (first of RUN_DIR_FILES; else its profile JSONs)."""
     path = Path(source)
     if path.is_file():
@@ -78,7 +80,7 @@ def load_rows(source: str | Path) -> list[dict]:
     for name in RUN_DIR_FILES:
         if (path / name).is_file():
             return _read_file(path / name)
-    rows = []
+    rows: list[dict] = []
     for f in sorted(path.glob("*.json")):
         rows.extend(r for r in _read_file(f) if "latency_ms" in r or "top1" in r)
     if rows:
@@ -97,7 +99,7 @@ class Table:
     dropped: int = 0
 
     @classmethod
-    def from_rows(cls, rows: Iterable[dict], columns: Sequence[str], senses: Sequence[str] | None = None) -> "Table":
+    def from_rows(cls, rows: Iterable[dict], columns: Sequence[str], senses: Sequence[str] | None = None) -> Table:
         rows = list(rows)
         if not rows:
             raise NascompError("the input has no rows")

@@ -21,9 +21,9 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from nascomp.core.errors import NascompError
 from nascomp.profiling.energy import EnergyReport, EnergyUnavailable, energy_from_power, median_power_w
@@ -52,9 +52,10 @@ class Adb:
     """Thin wrapper over the ``adb`` client found on PATH (a fake one in tests)."""
 
     def __init__(self, serial: str | None = None, exe: str | None = None, timeout_s: float = 600.0) -> None:
-        self.exe = exe or shutil.which("adb")
-        if not self.exe:
+        found = exe or shutil.which("adb")
+        if not found:
             raise NascompError("adb not found on PATH; install Android platform-tools and connect the phone with USB debugging on")
+        self.exe: str = found
         self.timeout_s = timeout_s
         self.serial: str | None = None
         if serial:
@@ -91,8 +92,10 @@ class Adb:
         ready = [d[0] for d in devices if len(d) > 1 and d[1] == "device"]
         if not ready:
             states = ", ".join(f"{d[0]} ({d[1]})" for d in devices if len(d) > 1)
-            raise NascompError(f"no Android device ready over adb{f': {states}' if states else ''}; "
-                               "connect one with USB debugging on and accept the authorisation prompt")
+            raise NascompError(
+                f"no Android device ready over adb{f': {states}' if states else ''}; "
+                "connect one with USB debugging on and accept the authorisation prompt"
+            )
         if len(ready) > 1:
             raise NascompError(f"several Android devices attached ({', '.join(ready)}); choose one with --target android:SERIAL")
         return ready[0]
@@ -110,6 +113,7 @@ class Adb:
 
 def device_facts(adb: Adb) -> dict:
     """Phone model, SoC, Android version, ABI and CPU governor, for the protocol."""
+
     def prop(name: str) -> str | None:
         return adb.shell(f"getprop {name}", check=False).strip() or None
 
@@ -144,7 +148,7 @@ _STDOUT_KEYS = {
 _LINE = re.compile(r"^\s*([A-Za-z0-9 ]+?)\s*(?::|\bis\b)\s*([-+0-9.eE]+)")
 
 
-def parse_perf_test_stdout(text: str) -> dict:
+def parse_perf_test_stdout(text: str) -> dict[str, float]:
     """The summary ``onnxruntime_perf_test -s`` prints; latencies converted from seconds to ms."""
     out: dict[str, float] = {}
     for line in text.splitlines():
@@ -154,8 +158,10 @@ def parse_perf_test_stdout(text: str) -> dict:
         key, scale = _STDOUT_KEYS[m.group(1)]
         out.setdefault(key, float(m.group(2)) * scale)
     if "p50_ms" not in out and "mean_ms" not in out:
-        raise NascompError("onnxruntime_perf_test printed no latency summary; run it by hand with -s to see what went wrong:\n"
-                           + "\n".join(text.strip().splitlines()[-5:]))
+        raise NascompError(
+            "onnxruntime_perf_test printed no latency summary; run it by hand with -s to see what went wrong:\n"
+            + "\n".join(text.strip().splitlines()[-5:])
+        )
     return out
 
 
@@ -172,8 +178,15 @@ def parse_perf_test_results(text: str) -> list[float]:
     return [ms for _, ms in sorted(runs)]
 
 
-def perf_test_command(binary: str, model: str, threads: int, repeat: int | None = None, duration_s: float | None = None,
-                      result_file: str | None = None, cores: list[int] | None = None) -> str:
+def perf_test_command(
+    binary: str,
+    model: str,
+    threads: int,
+    repeat: int | None = None,
+    duration_s: float | None = None,
+    result_file: str | None = None,
+    cores: list[int] | None = None,
+) -> str:
     """The shell command run on the phone: CPU provider, all graph optimizations, random inputs (-I)."""
     mode = ["-m", "duration", "-t", str(max(1, round(duration_s or 1)))] if duration_s else ["-m", "times", "-r", str(repeat or 100)]
     args = [binary, "-e", "cpu", *mode, "-x", str(threads), "-y", "1", "-o", "99", "-I", "-s", model]
@@ -198,7 +211,7 @@ class AndroidRun:
 _BUILD_HINTS = {
     "onnxruntime_perf_test": "build it for Android (ONNX Runtime's onnxruntime/test/perftest) and pass the host file with --perf-test PATH",
     "executor_runner": "build ExecuTorch's examples/portable/executor_runner for Android with the XNNPACK backend "
-                       "(-DEXECUTORCH_BUILD_XNNPACK=ON) and pass the host file with --runner PATH",
+    "(-DEXECUTORCH_BUILD_XNNPACK=ON) and pass the host file with --runner PATH",
 }
 
 
@@ -215,8 +228,16 @@ def _install_binary(adb: Adb, given: str | None, name: str = "onnxruntime_perf_t
     return remote
 
 
-def run_perf_test(adb: Adb, onnx_path: str | os.PathLike, perf_test: str | None, threads: int, warmup: int, repeat: int,
-                  cores: list[int] | None = None, tag: str = "model") -> AndroidRun:
+def run_perf_test(
+    adb: Adb,
+    onnx_path: str | os.PathLike,
+    perf_test: str | None,
+    threads: int,
+    warmup: int,
+    repeat: int,
+    cores: list[int] | None = None,
+    tag: str = "model",
+) -> AndroidRun:
     """Push the model, warm the phone up, run ``repeat`` timed runs, return per-run statistics."""
     adb.shell(f"mkdir -p {REMOTE_DIR}")
     binary = _install_binary(adb, perf_test)
@@ -239,7 +260,7 @@ def run_perf_test(adb: Adb, onnx_path: str | os.PathLike, perf_test: str | None,
         stats = LatencyStats(runs)
         protocol["statistic_source"] = "per-run times from perf_test's result file"
     else:  # an old perf_test without a result file: only the printed percentiles exist
-        stats = LatencyStats([summary.get("p50_ms", summary.get("mean_ms"))])
+        stats = LatencyStats([summary["p50_ms"] if "p50_ms" in summary else summary["mean_ms"]])  # the parser raises without both
         protocol["statistic_source"] = "perf_test's printed P50 (no per-run file; IQR unavailable)"
     return AndroidRun(stats, summary, protocol)
 
@@ -255,15 +276,21 @@ def parse_executor_runner(text: str) -> tuple[list[float], dict]:
     total = _TOTAL.search(text)
     summary: dict[str, float] = {}
     if total:
-        summary = {"executions": int(total.group(1)), "total_ms": float(total.group(2)), "mean_ms": float(total.group(2)) / max(1, int(total.group(1)))}
+        summary = {
+            "executions": int(total.group(1)),
+            "total_ms": float(total.group(2)),
+            "mean_ms": float(total.group(2)) / max(1, int(total.group(1))),
+        }
     if not runs and not total:
-        raise NascompError("executor_runner printed no timing; run it by hand to see what went wrong:\n"
-                           + "\n".join(text.strip().splitlines()[-5:]))
+        raise NascompError(
+            "executor_runner printed no timing; run it by hand to see what went wrong:\n" + "\n".join(text.strip().splitlines()[-5:])
+        )
     return [runs[i] for i in sorted(runs)], summary
 
 
-def executor_runner_command(binary: str, model: str, threads: int, executions: int, cores: list[int] | None = None,
-                            etdump: str | None = None) -> str:
+def executor_runner_command(
+    binary: str, model: str, threads: int, executions: int, cores: list[int] | None = None, etdump: str | None = None
+) -> str:
     """The shell command run on the phone: ``executions`` runs of the program's forward on its default (all-ones) input."""
     args = [binary, f"--model_path={model}", f"--num_executions={executions}", f"--cpu_threads={threads}", "--print_output=none"]
     if etdump:
@@ -274,8 +301,17 @@ def executor_runner_command(binary: str, model: str, threads: int, executions: i
     return f"cd {shlex.quote(REMOTE_DIR)} && {cmd} 2>&1"
 
 
-def run_executor_runner(adb: Adb, pte_path: str | os.PathLike, runner: str | None, threads: int, warmup: int, repeat: int,
-                        cores: list[int] | None = None, tag: str = "model", etdump_to: str | os.PathLike | None = None) -> AndroidRun:
+def run_executor_runner(
+    adb: Adb,
+    pte_path: str | os.PathLike,
+    runner: str | None,
+    threads: int,
+    warmup: int,
+    repeat: int,
+    cores: list[int] | None = None,
+    tag: str = "model",
+    etdump_to: str | os.PathLike | None = None,
+) -> AndroidRun:
     """Push the program, run ``warmup + repeat`` executions in one process, return the statistics of the last ``repeat``.
     With ``etdump_to`` the runner writes an ETDump that is pulled to that host path (a runner built without the event
     tracer rejects the flag: one error saying so)."""
@@ -286,8 +322,10 @@ def run_executor_runner(adb: Adb, pte_path: str | os.PathLike, runner: str | Non
     remote_dump = f"{REMOTE_DIR}/{tag}.etdump" if etdump_to else None
     stdout = adb.shell(executor_runner_command(binary, remote_model, threads, warmup + repeat, cores, remote_dump), check=False)
     if remote_dump and "etdump_path" in stdout and ("unknown" in stdout.lower() or "ERROR" in stdout):
-        raise NascompError(f"{binary} was built without the event tracer, so it cannot write per-op times; rebuild it with "
-                           "-DEXECUTORCH_BUILD_DEVTOOLS=ON -DEXECUTORCH_ENABLE_EVENT_TRACER=ON, or drop --op-profile")
+        raise NascompError(
+            f"{binary} was built without the event tracer, so it cannot write per-op times; rebuild it with "
+            "-DEXECUTORCH_BUILD_DEVTOOLS=ON -DEXECUTORCH_ENABLE_EVENT_TRACER=ON, or drop --op-profile"
+        )
     runs, summary = parse_executor_runner(stdout)
     protocol = {
         "runner": binary,
@@ -330,10 +368,17 @@ def _charging(adb: Adb) -> bool:
     return bool(powered) or (status is not None and status.group(1) == "2")  # BATTERY_STATUS_CHARGING
 
 
-def measure_battery_energy(adb: Adb, binary_cmd: Callable[[float], str], latency_ms: float, batch: int = 1,
-                           window_s: float = 10.0, idle_s: float = 5.0, sample_every_s: float = 0.25,
-                           sleep: Callable[[float], None] = time.sleep,
-                           summarize: Callable[[str], dict] = parse_perf_test_stdout) -> EnergyReport:
+def measure_battery_energy(
+    adb: Adb,
+    binary_cmd: Callable[[float], str],
+    latency_ms: float,
+    batch: int = 1,
+    window_s: float = 10.0,
+    idle_s: float = 5.0,
+    sample_every_s: float = 0.25,
+    sleep: Callable[[float], None] = time.sleep,
+    summarize: Callable[[str], dict] = parse_perf_test_stdout,
+) -> EnergyReport:
     """Whole-phone power from the battery gauge: idle samples, then samples while the benchmark binary runs for ``window_s``
     (``summarize`` reads its log: mean ms per run, requests, seconds).
 
@@ -341,8 +386,10 @@ def measure_battery_energy(adb: Adb, binary_cmd: Callable[[float], str], latency
     or when the gauge cannot be read.
     """
     if _charging(adb):
-        raise EnergyUnavailable("the phone is charging (USB/AC powered), so the battery gauge does not see the load; "
-                                "disconnect power and use `adb tcpip` / wireless debugging to measure energy")
+        raise EnergyUnavailable(
+            "the phone is charging (USB/AC powered), so the battery gauge does not see the load; "
+            "disconnect power and use `adb tcpip` / wireless debugging to measure energy"
+        )
     idle, active = [], []
     for _ in range(max(1, round(idle_s / sample_every_s))):
         sample = _read_battery(adb)
@@ -352,7 +399,9 @@ def measure_battery_energy(adb: Adb, binary_cmd: Callable[[float], str], latency
         sleep(sample_every_s)
     proc = adb.popen_shell(binary_cmd(window_s))
     stdout: list[str] = []
-    reader = threading.Thread(target=lambda: stdout.append(proc.stdout.read()), daemon=True)
+    assert proc.stdout is not None  # popen_shell opens it as a pipe
+    pipe = proc.stdout
+    reader = threading.Thread(target=lambda: stdout.append(pipe.read()), daemon=True)
     reader.start()
     while proc.poll() is None:
         sample = _read_battery(adb)
@@ -367,9 +416,18 @@ def measure_battery_energy(adb: Adb, binary_cmd: Callable[[float], str], latency
     active_w, _ = median_power_w(active[1:] or active)  # the first sample may predate the load
     per_run_ms = summary.get("mean_ms", latency_ms)
     report = energy_from_power(
-        active_w, idle_w, per_run_ms, batch, source="android-battery", scope="whole phone (battery gauge)",
-        window_s=summary.get("run_time_s", window_s), inferences=int(summary.get("requests", 0)) or None, idle_window_s=idle_s,
+        active_w,
+        idle_w,
+        per_run_ms,
+        batch,
+        source="android-battery",
+        scope="whole phone (battery gauge)",
+        window_s=summary.get("run_time_s", window_s),
+        inferences=int(summary.get("requests", 0)) or None,
+        idle_window_s=idle_s,
     )
-    report.notes.append(f"battery units read as current {units.get('current')}, voltage {units.get('voltage')}; "
-                        f"{len(idle)} idle and {len(active)} active samples, median power")
+    report.notes.append(
+        f"battery units read as current {units.get('current')}, voltage {units.get('voltage')}; "
+        f"{len(idle)} idle and {len(active)} active samples, median power"
+    )
     return report

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -44,13 +45,22 @@ def profile_options(target: str | Target = "cpu", **settings: Any) -> ProfileOpt
     positive("--energy-window", settings.get("energy_window_s"), integer=False)
     if settings.get("onnx_dir") is not None:
         output_dir(settings["onnx_dir"], "--keep-onnx")
-    return ProfileOptions(target if isinstance(target, Target) else parse_target(target),
-                          **{k: v for k, v in settings.items() if v is not None})
+    return ProfileOptions(
+        target if isinstance(target, Target) else parse_target(target), **{k: v for k, v in settings.items() if v is not None}
+    )
 
 
-def profile(model: nn.Module | str | os.PathLike | Arch, target: str | Target = "cpu", *, out: str | os.PathLike | None = None,
-            checkpoint: str | None = None, name: str | None = None, options: ProfileOptions | None = None,
-            model_kwargs: Mapping | None = None, **settings: Any) -> ProfileReport:
+def profile(
+    model: nn.Module | str | os.PathLike | Arch,
+    target: str | Target = "cpu",
+    *,
+    out: str | os.PathLike | None = None,
+    checkpoint: str | None = None,
+    name: str | None = None,
+    options: ProfileOptions | None = None,
+    model_kwargs: Mapping | None = None,
+    **settings: Any,
+) -> ProfileReport:
     """Measure latency (and energy) of ``model`` on ``target`` with the protocol recorded next to the numbers.
 
     Args:
@@ -90,24 +100,76 @@ def profile(model: nn.Module | str | os.PathLike | Arch, target: str | Target = 
     return report
 
 
-def _lut_protocol(space: SearchSpace, target: str, runtime: str | None, precision: str, threads: int | None, cores: str | list[int] | None,
-                  timer: str, exporter: str, probe: bool, warmup: int, repeat: int, batch: int, resolution: int | None):
+def _lut_protocol(
+    space: SearchSpace,
+    target: str,
+    runtime: str | None,
+    precision: str,
+    threads: int | None,
+    cores: str | list[int] | None,
+    timer: str,
+    exporter: str,
+    probe: bool,
+    warmup: int,
+    repeat: int,
+    batch: int,
+    resolution: int | None,
+):
     """The table protocol from `profile`-style settings, checked before any measurement."""
     from nascomp.profiling.predictor import LutProtocol
 
-    opts = profile_options(target, runtimes=[runtime] if runtime else None, precisions=[precision], threads=threads, cores=cores,
-                           timer=timer, exporter=exporter, warmup=warmup, repeat=repeat, batch=batch, resolution=resolution)
-    proto = LutProtocol(target=opts.target.label, runtime=runtime, precision=precision, threads=opts.threads, cores=opts.cores,
-                        timer=timer, exporter=exporter, probe=probe, warmup=warmup, repeat=repeat, batch=batch,
-                        resolution=resolution or space.resolution)
+    opts = profile_options(
+        target,
+        runtimes=[runtime] if runtime else None,
+        precisions=[precision],
+        threads=threads,
+        cores=cores,
+        timer=timer,
+        exporter=exporter,
+        warmup=warmup,
+        repeat=repeat,
+        batch=batch,
+        resolution=resolution,
+    )
+    proto = LutProtocol(
+        target=opts.target.label,
+        runtime=runtime,
+        precision=precision,
+        threads=opts.threads,
+        cores=opts.cores,
+        timer=timer,
+        exporter=exporter,
+        probe=probe,
+        warmup=warmup,
+        repeat=repeat,
+        batch=batch,
+        resolution=resolution or space.resolution,
+    )
     return proto.resolved()
 
 
-def build_latency_table(space: SearchSpace | str, target: str = "mobile-cpu", *, lut: str | os.PathLike | None = None,
-                        runtime: str | None = None, precision: str = "fp32", threads: int | None = None, cores: str | list[int] | None = None,
-                        timer: str = "wall", exporter: str = "auto", probe: bool = False, warmup: int = 3, repeat: int = 15, batch: int = 1,
-                        resolution: int | None = None, calibrate: int = 12, seed: int = 0, energy: bool = False, fit: str = "ridge",
-                        progress: ProgressFn | None = None) -> dict:
+def build_latency_table(
+    space: SearchSpace | str,
+    target: str = "mobile-cpu",
+    *,
+    lut: str | os.PathLike | None = None,
+    runtime: str | None = None,
+    precision: str = "fp32",
+    threads: int | None = None,
+    cores: str | list[int] | None = None,
+    timer: str = "wall",
+    exporter: str = "auto",
+    probe: bool = False,
+    warmup: int = 3,
+    repeat: int = 15,
+    batch: int = 1,
+    resolution: int | None = None,
+    calibrate: int = 12,
+    seed: int = 0,
+    energy: bool = False,
+    fit: str = "ridge",
+    progress: ProgressFn | None = None,
+) -> dict:
     """Measure every layer configuration of ``space`` on ``target``: the latency predictor search budgets use.
 
     Args:
@@ -160,11 +222,28 @@ class TransferredTable:
     interval_method: str
 
 
-def transfer_latency_table(space: SearchSpace | str, target: str = "mobile-cpu", *, source: str | os.PathLike, shots: int = 20,
-                           lut: str | os.PathLike | None = None, runtime: str | None = None, precision: str = "fp32",
-                           threads: int | None = None, cores: str | list[int] | None = None, timer: str = "wall", exporter: str = "auto",
-                           probe: bool = False, warmup: int = 3, repeat: int = 15, batch: int = 1, resolution: int | None = None,
-                           seed: int = 0, energy: bool = False, progress: ProgressFn | None = None) -> TransferredTable:
+def transfer_latency_table(
+    space: SearchSpace | str,
+    target: str = "mobile-cpu",
+    *,
+    source: str | os.PathLike,
+    shots: int = 20,
+    lut: str | os.PathLike | None = None,
+    runtime: str | None = None,
+    precision: str = "fp32",
+    threads: int | None = None,
+    cores: str | list[int] | None = None,
+    timer: str = "wall",
+    exporter: str = "auto",
+    probe: bool = False,
+    warmup: int = 3,
+    repeat: int = 15,
+    batch: int = 1,
+    resolution: int | None = None,
+    seed: int = 0,
+    energy: bool = False,
+    progress: ProgressFn | None = None,
+) -> TransferredTable:
     """A predictor for ``target`` in minutes: the table ``source`` of another target (device, runtime, precision, threads or
     day), corrected by ``shots`` random subnets of ``space`` measured end to end on ``target`` (`nascomp.profiling.transfer`).
 
@@ -208,14 +287,30 @@ def transfer_latency_table(space: SearchSpace | str, target: str = "mobile-cpu",
     table = transfer_lut(source_table, space, proto, path, shots=shots, seed=seed, energy=energy, source_path=str(src), progress=progress)
     fit = {k: v for k, v in table["fit"].items() if k not in ("calibration", "loo_weights")}
     loo = np.asarray(table["fit"].get("loo_errors") or [])
-    return TransferredTable(Path(path), table, str(src), shots, table["build_seconds"], fit,
-                            float(np.mean(np.exp(loo) - 1 <= 0.10)) if len(loo) else float("nan"),
-                            LatencyPredictor(table, str(path)).interval_method())
+    return TransferredTable(
+        Path(path),
+        table,
+        str(src),
+        shots,
+        table["build_seconds"],
+        fit,
+        float(np.mean(np.exp(loo) - 1 <= 0.10)) if len(loo) else float("nan"),
+        LatencyPredictor(table, str(path)).interval_method(),
+    )
 
 
-def validate_latency_table(space: SearchSpace | str, target: str = "mobile-cpu", *, lut: str | os.PathLike | None = None, n: int = 50,
-                           seed: int = 1000, runtime: str | None = None, precision: str = "fp32", level: float = 0.9,
-                           progress: ProgressFn | None = None) -> dict:
+def validate_latency_table(
+    space: SearchSpace | str,
+    target: str = "mobile-cpu",
+    *,
+    lut: str | os.PathLike | None = None,
+    n: int = 50,
+    seed: int = 1000,
+    runtime: str | None = None,
+    precision: str = "fp32",
+    level: float = 0.9,
+    progress: ProgressFn | None = None,
+) -> dict:
     """Measure ``n`` random subnets of ``space`` end to end and compare with the table's predictions and intervals.
 
     Args:

@@ -13,9 +13,9 @@ what its prediction means (energy counters are not read here).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -55,9 +55,20 @@ class PredictionCheck:
     def to_row(self) -> dict:
         """Flat fields for a CSV or JSON record (``predicted``, ``low``, ``high`` in the unit of ``unit``)."""
         p = self.prediction
-        return {"name": self.name, "unit": p.unit, "predicted": round(p.value, 4), "low": p.low and round(p.low, 4),
-                "high": p.high and round(p.high, 4), "level": p.level, "measured": round(self.measured, 4), "error": round(self.error, 5),
-                "covered": self.covered, "limit": self.limit, "straddles_limit": self.straddles, "meets_measured": self.meets_measured}
+        return {
+            "name": self.name,
+            "unit": p.unit,
+            "predicted": round(p.value, 4),
+            "low": p.low and round(p.low, 4),
+            "high": p.high and round(p.high, 4),
+            "level": p.level,
+            "measured": round(self.measured, 4),
+            "error": round(self.error, 5),
+            "covered": self.covered,
+            "limit": self.limit,
+            "straddles_limit": self.straddles,
+            "meets_measured": self.meets_measured,
+        }
 
     def line(self) -> str:
         """``name: predicted 24.10 ms [22.00, 26.30] (90 %), measured 23.50 ms (+2.6 %, inside); meets 25 ms``."""
@@ -88,13 +99,25 @@ class PredictionReport:
         return float(np.mean(covered)) if covered else None
 
     def to_dict(self) -> dict:
-        return {"protocol": self.protocol, "interval_method": self.method, "notes": self.notes, "within_10pct": self.within(0.10),
-                "within_5pct": self.within(0.05), "interval_coverage": self.coverage, "rows": [c.to_row() for c in self.checks]}
+        return {
+            "protocol": self.protocol,
+            "interval_method": self.method,
+            "notes": self.notes,
+            "within_10pct": self.within(0.10),
+            "within_5pct": self.within(0.05),
+            "interval_coverage": self.coverage,
+            "rows": [c.to_row() for c in self.checks],
+        }
 
 
-def check_predictions(predictor: LatencyPredictor | EnergyPredictor, archs: Sequence[Arch], names: Sequence[str] | None = None,
-                      limit: float | None = None, level: float | None = None,
-                      progress: Callable[[str, int, int], None] | None = None) -> PredictionReport:
+def check_predictions(
+    predictor: LatencyPredictor | EnergyPredictor,
+    archs: Sequence[Arch],
+    names: Sequence[str] | None = None,
+    limit: float | None = None,
+    level: float | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> PredictionReport:
     """Measure ``archs`` end to end on ``predictor``'s protocol and set each beside its prediction and interval.
 
     Args:
@@ -106,7 +129,7 @@ def check_predictions(predictor: LatencyPredictor | EnergyPredictor, archs: Sequ
     Returns:
         `PredictionReport`: one `PredictionCheck` per arch, the protocol, the interval method.
     """
-    latency = getattr(predictor, "latency", predictor)
+    latency = predictor.latency if isinstance(predictor, EnergyPredictor) else predictor
     watts = predictor.watts if isinstance(predictor, EnergyPredictor) else 1.0
     proto = LutProtocol(**latency.protocol)
     predictions = [predictor.predict_interval(a, level) for a in archs]

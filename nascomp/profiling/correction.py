@@ -31,13 +31,12 @@ built before, remain available and are what format-1 tables hold.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from nascomp.core.errors import NascompError
-from nascomp.spaces import Arch
 from nascomp.spaces.layout import BlockConfig
 
 __all__ = ["FIT_METHODS", "LAMBDAS", "feature_names", "arch_features", "Correction", "fit_correction"]
@@ -90,23 +89,38 @@ class Correction:
 
     def summary(self) -> dict:
         """What the fit means in the legacy terms: one overall scale (mean of the group weights) and the constant terms."""
-        return {"method": self.method, "scale": float(np.mean(self.weights[:-2])), "offset_ms": float(self.weights[-1]),
-                "per_layer_ms": float(self.weights[-2]), "penalty": self.penalty}
+        return {
+            "method": self.method,
+            "scale": float(np.mean(self.weights[:-2])),
+            "offset_ms": float(self.weights[-1]),
+            "per_layer_ms": float(self.weights[-2]),
+            "penalty": self.penalty,
+        }
 
     def to_dict(self) -> dict:
-        return {**self.summary(), "names": list(self.names), "weights": [float(w) for w in self.weights],
-                "loo_weights": [[float(w) for w in row] for row in self.loo_weights],
-                "loo_errors": [float(e) for e in self.loo_errors]}
+        return {
+            **self.summary(),
+            "names": list(self.names),
+            "weights": [float(w) for w in self.weights],
+            "loo_weights": [[float(w) for w in row] for row in self.loo_weights],
+            "loo_errors": [float(e) for e in self.loo_errors],
+        }
 
     @classmethod
-    def from_fit(cls, fit: Mapping | None, num_stages: int) -> "Correction":
+    def from_fit(cls, fit: Mapping | None, num_stages: int) -> Correction:
         """A stored fit: a ridge fit as written, a format-1 ``scale x sum + offset`` as the same scale on every group."""
         names = feature_names(num_stages)
         if fit and fit.get("weights") is not None:
             if list(fit["names"]) != names:
                 raise NascompError(f"the table's correction is over {fit['names']}, not this space's {names}; rebuild the table")
-            return cls(fit["method"], names, np.asarray(fit["weights"], dtype=float), np.asarray(fit.get("loo_weights") or []),
-                       np.asarray(fit.get("loo_errors") or [], dtype=float), fit.get("penalty"))
+            return cls(
+                fit["method"],
+                names,
+                np.asarray(fit["weights"], dtype=float),
+                np.asarray(fit.get("loo_weights") or []),
+                np.asarray(fit.get("loo_errors") or [], dtype=float),
+                fit.get("penalty"),
+            )
         fit = fit or {"method": "none", "scale": 1.0, "offset_ms": 0.0}
         return cls(fit["method"], names, np.array([float(fit["scale"])] * (len(names) - 2) + [0.0, float(fit["offset_ms"])]))
 
@@ -114,9 +128,9 @@ class Correction:
 def _design(X: np.ndarray, y: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray]:
     """The weighted design (rows / measured) and the penalty matrix of the shared-scale parametrisation:
     columns [sum of groups, groups..., layers, 1], coefficients (a, d_g..., c, b) with w_g = a + d_g and a unpenalised."""
-    Z = np.column_stack([X[:, :X.shape[1] - 2].sum(1), X])
+    Z = np.column_stack([X[:, : X.shape[1] - 2].sum(1), X])
     scale = np.abs(Z).mean(0) / np.mean(y)
-    weights = np.concatenate([[0.0], np.full(X.shape[1], penalty)]) * scale ** 2
+    weights = np.concatenate([[0.0], np.full(X.shape[1], penalty)]) * scale**2
     return Z / y[:, None], np.diag(weights) + 1e-12 * np.eye(Z.shape[1])
 
 
@@ -125,7 +139,7 @@ def _ridge(X: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
     A, D = _design(X, y, penalty)
     theta = np.linalg.solve(A.T @ A + D, A.sum(0))
     groups = X.shape[1] - 2
-    return np.concatenate([theta[0] + theta[1:groups + 1], theta[groups + 1:]])
+    return np.concatenate([theta[0] + theta[1 : groups + 1], theta[groups + 1 :]])
 
 
 def _select(X: np.ndarray, y: np.ndarray) -> float:

@@ -22,9 +22,10 @@ import os
 import re
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = [
     "EnergyUnavailable",
@@ -73,8 +74,12 @@ class EnergyReport:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d = {"kind": d.pop("kind"), "mj_per_inference": round(self.mj_per_inference, 4),
-             "mj_per_image": round(self.mj_per_inference / max(self.batch, 1), 4), **d}
+        d = {
+            "kind": d.pop("kind"),
+            "mj_per_inference": round(self.mj_per_inference, 4),
+            "mj_per_image": round(self.mj_per_inference / max(self.batch, 1), 4),
+            **d,
+        }
         for key in ("total_mj_per_inference", "idle_mj_per_inference", "idle_power_w", "active_power_w", "window_s", "idle_window_s"):
             if d[key] is not None:
                 d[key] = round(d[key], 4)
@@ -94,9 +99,10 @@ class NvmlCounter:
     def __init__(self, index: int = 0, nvml: Any = None, update_period_s: float = 0.1, uuid: str | None = None) -> None:
         if nvml is None:
             try:
-                import pynvml as nvml
+                import pynvml
             except ImportError:
                 raise EnergyUnavailable("pynvml (nvidia-ml-py) is not installed") from None
+            nvml = pynvml
         self.nvml = nvml
         try:
             nvml.nvmlInit()
@@ -201,10 +207,18 @@ def _aligned_read(counter: NvmlCounter | RaplCounter, clock: Callable[[], float]
     return first, t_start  # a counter that does not move (idle package with coarse units): use the plain reading
 
 
-def measure_energy(counter: NvmlCounter | RaplCounter, run: Callable[[], Any], latency_ms: float, batch: int = 1,
-                   min_window_s: float = 2.0, idle_window_s: float | None = None, sync: Callable[[], Any] | None = None,
-                   clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep,
-                   poll_every_s: float = 0.5) -> EnergyReport:
+def measure_energy(
+    counter: NvmlCounter | RaplCounter,
+    run: Callable[[], Any],
+    latency_ms: float,
+    batch: int = 1,
+    min_window_s: float = 2.0,
+    idle_window_s: float | None = None,
+    sync: Callable[[], Any] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_every_s: float = 0.5,
+) -> EnergyReport:
     """Idle power over ``idle_window_s``, then back-to-back inferences for a window >= 10 counter periods.
 
     ``latency_ms`` (from the latency measurement) only sizes the first guess of the number of runs;
@@ -251,19 +265,36 @@ def measure_energy(counter: NvmlCounter | RaplCounter, run: Callable[[], Any], l
     if total_mj - idle_mj < 0:
         notes.append("active energy is below the idle baseline: the inference is lost in the counter's noise (other load?)")
     return EnergyReport(
-        kind="measured", source=counter.source, total_mj_per_inference=total_mj, idle_mj_per_inference=idle_mj,
-        idle_power_w=idle_w, active_power_w=total_j / max(duration, 1e-9), batch=batch, scope=counter.scope,
-        window_s=duration, inferences=n, idle_window_s=idle_duration, counter_update_period_s=counter.update_period_s,
+        kind="measured",
+        source=counter.source,
+        total_mj_per_inference=total_mj,
+        idle_mj_per_inference=idle_mj,
+        idle_power_w=idle_w,
+        active_power_w=total_j / max(duration, 1e-9),
+        batch=batch,
+        scope=counter.scope,
+        window_s=duration,
+        inferences=n,
+        idle_window_s=idle_duration,
+        counter_update_period_s=counter.update_period_s,
         notes=notes,
     )
 
 
-def energy_from_power(active_w: float, idle_w: float, latency_ms: float, batch: int, source: str, scope: str,
-                      kind: str = "measured", **extra: Any) -> EnergyReport:
+def energy_from_power(
+    active_w: float, idle_w: float, latency_ms: float, batch: int, source: str, scope: str, kind: str = "measured", **extra: Any
+) -> EnergyReport:
     """Energy per inference from average powers (W) and the latency of one inference."""
     return EnergyReport(
-        kind=kind, source=source, total_mj_per_inference=active_w * latency_ms, idle_mj_per_inference=idle_w * latency_ms,
-        idle_power_w=idle_w, active_power_w=active_w, batch=batch, scope=scope, **extra,
+        kind=kind,
+        source=source,
+        total_mj_per_inference=active_w * latency_ms,
+        idle_mj_per_inference=idle_w * latency_ms,
+        idle_power_w=idle_w,
+        active_power_w=active_w,
+        batch=batch,
+        scope=scope,
+        **extra,
     )
 
 
@@ -297,11 +328,16 @@ def default_power_model(target: str, threads: int | None) -> PowerModel:
         return PowerModel(GPU_ACTIVE_W, GPU_IDLE_W, f"assumed GPU board power {GPU_ACTIVE_W:g} W busy, {GPU_IDLE_W:g} W idle")
     if target == "android":
         active = PHONE_IDLE_W + PHONE_CORE_ACTIVE_W * cores
-        return PowerModel(active, PHONE_IDLE_W, f"assumed phone: {PHONE_IDLE_W:g} W idle + {PHONE_CORE_ACTIVE_W:g} W per busy big core x {cores}")
+        return PowerModel(
+            active, PHONE_IDLE_W, f"assumed phone: {PHONE_IDLE_W:g} W idle + {PHONE_CORE_ACTIVE_W:g} W per busy big core x {cores}"
+        )
     active = (HOST_CORE_ACTIVE_W + HOST_CORE_IDLE_W) * cores
-    return PowerModel(active, HOST_CORE_IDLE_W * cores,
-                      f"assumed host CPU: {HOST_CORE_ACTIVE_W:g} W dynamic + {HOST_CORE_IDLE_W:g} W idle per busy core x {cores} "
-                      "(about TDP / cores for current x86 parts)")
+    return PowerModel(
+        active,
+        HOST_CORE_IDLE_W * cores,
+        f"assumed host CPU: {HOST_CORE_ACTIVE_W:g} W dynamic + {HOST_CORE_IDLE_W:g} W idle per busy core x {cores} "
+        "(about TDP / cores for current x86 parts)",
+    )
 
 
 def parse_power_override(text: str) -> PowerModel:
@@ -319,8 +355,15 @@ def parse_power_override(text: str) -> PowerModel:
 
 def estimate_energy(model: PowerModel, latency_ms: float, batch: int = 1, reason: str | None = None) -> EnergyReport:
     return energy_from_power(
-        model.active_w, model.idle_w, latency_ms, batch, source="power-model", scope="the resources the measurement used",
-        kind="estimated", power_model=model.description, fallback_reason=reason,
+        model.active_w,
+        model.idle_w,
+        latency_ms,
+        batch,
+        source="power-model",
+        scope="the resources the measurement used",
+        kind="estimated",
+        power_model=model.description,
+        fallback_reason=reason,
     )
 
 
@@ -349,7 +392,8 @@ def median_power_w(samples: list[tuple[float, float]]) -> tuple[float, dict]:
     """Median power of (current_now, voltage_now) samples: robust to the gauge's occasional spikes."""
     if not samples:
         raise EnergyUnavailable("no battery samples were read")
-    powers, units = [], {}
+    powers: list[float] = []
+    units: dict[str, int] = {}
     for current, voltage in samples:
         watts, units = battery_power_w(current, voltage)
         powers.append(watts)

@@ -11,11 +11,11 @@ import contextlib
 import datetime as _dt
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from nascomp.core.version import __version__
 from nascomp.core.errors import NascompError
+from nascomp.core.version import __version__
 
 __all__ = ["cpu_model", "allowed_cores", "load_average", "cpu_governor", "runtime_versions", "host_facts", "pinned_to", "parse_cores"]
 

@@ -20,8 +20,8 @@ Three sources of held-out errors, in order of preference:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -49,12 +49,12 @@ class Prediction:
 
     def straddles(self, limit: float) -> bool:
         """The budget lies inside the interval: whether the arch meets it is not settled by the prediction."""
-        return self.has_interval and self.low <= limit <= self.high
+        return self.low is not None and self.high is not None and self.low <= limit <= self.high
 
     def covers(self, measured: float) -> bool | None:
-        return (self.low <= measured <= self.high) if self.has_interval else None
+        return (self.low <= measured <= self.high) if self.low is not None and self.high is not None else None
 
-    def scaled(self, factor: float, unit: str) -> "Prediction":
+    def scaled(self, factor: float, unit: str) -> Prediction:
         """The same prediction in another unit (latency x watts = energy)."""
         low = None if self.low is None else self.low * factor
         high = None if self.high is None else self.high * factor
@@ -99,7 +99,9 @@ def split_conformal(value: float, scores: Sequence[float], level: float, what: s
     return Prediction(value, value * math.exp(-q), value * math.exp(q), level, f"split-conformal on {len(scores)} {what}")
 
 
-def jackknife_plus(value: float, loo_values: Sequence[float], loo_scores: Sequence[float], level: float, what: str) -> Prediction | None:
+def jackknife_plus(
+    value: float, loo_values: Sequence[float] | np.ndarray, loo_scores: Sequence[float] | np.ndarray, level: float, what: str
+) -> Prediction | None:
     """Jackknife+: the interval from each leave-one-out fit's prediction for the new arch (``loo_values``) widened by that
     fit's error on the point it left out (``loo_scores``, log); None when there are too few points for ``level``."""
     n = len(loo_scores)
@@ -113,7 +115,7 @@ def jackknife_plus(value: float, loo_values: Sequence[float], loo_scores: Sequen
     return Prediction(value, min(value, math.exp(low)), max(value, math.exp(high)), level, f"jackknife+ on {n} {what}")
 
 
-def t_band(value: float, loo_scores: Sequence[float], level: float, what: str) -> Prediction | None:
+def t_band(value: float, loo_scores: Sequence[float] | np.ndarray, level: float, what: str) -> Prediction | None:
     """``value x exp(+-t s sqrt(1 + 1/n))`` with s the root mean square leave-one-out log error: for n too small for
     conformal intervals; assumes roughly normal log errors. None with fewer than 3 points."""
     from scipy import stats
@@ -123,5 +125,10 @@ def t_band(value: float, loo_scores: Sequence[float], level: float, what: str) -
         return None
     s = float(np.sqrt(np.mean(np.square(loo_scores))))
     q = float(stats.t.ppf(0.5 + level / 2, n - 1)) * s * math.sqrt(1 + 1 / n)
-    return Prediction(value, value * math.exp(-q), value * math.exp(q), level,
-                      f"Student-t on {n} leave-one-out {what} (too few for a conformal interval at {level:.0%})")
+    return Prediction(
+        value,
+        value * math.exp(-q),
+        value * math.exp(q),
+        level,
+        f"Student-t on {n} leave-one-out {what} (too few for a conformal interval at {level:.0%})",
+    )

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ class LatencyStats:
         return float(np.mean(self.samples_ms))
 
     def to_dict(self, include_samples: bool = False) -> dict:
-        out = {
+        out: dict[str, Any] = {
             "latency_ms": round(self.median_ms, 4),
             "iqr_ms": round(self.iqr_ms, 4),
             "p25_ms": round(self.percentile(25), 4),
@@ -113,8 +114,10 @@ class WallTimer:
 class ThreadCpuTimer(WallTimer):
     """Reports the calling thread's CPU time instead of wall time (opt-in, for shared machines, 1 thread only)."""
 
-    name = ("CPU time of the calling thread (time.thread_time_ns) per run: excludes time descheduled by other load; "
-            "valid because all work runs on the calling thread (1 intra-op thread)")
+    name = (
+        "CPU time of the calling thread (time.thread_time_ns) per run: excludes time descheduled by other load; "
+        "valid because all work runs on the calling thread (1 intra-op thread)"
+    )
 
     def __init__(self) -> None:
         super().__init__(thread_clock=time.thread_time_ns)
@@ -147,8 +150,13 @@ class CudaEventTimer:
         return float(start.elapsed_time(end))
 
 
-def time_runs(fn: Callable[[], Any], warmup: int, repeat: int, timer: WallTimer | CudaEventTimer | None = None,
-              on_run: Callable[[], None] | None = None) -> LatencyStats:
+def time_runs(
+    fn: Callable[[], Any],
+    warmup: int,
+    repeat: int,
+    timer: WallTimer | CudaEventTimer | None = None,
+    on_run: Callable[[], None] | None = None,
+) -> LatencyStats:
     """Run ``fn`` ``warmup`` times untimed, then ``repeat`` times timed one by one."""
     if repeat < 1:
         raise NascompError("--repeat must be at least 1")
@@ -200,8 +208,16 @@ class RuntimeRun:
     session: Any = None  # the runtime's own session object, where a caller needs more of it (ExecuTorch's op times)
 
 
-def ort_runner(path: str, batch: int, in_chans: int, resolution: int, threads: int | None, device: str = "cpu",
-               ort: Any = None, example: np.ndarray | None = None) -> RuntimeRun:
+def ort_runner(
+    path: str,
+    batch: int,
+    in_chans: int,
+    resolution: int,
+    threads: int | None,
+    device: str = "cpu",
+    ort: Any = None,
+    example: np.ndarray | None = None,
+) -> RuntimeRun:
     """An ORT session on the CPU or CUDA execution provider, input and output bound once.
 
     On CUDA the input is copied to the GPU once and bound with I/O binding, so the timed call is
@@ -212,7 +228,9 @@ def ort_runner(path: str, batch: int, in_chans: int, resolution: int, threads: i
     from nascomp.deploy.runtime import ort_session, session_facts
 
     if ort is None:
-        import onnxruntime as ort
+        import onnxruntime
+
+        ort = onnxruntime
     session = ort_session(path, threads, device, ort)
     want = session.get_providers()[0]
     name = session.get_inputs()[0].name
@@ -224,10 +242,10 @@ def ort_runner(path: str, batch: int, in_chans: int, resolution: int, threads: i
         binding.bind_output(session.get_outputs()[0].name, "cuda", 0)
         info["io_binding"] = "input and output on the GPU"
 
-        def run():
+        def run_bound():
             session.run_with_iobinding(binding)  # returns after the CUDA stream is synchronized
 
-        return RuntimeRun(run, want, info)
+        return RuntimeRun(run_bound, want, info)
 
     def run():
         return session.run(None, {name: x})
@@ -235,8 +253,9 @@ def ort_runner(path: str, batch: int, in_chans: int, resolution: int, threads: i
     return RuntimeRun(run, want, info)
 
 
-def pte_runner(path: str, batch: int, in_chans: int, resolution: int, threads: int | None, example: torch.Tensor | None = None,
-               etdump: bool = False) -> RuntimeRun:
+def pte_runner(
+    path: str, batch: int, in_chans: int, resolution: int, threads: int | None, example: torch.Tensor | None = None, etdump: bool = False
+) -> RuntimeRun:
     """An ExecuTorch program's ``forward`` on ``threads`` thread-pool threads (None: ExecuTorch's default), its input made once.
 
     ``example`` replaces the default image input, e.g. for a single block's feature map. With ``etdump`` the session records

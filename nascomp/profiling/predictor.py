@@ -47,9 +47,10 @@ import random
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -112,8 +113,7 @@ def lut_path(space: str, target: str, runtime: str | None = None, precision: str
 def layer_key(cfg: Layer) -> str:
     """A stable text key for a layer configuration (what determines its latency, not its position)."""
     if isinstance(cfg, BlockConfig):
-        return (f"block:r{cfg.resolution}:d{cfg.dim}:h{cfg.heads}:q{cfg.qkv_dim}:m{cfg.mlp_ratio:g}"
-                f":w{cfg.window}:s{cfg.shift}")
+        return f"block:r{cfg.resolution}:d{cfg.dim}:h{cfg.heads}:q{cfg.qkv_dim}:m{cfg.mlp_ratio:g}:w{cfg.window}:s{cfg.shift}"
     if isinstance(cfg, MergeConfig):
         return f"merge:r{cfg.resolution}:d{cfg.in_dim}>{cfg.out_dim}"
     if isinstance(cfg, StemConfig):
@@ -141,7 +141,7 @@ def space_layers(space: SearchSpace, resolution: int | None = None, in_chans: in
     sides = stage_resolutions(resolution, space.patch_size, space.num_stages)
     out: dict[str, Layer] = {}
     for dim in space.stages[0].embed_dim:
-        cfg = StemConfig(in_chans, space.patch_size, resolution, dim)
+        cfg: Layer = StemConfig(in_chans, space.patch_size, resolution, dim)
         out[layer_key(cfg)] = cfg
     for i, ch in enumerate(space.stages):
         if i > 0:
@@ -191,14 +191,16 @@ class LutProtocol:
     in_chans: int = 3
     num_classes: int = 1000
 
-    def resolved(self) -> "LutProtocol":
+    def resolved(self) -> LutProtocol:
         """Fill target defaults (runtime, threads, cores) so the protocol is explicit in the table."""
         from nascomp.profiling.targets import parse_target
 
         t = parse_target(self.target)
         if t.name == "android":
-            raise NascompError("latency lookup tables are built on host targets (cpu, mobile-cpu, cuda); for a phone, "
-                               "profile candidate models with --target android")
+            raise NascompError(
+                "latency lookup tables are built on host targets (cpu, mobile-cpu, cuda); for a phone, "
+                "profile candidate models with --target android"
+            )
         runtime = self.runtime or t.default_runtimes()[0]
         if runtime not in t.allowed_runtimes:
             raise NascompError(f"--runtime {runtime} is not available on target {t.name}")
@@ -210,8 +212,22 @@ class LutProtocol:
             require_executorch()
         threads = self.threads or t.default_threads()
         cores = self.cores or t.default_cores(threads)
-        return LutProtocol(t.label, runtime, self.precision, threads, cores, self.timer, self.exporter, self.probe, self.warmup,
-                           self.repeat, self.batch, self.resolution, self.in_chans, self.num_classes)
+        return LutProtocol(
+            t.label,
+            runtime,
+            self.precision,
+            threads,
+            cores,
+            self.timer,
+            self.exporter,
+            self.probe,
+            self.warmup,
+            self.repeat,
+            self.batch,
+            self.resolution,
+            self.in_chans,
+            self.num_classes,
+        )
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -220,15 +236,34 @@ class LutProtocol:
         from nascomp.profiling.profiler import ProfileOptions
         from nascomp.profiling.targets import parse_target
 
-        return ProfileOptions(parse_target(self.target), runtimes=[self.runtime], precisions=[self.precision], threads=self.threads,
-                              cores=self.cores, batch=self.batch, resolution=self.resolution, warmup=self.warmup,
-                              repeat=self.repeat, timer=self.timer, exporter=self.exporter, count_cost=False, **extra)
+        # a resolved protocol (the only kind profiled) names its runtime
+        return ProfileOptions(
+            parse_target(self.target),
+            runtimes=[self.runtime],  # type: ignore[list-item]
+            precisions=[self.precision],
+            threads=self.threads,
+            cores=self.cores,
+            batch=self.batch,
+            resolution=self.resolution,
+            warmup=self.warmup,
+            repeat=self.repeat,
+            timer=self.timer,
+            exporter=self.exporter,
+            count_cost=False,
+            **extra,
+        )
 
 
 def _layer_module(cfg: Layer) -> torch.nn.Module:
     from nascomp.models.swin import build_block, build_head, build_merging, build_stem
 
-    builder = {BlockConfig: build_block, MergeConfig: build_merging, StemConfig: build_stem, HeadConfig: build_head}[type(cfg)]
+    builders: dict[type, Callable[[Any], torch.nn.Module]] = {
+        BlockConfig: build_block,
+        MergeConfig: build_merging,
+        StemConfig: build_stem,
+        HeadConfig: build_head,
+    }
+    builder = builders[type(cfg)]
     return builder(cfg).eval()
 
 
@@ -251,8 +286,8 @@ def _runner(module: torch.nn.Module, example: torch.Tensor, proto: LutProtocol, 
     if proto.runtime == "executorch":
         from nascomp.deploy.pte import export_pte
 
-        exported = export_pte(module, workdir / f"{name}.pte", example, precision=proto.precision, quantization="dynamic")
-        return pte_runner(str(exported.path), proto.batch, proto.in_chans, proto.resolution, proto.threads, example=example).run, {}
+        program = export_pte(module, workdir / f"{name}.pte", example, precision=proto.precision, quantization="dynamic")
+        return pte_runner(str(program.path), proto.batch, proto.in_chans, proto.resolution, proto.threads, example=example).run, {}
     from nascomp.deploy.onnx import export_onnx
 
     path = workdir / f"{name}.onnx"
@@ -261,8 +296,9 @@ def _runner(module: torch.nn.Module, example: torch.Tensor, proto: LutProtocol, 
         from nascomp.deploy.quantize import quantize_int8
 
         path = quantize_int8(path, workdir / f"{name}.int8.onnx")
-    runner = ort_runner(str(path), proto.batch, proto.in_chans, proto.resolution, proto.threads, "cuda" if cuda else "cpu",
-                        example=example.numpy())
+    runner = ort_runner(
+        str(path), proto.batch, proto.in_chans, proto.resolution, proto.threads, "cuda" if cuda else "cpu", example=example.numpy()
+    )
     return runner.run, {"exporter": exported.exporter}
 
 
@@ -305,8 +341,11 @@ class ReferenceProbe:
         self.reference_ms = float(reference_ms)
 
     def to_dict(self) -> dict:
-        return {"layer": layer_key(PROBE_LAYER), "reference_ms": self.reference_ms,
-                "method": "median over runs of (measured / probe timed just before) x reference_ms"}
+        return {
+            "layer": layer_key(PROBE_LAYER),
+            "reference_ms": self.reference_ms,
+            "method": "median over runs of (measured / probe timed just before) x reference_ms",
+        }
 
 
 def _timed(run: Callable, proto: LutProtocol, probe: ReferenceProbe | None) -> dict:
@@ -336,8 +375,9 @@ def measure_layer(cfg: Layer, proto: LutProtocol, workdir: Path, probe: Referenc
     return {**_timed(run, proto, probe), **info}
 
 
-def measure_arch(arch: Arch, proto: LutProtocol, energy: bool = False, probe: ReferenceProbe | None = None,
-                 workdir: Path | None = None) -> dict:
+def measure_arch(
+    arch: Arch, proto: LutProtocol, energy: bool = False, probe: ReferenceProbe | None = None, workdir: Path | None = None
+) -> dict:
     """End-to-end latency of ``arch`` under ``proto``: `nascomp.profiling.profile_model`, or probe-normalised runs."""
     from nascomp.models.swin import build_from_arch
 
@@ -352,7 +392,8 @@ def measure_arch(arch: Arch, proto: LutProtocol, energy: bool = False, probe: Re
 
     report = profile_model(model, proto.profile_options(energy=energy, energy_window_s=1.0))
     m = report.primary
-    out = {"ms": round(m.stats.median_ms, 5), "iqr_ms": round(m.stats.iqr_ms, 5)}
+    assert m.stats is not None  # the primary measurement is one that was not skipped
+    out: dict[str, Any] = {"ms": round(m.stats.median_ms, 5), "iqr_ms": round(m.stats.iqr_ms, 5)}
     if m.energy is not None:
         out["energy"] = {"kind": m.energy.kind, "mj": m.energy.mj_per_inference, "source": m.energy.source}
     return out
@@ -411,14 +452,25 @@ def _power(proto: LutProtocol, calibration: list[dict]) -> dict:
     measured = [c for c in calibration if c.get("energy", {}).get("kind") == "measured"]
     if measured and len(measured) == len(calibration):
         watts = sum(c["energy"]["mj"] for c in measured) / sum(c["measured_ms"] for c in measured)
-        return {"kind": "measured", "dynamic_w": watts, "source": measured[0]["energy"]["source"],
-                "description": f"average dynamic power of {len(measured)} calibration subnets (energy counter, idle subtracted)"}
+        return {
+            "kind": "measured",
+            "dynamic_w": watts,
+            "source": measured[0]["energy"]["source"],
+            "description": f"average dynamic power of {len(measured)} calibration subnets (energy counter, idle subtracted)",
+        }
     model = default_power_model(parse_target(proto.target).name, proto.threads)
     return {"kind": "estimated", "dynamic_w": model.active_w - model.idle_w, "source": "power-model", "description": model.description}
 
 
-def measure_subnets(archs: list[Arch], proto: LutProtocol, probe: ReferenceProbe | None, workdir: Path, energy: bool = False,
-                    progress: Callable[[str, int, int], None] | None = None, stage: str = "calibration subnets") -> list[dict]:
+def measure_subnets(
+    archs: list[Arch],
+    proto: LutProtocol,
+    probe: ReferenceProbe | None,
+    workdir: Path,
+    energy: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+    stage: str = "calibration subnets",
+) -> list[dict]:
     """Each arch measured end to end under ``proto`` (probe-normalised with ``probe``): ``[{'arch', 'measured_ms', 'seconds'}]``."""
     report = progress or (lambda *a: None)
     points = []
@@ -434,8 +486,17 @@ def measure_subnets(archs: list[Arch], proto: LutProtocol, probe: ReferenceProbe
     return points
 
 
-def build_lut(space: SearchSpace, proto: LutProtocol, path: str | Path, calibrate: int = 12, seed: int = 0, energy: bool = False,
-              progress: Callable[[str, int, int], None] | None = None, checkpoint_every: int = 20, fit: str = "ridge") -> dict:
+def build_lut(
+    space: SearchSpace,
+    proto: LutProtocol,
+    path: str | Path,
+    calibrate: int = 12,
+    seed: int = 0,
+    energy: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+    checkpoint_every: int = 20,
+    fit: str = "ridge",
+) -> dict:
     """Measure every layer of ``space`` missing from the table at ``path`` (resumable), then fit on ``calibrate`` subnets.
 
     An existing table with the same protocol is extended, not rebuilt: only the layers it lacks are
@@ -450,11 +511,13 @@ def build_lut(space: SearchSpace, proto: LutProtocol, path: str | Path, calibrat
     if path.exists():
         old = read_json(path)
         if old.get("kind") == TRANSFERRED:
-            raise NascompError(f"{path} is a table transferred from another target, not measured layer by layer; pass another --lut "
-                               "for the full build")
+            raise NascompError(
+                f"{path} is a table transferred from another target, not measured layer by layer; pass another --lut for the full build"
+            )
         if old.get("format") not in READABLE_FORMATS or old.get("protocol") != proto.to_dict():
-            raise NascompError(f"{path} was measured under another protocol ({old.get('protocol')}); "
-                               "pass a different --lut file or delete it to rebuild")
+            raise NascompError(
+                f"{path} was measured under another protocol ({old.get('protocol')}); pass a different --lut file or delete it to rebuild"
+            )
         table["entries"] = old.get("entries", {})
         table["build_seconds"] = old.get("build_seconds", 0.0)
         table["spaces"] = sorted(set(old.get("spaces", [])) | set(table["spaces"]))
@@ -510,8 +573,16 @@ def _empty_table(space: SearchSpace, proto: LutProtocol) -> dict:
     }
 
 
-def validate_lut(table: dict, space: SearchSpace, n: int = 50, seed: int = 1000, path: str | Path | None = None,
-                 tolerance: float = 0.10, progress: Callable[[str, int, int], None] | None = None, level: float = DEFAULT_LEVEL) -> dict:
+def validate_lut(
+    table: dict,
+    space: SearchSpace,
+    n: int = 50,
+    seed: int = 1000,
+    path: str | Path | None = None,
+    tolerance: float = 0.10,
+    progress: Callable[[str, int, int], None] | None = None,
+    level: float = DEFAULT_LEVEL,
+) -> dict:
     """Measure ``n`` random subnets end to end and compare with the prediction and its interval (at ``level``, made
     before these measurements); stored in the table when ``path``, where they become its split-conformal evidence."""
     from scipy import stats
@@ -528,9 +599,19 @@ def validate_lut(table: dict, space: SearchSpace, n: int = 50, seed: int = 1000,
     for arch, point in zip(archs, measured):
         p = predictor.predict_interval(arch, level)
         m = point["measured_ms"]
-        rows.append({"predicted_ms": round(p.value, 4), "measured_ms": m, "error": round(p.value / m - 1, 5),
-                     "low_ms": p.low and round(p.low, 4), "high_ms": p.high and round(p.high, 4), "covered": p.covers(m),
-                     "depths": list(arch.depths), "embed_dims": list(arch.embed_dims), "arch": point["arch"]})
+        rows.append(
+            {
+                "predicted_ms": round(p.value, 4),
+                "measured_ms": m,
+                "error": round(p.value / m - 1, 5),
+                "low_ms": p.low and round(p.low, 4),
+                "high_ms": p.high and round(p.high, 4),
+                "covered": p.covers(m),
+                "depths": list(arch.depths),
+                "embed_dims": list(arch.embed_dims),
+                "arch": point["arch"],
+            }
+        )
     errors = np.array([abs(r["error"]) for r in rows])
     covered = [r["covered"] for r in rows if r["covered"] is not None]
     result = {
@@ -583,8 +664,11 @@ class LatencyPredictor:
         self.kind = "transferred lookup table" if table.get("kind") == TRANSFERRED else "measured lookup table"
         v = table.get("validation") or {}
         checked = table.get("format") == 1 or v.get("fit_id") == fit_id(self._fit)
-        self._scores = [abs(math.log(r["measured_ms"] / r["predicted_ms"])) for r in v.get("rows") or [] if r.get("predicted_ms", 0) > 0] \
-            if checked else []
+        self._scores = (
+            [abs(math.log(r["measured_ms"] / r["predicted_ms"])) for r in v.get("rows") or [] if r.get("predicted_ms", 0) > 0]
+            if checked
+            else []
+        )
 
     def correction(self, num_stages: int) -> Correction:
         if num_stages not in self._corrections:
@@ -599,8 +683,11 @@ class LatencyPredictor:
         try:
             return _features(self.table["entries"], arch, self.protocol)
         except KeyError as e:
-            raise NascompError(f"the lookup table {self.source or ''} has no entry for layer {e.args[0]} of this arch; extend it with "
-                               f"`nascomp profile --build-lut --space SPACE --target {self.target} --lut {self.source or 'FILE'}`") from None
+            raise NascompError(
+                f"the lookup table {self.source or ''} has no entry for layer {e.args[0]} of this arch; extend it with "
+                f"`nascomp profile --build-lut --space SPACE --target {self.target} "
+                f"--lut {self.source or 'FILE'}`"
+            ) from None
 
     def layer_sum(self, arch: Arch) -> float:
         return float(self.features(arch)[:-2].sum())
@@ -624,8 +711,9 @@ class LatencyPredictor:
         found = split_conformal(value, self._scores, level, "validation subnets of this fit") if self._scores else None
         if found is None and len(self._loo_errors):
             what = "shots" if self.table.get("kind") == TRANSFERRED else "calibration subnets"
-            found = (jackknife_plus(value, loo_values, self._loo_errors, level, what)
-                     or t_band(value, self._loo_errors, level, f"errors of the {what}"))
+            found = jackknife_plus(value, loo_values, self._loo_errors, level, what) or t_band(
+                value, self._loo_errors, level, f"errors of the {what}"
+            )
         return found or Prediction(value, None, None, None, self._no_interval())
 
     def _no_interval(self) -> str:
@@ -647,10 +735,16 @@ class LatencyPredictor:
         acc = f"; {v['within_tolerance']:.0%} of {v['subnets']} random subnets within ±{v['tolerance']:.0%}" if v else ""
         probe = ", reference-probe normalised to the machine speed when built" if p.get("probe") else ""
         src = self.table.get("transfer") or {}
-        origin = (f"transferred from the {src.get('source_target')} table {src.get('source_path')} with {src.get('shots')} subnets "
-                  f"measured on this target" if src else f"the lookup table {self.source or ''}")
-        return (f"predicted {self.metric} on {self.target} ({p['runtime']} {p['precision']}, {p['threads']} thread(s), "
-                f"{p['resolution']} px, {p['timer']} timer{probe}) from {origin}{acc}; {self.level:.0%} interval: {self.interval_method()}")
+        origin = (
+            f"transferred from the {src.get('source_target')} table {src.get('source_path')} with {src.get('shots')} subnets "
+            f"measured on this target"
+            if src
+            else f"the lookup table {self.source or ''}"
+        )
+        return (
+            f"predicted {self.metric} on {self.target} ({p['runtime']} {p['precision']}, {p['threads']} thread(s), "
+            f"{p['resolution']} px, {p['timer']} timer{probe}) from {origin}{acc}; {self.level:.0%} interval: {self.interval_method()}"
+        )
 
 
 class EnergyPredictor:
@@ -675,17 +769,21 @@ class EnergyPredictor:
     def predict_interval(self, arch: Arch, level: float | None = None) -> Prediction:
         """The latency interval times the power: the uncertainty of the power itself is not in it."""
         p = self.latency.predict_interval(arch, level).scaled(self.watts, self.unit)
-        return Prediction(p.value, p.low, p.high, p.level, f"{p.method}, x {self.watts:.2f} W ({self.kind} power, its error not included)",
-                          self.unit)
+        return Prediction(
+            p.value, p.low, p.high, p.level, f"{p.method}, x {self.watts:.2f} W ({self.kind} power, its error not included)", self.unit
+        )
 
     def describe(self) -> str:
-        return (f"{self.kind} energy per inference on {self.target}: predicted latency x {self.watts:.2f} W "
-                f"({self.protocol['power']['description']}); {self.latency.level:.0%} interval: the latency's "
-                f"({self.latency.interval_method()}) x the power")
+        return (
+            f"{self.kind} energy per inference on {self.target}: predicted latency x {self.watts:.2f} W "
+            f"({self.protocol['power']['description']}); {self.latency.level:.0%} interval: the latency's "
+            f"({self.latency.interval_method()}) x the power"
+        )
 
 
-def load_predictor(target: str, metric: str = "latency", space: SearchSpace | str | None = None,
-                   lut: str | Path | None = None, runtime: str | None = None) -> LatencyPredictor | EnergyPredictor:
+def load_predictor(
+    target: str, metric: str = "latency", space: SearchSpace | str | None = None, lut: str | Path | None = None, runtime: str | None = None
+) -> LatencyPredictor | EnergyPredictor:
     """The predictor search budgets use: ``load_predictor('mobile-cpu', 'latency', space='s3-vit').predict(arch)``.
 
     ``lut`` defaults to `lut_path(space.name, target, runtime)`. With ``space``, every layer the space can produce
@@ -701,42 +799,56 @@ def load_predictor(target: str, metric: str = "latency", space: SearchSpace | st
     space_obj = SearchSpace.load(space) if isinstance(space, (str, Path)) else space
     if lut is None and space_obj is None:
         raise NascompError("load_predictor needs the search space (to find its table) or an explicit lut path")
-    path = Path(lut) if lut else lut_path(space_obj.name, label, runtime)
+    if lut:
+        path = Path(lut)
+    else:
+        assert space_obj is not None  # checked above: without a lut path the space is given
+        path = lut_path(space_obj.name, label, runtime)
     space_arg = f"--space {space if isinstance(space, (str, Path)) else (space_obj.name if space_obj else 'SPACE')}"
-    build = (f"nascomp profile --build-lut {space_arg} --target {label}" + (f" --runtime {runtime}" if runtime else "")
-             + (f" --lut {path}" if lut else ""))
+    build = (
+        f"nascomp profile --build-lut {space_arg} --target {label}"
+        + (f" --runtime {runtime}" if runtime else "")
+        + (f" --lut {path}" if lut else "")
+    )
     if not path.is_file():
-        raise NascompError(f"no latency lookup table for {label} at {path}; build it once on this machine with `{build}` "
-                           "(minutes to an hour; it measures every layer of the space)")
+        raise NascompError(
+            f"no latency lookup table for {label} at {path}; build it once on this machine with `{build}` "
+            "(minutes to an hour; it measures every layer of the space)"
+        )
     table = read_json(path)
     predictor = LatencyPredictor(table, str(path))
     if predictor.target != label:
         raise NascompError(f"{path} is a table for target {predictor.target}, not {label}")
     if runtime and predictor.protocol.get("runtime") != runtime:
-        raise NascompError(f"{path} was measured in {predictor.protocol.get('runtime')}, not {runtime}; build a table on {runtime} with `{build}`")
+        raise NascompError(
+            f"{path} was measured in {predictor.protocol.get('runtime')}, not {runtime}; build a table on {runtime} with `{build}`"
+        )
     if not table.get("complete"):
         raise NascompError(f"{path} is an unfinished build; resume it with `{build}`")
     if space_obj is not None:
         missing = predictor.missing(space_obj)
         if missing:
-            raise NascompError(f"{path} lacks {len(missing)} layer configurations of space {space_obj.name!r} (e.g. {missing[0]}); "
-                               f"extend it with `{build}` (only the missing layers are measured)")
+            raise NascompError(
+                f"{path} lacks {len(missing)} layer configurations of space {space_obj.name!r} (e.g. {missing[0]}); "
+                f"extend it with `{build}` (only the missing layers are measured)"
+            )
     measured_on = (table.get("host") or {}).get("cpu_model")
     if measured_on and label != "cuda" and measured_on != cpu_model():
-        warnings.warn(f"{path} was measured on {measured_on!r}, this machine is {cpu_model()!r}: predictions describe that machine",
-                      stacklevel=2)
+        warnings.warn(
+            f"{path} was measured on {measured_on!r}, this machine is {cpu_model()!r}: predictions describe that machine", stacklevel=2
+        )
     return EnergyPredictor(predictor) if metric == "energy" else predictor
 
 
 _BUDGET_UNITS = {"ms": "latency", "mj": "energy"}
 
 
-def budget_predictor(unit: str, target: str, space: SearchSpace | str, lut: str | Path | None = None,
-                     runtime: str | None = None) -> LatencyPredictor | EnergyPredictor:
+def budget_predictor(
+    unit: str, target: str, space: SearchSpace | str, lut: str | Path | None = None, runtime: str | None = None
+) -> LatencyPredictor | EnergyPredictor:
     """For budget strings like '25ms@mobile-cpu' / '50mj@cuda': unit 'ms' -> latency, 'mj' -> energy, in ``runtime``
     (None: the table's, by default the target's default runtime)."""
     metric = _BUDGET_UNITS.get(unit.lower())
     if metric is None:
         raise NascompError(f"budget unit {unit!r} is not measured by the profiler; use ms (latency) or mj (energy)")
     return load_predictor(target, metric, space=space, lut=lut, runtime=runtime)
-

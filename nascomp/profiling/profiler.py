@@ -16,20 +16,36 @@ import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
 from nascomp.core.errors import NascompError
 from nascomp.profiling.energy import (
-    EnergyReport, EnergyUnavailable, NvmlCounter, PowerModel, RaplCounter, default_power_model, estimate_energy, measure_energy,
+    EnergyReport,
+    EnergyUnavailable,
+    NvmlCounter,
+    PowerModel,
+    RaplCounter,
+    default_power_model,
+    estimate_energy,
+    measure_energy,
 )
 from nascomp.profiling.host import host_facts, load_average, pinned_to
 from nascomp.profiling.latency import (
-    CudaEventTimer, LatencyStats, ThreadCpuTimer, WallTimer, ort_runner, pte_runner, time_runs, torch_runner, torch_threads,
+    CudaEventTimer,
+    LatencyStats,
+    ThreadCpuTimer,
+    WallTimer,
+    ort_runner,
+    pte_runner,
+    time_runs,
+    torch_runner,
+    torch_threads,
 )
 from nascomp.profiling.targets import PRECISIONS, Target
 
@@ -86,6 +102,7 @@ class Measurement:
         out: dict[str, Any] = {"runtime": self.runtime, "precision": self.precision}
         if self.skipped:
             return {**out, "skipped": self.skipped}
+        assert self.stats is not None  # a variant that was not skipped was timed
         out.update(self.stats.to_dict(include_samples))
         out["energy_mj"] = round(self.energy.mj_per_inference, 4) if self.energy else None
         if self.energy:
@@ -123,6 +140,7 @@ class ProfileReport:
 
     def to_dict(self, include_samples: bool = False) -> dict:
         p = self.primary
+        assert p.stats is not None  # the primary measurement is one that was not skipped
         out = {
             "model": self.model,
             "target": self.target.label,
@@ -163,9 +181,12 @@ def noise_warnings(measurements: list[Measurement], cpus: int | None = None) -> 
         if load is not None and cpus and load > cpus:
             causes.append(f"load average {load:.1f} on {cpus} CPU(s)")
         cause = f" ({'; '.join(causes)}: other work shared the cores)" if causes else ""
-        lines.append(f"{m.runtime} {m.precision}: the runs spread widely, IQR {m.stats.iqr_ms:.3g} ms on a {m.stats.median_ms:.3g} ms median "
-                     f"({spread:.0%}){cause}; rerun on an idle machine, or use timer='thread-cpu' (this thread's CPU time only) "
-                     "or the reference probe")
+        lines.append(
+            f"{m.runtime} {m.precision}: the runs spread widely, IQR {m.stats.iqr_ms:.3g} ms on a {m.stats.median_ms:.3g} ms "
+            "median "
+            f"({spread:.0%}){cause}; rerun on an idle machine, or use timer='thread-cpu' (this thread's CPU time only) "
+            "or the reference probe"
+        )
     return lines
 
 
@@ -232,10 +253,15 @@ def _device_facts(target: Target) -> dict:
         if not torch.cuda.is_available():
             raise NascompError("--target cuda: no CUDA device is visible to torch; use --target cpu or check the driver")
         props = torch.cuda.get_device_properties(torch.cuda.current_device())
-        facts.update({
-            "gpu_model": props.name, "gpu_memory_gb": round(props.total_memory / 2**30, 1), "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version(), "gpu_index": torch.cuda.current_device(),
-        })
+        facts.update(
+            {
+                "gpu_model": props.name,
+                "gpu_memory_gb": round(props.total_memory / 2**30, 1),
+                "cuda": torch.version.cuda,
+                "cudnn": torch.backends.cudnn.version(),
+                "gpu_index": torch.cuda.current_device(),
+            }
+        )
     return facts
 
 
@@ -243,8 +269,18 @@ class _DeployFiles:
     """The deployment file of each (runtime, precision): exported once (ONNX checked with ONNX Runtime, ExecuTorch checked in its
     runtime on a noise input), or given."""
 
-    def __init__(self, model: nn.Module, workdir: Path, resolution: int, in_chans: int, batch: int, exporter: str, log,
-                 onnx_given: dict[str, str] | None = None, pte_given: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        workdir: Path,
+        resolution: int,
+        in_chans: int,
+        batch: int,
+        exporter: str,
+        log,
+        onnx_given: dict[str, str] | None = None,
+        pte_given: dict[str, str] | None = None,
+    ) -> None:
         self.model, self.workdir, self.resolution, self.in_chans, self.batch, self.log = model, workdir, resolution, in_chans, batch, log
         self.exporter = exporter
         self.paths: dict[tuple[str, str], Path] = {}
@@ -266,11 +302,21 @@ class _DeployFiles:
 
         if ("onnxruntime", "fp32") not in self.paths:
             self.log(f"exporting to ONNX ({self.exporter} exporter; checked against PyTorch with ONNX Runtime)")
-            export = export_onnx(self.model, self.workdir / "model.onnx", resolution=self.resolution, in_chans=self.in_chans,
-                                 batch=self.batch, exporter=self.exporter)
+            export = export_onnx(
+                self.model,
+                self.workdir / "model.onnx",
+                resolution=self.resolution,
+                in_chans=self.in_chans,
+                batch=self.batch,
+                exporter=self.exporter,
+            )
             self.paths["onnxruntime", "fp32"] = export.path
-            self.info["onnxruntime", "fp32"] = {"exporter": export.exporter, "opset": export.opset, "onnx_bytes": export.size_bytes,
-                                                "max_abs_diff_vs_torch": export.max_abs_diff}
+            self.info["onnxruntime", "fp32"] = {
+                "exporter": export.exporter,
+                "opset": export.opset,
+                "onnx_bytes": export.size_bytes,
+                "max_abs_diff_vs_torch": export.max_abs_diff,
+            }
         if precision == "int8":
             from nascomp.deploy.quantize import QUANTIZATION, quantize_int8
 
@@ -278,20 +324,34 @@ class _DeployFiles:
             path = quantize_int8(self.paths["onnxruntime", "fp32"], self.workdir / "model.int8.onnx")
             self.paths["onnxruntime", "int8"] = path
             info = {k: v for k, v in self.info["onnxruntime", "fp32"].items() if k != "max_abs_diff_vs_torch"}
-            self.info["onnxruntime", "int8"] = {**info, "onnx_bytes": path.stat().st_size, "quantization": QUANTIZATION,
-                                                "max_abs_diff_vs_fp32": self._diff(self.paths["onnxruntime", "fp32"], path)}
+            self.info["onnxruntime", "int8"] = {
+                **info,
+                "onnx_bytes": path.stat().st_size,
+                "quantization": QUANTIZATION,
+                "max_abs_diff_vs_fp32": self._diff(self.paths["onnxruntime", "fp32"], path),
+            }
 
     def _pte(self, precision: str) -> None:
         from nascomp.deploy.pte import QUANTIZATION_TEXT, export_pte
 
         self.log(f"exporting to ExecuTorch {precision} (XNNPACK delegate; checked in ExecuTorch's runtime)")
-        export = export_pte(self.model, self.workdir / f"model.{precision}.pte", resolution=self.resolution, in_chans=self.in_chans,
-                            batch=self.batch, precision=precision, quantization="dynamic")
+        export = export_pte(
+            self.model,
+            self.workdir / f"model.{precision}.pte",
+            resolution=self.resolution,
+            in_chans=self.in_chans,
+            batch=self.batch,
+            precision=precision,
+            quantization="dynamic",
+        )
         self.paths["executorch", precision] = export.path
         self.info["executorch", precision] = {
-            "pte_bytes": export.size_bytes, "export_seconds": round(export.export_seconds, 2), "delegation": export.delegation.to_dict(),
+            "pte_bytes": export.size_bytes,
+            "export_seconds": round(export.export_seconds, 2),
+            "delegation": export.delegation.to_dict(),
             **({"quantization": QUANTIZATION_TEXT["dynamic"]} if precision == "int8" else {}),
-            "check": "checked in ExecuTorch's runtime on a seeded noise input (nascomp export --format pte checks on real images)"}
+            "check": "checked in ExecuTorch's runtime on a seeded noise input (nascomp export --format pte checks on real images)",
+        }
 
     def _diff(self, a: Path, b: Path) -> float:
         """Largest logit difference between two ONNX files on the same input: how much int8 changed the outputs."""
@@ -308,9 +368,11 @@ class _DeployFiles:
         return float(np.abs(outs[0] - outs[1]).max())
 
 
-def _energy_host(target: Target, opts: ProfileOptions, run: Callable, latency_ms: float, threads: int | None,
-                 sync: Callable | None) -> EnergyReport:
+def _energy_host(
+    target: Target, opts: ProfileOptions, run: Callable, latency_ms: float, threads: int | None, sync: Callable | None
+) -> EnergyReport:
     model = opts.power_model or default_power_model(target.name, threads)
+    counter: NvmlCounter | RaplCounter
     try:
         if target.name == "cuda":
             device = torch.cuda.current_device()
@@ -353,14 +415,17 @@ def profile_model(model: nn.Module, opts: ProfileOptions, name: str = "model") -
             with torch.inference_mode():
                 model(torch.zeros(1, in_chans, resolution, resolution))
     except (RuntimeError, AssertionError, ValueError) as e:
-        raise NascompError(f"the model cannot run on a {in_chans}x{resolution}x{resolution} input "
-                           f"({str(e).splitlines()[0][:160]}); profile it at its own resolution ({native}) or rebuild it for {resolution}") from None
+        raise NascompError(
+            f"the model cannot run on a {in_chans}x{resolution}x{resolution} input "
+            f"({str(e).splitlines()[0][:160]}); profile it at its own resolution ({native}) "
+            f"or rebuild it for {resolution}"
+        ) from None
 
     if target.name == "android":
         facts = {"host": host_facts()}
     else:
         facts = _device_facts(target)
-    protocol = {
+    protocol: dict[str, Any] = {
         "target": target.label,
         "device": target.note(cores, threads, opts.batch),
         **facts,
@@ -377,7 +442,9 @@ def profile_model(model: nn.Module, opts: ProfileOptions, name: str = "model") -
 
     measurements: list[Measurement] = []
     with contextlib.ExitStack() as stack:
-        workdir = Path(opts.onnx_dir) if opts.onnx_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nascomp-profile-")))
+        workdir = (
+            Path(opts.onnx_dir) if opts.onnx_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nascomp-profile-")))
+        )
         workdir.mkdir(parents=True, exist_ok=True)
         files = _DeployFiles(model, workdir, resolution, in_chans, opts.batch, opts.exporter, log, opts.onnx_files, opts.pte_files)
         adb = None
@@ -386,7 +453,9 @@ def profile_model(model: nn.Module, opts: ProfileOptions, name: str = "model") -
 
             adb = Adb(target.serial)
             protocol["phone"] = device_facts(adb)
-            protocol["device"] = target.note(cores, threads, opts.batch).replace("the only attached device", adb.serial)
+            protocol["device"] = target.note(cores, threads, opts.batch).replace(
+                "the only attached device", adb.serial or "the only attached device"
+            )
         for runtime, precision in plan:
             try:
                 path = files.get(runtime, precision)
@@ -398,27 +467,45 @@ def profile_model(model: nn.Module, opts: ProfileOptions, name: str = "model") -
             log(f"measuring {runtime} {precision} on {target.label}: {opts.warmup} warm-up + {opts.repeat} timed runs")
             info = files.info.get((runtime, precision), {})
             if adb is not None:
+                assert path is not None  # only torch variants have no file, and a phone runs files
                 measurements.append(_measure_android(adb, runtime, path, precision, opts, threads, cores, info, workdir))
             else:
-                measurements.append(_measure_host(model, target, runtime, precision, path, opts, resolution, in_chans, threads, cores, info))
+                measurements.append(
+                    _measure_host(model, target, runtime, precision, path, opts, resolution, in_chans, threads, cores, info)
+                )
     timed = [m for m in measurements if not m.skipped]
     if timed:  # how the numbers were taken belongs with the protocol, not only in each variant's details
         protocol["timer"] = timed[0].details.get("timer", "the runtime's own")
-        protocol["load_average"] = {"before": timed[0].details.get("load_average_before"), "after": timed[-1].details.get("load_average_after")}
+        protocol["load_average"] = {
+            "before": timed[0].details.get("load_average_before"),
+            "after": timed[-1].details.get("load_average_after"),
+        }
     cpus = len(cores) if cores else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return ProfileReport(name, target, protocol["device"], protocol, measurements, cost, noise_warnings(measurements, cpus))
 
 
-def _measure_host(model, target: Target, runtime: str, precision: str, path: Path | None, opts: ProfileOptions,
-                  resolution: int, in_chans: int, threads: int | None, cores: list[int] | None, file_info: dict) -> Measurement:
+def _measure_host(
+    model,
+    target: Target,
+    runtime: str,
+    precision: str,
+    path: Path | None,
+    opts: ProfileOptions,
+    resolution: int,
+    in_chans: int,
+    threads: int | None,
+    cores: list[int] | None,
+    file_info: dict,
+) -> Measurement:
     details: dict[str, Any] = {}
     device = target.device
     cuda = device == "cuda"
     with pinned_to(cores) as affinity, torch_threads(threads if not cuda else None):
         if runtime == "torch":
             run = torch_runner(model, opts.batch, in_chans, resolution, device)
-            details.update({"runtime_version": torch.__version__, "mode": "eager, torch.inference_mode",
-                            "intra_op_threads": torch.get_num_threads()})
+            details.update(
+                {"runtime_version": torch.__version__, "mode": "eager, torch.inference_mode", "intra_op_threads": torch.get_num_threads()}
+            )
             sync = torch.cuda.synchronize if cuda else None
         elif runtime == "executorch":
             pte = pte_runner(str(path), opts.batch, in_chans, resolution, threads)
@@ -445,6 +532,7 @@ def _measure_host(model, target: Target, runtime: str, precision: str, path: Pat
             details["wall_over_cpu"] = round(stats.median_ms / cpu, 3) if cpu > 0 else None
         energy = _energy_host(target, opts, run, stats.median_ms, threads, sync) if opts.energy else None
         if opts.op_profile and runtime == "executorch":
+            assert path is not None  # an ExecuTorch variant runs its .pte file
             details["op_times"] = _op_times(path, opts, in_chans, resolution, threads)
     if cuda and runtime == "torch":
         model.to("cpu")
@@ -478,15 +566,32 @@ def _op_summary(rows: list[dict], runs: int) -> dict:
     """Op times per inference, where they ran, and the share of the time spent on portable kernels."""
     total = sum(r["total_ms"] for r in rows) or 1.0
     portable = sum(r["total_ms"] for r in rows if r["where"] == "portable kernel")
-    return {"runs": runs, "portable_time_share": round(portable / total, 4),
-            "ops": [{**r, "ms_per_inference": round(r["total_ms"] / runs, 5)} for r in rows],
-            "source": "ExecuTorch event tracer (ETDump): ops on portable kernels and XNNPACK's own ops inside the delegate"}
+    return {
+        "runs": runs,
+        "portable_time_share": round(portable / total, 4),
+        "ops": [{**r, "ms_per_inference": round(r["total_ms"] / runs, 5)} for r in rows],
+        "source": "ExecuTorch event tracer (ETDump): ops on portable kernels and XNNPACK's own ops inside the delegate",
+    }
 
 
-def _measure_android(adb, runtime: str, path: Path, precision: str, opts: ProfileOptions, threads: int | None, cores: list[int] | None,
-                     file_info: dict, workdir: Path) -> Measurement:
+def _measure_android(
+    adb,
+    runtime: str,
+    path: Path,
+    precision: str,
+    opts: ProfileOptions,
+    threads: int | None,
+    cores: list[int] | None,
+    file_info: dict,
+    workdir: Path,
+) -> Measurement:
     from nascomp.profiling.android import (
-        REMOTE_DIR, executor_runner_command, executor_runner_summary, measure_battery_energy, perf_test_command, run_executor_runner,
+        REMOTE_DIR,
+        executor_runner_command,
+        executor_runner_summary,
+        measure_battery_energy,
+        perf_test_command,
+        run_executor_runner,
         run_perf_test,
     )
 
@@ -497,30 +602,38 @@ def _measure_android(adb, runtime: str, path: Path, precision: str, opts: Profil
         result = run_executor_runner(adb, path, opts.runner, threads or 1, opts.warmup, opts.repeat, cores, tag=tag, etdump_to=dump)
         details = {"runtime_version": "the phone's executor_runner build", **result.protocol, "runner_summary": result.summary, **file_info}
         if dump is not None:
-            from nascomp.deploy.et_runtime import op_table, warnings_silenced
             from executorch.devtools import Inspector
+
+            from nascomp.deploy.et_runtime import op_table, warnings_silenced
 
             with warnings_silenced():
                 details["op_times"] = _op_summary(op_table(Inspector(etdump_path=str(dump)).to_dataframe()), opts.warmup + opts.repeat)
         binary, remote = result.protocol["runner"], f"{REMOTE_DIR}/{tag}.pte"
         command = lambda seconds: executor_runner_command(  # noqa: E731
-            binary, remote, threads or 1, max(1, round(seconds * 1000 / max(result.stats.median_ms, 1e-3))), cores)
+            binary, remote, threads or 1, max(1, round(seconds * 1000 / max(result.stats.median_ms, 1e-3))), cores
+        )
         summarize = executor_runner_summary
     else:
         from nascomp.profiling.android import parse_perf_test_stdout
 
         result = run_perf_test(adb, path, opts.perf_test, threads or 1, opts.warmup, opts.repeat, cores, tag=tag)
-        details = {"runtime_version": "the phone's onnxruntime_perf_test build", **result.protocol, "perf_test_summary": result.summary,
-                   **file_info}
+        details = {
+            "runtime_version": "the phone's onnxruntime_perf_test build",
+            **result.protocol,
+            "perf_test_summary": result.summary,
+            **file_info,
+        }
         binary, remote = result.protocol["perf_test"], f"{REMOTE_DIR}/{tag}.onnx"
         command = lambda seconds: perf_test_command(binary, remote, threads or 1, duration_s=seconds, cores=cores)  # noqa: E731
         summarize = parse_perf_test_stdout
     energy = None
     if opts.energy:
         try:
-            energy = measure_battery_energy(adb, command, result.stats.median_ms, opts.batch, window_s=max(opts.energy_window_s, 10.0),
-                                            summarize=summarize)
+            energy = measure_battery_energy(
+                adb, command, result.stats.median_ms, opts.batch, window_s=max(opts.energy_window_s, 10.0), summarize=summarize
+            )
         except EnergyUnavailable as e:
-            energy = estimate_energy(opts.power_model or default_power_model("android", threads), result.stats.median_ms, opts.batch,
-                                     reason=str(e))
+            energy = estimate_energy(
+                opts.power_model or default_power_model("android", threads), result.stats.median_ms, opts.batch, reason=str(e)
+            )
     return Measurement(runtime, precision, result.stats, details, energy)

@@ -60,7 +60,7 @@ class Target:
         if self.name != "mobile-cpu":
             return None
         cores = allowed_cores()
-        return cores[-(threads or 1):]
+        return cores[-(threads or 1) :]
 
     @property
     def device(self) -> str:
@@ -69,8 +69,10 @@ class Target:
     def note(self, cores: list[int] | None, threads: int | None, batch: int = 1) -> str:
         if self.name == "mobile-cpu":
             where = f"core {cores[0]}" if cores and len(cores) == 1 else f"cores {cores}"
-            return (f"host CPU under a mobile-class profile ({threads} thread(s) pinned to {where}, batch {batch}); "
-                    "this is not a phone: use --target android for on-device numbers")
+            return (
+                f"host CPU under a mobile-class profile ({threads} thread(s) pinned to {where}, batch {batch}); "
+                "this is not a phone: use --target android for on-device numbers"
+            )
         if self.name == "cpu":
             return "host CPU"
         if self.name == "cuda":

@@ -19,13 +19,25 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from nascomp.core.errors import NascompError
 from nascomp.core.io import atomic_write_json, read_json
-from nascomp.profiling.predictor import (LUT_FORMAT, MEASURED, READABLE_FORMATS, TRANSFERRED, LatencyPredictor, LutProtocol,
-                                         ReferenceProbe, _power, _space_fingerprint, _sum_ms, measure_subnets, refit)
+from nascomp.profiling.predictor import (
+    LUT_FORMAT,
+    MEASURED,
+    READABLE_FORMATS,
+    TRANSFERRED,
+    LatencyPredictor,
+    LutProtocol,
+    ReferenceProbe,
+    _power,
+    _space_fingerprint,
+    _sum_ms,
+    measure_subnets,
+    refit,
+)
 from nascomp.spaces import Arch, SearchSpace
 
 __all__ = ["MIN_SHOTS", "check_source", "transfer_lut"]
@@ -43,17 +55,29 @@ def check_source(source: dict, space: SearchSpace, proto: LutProtocol, where: st
     theirs = {k: source["protocol"].get(k) for k in _SHAPE}
     ours = {k: getattr(proto, k) for k in _SHAPE}
     if theirs != ours:
-        raise NascompError(f"{where} was measured at {theirs}, the target at {ours}; transfer needs the same input and output shapes "
-                           "(pass --resolution / a source table of this space at them)")
+        raise NascompError(
+            f"{where} was measured at {theirs}, the target at {ours}; transfer needs the same input and output shapes "
+            "(pass --resolution / a source table of this space at them)"
+        )
     missing = LatencyPredictor(source, where).missing(space)
     if missing:
-        raise NascompError(f"{where} lacks {len(missing)} layer configurations of space {space.name!r} (e.g. {missing[0]}); "
-                           "extend it on its own target with `nascomp profile --build-lut` first")
+        raise NascompError(
+            f"{where} lacks {len(missing)} layer configurations of space {space.name!r} (e.g. {missing[0]}); "
+            "extend it on its own target with `nascomp profile --build-lut` first"
+        )
 
 
-def transfer_lut(source: dict, space: SearchSpace, proto: LutProtocol, path: str | Path, shots: int = 20, seed: int = 0,
-                 energy: bool = False, source_path: str | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> dict:
+def transfer_lut(
+    source: dict,
+    space: SearchSpace,
+    proto: LutProtocol,
+    path: str | Path,
+    shots: int = 20,
+    seed: int = 0,
+    energy: bool = False,
+    source_path: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict:
     """Measure ``shots`` random subnets of ``space`` under ``proto`` and fit the source table's correction to them.
 
     Args:
@@ -102,9 +126,15 @@ def transfer_lut(source: dict, space: SearchSpace, proto: LutProtocol, path: str
         "build_seconds": round(time.perf_counter() - start, 1),
         "complete": True,
         "host": host_facts(),
-        "transfer": {"source_path": source_path, "source_target": source["target"], "source_protocol": source["protocol"],
-                     "source_spaces": source.get("spaces"), "source_measured": (source.get("host") or {}).get("date"), "shots": shots,
-                     "seed": seed},
+        "transfer": {
+            "source_path": source_path,
+            "source_target": source["target"],
+            "source_protocol": source["protocol"],
+            "source_spaces": source.get("spaces"),
+            "source_measured": (source.get("host") or {}).get("date"),
+            "shots": shots,
+            "seed": seed,
+        },
     }
     refit(table, "ridge")
     atomic_write_json(path, table)

@@ -102,6 +102,9 @@ def write_report(run_dir: str | os.PathLike) -> Path | None:
         from nascomp.core.progress import console
 
         why = escape(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no message'}")
-        console.print(f"[yellow]warning:[/] no report.html ({why}); retry with `nascomp report {escape(str(run_dir))}`", soft_wrap=True,
-                      highlight=False)
+        console.print(
+            f"[yellow]warning:[/] no report.html ({why}); retry with `nascomp report {escape(str(run_dir))}`",
+            soft_wrap=True,
+            highlight=False,
+        )
         return None

@@ -174,7 +174,7 @@ def _shrink(summary: dict) -> Html | None:
     search, arch = summary.get("search"), summary.get("arch")
     if not (search or arch):
         return None
-    facts = []
+    facts: list[tuple[str, Any]] = []
     if arch:
         stages = arch.get("stages", [])
         facts += [
@@ -199,8 +199,11 @@ def _int8(int8: dict) -> Html:
         ("mode", int8.get("mode")),
         ("quantization", int8.get("quantization")),
         # runs from before the ExecuTorch runtime named the sizes onnx_bytes / fp32_onnx_bytes
-        (f"{kind} size", f"{fmt.megabytes(int8.get('fp32_bytes', int8.get('fp32_onnx_bytes')))} fp32 → "
-         f"{fmt.megabytes(int8.get('bytes', int8.get('onnx_bytes')))} int8"),
+        (
+            f"{kind} size",
+            f"{fmt.megabytes(int8.get('fp32_bytes', int8.get('fp32_onnx_bytes')))} fp32 → "
+            f"{fmt.megabytes(int8.get('bytes', int8.get('onnx_bytes')))} int8",
+        ),
         (
             "fp32 export check",
             f"max |{kind} − PyTorch| {int8['fp32_check_max_abs_diff']:.2g}" if int8.get("fp32_check_max_abs_diff") is not None else None,
@@ -231,7 +234,7 @@ def _protocol(latency: dict | None) -> Html | None:
         "statistic",
         "date",
     )
-    return (
+    return Html(
         key_values([(k, protocol.get(k)) for k in keys])
         + Html("<h3>versions</h3>")
         + key_values(sorted((protocol.get("versions") or {}).items()))
@@ -261,6 +264,7 @@ def _single(files: RunFiles, metrics: dict, content: Content) -> None:
         files.lack("versions and machine", "recorded only with a latency measurement (a latency budget or int8)")
     else:
         add(Section("protocol", "Measurement protocol", protocol))
+        assert latency is not None  # a protocol comes only from a latency record
         if latency.get("note"):
             content.warnings.append(f"latency: {latency['note']}")
     cost = summary.get("cost_in_budget_unit") or {}
@@ -320,7 +324,7 @@ def _auto(files: RunFiles, doc: dict, content: Content) -> None:
         Column("test_top1", "test top-1 (%)", lambda v: f"{v:.2f}", numeric=True),
         Column("meets_budget", "meets budget", lambda v: "yes" if v else "no", tip=f"meets {budget.get('text')}"),
     ]
-    body = cards(items)
+    body: str = cards(items)
     if points:
         body += figure(
             svg.scatter(
@@ -354,7 +358,7 @@ def _auto(files: RunFiles, doc: dict, content: Content) -> None:
         if r.get("method") not in (None, "none"):
             sub = files.root / r["method"].replace(",", "+") / "metrics.json"
             if sub.is_file():
-                histories.append((r["name"], RunFiles(sub.parent).json("metrics.json", "").get("history")))
+                histories.append((r["name"], (RunFiles(sub.parent).json("metrics.json", "") or {}).get("history")))
     curves = training_curves(histories)
     if curves:
         content.sections.append(Section("training", "Training", curves))
@@ -366,11 +370,12 @@ def _auto(files: RunFiles, doc: dict, content: Content) -> None:
 
 def build(files: RunFiles, metrics: dict | None) -> Content:
     if files.exists("table.json"):
-        doc = files.json("table.json", "")
+        doc = files.json("table.json", "") or {}  # it exists: json() returns None only for a missing file
         budget = (doc.get("budget") or {}).get("text", "?")
         content = Content(f"Compression: every method under {budget}", str(files.root))
         _auto(files, doc, content)
         return content
+    assert metrics is not None  # is_compress_run: no table.json, so metrics.json has a compress summary
     summary = metrics["compress"]
     budget = (summary.get("budget") or {}).get("text")
     content = Content(

@@ -7,9 +7,10 @@ them when a header is clicked (numbers by value, text alphabetically, empty cell
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 __all__ = ["Html", "esc", "Column", "Section", "table", "key_values", "notes", "cards", "code", "details", "figure", "page"]
 

@@ -46,7 +46,7 @@ def _measurements(doc: dict, warnings: list[str]) -> Html:
             warnings.append(
                 f"{m['runtime']} {m['precision']}: the hypervisor took {steal:.1f} % of the CPU while timing; the numbers are noisy"
             )
-    out = []
+    out: list[str] = []
     if measured:
         rows = [
             svg.Interval(
@@ -110,7 +110,7 @@ def build(doc: dict, source: str) -> Content:
     content.sections.append(Section("result", "Result", Html(cards(items) + f'<p class="muted">{doc.get("note", "")}</p>')))
     content.sections.append(Section("measurements", "Measurements", _measurements(doc, content.warnings)))
     protocol = doc["protocol"]
-    body = key_values([(k.replace("_", " "), protocol.get(k)) for k in _PROTOCOL])
+    body: str = key_values([(k.replace("_", " "), protocol.get(k)) for k in _PROTOCOL])
     if protocol.get("versions"):
         body += Html("<h3>versions</h3>") + key_values(sorted(protocol["versions"].items()))
     content.sections.append(Section("protocol", "Protocol", Html(body)))

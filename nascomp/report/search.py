@@ -82,7 +82,7 @@ def _result(best: dict, compare: dict | None, timings: dict | None, warnings: li
     gap = sel.get("test_minus_selected")
     if sel:
         where = "held-out" if sel.get("split") == "selection" else "search"
-        interval = f", {fmt.ci(*sel['ci95'], sign=False)}" if sel.get("ci95") else ""
+        interval = f", {fmt.ci(sel['ci95'][0], sel['ci95'][1], sign=False)}" if sel.get("ci95") else ""
         items.append(("selection top-1", fmt.pct(sel.get("top1")), f"{sel.get('images')} {where} validation images{interval}"))
     items.append(
         (
@@ -200,7 +200,7 @@ def _run_facts(run: dict | None, best: dict | None) -> Html:
         ("run directory", run.get("out") or best.get("run_dir")),
     ]
     command = run.get("command")
-    out = [code(" ".join(command))] if command else []
+    out: list[str] = [code(" ".join(command))] if command else []
     out.append(key_values(facts))
     for key, title in (("versions", "versions"), ("machine", "machine")):
         if run.get(key):

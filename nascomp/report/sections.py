@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 from nascomp.core.errors import NascompError
 from nascomp.report import fmt, svg
@@ -25,10 +26,13 @@ class Content:
     warnings: list[str] = field(default_factory=list)
 
 
-def training_curves(histories: Sequence[tuple[str, list[dict]]]) -> Html | None:
+_YES_NO: dict[Any, str] = {True: "yes", False: "no"}
+
+
+def training_curves(histories: Sequence[tuple[str, list[dict] | None]]) -> Html | None:
     """Loss and validation top-1 per epoch of ``fit`` histories (``metrics.json["history"]``), one line per run."""
-    histories = [(name, h) for name, h in histories if h]
-    if not histories:
+    runs = [(name, h) for name, h in histories if h]
+    if not runs:
         return None
     charts = []
     for key, ylabel in (("train_loss", "training loss"), ("val_top1", "validation top-1 (%)"), ("val_loss", "validation loss")):
@@ -38,7 +42,7 @@ def training_curves(histories: Sequence[tuple[str, list[dict]]]) -> Html | None:
                 [(r["epoch"], r[key]) for r in h if r.get(key) is not None],
                 [f"{name}, epoch {r['epoch']}: {ylabel} {r[key]:.4g}" for r in h if r.get(key) is not None],
             )
-            for name, h in histories
+            for name, h in runs
         ]
         series = [s for s in series if s.points]
         if series:
@@ -106,7 +110,7 @@ def timing(stages: dict[str, dict], warnings: list[str]) -> Html:
             "wall_s": r.get("wall_s"),
             "cpu_s": r.get("cpu_s"),
             "sessions": r.get("sessions"),
-            "finished": {True: "yes", False: "no"}.get(r.get("finished")),
+            "finished": _YES_NO.get(r.get("finished")),
         }
         for name, r in stages.items()
     ]

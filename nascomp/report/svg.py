@@ -8,9 +8,9 @@ a chart is not empty. Charts scale to their container (``viewBox``) and use the 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
-from typing import Sequence
 
 __all__ = [
     "Point",
@@ -330,14 +330,14 @@ def bar_chart(bars: Sequence[Bar], *, xlabel: str, label: str, legend: tuple[str
     for i, b in enumerate(bars):
         y = top + row_height * i + 4
         body.append(f'<text x="{left - 10}" y="{y + 14}" text-anchor="end" class="row-label">{escape(b.label)}</text>')
-        width = max(1.0, frame.x(b.value) - left)
+        bar_width = max(1.0, frame.x(b.value) - left)
         body.append(
             _mark(
                 "rect",
                 b.tip or f"{b.label}: {b.value:g}",
                 x=left,
                 y=f"{y:.1f}",
-                width=f"{width:.1f}",
+                width=f"{bar_width:.1f}",
                 height=row_height - 8,
                 fill=PALETTE[0],
                 fill_opacity="0.3",

@@ -4,6 +4,7 @@ image-sampling intervals, the recipe, and its curves."""
 from __future__ import annotations
 
 import json
+from typing import TypeGuard
 
 from nascomp.report import fmt
 from nascomp.report.files import RunFiles
@@ -39,8 +40,8 @@ _EPOCH_COLUMNS = [
 ]
 
 
-def is_train_run(metrics: dict | None) -> bool:
-    return bool(metrics) and "history" in metrics
+def is_train_run(metrics: dict | None) -> TypeGuard[dict]:
+    return metrics is not None and "history" in metrics
 
 
 def _split(split: dict | None) -> tuple[str, str]:
@@ -68,7 +69,7 @@ def build(files: RunFiles, metrics: dict) -> Content:
         ("effective lr", metrics.get("effective_lr")),
         *[(k.replace("_", " "), cfg.get(k)) for k in _RECIPE],
     ]
-    body = key_values(facts)
+    body: str = key_values(facts)
     if spec:
         body += Html("<h3>model</h3>") + code(json.dumps(spec, indent=2))
     content.sections.append(Section("run", "What was run", Html(body)))

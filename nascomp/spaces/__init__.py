@@ -44,7 +44,15 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
     from nascomp.spaces.arch import Arch, BlockArch, StageArch
     from nascomp.spaces.layout import (
-        ArchLayout, BlockConfig, HeadConfig, MergeConfig, StemConfig, arch_layout, block_configs, clamp_window, stage_resolutions,
+        ArchLayout,
+        BlockConfig,
+        HeadConfig,
+        MergeConfig,
+        StemConfig,
+        arch_layout,
+        block_configs,
+        clamp_window,
+        stage_resolutions,
     )
     from nascomp.spaces.registry import list_archs, list_spaces, load_arch
-    from nascomp.spaces.space import SearchSpace, load_space, StageChoices, Collapsed, DIMENSIONS, STAGE_DIMENSIONS, BLOCK_DIMENSIONS
+    from nascomp.spaces.space import BLOCK_DIMENSIONS, DIMENSIONS, STAGE_DIMENSIONS, Collapsed, SearchSpace, StageChoices, load_space

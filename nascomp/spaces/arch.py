@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from nascomp.core.errors import NascompError
 
@@ -34,8 +35,18 @@ __all__ = ["BlockArch", "StageArch", "Arch", "BLOCK_FIELDS"]
 
 BLOCK_FIELDS = ("heads", "qkv_dim", "mlp_ratio", "window")
 # the largest value of each field nascomp builds: far beyond any published ViT, and below what makes a build exhaust memory
-LIMITS = {"depth": 256, "embed_dim": 65536, "heads": 1024, "qkv_dim": 65536, "mlp_ratio": 64.0, "window": 4096, "patch_size": 256,
-          "resolution": 16384, "num_classes": 1_000_000, "in_chans": 64}
+LIMITS = {
+    "depth": 256,
+    "embed_dim": 65536,
+    "heads": 1024,
+    "qkv_dim": 65536,
+    "mlp_ratio": 64.0,
+    "window": 4096,
+    "patch_size": 256,
+    "resolution": 16384,
+    "num_classes": 1_000_000,
+    "in_chans": 64,
+}
 
 
 def check_limit(field: str, value: float, where: str) -> None:
@@ -43,6 +54,8 @@ def check_limit(field: str, value: float, where: str) -> None:
     limit = LIMITS.get(field)
     if limit is not None and value > limit:
         raise NascompError(f"{where}: {value:g} is beyond the largest {field} nascomp builds ({limit:g})")
+
+
 _CONTEXT = ("num_classes", "in_chans", "resolution")
 
 
@@ -81,15 +94,17 @@ class BlockArch:
         return {"heads": self.heads, "qkv_dim": self.qkv_dim, "mlp_ratio": self.mlp_ratio, "window": self.window}
 
     @classmethod
-    def from_dict(cls, d: Mapping, where: str = "block") -> "BlockArch":
+    def from_dict(cls, d: Mapping, where: str = "block") -> BlockArch:
         if not isinstance(d, Mapping):
             raise NascompError(f"{where}: expected an object with {', '.join(BLOCK_FIELDS)}")
         unknown = sorted(set(d) - set(BLOCK_FIELDS))
         missing = [k for k in BLOCK_FIELDS if k not in d]
         if unknown or missing:
-            raise NascompError(f"{where}: " + "; ".join(
-                ([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else [])
-            ) + f" (a block has exactly {', '.join(BLOCK_FIELDS)})")
+            raise NascompError(
+                f"{where}: "
+                + "; ".join(([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else []))
+                + f" (a block has exactly {', '.join(BLOCK_FIELDS)})"
+            )
         block = cls(
             heads=_int(d["heads"], f"{where}.heads"),
             qkv_dim=_int(d["qkv_dim"], f"{where}.qkv_dim"),
@@ -97,8 +112,9 @@ class BlockArch:
             window=_int(d["window"], f"{where}.window"),
         )
         if block.qkv_dim % block.heads:
-            raise NascompError(f"{where}: qkv_dim {block.qkv_dim} is not divisible by heads {block.heads}; "
-                               "qkv_dim must be heads × head_dim")
+            raise NascompError(
+                f"{where}: qkv_dim {block.qkv_dim} is not divisible by heads {block.heads}; qkv_dim must be heads × head_dim"
+            )
         return block
 
 
@@ -120,7 +136,7 @@ class StageArch:
         return {"embed_dim": self.embed_dim, "blocks": [b.to_dict() for b in self.blocks]}
 
     @classmethod
-    def from_dict(cls, d: Mapping, where: str = "stage") -> "StageArch":
+    def from_dict(cls, d: Mapping, where: str = "stage") -> StageArch:
         if not isinstance(d, Mapping) or "embed_dim" not in d:
             raise NascompError(f"{where}: expected an object with 'embed_dim' and 'blocks' (or 'depth' + block fields)")
         embed = _int(d["embed_dim"], f"{where}.embed_dim")
@@ -170,13 +186,13 @@ class Arch:
             for j, block in enumerate(stage.blocks):
                 yield i, j, block
 
-    def replace_stage(self, index: int, stage: StageArch) -> "Arch":
+    def replace_stage(self, index: int, stage: StageArch) -> Arch:
         stages = list(self.stages)
         stages[index] = stage
         return replace(self, stages=tuple(stages))
 
     # --- serialisation -------------------------------------------------------------------------
-    def with_context(self, num_classes: int | None = None, in_chans: int | None = None, resolution: int | None = None) -> "Arch":
+    def with_context(self, num_classes: int | None = None, in_chans: int | None = None, resolution: int | None = None) -> Arch:
         """The same arch priced as a model with these classes, input channels and resolution."""
         return replace(self, num_classes=num_classes, in_chans=in_chans, resolution=resolution)
 
@@ -191,7 +207,7 @@ class Arch:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, d: Mapping, where: str = "arch") -> "Arch":
+    def from_dict(cls, d: Mapping, where: str = "arch") -> Arch:
         if isinstance(d, Arch):
             return d
         if isinstance(d, Mapping) and "stages" not in d and isinstance(d.get("arch"), Mapping):
@@ -201,8 +217,9 @@ class Arch:
             raise NascompError(f"{where}: expected an object with 'stages' (see nascomp.spaces.arch for the format)")
         unknown = sorted(set(d) - {"stages", "patch_size", "name", *_CONTEXT})
         if unknown:
-            raise NascompError(f"{where}: unknown keys {unknown} (an arch has 'patch_size', 'stages' and optionally 'name', "
-                               f"{', '.join(_CONTEXT)})")
+            raise NascompError(
+                f"{where}: unknown keys {unknown} (an arch has 'patch_size', 'stages' and optionally 'name', {', '.join(_CONTEXT)})"
+            )
         stages = d["stages"]
         if not isinstance(stages, Sequence) or isinstance(stages, str) or not stages:
             raise NascompError(f"{where}.stages: expected a non-empty list of stages")
@@ -215,7 +232,7 @@ class Arch:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> "Arch":
+    def load(cls, path: str | Path) -> Arch:
         """Read an arch JSON file (errors name the file and the offending key)."""
         path = Path(path)
         from nascomp.core.io import parse_json
@@ -239,7 +256,7 @@ class Arch:
         head_dim: int | None = None,
         patch_size: int = 4,
         name: str | None = None,
-    ) -> "Arch":
+    ) -> Arch:
         """A stage-uniform arch from timm-style per-stage lists (``head_dim`` defaults to ``dim // heads``)."""
         windows = [windows] * len(depths) if isinstance(windows, int) else list(windows)
         stages = []

@@ -12,9 +12,9 @@ Feature-map sides: stage 0 works on the patch grid ``img_size // patch_size``; e
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
 
 from nascomp.core.errors import NascompError
 from nascomp.spaces.arch import Arch

@@ -31,9 +31,10 @@ from __future__ import annotations
 import difflib
 import math
 import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -88,7 +89,13 @@ class Collapsed:
 
     def to_dict(self) -> dict:
         """JSON for users: stages numbered from 1, as every printed line and report names them."""
-        return {"stage": self.stage + 1, "dimension": self.dimension, "choices": list(self.choices), "fixed": self.fixed, "reason": self.reason}
+        return {
+            "stage": self.stage + 1,
+            "dimension": self.dimension,
+            "choices": list(self.choices),
+            "fixed": self.fixed,
+            "reason": self.reason,
+        }
 
     def describe(self) -> str:
         return f"stage {self.stage + 1} {self.dimension} {list(self.choices)} fixed to {self.fixed}: {self.reason}"
@@ -137,7 +144,7 @@ class SearchSpace:
 
     # --- construction / serialisation ----------------------------------------------------------
     @classmethod
-    def from_dict(cls, d: Mapping, source: str = "space") -> "SearchSpace":
+    def from_dict(cls, d: Mapping, source: str = "space") -> SearchSpace:
         if not isinstance(d, Mapping):
             raise NascompError(f"{source}: a search space is a mapping with 'resolution', 'patch_size' and 'stages'")
         allowed = {"name", "description", "resolution", "patch_size", "stages"}
@@ -157,8 +164,9 @@ class SearchSpace:
                 raise NascompError(f"{where}: expected a mapping of dimension -> list of choices")
             unknown = sorted(set(s) - set(DIMENSIONS))
             if unknown:
-                raise NascompError(f"{where}: unknown dimension {unknown[0]!r}{_suggest(unknown[0], DIMENSIONS)} "
-                                   f"(dimensions: {', '.join(DIMENSIONS)})")
+                raise NascompError(
+                    f"{where}: unknown dimension {unknown[0]!r}{_suggest(unknown[0], DIMENSIONS)} (dimensions: {', '.join(DIMENSIONS)})"
+                )
             missing = [k for k in DIMENSIONS if k not in s]
             if missing:
                 raise NascompError(f"{where}: missing dimensions {missing}")
@@ -167,11 +175,17 @@ class SearchSpace:
             v = d.get(key, 4)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise NascompError(f"{source}: {key} must be a positive integer, got {v!r}")
-        return cls(stages, d["resolution"], d.get("patch_size", 4), str(d.get("name", Path(source).stem)),
-                   str(d.get("description", "")).strip(), source)
+        return cls(
+            stages,
+            d["resolution"],
+            d.get("patch_size", 4),
+            str(d.get("name", Path(source).stem)),
+            str(d.get("description", "")).strip(),
+            source,
+        )
 
     @classmethod
-    def load(cls, name_or_path: str | Path) -> "SearchSpace":
+    def load(cls, name_or_path: str | Path) -> SearchSpace:
         """Load a shipped space by name (``s3-vit``; see `nascomp.spaces.list_spaces`) or a YAML path."""
         path = space_path(name_or_path)
         try:
@@ -197,7 +211,10 @@ class SearchSpace:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SearchSpace) and (self.stages, self.resolution, self.patch_size) == (
-            other.stages, other.resolution, other.patch_size)
+            other.stages,
+            other.resolution,
+            other.patch_size,
+        )
 
     def __hash__(self) -> int:
         return hash((self.stages, self.resolution, self.patch_size))
@@ -215,8 +232,9 @@ class SearchSpace:
             where = f"{src}: stages[{i}]"
             for h in s.heads:
                 if not any(q % h == 0 for q in s.qkv_dim):
-                    raise NascompError(f"{where}.heads: {h} heads divide none of the qkv_dim choices {list(s.qkv_dim)}; "
-                                       "qkv_dim must be heads × head_dim")
+                    raise NascompError(
+                        f"{where}.heads: {h} heads divide none of the qkv_dim choices {list(s.qkv_dim)}; qkv_dim must be heads × head_dim"
+                    )
             for q in s.qkv_dim:
                 if not any(q % h == 0 for h in s.heads):
                     raise NascompError(f"{where}.qkv_dim: {q} is divisible by none of the heads choices {list(s.heads)}")
@@ -225,10 +243,13 @@ class SearchSpace:
                 if w > side:
                     raise NascompError(
                         f"{where}.window: {w} is larger than stage {i + 1}'s {side}x{side} feature map at {self.resolution} px "
-                        f"(timm would clamp it to {side}, duplicating a smaller choice); use windows <= {side}")
+                        f"(timm would clamp it to {side}, duplicating a smaller choice); use windows <= {side}"
+                    )
                 if side % w:
-                    raise NascompError(f"{where}.window: {w} does not tile stage {i + 1}'s {side}x{side} feature map "
-                                       f"at {self.resolution} px; use a divisor of {side}")
+                    raise NascompError(
+                        f"{where}.window: {w} does not tile stage {i + 1}'s {side}x{side} feature map "
+                        f"at {self.resolution} px; use a divisor of {side}"
+                    )
 
     # --- choices (space evolution) ---------------------------------------------------------------
     @property
@@ -250,7 +271,7 @@ class SearchSpace:
         """(stage, dimension, choices) for every (stage, dimension) pair: S3's decomposition A = S_1 × … × S_D."""
         return [(i, d, getattr(s, d)) for i, s in enumerate(self.stages) for d in DIMENSIONS]
 
-    def with_choices(self, changes: Mapping[tuple[int, str], Iterable], name: str | None = None) -> "SearchSpace":
+    def with_choices(self, changes: Mapping[tuple[int, str], Iterable], name: str | None = None) -> SearchSpace:
         """A new space with ``{(stage, dimension): new choices}`` replaced; raises NascompError if invalid."""
         stages = list(self.stages)
         for (stage, dim), values in changes.items():
@@ -265,7 +286,7 @@ class SearchSpace:
         total = 1
         for i, s in enumerate(self.stages):
             per_block = len(self.attention_pairs(i)) * len(s.mlp_ratio) * len(s.window)
-            total *= len(s.embed_dim) * sum(per_block ** d for d in s.depth)
+            total *= len(s.embed_dim) * sum(per_block**d for d in s.depth)
         return total
 
     def degenerate_windows(self, resolution: int) -> list[str]:
@@ -280,15 +301,18 @@ class SearchSpace:
             effective = {w: min(w, side) for w in s.window}
             distinct = sorted(set(effective.values()))
             if len(s.window) > 1 and len(distinct) < len(s.window):
-                notes.append(f"stage {i + 1}: window choices {list(s.window)} become {distinct} on its {side}x{side} feature map "
-                             f"at {resolution} px, so they are not distinguished there")
+                notes.append(
+                    f"stage {i + 1}: window choices {list(s.window)} become {distinct} on its {side}x{side} feature map "
+                    f"at {resolution} px, so they are not distinguished there"
+                )
             elif any(w >= side for w in s.window):
-                notes.append(f"stage {i + 1}: window {[w for w in s.window if w >= side]} is global attention (no shift) on its "
-                             f"{side}x{side} feature map at {resolution} px")
+                notes.append(
+                    f"stage {i + 1}: window {[w for w in s.window if w >= side]} is global attention (no shift) on its "
+                    f"{side}x{side} feature map at {resolution} px"
+                )
             padded = [w for w in distinct if side % w]
             if padded:
-                notes.append(f"stage {i + 1}: window {padded} does not tile the {side}x{side} feature map at {resolution} px; "
-                             "timm pads it")
+                notes.append(f"stage {i + 1}: window {padded} does not tile the {side}x{side} feature map at {resolution} px; timm pads it")
         return notes
 
     def indistinct(self, resolution: int) -> list[tuple[int, str, tuple[tuple, ...], str]]:
@@ -314,15 +338,26 @@ class SearchSpace:
                 layers.setdefault(tuple(clamp_window(side, w, index) for index in (0, 1)), []).append(w)
             groups = tuple(tuple(g) for g in layers.values() if len(g) > 1)
             if groups:
-                desc = "; ".join(f"windows {list(g)} all become {k[0][0]}x{k[0][0]}" + (" (global, unshifted)" if k[0][0] >= side else "")
-                                 for k, g in layers.items() if len(g) > 1)
+                desc = "; ".join(
+                    f"windows {list(g)} all become {k[0][0]}x{k[0][0]}" + (" (global, unshifted)" if k[0][0] >= side else "")
+                    for k, g in layers.items()
+                    if len(g) > 1
+                )
                 out.append((i, "window", groups, f"{desc} on the {side}x{side} map {at}"))
             if side == 1:
                 if len(ch.qkv_dim) > 1:
-                    out.append((i, "qkv_dim", (ch.qkv_dim,), f"on the 1x1 map {at} Q and K never reach the output (one token); only V's "
-                                                              "width is measured"))
+                    out.append(
+                        (
+                            i,
+                            "qkv_dim",
+                            (ch.qkv_dim,),
+                            f"on the 1x1 map {at} Q and K never reach the output (one token); only V's width is measured",
+                        )
+                    )
                 if len(ch.heads) > 1:
-                    out.append((i, "heads", (ch.heads,), f"on the 1x1 map {at} every head attends to the one token with weight 1: same function"))
+                    out.append(
+                        (i, "heads", (ch.heads,), f"on the 1x1 map {at} every head attends to the one token with weight 1: same function")
+                    )
         return out
 
     def collapsed(self, resolution: int) -> list[Collapsed]:
@@ -332,8 +367,11 @@ class SearchSpace:
         returns the space that way.
         """
         out = []
-        whole = {(stage, dim): reason for stage, dim, groups, reason in self.indistinct(resolution)
-                 if len(groups) == 1 and set(groups[0]) == set(self.choices(stage, dim))}
+        whole = {
+            (stage, dim): reason
+            for stage, dim, groups, reason in self.indistinct(resolution)
+            if len(groups) == 1 and set(groups[0]) == set(self.choices(stage, dim))
+        }
         for i, ch in enumerate(self.stages):
             if (i, "window") in whole:
                 out.append(Collapsed(i, "window", ch.window, _middle(ch.window), whole[i, "window"]))
@@ -346,7 +384,7 @@ class SearchSpace:
                 out.append(Collapsed(i, "heads", ch.heads, _middle(fits), whole[i, "heads"]))
         return out
 
-    def pinned(self, resolution: int) -> "SearchSpace":
+    def pinned(self, resolution: int) -> SearchSpace:
         """This space with every dimension that ``resolution`` collapses fixed to one value (`collapsed`)."""
         return self.with_choices({(c.stage, c.dimension): [c.fixed] for c in self.collapsed(resolution)})
 
@@ -401,8 +439,9 @@ class SearchSpace:
             arch = self._sample_once(rng)
             if constraint is None or constraint(arch):
                 return arch
-        raise NascompError(f"no architecture of space {self.name!r} met the constraint in {max_tries} random draws; "
-                           "loosen the budget or narrow the space")
+        raise NascompError(
+            f"no architecture of space {self.name!r} met the constraint in {max_tries} random draws; loosen the budget or narrow the space"
+        )
 
     def mutate(self, arch: Arch, rng: Rng = None, prob: float = 0.2, stage_prob: float = 0.4) -> Arch:
         """AutoFormer-style mutation: per stage, resample depth (truncate / append random blocks) and embed dim

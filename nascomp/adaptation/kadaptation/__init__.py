@@ -10,7 +10,8 @@ A learnable per-layer bias is added to every adapted output, as in the public co
 whatever the layer width, one slow set serves all Swin stages.
 
 Initialisation. The public code zero-initialises both fast factors, so ΔW and every gradient that
-reaches it stay zero for the whole run (He et al., "Parameter-efficient Model Adaptation for Vision Transformers", AAAI 2023). LoRA-style init (one factor zero)
+reaches it stay zero for the whole run (He et al., "Parameter-efficient Model Adaptation for Vision Transformers",
+AAAI 2023). LoRA-style init (one factor zero)
 fixes training but still leaves uᵢ and Aᵢ without gradient on the first step. The default here,
 ``init="paired"``, draws every tensor at random and makes term 2j+1 the mirror image of term 2j
 (Aₒ = Aₑ, uₒ = −uₑ, vₒ = vₑ): the pair cancels exactly, so ΔW = 0 at the start, yet each tensor

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 from nascomp.core.errors import NascompError
 
@@ -20,6 +20,8 @@ INITS = ("paired", "lora", "zero")
 @dataclass
 class KAdaptationConfig:
     """What to adapt and how. Defaults are the paper's ViT-B/32 setting (n = 32, rank 1, Q and V)."""
+
+    method: ClassVar[str] = "kadaptation"  # what `nascomp.adapt` runs when given this config
 
     n: int = 32  # Kronecker terms; also the side of each slow weight Aᵢ
     rank: int = 1  # rank r of each fast weight Bᵢ = uᵢvᵢᵀ

@@ -111,11 +111,12 @@ class KroneckerLinear(nn.Module):
         """ΔW and Δb over the whole output (zeros for parts that are not adapted)."""
         weight = self.base.weight
         delta = weight.new_zeros(weight.shape)
-        bias = weight.new_zeros(weight.shape[0]) if self.adapter_bias is not None else None
+        adapter_bias = self.adapter_bias
+        bias = weight.new_zeros(weight.shape[0]) if adapter_bias is not None else None
         for name, (start, stop) in self.parts.items():
             delta[start:stop] = self.delta_weight(name)
-            if bias is not None:
-                bias[start:stop] = self.adapter_bias
+            if bias is not None and adapter_bias is not None:  # both or neither
+                bias[start:stop] = adapter_bias
         return delta, bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,8 +128,13 @@ class KroneckerLinear(nn.Module):
         """A plain ``nn.Linear`` computing base + ΔW (no dropout): the deployable layer."""
         delta, dbias = self.full_delta()
         base = self.base
-        out = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None or dbias is not None,
-                        device=base.weight.device, dtype=base.weight.dtype)
+        out = nn.Linear(
+            base.in_features,
+            base.out_features,
+            bias=base.bias is not None or dbias is not None,
+            device=base.weight.device,
+            dtype=base.weight.dtype,
+        )
         out.weight.copy_(base.weight + delta)
         if out.bias is not None:
             out.bias.copy_((base.bias if base.bias is not None else 0) + (dbias if dbias is not None else 0))

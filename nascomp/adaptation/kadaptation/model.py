@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -55,7 +57,8 @@ def apply_kadaptation(model: nn.Module, config: KAdaptationConfig) -> nn.Module:
     slow = nn.ModuleDict({t: SlowWeights(config.n, config.slow_rank, config.init, config.slow_init) for t in used}).to(ref.device)
     setattr(model, SLOW_WEIGHTS_ATTR, slow)
     for name, parts in found.items():
-        layer = KroneckerLinear(model.get_submodule(name), parts, dict(slow.items()), config).to(ref.device)
+        base = cast(nn.Linear, model.get_submodule(name))  # find_targets selects Linears only
+        layer = KroneckerLinear(base, parts, cast("dict[str, SlowWeights]", dict(slow.items())), config).to(ref.device)
         model.set_submodule(name, layer)
     return model
 
@@ -70,7 +73,7 @@ def merge_kadaptation(model: nn.Module) -> list[str]:
 
     Returns the names of Linears that had no bias before and gained one (their model spec must add it).
     """
-    gained = []
+    gained: list[str] = []
     for name, layer in kadaptation_layers(model).items():
         if layer.base.bias is None and layer.adapter_bias is not None:
             gained.append(name)

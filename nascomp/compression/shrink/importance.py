@@ -18,6 +18,7 @@ reordered model computes exactly what the original does (up to floating-point su
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -38,7 +39,8 @@ class _Mean:
     """Running mean of per-unit scores over tokens of several batches."""
 
     def __init__(self):
-        self.total, self.count = None, 0
+        self.total: torch.Tensor | None = None
+        self.count = 0
 
     def add(self, scores: torch.Tensor) -> None:  # (tokens, units)
         s = scores.double().sum(0)
@@ -46,13 +48,15 @@ class _Mean:
         self.count += scores.shape[0]
 
     def value(self) -> torch.Tensor:
+        assert self.total is not None, "no scores were added"
         return (self.total / max(1, self.count)).float()
 
 
 @torch.no_grad()
 def measure_importance(model: nn.Module, images: torch.Tensor, batch_size: int = 64) -> Importance:
     """Importance of embedding channels, heads and MLP units of a timm Swin from its activations on ``images``."""
-    stages = list(model.layers)
+    swin = cast(Any, model)  # a timm SwinTransformer: its module tree is read by attribute
+    stages = list(swin.layers)
     embed = [_Mean() for _ in stages]
     heads = [[_Mean() for _ in s.blocks] for s in stages]
     mlp = [[_Mean() for _ in s.blocks] for s in stages]
@@ -66,21 +70,26 @@ def measure_importance(model: nn.Module, images: torch.Tensor, batch_size: int =
             ctx = inputs[0].reshape(-1, attn.num_heads, inputs[0].shape[-1] // attn.num_heads)  # (tokens, H, hd)
             w = module.weight.reshape(module.weight.shape[0], attn.num_heads, -1)  # (dim, H, hd)
             acc.add(torch.einsum("thd,ohd->tho", ctx, w).norm(dim=-1))
+
         return hook
 
     def fc2_hook(acc: _Mean):
         def hook(module, inputs, out):
             a = inputs[0].reshape(-1, inputs[0].shape[-1])
             acc.add(a.abs() * module.weight.norm(dim=0))
+
         return hook
 
-    handles.append(model.patch_embed.norm.register_forward_hook(norm_hook(embed[0])))
-    handles.append(model.norm.register_forward_hook(norm_hook(embed[-1])))
+    handles.append(swin.patch_embed.norm.register_forward_hook(norm_hook(embed[0])))
+    handles.append(swin.norm.register_forward_hook(norm_hook(embed[-1])))
     for i, stage in enumerate(stages):
         for j, block in enumerate(stage.blocks):
-            handles += [block.norm1.register_forward_hook(norm_hook(embed[i])), block.norm2.register_forward_hook(norm_hook(embed[i])),
-                        block.attn.proj.register_forward_hook(proj_hook(heads[i][j], block.attn)),
-                        block.mlp.fc2.register_forward_hook(fc2_hook(mlp[i][j]))]
+            handles += [
+                block.norm1.register_forward_hook(norm_hook(embed[i])),
+                block.norm2.register_forward_hook(norm_hook(embed[i])),
+                block.attn.proj.register_forward_hook(proj_hook(heads[i][j], block.attn)),
+                block.mlp.fc2.register_forward_hook(fc2_hook(mlp[i][j])),
+            ]
     was_training = model.training
     model.eval()
     try:
@@ -109,21 +118,30 @@ def _channels(block_of: torch.Tensor, width: int, groups: int) -> torch.Tensor:
 @torch.no_grad()
 def reorder(model: nn.Module, importance: Importance) -> nn.Module:
     """Permute ``model``'s units (in place) most important first; the function it computes does not change."""
-    stages = list(model.layers)
+    swin = cast(Any, model)  # a timm SwinTransformer: its module tree is read by attribute
+    stages = list(swin.layers)
     for i, stage in enumerate(stages):
         order = _order(importance.embed[i])
         dim = len(order)
         if i == 0:
-            _take(model.patch_embed.proj.weight, order, 0)
-            _take(model.patch_embed.proj.bias, order, 0)
-            _take(model.patch_embed.norm.weight, order, 0)
-            _take(model.patch_embed.norm.bias, order, 0)
+            _take(swin.patch_embed.proj.weight, order, 0)
+            _take(swin.patch_embed.proj.bias, order, 0)
+            _take(swin.patch_embed.norm.weight, order, 0)
+            _take(swin.patch_embed.norm.bias, order, 0)
         else:
             _take(stage.downsample.reduction.weight, order, 0)
         for j, block in enumerate(stage.blocks):
             attn, hd = block.attn, block.attn.qkv.out_features // 3 // block.attn.num_heads
-            for p in (block.norm1.weight, block.norm1.bias, block.norm2.weight, block.norm2.bias, attn.proj.weight, attn.proj.bias,
-                      block.mlp.fc2.weight, block.mlp.fc2.bias):
+            for p in (
+                block.norm1.weight,
+                block.norm1.bias,
+                block.norm2.weight,
+                block.norm2.bias,
+                attn.proj.weight,
+                attn.proj.bias,
+                block.mlp.fc2.weight,
+                block.mlp.fc2.bias,
+            ):
                 _take(p, order, 0)
             _take(attn.qkv.weight, order, 1)
             _take(block.mlp.fc1.weight, order, 1)
@@ -144,7 +162,7 @@ def reorder(model: nn.Module, importance: Importance) -> nn.Module:
             _take(merge.norm.bias, chunked, 0)
             _take(merge.reduction.weight, chunked, 1)
         else:
-            _take(model.norm.weight, order, 0)
-            _take(model.norm.bias, order, 0)
-            _take(model.head.fc.weight, order, 1)
+            _take(swin.norm.weight, order, 0)
+            _take(swin.norm.bias, order, 0)
+            _take(swin.head.fc.weight, order, 1)
     return model

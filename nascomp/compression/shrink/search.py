@@ -20,8 +20,9 @@ one that fits). Dry runs take params / MACs budgets only (a latency budget needs
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -40,7 +41,7 @@ from nascomp.spaces.arch import Arch, BlockArch, StageArch
 
 __all__ = ["ShrinkMethod", "ShrinkPlan", "shrink_constraint", "uniform_archs", "DEFAULTS"]
 
-DEFAULTS = {"population": 24, "generations": 8, "score_images": 2000, "calib_images": 256, "timer": "wall"}
+DEFAULTS: dict[str, Any] = {"population": 24, "generations": 8, "score_images": 2000, "calib_images": 256, "timer": "wall"}
 
 
 @dataclass
@@ -72,16 +73,20 @@ def shrink_constraint(budget: Budget, space: ShrinkSpace, in_chans: int, num_cla
     timer = options.get("timer") or DEFAULTS["timer"]
     probe = bool(options.get("probe"))
     runtime = options.get("runtime") or "onnxruntime"
+    assert budget.target is not None  # a measured budget names its target (parse_budget)
     label = parse_target(budget.target).label
     path = options.get("lut") or lut_path(f"{space.name}-{timer}{'-probe' if probe else ''}", label, runtime)
     try:
         load_predictor(label, budget.metric, space=space, lut=path, runtime=runtime)
     except NascompError:
-        proto = LutProtocol(target=label, runtime=runtime, timer=timer, probe=probe, resolution=space.resolution, in_chans=in_chans,
-                            num_classes=num_classes)
+        proto = LutProtocol(
+            target=label, runtime=runtime, timer=timer, probe=probe, resolution=space.resolution, in_chans=in_chans, num_classes=num_classes
+        )
         if not quiet:
-            print(f"measuring the layers of the model's neighbourhood on {label} for the latency table {path} (once per model and target)",
-                  file=sys.stderr)
+            print(
+                f"measuring the layers of the model's neighbourhood on {label} for the latency table {path} (once per model and target)",
+                file=sys.stderr,
+            )
         build_lut(space, proto, path, fit="affine")
     return make_constraint(budget, space, in_chans, num_classes, lut=path, runtime=runtime)
 
@@ -93,8 +98,16 @@ def _check_prediction(constraint: Constraint, arch: Arch, dry_run: bool) -> dict
         return None
     if dry_run:
         p = constraint.predictor.predict_interval(arch)
-        return {"unit": p.unit, "predicted": p.value, "low": p.low, "high": p.high, "level": p.level, "measured": None,
-                "straddles_limit": p.straddles(constraint.limit), "interval_method": p.method}
+        return {
+            "unit": p.unit,
+            "predicted": p.value,
+            "low": p.low,
+            "high": p.high,
+            "level": p.level,
+            "measured": None,
+            "straddles_limit": p.straddles(constraint.limit),
+            "interval_method": p.method,
+        }
     from nascomp.profiling.check import check_predictions
 
     report = check_predictions(constraint.predictor, [arch], ["student"], limit=constraint.limit)
@@ -105,13 +118,17 @@ def uniform_archs(space: ShrinkSpace) -> list[Arch]:
     """Full-depth members with every width at the same level (all widest, all next-widest...): search seeds."""
     out = []
     levels = max(len(c) for s in space.stages for c in (s.embed_dim, s.heads, s.mlp_ratio))
+
+    def pick(values: Sequence[Any], level: int) -> Any:
+        """The choice ``level`` steps below the widest (the narrowest when there are fewer)."""
+        return values[max(0, len(values) - 1 - level)]
+
     for level in range(levels):
         stages = []
         for s, hd in zip(space.stages, space.head_dims):
-            pick = lambda values: values[max(0, len(values) - 1 - level)]  # noqa: E731
-            heads = pick(s.heads)
-            block = BlockArch(heads, heads * hd, pick(s.mlp_ratio), s.window[-1])
-            stages.append(StageArch(pick(s.embed_dim), (block,) * max(s.depth)))
+            heads = pick(s.heads, level)
+            block = BlockArch(heads, heads * hd, pick(s.mlp_ratio, level), s.window[-1])
+            stages.append(StageArch(pick(s.embed_dim, level), (block,) * max(s.depth)))
         out.append(Arch(tuple(stages), space.patch_size))
     return out
 
@@ -145,32 +162,45 @@ class ShrinkMethod(CompressionMethod):
             raise NascompError("shrink needs a budget (--budget, e.g. 2gflops, 10mparams or 15ms@mobile-cpu): the sub-network must meet it")
         swin_arch(base)
 
-    def plan(self, base: nn.Module, options: dict, context: CompressContext) -> "ShrinkPlan":
+    def plan(self, base: nn.Module, options: dict, context: CompressContext) -> ShrinkPlan:
         """The neighbourhood, the budget's constraint on it and the checks that must pass before any data is read."""
         self.check(base, options)
         budget = parse_budget(options["budget"])
         arch = swin_arch(base)
         in_chans, resolution = model_input_size(base)
-        widths: Sequence[float] = tuple(options.get("widths") or WIDTHS)
+        widths: tuple[float, ...] = tuple(options.get("widths") or WIDTHS)
         space = neighbourhood(arch, resolution, widths)
         if context.dry_run and budget.measured:
-            raise NascompError(f"a dry run takes a params or MACs budget (e.g. 2gflops, 10mparams); {budget.text} needs latency "
-                               "measurements of the model's sub-networks, so run without --dry-run")
-        constraint = shrink_constraint(budget, space, in_chans, base.num_classes, options, context.quiet)
+            raise NascompError(
+                f"a dry run takes a params or MACs budget (e.g. 2gflops, 10mparams); {budget.text} needs latency "
+                "measurements of the model's sub-networks, so run without --dry-run"
+            )
+        constraint = shrink_constraint(budget, space, in_chans, cast(int, base.num_classes), options, context.quiet)
         original, cheapest = constraint.cost(arch), constraint.cost(space.smallest())
         if original <= budget.limit:
-            raise NascompError(f"the model already meets budget {budget.text}: it costs {budget.format(original)}; "
-                               "nothing to shrink (lower the budget, or deploy the model as it is)")
+            raise NascompError(
+                f"the model already meets budget {budget.text}: it costs {budget.format(original)}; "
+                "nothing to shrink (lower the budget, or deploy the model as it is)"
+            )
         if cheapest > budget.limit:
-            raise NascompError(f"no sub-network of the model meets budget {budget.text}: the smallest reachable one (1 block per stage, "
-                               f"widths at {min(widths):g} of the model's) costs {budget.format(cheapest)}; raise the budget to at least that")
+            raise NascompError(
+                f"no sub-network of the model meets budget {budget.text}: the smallest reachable one (1 block per stage, "
+                f"widths at {min(widths):g} of the model's) costs {budget.format(cheapest)}; raise the budget to at least that"
+            )
         return ShrinkPlan(budget, arch, space, constraint, original, cheapest, widths)
 
     def make_student(self, base: nn.Module, spec: dict, options: dict, context: CompressContext | None = None) -> Student:
         context = context or CompressContext()
         plan = self.plan(base, options, context)
-        budget, arch, space, constraint, original, cheapest, widths = (plan.budget, plan.arch, plan.space, plan.constraint, plan.original,
-                                                                       plan.cheapest, plan.widths)
+        budget, arch, space, constraint, original, cheapest, widths = (
+            plan.budget,
+            plan.arch,
+            plan.space,
+            plan.constraint,
+            plan.original,
+            plan.cheapest,
+            plan.widths,
+        )
         in_chans, resolution = model_input_size(base)
         population, generations = _option(options, "population"), _option(options, "generations")
         if context.dry_run:
@@ -193,24 +223,45 @@ class ShrinkMethod(CompressionMethod):
 
             def score(archs: list[Arch]) -> list[float]:
                 return [s["top1"] for s in scorer.score(archs)]
-        config = EvolutionConfig(population=population, generations=generations, parents=max(2, population // 3),
-                                 mutations=population // 2, crossovers=population // 2)
+
+        config = EvolutionConfig(
+            population=population,
+            generations=generations,
+            parents=max(2, population // 3),
+            mutations=population // 2,
+            crossovers=population // 2,
+        )
         seeds = [a for a in uniform_archs(space) if constraint(a)]
         result = evolutionary_search(space, constraint, constraint.cost, score, config, seed=context.seed, initial=seeds)
         best = result.best.arch
         student = extract(net, best)
-        student_spec = arch_spec(best, base.num_classes, in_chans, resolution, net.drop_path_rate)
+        student_spec = arch_spec(best, cast(int, base.num_classes), in_chans, resolution, net.drop_path_rate)
         structure = {
-            "budget": budget.to_dict(), "arch": best.to_dict(),
-            "cost_in_budget_unit": {"before": original, "after": constraint.cost(best), "smallest_reachable": cheapest,
-                                    "how": constraint.describe()},
-            "space": {"name": space.name, "widths": list(widths), "archs": float(space.size()),
-                      "choices": [s.to_dict() for s in space.stages]},
+            "budget": budget.to_dict(),
+            "arch": best.to_dict(),
+            "cost_in_budget_unit": {
+                "before": original,
+                "after": constraint.cost(best),
+                "smallest_reachable": cheapest,
+                "how": constraint.describe(),
+            },
+            "space": {
+                "name": space.name,
+                "widths": list(widths),
+                "archs": float(space.size()),
+                "choices": [s.to_dict() for s in space.stages],
+            },
             "importance": importance,
             "predicted_vs_measured": _check_prediction(constraint, best, context.dry_run),
-            "search": {"candidates": len(result.candidates), "population": population, "generations": generations, "seed": context.seed,
-                       "score": "kept share of the budget's metric (%)" if context.dry_run else
-                                f"validation top-1 (%) with inherited weights on {count} validation images",
-                       "best_score": result.best.top1},
+            "search": {
+                "candidates": len(result.candidates),
+                "population": population,
+                "generations": generations,
+                "seed": context.seed,
+                "score": "kept share of the budget's metric (%)"
+                if context.dry_run
+                else f"validation top-1 (%) with inherited weights on {count} validation images",
+                "best_score": result.best.top1,
+            },
         }
         return Student(student, student_spec, structure)

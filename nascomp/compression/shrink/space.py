@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -32,8 +33,10 @@ WIDTHS = (0.5, 0.625, 0.75, 0.875, 1.0)  # default fractions of each width offer
 
 def _unsupported(model: nn.Module, why: str) -> NascompError:
     name = getattr(model, "default_cfg", {}).get("architecture") or type(model).__name__
-    return NascompError(f"shrink works on timm Swin Transformers (swin_*, nascomp arch models and their saved directories); "
-                        f"{name!r} is not one ({why}); use --method minivit or drop-blocks for ViT/DeiT models")
+    return NascompError(
+        f"shrink works on timm Swin Transformers (swin_*, nascomp arch models and their saved directories); "
+        f"{name!r} is not one ({why}); use --method minivit or drop-blocks for ViT/DeiT models"
+    )
 
 
 def _ratio(hidden: int, dim: int) -> float:
@@ -51,11 +54,12 @@ def swin_arch(model: nn.Module) -> Arch:
 
     if not isinstance(model, SwinTransformer):
         raise _unsupported(model, f"a {type(model).__name__}")
-    proj = model.patch_embed.proj
+    proj = cast(nn.Conv2d, model.patch_embed.proj)
     if proj.kernel_size != proj.stride or proj.kernel_size[0] != proj.kernel_size[1] or model.global_pool != "avg":
         raise _unsupported(model, "its patch embedding or pooling differs from Swin's")
     stages = []
-    for i, layer in enumerate(model.layers):
+    for i, layer_ in enumerate(model.layers):
+        layer = cast(Any, layer_)  # a timm SwinTransformerStage; its blocks are checked below
         if (i > 0) != isinstance(layer.downsample, PatchMerging):
             raise _unsupported(model, f"stage {i + 1} does not start with Swin's patch merging")
         blocks = []
@@ -72,8 +76,9 @@ def swin_arch(model: nn.Module) -> Arch:
 class ShrinkSpace(SearchSpace):
     """A `SearchSpace` whose heads are whole heads of fixed width: ``qkv_dim = heads x head_dims[stage]``."""
 
-    def __init__(self, stages: Sequence[StageChoices], resolution: int, patch_size: int, name: str, head_dims: Sequence[int],
-                 description: str = ""):
+    def __init__(
+        self, stages: Sequence[StageChoices], resolution: int, patch_size: int, name: str, head_dims: Sequence[int], description: str = ""
+    ):
         super().__init__(stages, resolution, patch_size, name, description)
         self.head_dims = tuple(int(h) for h in head_dims)
         self._pairs = tuple(tuple((h, h * d) for h in s.heads) for s, d in zip(self.stages, self.head_dims))
@@ -100,19 +105,35 @@ def neighbourhood(arch: Arch, resolution: int, widths: Sequence[float] = WIDTHS,
     for i, stage in enumerate(arch.stages):
         first = stage.blocks[0]
         if not stage.uniform:
-            raise NascompError(f"shrink needs the blocks of each stage alike; stage {i + 1} of the model mixes "
-                               f"{sorted({(b.heads, b.qkv_dim, b.mlp_ratio) for b in stage.blocks})} (heads, qkv_dim, mlp_ratio)")
+            raise NascompError(
+                f"shrink needs the blocks of each stage alike; stage {i + 1} of the model mixes "
+                f"{sorted({(b.heads, b.qkv_dim, b.mlp_ratio) for b in stage.blocks})} (heads, qkv_dim, mlp_ratio)"
+            )
         hidden = first.hidden_dim(stage.embed_dim)
         embed = _fractions(stage.embed_dim, widths)
         heads = _fractions(first.heads, widths)
         # MLP widths as fractions of the original hidden width, expressed as ratios of the full embedding
         ratios = tuple(sorted({_ratio(max(1, round(hidden * w)), stage.embed_dim) for w in widths}))
-        stages.append(StageChoices(depth=tuple(range(1, stage.depth + 1)), embed_dim=embed, heads=heads,
-                                   qkv_dim=tuple(h * first.head_dim for h in heads), mlp_ratio=ratios, window=(first.window,)))
+        stages.append(
+            StageChoices(
+                depth=tuple(range(1, stage.depth + 1)),
+                embed_dim=embed,
+                heads=heads,
+                qkv_dim=tuple(h * first.head_dim for h in heads),
+                mlp_ratio=ratios,
+                window=(first.window,),
+            )
+        )
         head_dims.append(first.head_dim)
     digest = hashlib.sha1(f"{arch.to_json()}:{resolution}:{sorted(widths)}".encode()).hexdigest()[:10]
-    return ShrinkSpace(stages, resolution, arch.patch_size, name or f"shrink-{digest}", head_dims,
-                       "the sub-networks of a trained Swin (nascomp compress --method shrink)")
+    return ShrinkSpace(
+        stages,
+        resolution,
+        arch.patch_size,
+        name or f"shrink-{digest}",
+        head_dims,
+        "the sub-networks of a trained Swin (nascomp compress --method shrink)",
+    )
 
 
 @torch.no_grad()
@@ -122,11 +143,12 @@ def load_supernet_from(model: nn.Module, space: ShrinkSpace, arch: Arch) -> Supe
     The largest arch's exported weights are views into the supernet's tensors (nothing is cut), so copying the
     model's state dict into them fills the supernet; the round trip is checked.
     """
-    drop_path = max((float(getattr(b.drop_path1, "drop_prob", 0.0)) for layer in model.layers for b in layer.blocks), default=0.0)
+    swin = cast(Any, model)  # a timm SwinTransformer (swin_arch checked it)
+    drop_path = max((float(getattr(b.drop_path1, "drop_prob", 0.0)) for layer in swin.layers for b in layer.blocks), default=0.0)
     from nascomp.models.resolve import model_input_size
 
     in_chans, resolution = model_input_size(model)
-    net = Supernet(space, num_classes=model.num_classes, in_chans=in_chans, img_size=resolution, drop_path_rate=drop_path)
+    net = Supernet(space, num_classes=swin.num_classes, in_chans=in_chans, img_size=resolution, drop_path_rate=drop_path)
     if space.largest() != arch:
         raise NascompError("internal: the neighbourhood's largest member is not the model")
     state = model.state_dict()

@@ -30,9 +30,9 @@ __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
-    from nascomp.nas.supernet.model import Supernet, StageCapacity, build_supernet, load_supernet
-    from nascomp.nas.supernet.extract import extract
-    from nascomp.nas.supernet.evaluate import evaluate_archs
-    from nascomp.nas.supernet.recipe import SUPERNET_PRESETS, SupernetPreset
     from nascomp.nas.supernet.api import train_supernet
+    from nascomp.nas.supernet.evaluate import evaluate_archs
+    from nascomp.nas.supernet.extract import extract
+    from nascomp.nas.supernet.model import StageCapacity, Supernet, build_supernet, load_supernet
+    from nascomp.nas.supernet.recipe import SUPERNET_PRESETS, SupernetPreset
     from nascomp.nas.supernet.train import sample_subnets

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from nascomp.core.checks import check_device, check_seed, is_module, main_process, require_device
 from nascomp.core.errors import NascompError
@@ -45,10 +46,23 @@ def as_supernet(supernet: Supernet | str | os.PathLike) -> Supernet:
     return load_supernet(Path(supernet))
 
 
-def train_supernet(space: SearchSpace | str, data: DataBundle | str = "fashion-mnist", out: str | os.PathLike | None = None, *,
-                   preset: str | SupernetPreset = "cpu", in_chans: int = 3, data_dir: str | None = None, resume: bool = False,
-                   quiet: bool = False, device: str | None = None, seed: int = 0, overwrite: bool = False,
-                   eval_archs: Mapping[str, Arch] | None = None, logger: str | None = None, **overrides: Any) -> TrainResult:
+def train_supernet(
+    space: SearchSpace | str,
+    data: DataBundle | str = "fashion-mnist",
+    out: str | os.PathLike | None = None,
+    *,
+    preset: str | SupernetPreset = "cpu",
+    in_chans: int = 3,
+    data_dir: str | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    device: str | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    eval_archs: Mapping[str, Arch] | None = None,
+    logger: str | None = None,
+    **overrides: Any,
+) -> TrainResult:
     """Train a weight-entangled supernet over ``space`` (uniform or sandwich subnet sampling) into ``out``.
 
     Args:
@@ -83,17 +97,38 @@ def train_supernet(space: SearchSpace | str, data: DataBundle | str = "fashion-m
     recipe = resolve_recipe(preset, overrides)
     if recipe.sampler not in SAMPLERS:
         raise NascompError(f"unknown sampler {recipe.sampler!r}; choose {' or '.join(SAMPLERS)}")
-    claim = claim_output(out, resume=resume, overwrite=overwrite, inputs=[data_dir],
-                         resumable=("a training run (checkpoints)", "a finished run (metrics.json)", "a saved model"))
+    claim = claim_output(
+        out,
+        resume=resume,
+        overwrite=overwrite,
+        inputs=[data_dir],
+        resumable=("a training run (checkpoints)", "a finished run (metrics.json)", "a saved model"),
+    )
     from nascomp.data import load_data
     from nascomp.nas.supernet.train import fit_supernet
 
     require_device(device)
-    bundle = (load_data(data, data_dir, limit_train=recipe.limit_train, limit_val=recipe.limit_val) if isinstance(data, str)
-              else data.limited(recipe.limit_train, recipe.limit_val))
+    bundle = (
+        load_data(data, data_dir, limit_train=recipe.limit_train, limit_val=recipe.limit_val)
+        if isinstance(data, str)
+        else data.limited(recipe.limit_train, recipe.limit_val)
+    )
+    assert claim is not None  # claim_output returns None only for no path, and out was checked above
     with output_lock(claim, main_process()):
-        return fit_supernet(space, bundle, claim.path, preset=preset, in_chans=in_chans, eval_archs=eval_archs, resume=resume, quiet=quiet,
-                            device=device, seed=seed, logger=logger, **overrides)
+        return fit_supernet(
+            space,
+            bundle,
+            claim.path,
+            preset=preset,
+            in_chans=in_chans,
+            eval_archs=eval_archs,
+            resume=resume,
+            quiet=quiet,
+            device=device,
+            seed=seed,
+            logger=logger,
+            **overrides,
+        )
 
 
 def subnet_arch(supernet: Supernet, arch: Arch | str | os.PathLike) -> Arch:
@@ -105,9 +140,17 @@ def subnet_arch(supernet: Supernet, arch: Arch | str | os.PathLike) -> Arch:
     return load_arch(arch)
 
 
-def evaluate_supernet(supernet: Supernet | str | os.PathLike, archs: Sequence[Arch | str], data: DataBundle | str = "fashion-mnist", *,
-                      batch_size: int = 256, device: str | None = None, quiet: bool = True, workers: int | None = None,
-                      **data_options) -> list[dict]:
+def evaluate_supernet(
+    supernet: Supernet | str | os.PathLike,
+    archs: Sequence[Arch | str],
+    data: DataBundle | str = "fashion-mnist",
+    *,
+    batch_size: int = 256,
+    device: str | None = None,
+    quiet: bool = True,
+    workers: int | None = None,
+    **data_options,
+) -> list[dict]:
     """Validation top-1/top-5 and loss of each arch with the supernet's inherited weights.
 
     Args:
@@ -136,12 +179,20 @@ def evaluate_supernet(supernet: Supernet | str | os.PathLike, archs: Sequence[Ar
     bundle = load_data(data, **data_options) if isinstance(data, str) else data
     if bundle.num_classes != net.num_classes:
         raise NascompError(f"{bundle.name} has {bundle.num_classes} classes, the supernet {net.num_classes}; use its training data")
-    return evaluate_archs(net, chosen, bundle.val, bundle.transform(net.img_size, net.in_chans, train=False), batch_size=batch_size, quiet=quiet,
-                          workers=workers)
+    return evaluate_archs(
+        net,
+        chosen,
+        bundle.val,
+        bundle.transform(net.img_size, net.in_chans, train=False),
+        batch_size=batch_size,
+        quiet=quiet,
+        workers=workers,
+    )
 
 
-def extract_subnet(supernet: Supernet | str | os.PathLike, arch: Arch | str, out: str | os.PathLike | None = None, *,
-                   overwrite: bool = False) -> nn.Module:
+def extract_subnet(
+    supernet: Supernet | str | os.PathLike, arch: Arch | str, out: str | os.PathLike | None = None, *, overwrite: bool = False
+) -> nn.Module:
     """The standalone model of one subnet with the supernet's weights (its outputs equal the supernet's for that arch).
 
     Args:
@@ -170,7 +221,9 @@ def extract_subnet(supernet: Supernet | str | os.PathLike, arch: Arch | str, out
     model.__dict__[SPEC_ATTR] = spec
     if claim is not None:
         with output_lock(claim):
-            source = {"supernet": str(supernet) if not isinstance(supernet, Supernet) else "module",
-                      "arch": str(arch) if not isinstance(arch, Arch) else chosen.to_dict()}
+            source = {
+                "supernet": str(supernet) if not isinstance(supernet, Supernet) else "module",
+                "arch": str(arch) if not isinstance(arch, Arch) else chosen.to_dict(),
+            }
             save_model(claim.path, model, spec, {"source": source})
     return model

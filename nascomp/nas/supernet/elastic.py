@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -256,6 +257,10 @@ class ElasticSwinBlock(nn.Module):
 class _Weights(nn.Module):
     """A named group of parameters, so state-dict keys read like timm's (``downsample.norm.weight``)."""
 
+    # the names ElasticPatchMerging gives (declared for the type checker only: setattr registers them as parameters)
+    weight: nn.Parameter
+    bias: nn.Parameter
+
     def __init__(self, **tensors: torch.Tensor):
         super().__init__()
         for name, tensor in tensors.items():
@@ -301,12 +306,15 @@ class ElasticPatchEmbed(nn.Module):
         self.norm = ElasticLayerNorm(dim_max)
 
     def forward(self, x: torch.Tensor, dim: int) -> torch.Tensor:
-        x = F.conv2d(x, lead(self.proj.weight, dim), lead(self.proj.bias, dim), stride=self.patch_size)
+        bias = cast(torch.Tensor, self.proj.bias)  # built with a bias
+        x = F.conv2d(x, lead(self.proj.weight, dim), lead(bias, dim), stride=self.patch_size)
         return self.norm(x.permute(0, 2, 3, 1), dim)
 
     def export(self, prefix: str, dim: int) -> dict[str, torch.Tensor]:
-        return {f"{prefix}proj.weight": lead(self.proj.weight, dim), f"{prefix}proj.bias": lead(self.proj.bias, dim)} | self.norm.export(
-            f"{prefix}norm.", dim)
+        bias = cast(torch.Tensor, self.proj.bias)  # built with a bias
+        return {f"{prefix}proj.weight": lead(self.proj.weight, dim), f"{prefix}proj.bias": lead(bias, dim)} | self.norm.export(
+            f"{prefix}norm.", dim
+        )
 
 
 class ElasticHead(nn.Module):

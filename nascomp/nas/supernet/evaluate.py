@@ -7,16 +7,16 @@ without rebuilding, and LayerNorm-only networks need no batch-norm recalibration
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch.utils.data import Dataset
 
-from nascomp.data import BatchTransform, DecodedEvalSet, SampleTransform
 from nascomp.core.progress import progress_bar
-from nascomp.spaces.arch import Arch
-from nascomp.nas.supernet.model import Supernet
+from nascomp.data import BatchTransform, DecodedEvalSet, SampleTransform
 from nascomp.engine import Tally
+from nascomp.nas.supernet.model import Supernet
+from nascomp.spaces.arch import Arch
 
 __all__ = ["evaluate_archs"]
 

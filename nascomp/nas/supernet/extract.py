@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from timm.models.swin_transformer import SwinTransformer
@@ -21,8 +21,13 @@ def extract(supernet, arch: Arch | Mapping | None = None) -> SwinTransformer:
     the CPU, in training mode like a fresh model. Its outputs equal the supernet's for that arch.
     """
     arch = supernet.arch if arch is None else (arch if isinstance(arch, Arch) else Arch.from_dict(arch))
-    model = build_from_arch(arch, num_classes=supernet.num_classes, in_chans=supernet.in_chans,
-                            img_size=supernet.img_size, drop_path_rate=supernet.drop_path_rate)
+    model = build_from_arch(
+        arch,
+        num_classes=supernet.num_classes,
+        in_chans=supernet.in_chans,
+        img_size=supernet.img_size,
+        drop_path_rate=supernet.drop_path_rate,
+    )
     state = {k: v.detach().to("cpu", torch.float32).clone() for k, v in supernet.subnet_state_dict(arch).items()}
     model.load_state_dict(state, strict=True)
     return model

@@ -16,22 +16,22 @@ Saving: ``nascomp.models.save_model(dir, supernet, supernet.spec())`` (what `tra
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import cast
 
 import torch
 from torch import nn
 
 from nascomp.core.errors import NascompError
 from nascomp.models.registry import register_model
+from nascomp.nas.supernet.elastic import ElasticHead, ElasticLayerNorm, ElasticPatchEmbed, ElasticPatchMerging, ElasticSwinBlock
 from nascomp.spaces.arch import Arch
 from nascomp.spaces.layout import ArchLayout, arch_layout
 from nascomp.spaces.space import SearchSpace
-from nascomp.nas.supernet.elastic import ElasticHead, ElasticLayerNorm, ElasticPatchEmbed, ElasticPatchMerging, ElasticSwinBlock
 
 __all__ = ["StageCapacity", "Supernet", "build_supernet", "load_supernet"]
-
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class StageCapacity:
     window: int
 
     @classmethod
-    def of_space(cls, space: SearchSpace) -> tuple["StageCapacity", ...]:
+    def of_space(cls, space: SearchSpace) -> tuple[StageCapacity, ...]:
         return tuple(
             cls(max(s.depth), max(s.embed_dim), max(s.heads), max(s.qkv_dim), int(max(s.embed_dim) * max(s.mlp_ratio)), max(s.window))
             for s in space.stages
@@ -70,8 +70,9 @@ class Supernet(nn.Module):
     rate of the last block of the active subnet, rising linearly from 0 as in timm's Swin.
     """
 
-    def __init__(self, space: SearchSpace, num_classes: int = 1000, in_chans: int = 3, img_size: int | None = None,
-                 drop_path_rate: float = 0.1):
+    def __init__(
+        self, space: SearchSpace, num_classes: int = 1000, in_chans: int = 3, img_size: int | None = None, drop_path_rate: float = 0.1
+    ):
         super().__init__()
         if num_classes < 1:
             raise NascompError("a supernet needs num_classes >= 1")
@@ -90,7 +91,7 @@ class Supernet(nn.Module):
         self.set_arch(space.largest())
 
     @classmethod
-    def from_space(cls, space: SearchSpace | str, **kwargs) -> "Supernet":
+    def from_space(cls, space: SearchSpace | str, **kwargs) -> Supernet:
         return cls(space if isinstance(space, SearchSpace) else SearchSpace.load(space), **kwargs)
 
     # --- the active subnet ---------------------------------------------------------------------
@@ -98,7 +99,7 @@ class Supernet(nn.Module):
     def arch(self) -> Arch:
         return self._arch
 
-    def set_arch(self, arch: Arch | Mapping) -> "Supernet":
+    def set_arch(self, arch: Arch | Mapping) -> Supernet:
         """Select the subnet the next forward runs (no rebuild; raises if it exceeds the capacity)."""
         arch = Arch.from_dict(arch) if not isinstance(arch, Arch) else arch
         self._resolve(arch, self.img_size)
@@ -119,8 +120,12 @@ class Supernet(nn.Module):
                 return f"stages[{i}].embed_dim {stage.embed_dim} > {cap.embed_dim}"
         for b in layout.blocks:
             cap = self.capacity[b.stage]
-            for name, value, limit in (("heads", b.heads, cap.heads), ("qkv_dim", b.qkv_dim, cap.qkv_dim),
-                                       ("mlp hidden dim", b.hidden_dim, cap.hidden_dim), ("window", b.window, cap.window)):
+            for name, value, limit in (
+                ("heads", b.heads, cap.heads),
+                ("qkv_dim", b.qkv_dim, cap.qkv_dim),
+                ("mlp hidden dim", b.hidden_dim, cap.hidden_dim),
+                ("window", b.window, cap.window),
+            ):
                 if value > limit:
                     return f"stages[{b.stage}].blocks[{b.index}].{name} {value} > {limit}"
         return None
@@ -143,6 +148,10 @@ class Supernet(nn.Module):
     def layout(self, img_size: int | None = None) -> ArchLayout:
         return self._resolve(self._arch, img_size or self.img_size)[0]
 
+    def _stages(self) -> Sequence[_Stage]:
+        """``self.layers`` as the type checker should see it (a ModuleList yields plain Modules)."""
+        return cast("Sequence[_Stage]", self.layers)
+
     # --- forward -------------------------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != x.shape[-2]:
@@ -150,9 +159,9 @@ class Supernet(nn.Module):
         layout, rates = self._resolve(self._arch, x.shape[-1])
         x = self.patch_embed(x, layout.stem.dim)
         k = 0
-        for i, stage in enumerate(self.layers):
+        for i, stage in enumerate(self._stages()):
             if i:
-                x = stage.downsample(x, layout.merges[i - 1])
+                x = cast(ElasticPatchMerging, stage.downsample)(x, layout.merges[i - 1])  # every stage after the first merges
             for cfg in layout.blocks[k : k + self._arch.stages[i].depth]:
                 x = stage.blocks[cfg.index](x, cfg, rates[k])
                 k += 1
@@ -172,16 +181,19 @@ class Supernet(nn.Module):
         arch = arch or self._arch
         layout = self._resolve(arch, self.img_size)[0]
         out = self.patch_embed.export("patch_embed.", layout.stem.dim)
+        stages = self._stages()
         for merge in layout.merges:
-            out |= self.layers[merge.stage].downsample.export(f"layers.{merge.stage}.downsample.", merge)
+            downsample = cast(ElasticPatchMerging, stages[merge.stage].downsample)  # merges name stages after the first
+            out |= downsample.export(f"layers.{merge.stage}.downsample.", merge)
         for b in layout.blocks:
-            out |= self.layers[b.stage].blocks[b.index].export(f"layers.{b.stage}.blocks.{b.index}.", b)
+            block = cast(ElasticSwinBlock, stages[b.stage].blocks[b.index])
+            out |= block.export(f"layers.{b.stage}.blocks.{b.index}.", b)
         out |= self.norm.export("norm.", layout.head.dim)
         out |= self.head.export("head.", layout.head.dim)
         return out
 
     @torch.no_grad()
-    def inherit_from(self, source: "Supernet | Mapping[str, torch.Tensor]") -> dict[str, list[str]]:
+    def inherit_from(self, source: Supernet | Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
         """Copy every overlapping region of same-named tensors from another supernet's weights.
 
         Leading slices along every axis (the elastic layers store structured weights with explicit axes),
@@ -209,17 +221,25 @@ class Supernet(nn.Module):
 
     def spec(self) -> dict:
         """A `nascomp.models` spec that rebuilds this supernet (weights go in model.safetensors)."""
-        return {"builder": "supernet", "kwargs": {
-            "space": self.space.to_dict(), "num_classes": self.num_classes, "in_chans": self.in_chans,
-            "img_size": self.img_size, "drop_path_rate": self.drop_path_rate}}
+        return {
+            "builder": "supernet",
+            "kwargs": {
+                "space": self.space.to_dict(),
+                "num_classes": self.num_classes,
+                "in_chans": self.in_chans,
+                "img_size": self.img_size,
+                "drop_path_rate": self.drop_path_rate,
+            },
+        }
 
 
 @register_model("supernet")
-def build_supernet(space: Mapping | str, num_classes: int = 1000, in_chans: int = 3, img_size: int | None = None,
-                   drop_path_rate: float = 0.1) -> Supernet:
+def build_supernet(
+    space: Mapping | str, num_classes: int = 1000, in_chans: int = 3, img_size: int | None = None, drop_path_rate: float = 0.1
+) -> Supernet:
     """Model-spec builder: ``space`` is a space dict (as saved) or a space name / YAML path."""
-    space = SearchSpace.from_dict(space, "saved space") if isinstance(space, Mapping) else SearchSpace.load(space)
-    return Supernet(space, num_classes=num_classes, in_chans=in_chans, img_size=img_size, drop_path_rate=drop_path_rate)
+    resolved = SearchSpace.from_dict(space, "saved space") if isinstance(space, Mapping) else SearchSpace.load(space)
+    return Supernet(resolved, num_classes=num_classes, in_chans=in_chans, img_size=img_size, drop_path_rate=drop_path_rate)
 
 
 def load_supernet(directory: str | Path) -> Supernet:

@@ -31,8 +31,9 @@ Presets give a whole recipe; any explicit argument overrides its field:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 from nascomp.core.errors import NascompError
 from nascomp.core.validate import fraction, non_negative, positive
@@ -96,15 +97,47 @@ class SupernetPreset:
 _TRAIN_FIELDS = tuple(f.name for f in fields(SupernetPreset) if f.name in TrainConfig.__dataclass_fields__ and f.name != "resolution")
 
 SUPERNET_PRESETS: dict[str, SupernetPreset] = {
-    "smoke": SupernetPreset(resolution=32, epochs=1, batch_size=32, lr=1e-3, warmup_epochs=0.0, drop_path_rate=0.0,
-                            limit_train=128, limit_val=64),
-    "cpu": SupernetPreset(resolution=32, epochs=12, batch_size=64, lr=2e-3, warmup_epochs=1.0, drop_path_rate=0.0,
-                          num_random=2, limit_train=2000, limit_val=1000),
-    "full": SupernetPreset(resolution=None, epochs=500, batch_size=128, lr=5e-4, lr_base_batch=512, min_lr=1e-5, warmup_lr=1e-6,
-                           warmup_epochs=20.0, weight_decay=0.05, label_smoothing=0.1, drop_path_rate=0.1, sampler="uniform",
-                           grad_clip=None, auto_augment=RAND_AUGMENT, color_jitter=0.4, random_erasing=0.25, crop_scale=0.08, crop_pct=0.875,
-                           interpolation="bicubic", mixup=0.8, cutmix=1.0, mixup_prob=1.0, mixup_switch_prob=0.5, repeated_aug=3,
-                           ema_decay=0.0),
+    "smoke": SupernetPreset(
+        resolution=32, epochs=1, batch_size=32, lr=1e-3, warmup_epochs=0.0, drop_path_rate=0.0, limit_train=128, limit_val=64
+    ),
+    "cpu": SupernetPreset(
+        resolution=32,
+        epochs=12,
+        batch_size=64,
+        lr=2e-3,
+        warmup_epochs=1.0,
+        drop_path_rate=0.0,
+        num_random=2,
+        limit_train=2000,
+        limit_val=1000,
+    ),
+    "full": SupernetPreset(
+        resolution=None,
+        epochs=500,
+        batch_size=128,
+        lr=5e-4,
+        lr_base_batch=512,
+        min_lr=1e-5,
+        warmup_lr=1e-6,
+        warmup_epochs=20.0,
+        weight_decay=0.05,
+        label_smoothing=0.1,
+        drop_path_rate=0.1,
+        sampler="uniform",
+        grad_clip=None,
+        auto_augment=RAND_AUGMENT,
+        color_jitter=0.4,
+        random_erasing=0.25,
+        crop_scale=0.08,
+        crop_pct=0.875,
+        interpolation="bicubic",
+        mixup=0.8,
+        cutmix=1.0,
+        mixup_prob=1.0,
+        mixup_switch_prob=0.5,
+        repeated_aug=3,
+        ema_decay=0.0,
+    ),
 }
 
 

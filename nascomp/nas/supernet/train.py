@@ -18,28 +18,30 @@ any explicit argument overrides a preset's field.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, cast
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from nascomp.data import DataBundle, load_data
 from nascomp.core.distributed import init_distributed
 from nascomp.core.errors import NascompError
 from nascomp.core.progress import console
 from nascomp.core.validate import removed_on_failure
-from nascomp.spaces.arch import Arch
-from nascomp.spaces.space import SearchSpace
-from nascomp.nas.supernet.model import Supernet
-from nascomp.nas.supernet.recipe import SAMPLERS, SupernetPreset, resolve_recipe
+from nascomp.cost.arch_cost import arch_cost
+from nascomp.data import DataBundle, load_data
 from nascomp.engine import StepContext, TrainConfig, evaluate, fit
 from nascomp.engine.api import TrainResult
-from nascomp.cost.arch_cost import arch_cost
+from nascomp.nas.supernet.model import Supernet
+from nascomp.nas.supernet.recipe import SAMPLERS, SupernetPreset, resolve_recipe
+from nascomp.spaces.arch import Arch
+from nascomp.spaces.space import SearchSpace
 
 __all__ = ["SupernetPreset", "SAMPLERS", "resolve_recipe", "sample_subnets", "make_step", "make_eval", "fit_supernet"]
+
 
 def sample_subnets(space: SearchSpace, rng, sampler: str = "sandwich", num_random: int = 1) -> list[Arch]:
     """The subnets one step trains, in order (the largest last for the sandwich rule)."""
@@ -51,7 +53,8 @@ def sample_subnets(space: SearchSpace, rng, sampler: str = "sandwich", num_rando
 
 
 def _unwrap(model: nn.Module) -> Supernet:
-    return model.module if isinstance(model, DistributedDataParallel) else model
+    """The supernet a training step gets, DDP-wrapped or not (the cast: training only ever passes a supernet)."""
+    return cast(Supernet, model.module if isinstance(model, DistributedDataParallel) else model)
 
 
 def make_step(space: SearchSpace, sampler: str = "sandwich", num_random: int = 1, distill: bool = False):
@@ -70,8 +73,9 @@ def make_step(space: SearchSpace, sampler: str = "sandwich", num_random: int = 1
         archs = sample_subnets(space, ctx.rng(), sampler, num_random)
         drawn = archs if sampler == "uniform" else archs[1:-1]  # the sandwich's extremes are the same every step
         if drawn:  # what the run logs: the cost of the subnets the sampler drew
-            ctx.scalars["supernet/sampled_macs"] = sum(arch_cost(a, net.img_size, net.in_chans, net.num_classes).macs
-                                                       for a in drawn) / len(drawn)
+            ctx.scalars["supernet/sampled_macs"] = sum(arch_cost(a, net.img_size, net.in_chans, net.num_classes).macs for a in drawn) / len(
+                drawn
+            )
         if distill:
             archs = archs[-1:] + archs[:-1]  # teacher first
         total, teacher = 0.0, None
@@ -161,8 +165,9 @@ def fit_supernet(
     if supernet is None:
         with torch.random.fork_rng(devices=[]):  # the initial weights are a function of the seed
             torch.manual_seed(seed)
-            supernet = Supernet(space, num_classes=data.num_classes, in_chans=in_chans, img_size=resolution,
-                                drop_path_rate=recipe.drop_path_rate)
+            supernet = Supernet(
+                space, num_classes=data.num_classes, in_chans=in_chans, img_size=resolution, drop_path_rate=recipe.drop_path_rate
+            )
     else:
         if supernet.num_classes != data.num_classes:
             raise NascompError(f"the given supernet has {supernet.num_classes} classes, the data {data.num_classes}")
@@ -176,24 +181,43 @@ def fit_supernet(
     archs = dict(eval_archs) if eval_archs else {"largest": space.largest(), "smallest": space.smallest()}
     fixed = {"seed", "resolution", "in_chans", "find_unused_parameters", *asdict(recipe)}
     train_extra = {k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__ and k not in fixed}
-    cfg = recipe.train_config(seed=seed, resolution=resolution, in_chans=supernet.in_chans, find_unused_parameters=True,
-                              **{k: v for k, v in train_extra.items() if v is not None})
+    cfg = recipe.train_config(
+        seed=seed,
+        resolution=resolution,
+        in_chans=supernet.in_chans,
+        find_unused_parameters=True,
+        **{k: v for k, v in train_extra.items() if v is not None},
+    )
     notes = space.degenerate_windows(resolution)
     if resolution != space.resolution:
-        notes.insert(0, f"training at a proxy resolution of {resolution} px; the space's budgets and costs refer to "
-                        f"{space.resolution} px")
+        notes.insert(0, f"training at a proxy resolution of {resolution} px; the space's budgets and costs refer to {space.resolution} px")
     if not quiet and init_distributed(device).is_main:
         for note in notes:
             console.print(f"[yellow]note:[/] {note}")
     metadata = {
-        "supernet": {"space": space.name, "preset": preset if isinstance(preset, str) else "custom",
-                     "recipe": asdict(recipe), "resolution": resolution, "eval_archs": {n: a.to_dict() for n, a in archs.items()},
-                     "notes": notes},
+        "supernet": {
+            "space": space.name,
+            "preset": preset if isinstance(preset, str) else "custom",
+            "recipe": asdict(recipe),
+            "resolution": resolution,
+            "eval_archs": {n: a.to_dict() for n, a in archs.items()},
+            "notes": notes,
+        },
     }
     with removed_on_failure(out_dir):
         metrics = fit(
-            supernet, data, cfg, out_dir, spec=supernet.spec(), step_fn=make_step(space, recipe.sampler, recipe.num_random, recipe.distill),
-            eval_fn=make_eval(archs, cfg.eval_batch_size, workers=cfg.num_workers), resume=resume, quiet=quiet, evaluate_test=False,
-            metadata=metadata, device=device, logger=logger,
+            supernet,
+            data,
+            cfg,
+            out_dir,
+            spec=supernet.spec(),
+            step_fn=make_step(space, recipe.sampler, recipe.num_random, recipe.distill),
+            eval_fn=make_eval(archs, cfg.eval_batch_size, workers=cfg.num_workers),
+            resume=resume,
+            quiet=quiet,
+            evaluate_test=False,
+            metadata=metadata,
+            device=device,
+            logger=logger,
         )
     return TrainResult(Path(out_dir), supernet, metrics)
