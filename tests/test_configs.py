@@ -30,7 +30,7 @@ TINY = dict(img_size=32, patch_size=4, window_size=4, embed_dim=16, depths=(2, 2
         (lambda: nascomp.ShrinkConfig(budget="2gflops", widths=(0.5, 1.5)), "widths are kept fractions"),
         (lambda: nascomp.ShrinkConfig(budget="2gflops", timer="cpu"), "timer='cpu'"),
         (lambda: nascomp.Int8Config(mode="int4"), "mode='int4'"),
-        (lambda: nascomp.Int8Config(runtime="tensorrt"), "runtime='tensorrt'"),
+        (lambda: nascomp.Int8Config(runtime="tensorrt"), "int8 files are made for onnxruntime or executorch"),
         (lambda: nascomp.DropBlocksConfig(), "needs keep"),
         (lambda: nascomp.DropBlocksConfig(keep=(2, 0)), "keep must be positive"),
         (lambda: nascomp.MiniViTConfig(transform_init="zeros"), "transform_init='zeros'"),

@@ -198,7 +198,8 @@ class Int8Config(_Timing, CompressionConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _choice("mode", self.mode, INT8_MODES)
-        _choice("runtime", self.runtime, INT8_RUNTIMES)
+        if self.runtime is not None and self.runtime not in INT8_RUNTIMES:
+            raise NascompError(f"--runtime {self.runtime!r}: int8 files are made for {' or '.join(INT8_RUNTIMES)}")
         positive("calib_images", self.calib_images)
 
 
