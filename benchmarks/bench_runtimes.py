@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from record import run_header
+from record import portable, run_header
 
 from nascomp.core.io import atomic_write_json, atomic_write_text
 from nascomp.profiling.host import load_average
@@ -512,8 +512,8 @@ def main() -> None:
         for m in doc["models"].values():
             if "latency" in m:
                 m["latency"]["summary"] = summarize(m["latency"]["rounds"])
-        atomic_write_json(args.out, doc)
-        atomic_write_text(args.out.with_suffix(".md"), markdown(doc))
+        atomic_write_json(args.out, portable(doc))
+        atomic_write_text(args.out.with_suffix(".md"), markdown(portable(doc)))
         print(f"rewrote {args.out} and {args.out.with_suffix('.md')} from the recorded rounds")
         return
 
@@ -529,8 +529,8 @@ def main() -> None:
     def save() -> None:
         doc["load_average_end"] = load_average()
         doc["total_seconds"] = round(time.perf_counter() - start, 1)
-        atomic_write_json(args.out, doc)
-        atomic_write_text(args.out.with_suffix(".md"), markdown(doc))
+        atomic_write_json(args.out, portable(doc))
+        atomic_write_text(args.out.with_suffix(".md"), markdown(portable(doc)))
 
     for name in args.models:
         if name in RUN_MODELS and not (args.runs_dir / name).is_dir():

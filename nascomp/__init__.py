@@ -12,7 +12,9 @@ The public API, imported on first use so that ``import nascomp`` stays cheap (no
     report = nascomp.profile(model, "mobile-cpu")                                    # latency + protocol
 
 Every function validates its input first and raises `NascompError` (one line naming the problem and the
-fix) before any work starts; each returns a typed result (a dataclass), never an exit code.
+fix) before any work starts, and returns a typed result, never an exit code: the workflows and the latency-table and
+supernet functions a dataclass (`SearchResult`, `LatencyTable`, `TableValidation`, a list of `SubnetScore`...), the
+building blocks what they make (`create_model` and `extract_subnet` a module, `load_model` a (module, spec) pair).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ _API = {
     "SearchPreset": "nascomp.nas.presets",
     "train_supernet": "nascomp.nas.supernet.api",
     "evaluate_supernet": "nascomp.nas.supernet.api",
+    "SubnetScore": "nascomp.nas.supernet.api",
     "extract_subnet": "nascomp.nas.supernet.api",
     # compression and adaptation
     "compress": "nascomp.compression.api",
@@ -81,8 +84,11 @@ _API = {
     "Measurement": "nascomp.profiling.profiler",
     "ProfileOptions": "nascomp.profiling.profiler",
     "build_latency_table": "nascomp.profiling.api",
+    "LatencyTable": "nascomp.profiling.api",
     "validate_latency_table": "nascomp.profiling.api",
+    "TableValidation": "nascomp.profiling.api",
     "transfer_latency_table": "nascomp.profiling.api",
+    "TransferredTable": "nascomp.profiling.api",
     "check_predictions": "nascomp.profiling.check",
     "export": "nascomp.deploy.api",
     "pareto_front": "nascomp.pareto.api",
@@ -121,6 +127,7 @@ __all__ = [
     "SearchPreset",
     "train_supernet",
     "evaluate_supernet",
+    "SubnetScore",
     "extract_subnet",
     "compress",
     "CompressResult",
@@ -146,8 +153,11 @@ __all__ = [
     "Measurement",
     "ProfileOptions",
     "build_latency_table",
+    "LatencyTable",
     "validate_latency_table",
+    "TableValidation",
     "transfer_latency_table",
+    "TransferredTable",
     "check_predictions",
     "export",
     "pareto_front",
@@ -191,9 +201,17 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above loa
     from nascomp.nas.api import SearchResult, search
     from nascomp.nas.budget import Budget, parse_budget
     from nascomp.nas.presets import SearchPreset
-    from nascomp.nas.supernet.api import evaluate_supernet, extract_subnet, train_supernet
+    from nascomp.nas.supernet.api import SubnetScore, evaluate_supernet, extract_subnet, train_supernet
     from nascomp.pareto.api import ParetoResult, pareto_front
-    from nascomp.profiling.api import build_latency_table, profile, transfer_latency_table, validate_latency_table
+    from nascomp.profiling.api import (
+        LatencyTable,
+        TableValidation,
+        TransferredTable,
+        build_latency_table,
+        profile,
+        transfer_latency_table,
+        validate_latency_table,
+    )
     from nascomp.profiling.check import check_predictions
     from nascomp.profiling.profiler import Measurement, ProfileOptions, ProfileReport
     from nascomp.report.api import ReportResult, render_report

@@ -66,6 +66,15 @@ TINY_SPACE = {
     ],
 }
 TINY_VIT = dict(img_size=28, patch_size=7, in_chans=1, embed_dim=32, depth=2, num_heads=2, num_classes=10)
+TINY_SWIN = dict(img_size=32, patch_size=4, window_size=4, embed_dim=16, depths=(2, 4), num_heads=(1, 2), in_chans=1, num_classes=10)
+
+# The same tiny models on the command line, as argument lists: TINY_VIT's model (its classes come from the data), the same
+# with one block, and TINY_SWIN's size flags (after a Swin model name).
+TINY_VIT_ARGS = "vit_tiny_patch16_224 --img-size 28 --patch-size 7 --in-chans 1 --embed-dim 32 --depth 2 --num-heads 2".split()
+ONE_BLOCK_VIT_ARGS = "vit_tiny_patch16_224 --img-size 28 --patch-size 7 --in-chans 1 --embed-dim 32 --depth 1 --num-heads 2".split()
+TINY_SWIN_FLAGS = (
+    "--img-size 32 --patch-size 4 --window-size 4 --embed-dim 16 --depths 2,4 --num-heads 1,2 --in-chans 1 --num-classes 10".split()
+)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from nascomp.cli import main
 from nascomp.core.errors import NascompError
 from nascomp.data import load_data
 from nascomp.models import resolve_model, save_model, timm_spec
+from tests.conftest import TINY_VIT_ARGS
 
 VIT = dict(img_size=28, patch_size=7, in_chans=1, embed_dim=32, depth=2, num_heads=2, num_classes=5)
 
@@ -168,19 +169,7 @@ def test_checkpoint_into_timm_name_ignores_the_old_head(tmp_path, capsys):
     model = vit(num_classes=3)
     save_file(model.state_dict(), tmp_path / "w.safetensors")
     args = [
-        "vit_tiny_patch16_224",
-        "--img-size",
-        "28",
-        "--patch-size",
-        "7",
-        "--in-chans",
-        "1",
-        "--embed-dim",
-        "32",
-        "--depth",
-        "2",
-        "--num-heads",
-        "2",
+        *TINY_VIT_ARGS,
         "--checkpoint",
         str(tmp_path / "w.safetensors"),
         "--method",

@@ -20,24 +20,10 @@ import nascomp
 from nascomp.cli import main
 from nascomp.core.errors import NascompError
 from nascomp.core.io import save_tensors
+from tests.conftest import ONE_BLOCK_VIT_ARGS as VIT
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-VIT = [
-    "vit_tiny_patch16_224",
-    "--img-size",
-    "28",
-    "--patch-size",
-    "7",
-    "--in-chans",
-    "1",
-    "--embed-dim",
-    "32",
-    "--depth",
-    "1",
-    "--num-heads",
-    "2",
-]
 SMALL = ["--limit-train", "64", "--limit-val", "32", "--limit-test", "32", "--epochs", "1", "--batch-size", "32", "--quiet"]
 
 

@@ -135,3 +135,26 @@ def test_preset_overrides_route_to_exactly_one_dataclass():
     routes = override_routes()
     assert routes["epochs"] == "SupernetPreset" and routes["population"] == "EvolutionConfig" and routes["tau"] == "EvolutionRule"
     assert routes["top"] == "SearchPreset" and len(routes) == len(set(routes))
+
+
+def test_a_supernet_recipe_composes_a_train_config_and_records_the_flat_layout_runs_resume_with():
+    from nascomp.engine import TrainConfig
+    from nascomp.nas.presets import PRESETS, resolve_preset
+    from nascomp.nas.supernet.recipe import SUPERNET_PRESETS, resolve_recipe, run_options
+
+    recipe = SUPERNET_PRESETS["cpu"].with_overrides({"epochs": 3, "drop_path_rate": 0.2, "opt": "sgd", "lr": None})
+    assert isinstance(recipe.train, TrainConfig) and (recipe.train.epochs, recipe.train.opt, recipe.drop_path_rate) == (3, "sgd", 0.2)
+    assert recipe.train.lr == SUPERNET_PRESETS["cpu"].train.lr  # None keeps the recipe's
+    record = recipe.to_dict()
+    # 0.x's layout (what run.json of older runs holds): flat, this order, no nested training config; a newer field only when set
+    assert list(record)[:4] == ["resolution", "epochs", "batch_size", "lr"] and "train" not in record and record["opt"] == "sgd"
+    assert "opt" not in SUPERNET_PRESETS["cpu"].to_dict() and "seed" not in record and "num_workers" not in record
+    assert PRESETS["cpu"].to_dict()["supernet"] == PRESETS["cpu"].supernet.to_dict()
+    with pytest.raises(NascompError, match=r"unknown supernet training options \['epoch'\]"):
+        SUPERNET_PRESETS["cpu"].with_overrides({"epoch": 3})
+    with pytest.raises(NascompError, match="unknown sampler 'sandwitch'"):
+        resolve_recipe("smoke", {"sampler": "sandwitch"})
+    # run settings travel beside the recipe, not in it
+    assert resolve_recipe("smoke", {"num_workers": 0, "epochs": 2}).train.num_workers is None
+    assert run_options({"num_workers": 0, "epochs": 2, "amp": None}) == {"num_workers": 0}
+    assert resolve_preset("smoke", {"epochs": 5, "population": 4}).supernet.train.epochs == 5

@@ -18,9 +18,7 @@ from nascomp.distillation.losses import hidden_relation_loss, qkv_relation_loss,
 from nascomp.distillation.minivit import default_layer_pairs, parse_layer_pairs
 from nascomp.distillation.taps import ActivationTap
 from nascomp.models.structure import transformer_blocks
-
-TINY_SWIN = dict(img_size=32, patch_size=4, window_size=4, embed_dim=16, depths=(2, 4), num_heads=(1, 2), in_chans=1, num_classes=10)
-
+from tests.conftest import TINY_SWIN
 
 # ------------------------------------------------------------------ loop references (no vectorised maths)
 

@@ -414,7 +414,7 @@ def test_a_latency_table_builds_in_executorch_and_predicts_its_subnets(tmp_path,
     from nascomp.profiling import predictor as P
 
     (tmp_path / "s.yaml").write_text(ONE_CHOICE_SPACE)
-    table = nascomp.build_latency_table(
+    built = nascomp.build_latency_table(
         str(tmp_path / "s.yaml"),
         "mobile-cpu",
         lut=tmp_path / "et.json",
@@ -424,6 +424,8 @@ def test_a_latency_table_builds_in_executorch_and_predicts_its_subnets(tmp_path,
         repeat=10,
         calibrate=2,
     )
+    table = built.table
+    assert built.path == tmp_path / "et.json" and built.protocol == table["protocol"] and built.entries == len(table["entries"])
     assert table["protocol"]["runtime"] == "executorch" and table["protocol"]["threads"] == 1 and table["complete"]
     assert len(table["entries"]) == len(P.space_layers(nascomp.load_space(str(tmp_path / "s.yaml"))))
     assert all(e["ms"] > 0 for e in table["entries"].values())

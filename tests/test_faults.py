@@ -19,26 +19,12 @@ import nascomp
 from nascomp.cli import main
 from nascomp.core.errors import NascompError
 from nascomp.core.outputs import LOCK_FILE, claim_output, output_lock
+from tests.conftest import ONE_BLOCK_VIT_ARGS as VIT
 from tests.conftest import TINY_VIT
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
-VIT = [
-    "vit_tiny_patch16_224",
-    "--img-size",
-    "28",
-    "--patch-size",
-    "7",
-    "--in-chans",
-    "1",
-    "--embed-dim",
-    "32",
-    "--depth",
-    "1",
-    "--num-heads",
-    "2",
-]
 
 
 def _tree(folder: Path) -> dict[str, str]:
@@ -237,18 +223,15 @@ def _long_commands(tmp: Path, data: Path) -> dict[str, list[str]]:
     }
 
 
+def _as_from_a_terminal() -> None:
+    """A child's SIGINT at its default, as a command typed in a terminal has it: a job started in the background (``cmd &``
+    in a script, as CI runners and ``nohup`` do) inherits SIGINT *ignored*, and Python then never raises KeyboardInterrupt;
+    that is the convention nascomp keeps, so without this the Ctrl-C case would test the launcher, not nascomp."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "sig, code",
-    [
-        # Known open problem (closing note 2026-12-02): after other slow tests, `train` sometimes finishes with exit 0 after
-        # SIGINT, as if the interrupt were lost; alone the test passes. Marked, not hidden: it still runs and reports XPASS/XFAIL.
-        pytest.param(
-            signal.SIGINT, 130, marks=pytest.mark.xfail(reason="SIGINT occasionally not acted on after other slow tests", strict=False)
-        ),
-        (signal.SIGTERM, 143),
-    ],
-)
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_every_long_command_stops_on_a_signal_within_2_s_with_one_line_and_resumes(sig, code, fake_fmnist, tmp_path, tiny_vit):
     from nascomp.models import save_model, timm_spec
 
@@ -256,7 +239,9 @@ def test_every_long_command_stops_on_a_signal_within_2_s_with_one_line_and_resum
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     for name, argv in _long_commands(tmp_path, fake_fmnist).items():
         out = Path(argv[argv.index("--out") + 1])
-        proc = subprocess.Popen([sys.executable, "-m", "nascomp", *argv], env=env, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nascomp", *argv], env=env, stderr=subprocess.PIPE, text=True, preexec_fn=_as_from_a_terminal
+        )
         deadline = time.time() + 240
         while not any(out.rglob("checkpoints")) and proc.poll() is None and time.time() < deadline:
             time.sleep(0.2)  # a first checkpoint: the run is well under way

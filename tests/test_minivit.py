@@ -27,8 +27,8 @@ from nascomp.cost.counter import count_params
 from nascomp.deploy.onnx import export_onnx
 from nascomp.models import load_model, save_model, timm_spec
 from nascomp.models.structure import transformer_blocks
+from tests.conftest import TINY_SWIN
 
-TINY_SWIN = dict(img_size=32, patch_size=4, window_size=4, embed_dim=16, depths=(2, 4), num_heads=(1, 2), in_chans=1, num_classes=10)
 TINY_DEIT = dict(img_size=32, patch_size=8, embed_dim=24, depth=4, num_heads=3, in_chans=1, num_classes=10)
 IRPE_KEY_TABLES = 12 * 49 * 64  # Mini-DeiT's iRPE: 49 buckets x head dim 64 per layer (not part of timm's ViT)
 

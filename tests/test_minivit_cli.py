@@ -11,27 +11,9 @@ import torch
 from nascomp.cli import main
 from nascomp.core.io import save_tensors
 from nascomp.models import save_model, timm_spec
+from tests.conftest import TINY_SWIN, TINY_SWIN_FLAGS
 
 SWIN = "swin_tiny_patch4_window7_224"
-TINY_SWIN = dict(img_size=32, patch_size=4, window_size=4, embed_dim=16, depths=(2, 4), num_heads=(1, 2), in_chans=1, num_classes=10)
-TINY_FLAGS = [
-    "--img-size",
-    "32",
-    "--patch-size",
-    "4",
-    "--window-size",
-    "4",
-    "--embed-dim",
-    "16",
-    "--depths",
-    "2,4",
-    "--num-heads",
-    "1,2",
-    "--in-chans",
-    "1",
-    "--num-classes",
-    "10",
-]
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +90,9 @@ def test_clear_errors(teacher_dir, fake_fmnist, tmp_path, capsys):
     assert code == 2 and "does not divide stage 1's depth 2" in err
     wrong = tmp_path / "wrong.safetensors"
     save_tensors(wrong, timm.create_model(SWIN, **{**TINY_SWIN, "embed_dim": 8}).state_dict())
-    code, _, err = _run(["compress", SWIN, *TINY_FLAGS, "--checkpoint", str(wrong), "--out", str(tmp_path / "x")], capsys)
+    code, _, err = _run(["compress", SWIN, *TINY_SWIN_FLAGS, "--checkpoint", str(wrong), "--out", str(tmp_path / "x")], capsys)
     assert code == 2 and "does not match the model" in err and "--embed-dim" in err
-    code, _, err = _run(["compress", SWIN, *TINY_FLAGS, "--out", str(tmp_path / "y")], capsys)
+    code, _, err = _run(["compress", SWIN, *TINY_SWIN_FLAGS, "--out", str(tmp_path / "y")], capsys)
     assert code == 2 and "--checkpoint PATH" in err
     code, _, err = _run(
         [

@@ -240,6 +240,8 @@ def test_real_transfer_from_a_torch_table_to_onnxruntime(tmp_path, one_thread):
         repeat=3,
     )
     assert result.table["protocol"]["runtime"] == "onnxruntime" and result.table["transfer"]["source_target"] == "cpu"
-    assert result.table["entries"] == source["entries"] and result.seconds > 0
+    assert isinstance(source, nascomp.profiling.api.LatencyTable) and source.entries == len(source.table["entries"])
+    assert result.table["entries"] == source.table["entries"] and result.seconds > 0
     check = nascomp.validate_latency_table(str(tmp_path / "s.yaml"), "mobile-cpu", lut=tmp_path / "ort.json", n=3)
-    assert check["subnets"] == 3 and all(r["measured_ms"] > 0 and r["low_ms"] is not None for r in check["rows"])
+    assert check.subnets == 3 and all(r["measured_ms"] > 0 and r["low_ms"] is not None for r in check.rows)
+    assert check.to_dict() == json.loads((tmp_path / "ort.json").read_text())["validation"]  # the report stored in the table

@@ -108,7 +108,7 @@ def test_search_writes_every_output_and_resumes_to_the_same_result(tiny_space, f
     history = read_json(out / "evolution" / "history.json")["steps"]
     assert len(history) == 2 and len(history[0]["decisions"]) == 12 and history[1]["decisions"] == []
     legs = [read_json(out / "supernet" / f"step-{t}" / "metrics.json")["config"]["lr"] for t in (0, 1)]
-    assert legs == [PRESETS["smoke"].supernet.lr, 3e-4]  # evolution steps train at --evolve-lr
+    assert legs == [PRESETS["smoke"].supernet.train.lr, 3e-4]  # evolution steps train at --evolve-lr
     assert (out / "candidates.csv").read_text().count("\n") == len(read_json(out / "search/result.json")["candidates"]) + 1
     # weights nothing downstream reads are gone, their metrics stay; the final supernet and the finalists are kept
     assert not list((out / "supernet" / "step-0").glob("model.*")) and (out / "supernet" / "step-0" / "metrics.json").is_file()

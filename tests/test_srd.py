@@ -17,12 +17,12 @@ from nascomp.distillation.srd import SemanticRepresentationDistillation
 from nascomp.distillation.taps import PenultimateTap
 from nascomp.engine import StepContext
 from nascomp.models import resolve_model, save_model, timm_spec
+from tests.conftest import TINY_VIT, TINY_VIT_ARGS
 
-VIT = dict(img_size=28, patch_size=7, in_chans=1, embed_dim=32, depth=2, num_heads=2, num_classes=10)
 SWIN = dict(img_size=28, patch_size=2, window_size=7, embed_dim=16, depths=(2, 2), num_heads=(2, 4), in_chans=1, num_classes=10)
 CNN = dict(in_chans=1, num_classes=10)
 BUILDERS = {
-    "vit": lambda: timm.create_model("vit_tiny_patch16_224", **VIT),
+    "vit": lambda: timm.create_model("vit_tiny_patch16_224", **TINY_VIT),
     "swin": lambda: timm.create_model("swin_tiny_patch4_window7_224", **SWIN),
     "cnn": lambda: timm.create_model("resnet10t", **CNN),
 }
@@ -117,19 +117,7 @@ def test_distillation_step_updates_connector_through_fit_step():
 def _train(tmp_path, fake_fmnist, name, *extra):
     args = [
         "train",
-        "vit_tiny_patch16_224",
-        "--img-size",
-        "28",
-        "--patch-size",
-        "7",
-        "--in-chans",
-        "1",
-        "--embed-dim",
-        "32",
-        "--depth",
-        "2",
-        "--num-heads",
-        "2",
+        *TINY_VIT_ARGS,
         "--data",
         "fashion-mnist",
         "--data-dir",
@@ -201,7 +189,7 @@ def test_extra_module_gradients_are_averaged_across_ranks():
 def test_compress_with_distill_srd(tmp_path, fake_fmnist, capsys):
     """`nascomp compress --distill srd`: the MiniViT student learns from its uncompressed teacher through SRD."""
     torch.manual_seed(0)
-    kw = {**VIT, "depth": 4}
+    kw = {**TINY_VIT, "depth": 4}
     save_model(tmp_path / "base", timm.create_model("vit_tiny_patch16_224", **kw), timm_spec("vit_tiny_patch16_224", **kw))
     code = main(
         [

@@ -215,3 +215,37 @@ def test_fit_shrinks_the_batch_to_the_data_on_its_own_copy_of_the_config(fake_fm
     metrics = fit(model, data, cfg, tmp_path / "run", quiet=True)
     assert cfg.batch_size == 512  # the caller's config is as it was
     assert metrics["config"]["batch_size"] == len(data.train) < 512  # the run used one batch of every image
+
+
+def test_stall_check_fires_on_a_loss_left_at_chance_and_not_on_one_that_falls():
+    from nascomp.engine.train import StallCheck
+
+    def run(losses, **kw):
+        check = StallCheck(10, len(losses), **kw)
+        for i, v in enumerate(losses):
+            check.step(i, v)
+        return check.check(len(losses), sum(losses[-10:]) / 10)
+
+    flat = [math.log(10)] * 40
+    assert "has not moved" in run(flat)
+    assert run([math.log(10) * (1 - i / 60) for i in range(40)]) is None  # fell by a third
+    assert run(flat, enabled=False) is None
+
+
+def _soft_target_step(model, images, targets, ctx):
+    """A distillation-like loss: soft targets, so it starts and stays near ln 10 while the student is fine."""
+    with ctx.autocast():
+        loss = -(torch.full((images.shape[0], 10), 0.1) * torch.log_softmax(model(images), -1)).sum(-1).mean()
+    ctx.backward(loss)
+    return loss.detach()
+
+
+def test_a_distillation_loss_is_not_taken_for_a_stalled_run(fake_fmnist, tmp_path):
+    data = _data(fake_fmnist)
+    cfg = _cfg(epochs=2)
+    runs = {}
+    for checked in (True, False):
+        model = timm.create_model("vit_tiny_patch16_224", **TINY_VIT)
+        runs[checked] = fit(model, data, cfg, tmp_path / str(checked), step_fn=_soft_target_step, quiet=True, stall_check=checked)
+    assert any("has not moved" in w for w in runs[True]["warnings"])  # the check would have fired on this loss...
+    assert runs[False]["warnings"] == []  # ...and distillation turns it off

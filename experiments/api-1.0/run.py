@@ -49,7 +49,7 @@ def _scalars(folder: Path) -> dict:
 
 
 def _text_without_times(text: str) -> str:
-    """An SVG or HTML page without what changes from run to run: dates, durations, the bars of the stage-time chart,
+    """An SVG, HTML or Markdown page without what changes from run to run: dates, durations, the bars of the stage-time chart,
     matplotlib's random element ids."""
     text = re.sub(r"<dc:date>[^<]*</dc:date>", "", text)
     text = re.sub(r"\b[mp][0-9a-f]{10}\b", "ID", text)
@@ -107,7 +107,7 @@ def compare(a: Path, b: Path) -> dict:
                 same.append(str(rel))
             elif rel.suffix == ".json" and _timeless(json.loads(x.read_text())) == _timeless(json.loads(y.read_text())):
                 timeless.append(str(rel))
-            elif rel.suffix in (".svg", ".html") and _text_without_times(x.read_text()) == _text_without_times(y.read_text()):
+            elif rel.suffix in (".svg", ".html", ".md") and _text_without_times(x.read_text()) == _text_without_times(y.read_text()):
                 timeless.append(str(rel))
             else:
                 differ.append(str(rel))

@@ -52,8 +52,8 @@ HERE = Path(__file__).resolve().parent
 SPACE, BUDGET = "s3-vit", "4gflops"
 PRESET = PRESETS["cpu"]
 # the default run's stand-alone check, as a `nascomp.train` recipe
-RECIPE = {"epochs": PRESET.compare_epochs, "batch_size": PRESET.supernet.batch_size, "lr": PRESET.supernet.lr,
-          "warmup_epochs": min(PRESET.supernet.warmup_epochs, PRESET.compare_epochs / 4)}
+RECIPE = {"epochs": PRESET.compare_epochs, "batch_size": PRESET.supernet.train.batch_size, "lr": PRESET.supernet.train.lr,
+          "warmup_epochs": min(PRESET.supernet.train.warmup_epochs, PRESET.compare_epochs / 4)}
 MODEL = {"img_size": PRESET.supernet.resolution, "drop_path_rate": 0.0}
 DATA = {"limit_train": PRESET.supernet.limit_train}  # the search's training images; all 6000 validation, 10000 test images
 STEPS = ("main", "noevo", "train", "tau", "results")
@@ -145,7 +145,7 @@ def inherited(out: Path, archs: dict[str, Arch]) -> dict[str, float]:
         names = tau_names(archs)
         data = nascomp.load_data("fashion-mnist", limit_train=1)
         rows = nascomp.evaluate_supernet(final, [archs[n] for n in names], data)
-        atomic_write_json(path, {"supernet": str(final), "val_images": len(data.val), "top1": {n: r["top1"] for n, r in zip(names, rows)}})
+        atomic_write_json(path, {"supernet": str(final), "val_images": len(data.val), "top1": {n: r.top1 for n, r in zip(names, rows)}})
     return read_json(path)["top1"]
 
 
@@ -251,8 +251,9 @@ def main() -> int:
         run_search(args.out, "main")
     if "noevo" in args.steps:
         # its winner is trained in `train` with the others, so its own stand-alone check is skipped
-        run_search(args.out, "noevo", evolve_steps=0, epochs=PRESET.supernet.epochs + PRESET.evolve_steps * PRESET.evolve_epochs, compare_epochs=0)
-    recipe = {**RECIPE, "epochs": args.epochs, "warmup_epochs": min(PRESET.supernet.warmup_epochs, args.epochs / 4)}
+        run_search(args.out, "noevo", evolve_steps=0, compare_epochs=0,
+                   epochs=PRESET.supernet.train.epochs + PRESET.evolve_steps * PRESET.evolve_epochs)
+    recipe = {**RECIPE, "epochs": args.epochs, "warmup_epochs": min(PRESET.supernet.train.warmup_epochs, args.epochs / 4)}
     archs = archs_to_train(args.out, args.random, args.matched, args.tau)
     if "train" in args.steps:
         i, n = (int(v) for v in args.shard.split("/"))

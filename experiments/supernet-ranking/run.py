@@ -146,7 +146,7 @@ def main() -> None:
         inherited_file = out / f"inherited-{name}.json"
         if not inherited_file.is_file():
             rows = nascomp.evaluate_supernet(supernet_dir, paths, "fashion-mnist")
-            atomic_write_json(inherited_file, [{"arch": str(p), **r} for p, r in zip(paths, rows)])
+            atomic_write_json(inherited_file, [{"arch": str(p), **r.to_dict()} for p, r in zip(paths, rows)])
         x = [r["top1"] for r in read_json(inherited_file)]
         tau, p_tau = kendalltau(x, y)
         metrics = read_json(supernet_dir / "metrics.json")

@@ -275,10 +275,10 @@ def _run_lut(args: argparse.Namespace) -> int:
             )
             table, path = transfer.table, str(transfer.path)
         elif args.build_lut:
-            table = nascomp.build_latency_table(
+            built = nascomp.build_latency_table(
                 space, args.target, lut=args.lut, calibrate=args.calibrate, fit=args.fit, progress=progress, **protocol
             )
-            path = table["path"]
+            table, path = built.table, str(built.path)
         else:
             path = args.lut or str(lut_path(space.name, parse_target(args.target).label, protocol["runtime"], protocol["precision"]))
             if not Path(path).is_file():
@@ -304,7 +304,7 @@ def _run_lut(args: argparse.Namespace) -> int:
             result = nascomp.validate_latency_table(
                 space, args.target, lut=path, n=args.validate, seed=args.seed + 1000, level=args.level, progress=progress
             )
-            summary["validation"] = {k: v for k, v in result.items() if k != "rows"}
+            summary["validation"] = {k: v for k, v in result.to_dict().items() if k != "rows"}
     if args.json:
         print_json(summary)
         return 0

@@ -136,7 +136,7 @@ def run_eval(args: argparse.Namespace) -> int:
         workers=args.workers,
         **data_options(args),
     )
-    rows = [{"arch": ref, **r} for ref, r in zip(args.arch, results)]
+    rows = [{"arch": ref, **r.to_dict()} for ref, r in zip(args.arch, results)]
     if args.json:
         print_json(rows)
     else:

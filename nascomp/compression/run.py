@@ -231,6 +231,7 @@ def _train(run: _Run, out: Path, recipe, training: Mapping, seed: int, resume: b
         spec=run.student.spec,
         step_fn=distillation_step(run.distiller),
         extra_modules={"distiller": run.distiller},
+        stall_check=not run.distiller.needs_teacher,  # a teacher's targets have no chance level (StallCheck)
         resume=resume,
         quiet=quiet,
         metadata={"compress": run.summary},

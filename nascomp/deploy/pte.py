@@ -251,9 +251,7 @@ def export_pte(
         if failed:
             raise NascompError(
                 f"the ExecuTorch program's output differs from PyTorch by {diff:.3g} (allowed {tolerance:g} x "
-                f"{max(1.0, scale):.3g}); not written. Try rewrite=False (--no-rewrite) to tell a formulation problem from "
-                "a "
-                "runtime one"
+                f"{max(1.0, scale):.3g}); not written. Try again with --no-rewrite to tell a formulation problem from a runtime one"
             )
         os.replace(tmp, path)
     finally:

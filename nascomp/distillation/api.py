@@ -137,6 +137,7 @@ def distill(
                 spec=spec,
                 step_fn=distillation_step(distiller),
                 extra_modules={"distiller": distiller},
+                stall_check=not distiller.needs_teacher,  # a teacher's targets have no chance level (StallCheck)
                 resume=resume,
                 quiet=quiet,
                 device=device,

@@ -8,6 +8,7 @@ from nascomp.core.lazy import lazy_exports
 
 # public name -> module that defines it (imported on first use)
 _EXPORTS = {
+    "discard_checkpoints": "nascomp.engine.checkpoint",
     "Tally": "nascomp.engine.evaluate",
     "evaluate": "nascomp.engine.evaluate",
     "StepContext": "nascomp.engine.train",
@@ -21,6 +22,7 @@ __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
+    from nascomp.engine.checkpoint import discard_checkpoints
     from nascomp.engine.config import TrainConfig
     from nascomp.engine.evaluate import Tally, evaluate
     from nascomp.engine.train import StepContext, default_step, fit, lr_at, seed_everything

@@ -35,6 +35,7 @@ __all__ = [
     "load_module_state",
     "checkpoint_progress",
     "latest_checkpoint",
+    "discard_checkpoints",
     "save_checkpoint",
     "rng_state",
     "set_rng_state",
@@ -176,6 +177,11 @@ def readable_checkpoint(out: Path) -> Resumable | None:
             f"cannot resume {out}: every checkpoint is damaged: {'; '.join(rejected)}; delete {out / CHECKPOINT_DIR} to start the run over"
         )
     return None
+
+
+def discard_checkpoints(run_dir: Path) -> None:
+    """Delete ``run_dir``'s training checkpoints, if any: a finished run keeps its weights in its saved model."""
+    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
 
 
 def save_checkpoint(

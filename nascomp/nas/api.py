@@ -199,24 +199,25 @@ def search(
         )
     else:
         bundle = data.limited(recipe.supernet.limit_train, limit_val, recipe.limit_test)
+    assert claim is not None  # claim_output returns None only for no path, and run_dir is always a path
     job = SearchJob(
         space,
         budget,
         recipe,
         bundle,
-        preset_name,
-        seed,
-        in_chans,
-        str(lut) if lut else None,
-        device,
+        claim.path,
+        preset_name=preset_name,
+        seed=seed,
+        in_chans=in_chans,
+        lut=str(lut) if lut else None,
+        device=device,
         workers=workers,
         checkpoint_every=checkpoint_every,
         runtime=runtime,
         logger=logger,
     )
-    assert claim is not None  # claim_output returns None only for no path, and run_dir is always a path
     with removed_on_failure(claim.path), output_lock(claim, main_process()):
-        summary = run_search(job, claim.path, resume=resume, quiet=quiet)
+        summary = run_search(job, resume=resume, quiet=quiet)
         if summary:  # the main process
             write_report(claim.path)
     if not summary:  # a non-main DDP rank

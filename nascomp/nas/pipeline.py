@@ -33,13 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import random
-import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.data import Subset
@@ -51,7 +50,7 @@ from nascomp.core.outputs import holds
 from nascomp.core.progress import console
 from nascomp.core.runlog import RunLogger, make_logger
 from nascomp.data import DataBundle, DecodedEvalSet
-from nascomp.engine import evaluate, fit
+from nascomp.engine import discard_checkpoints, evaluate, fit
 from nascomp.models import save_model
 from nascomp.models.swin import arch_spec, build_from_arch
 from nascomp.nas.budget import Budget
@@ -79,6 +78,7 @@ class SearchJob:
     budget: Budget
     preset: SearchPreset
     data: DataBundle
+    out: Path  # the run directory, resolved by the caller (`nascomp.search` picks the default)
     preset_name: str = "custom"
     seed: int = 0
     in_chans: int = 3
@@ -88,6 +88,11 @@ class SearchJob:
     checkpoint_every: float | None = None  # seconds between mid-epoch checkpoints of every training leg
     runtime: str | None = None  # the runtime a latency / energy budget is predicted for (None: the table's)
     logger: str | None = None  # the run log's backends (`nascomp.core.runlog.make_logger`; None: TensorBoard when installed)
+
+    @property
+    def resolution(self) -> int:
+        """The side the supernet trains and candidates are scored at: the preset's proxy, or the space's own."""
+        return self.preset.supernet.resolution or self.space.resolution
 
     def settings(self) -> dict:
         """What must match for ``--resume`` (not where the data lives, which device runs it, nor how it loads data)."""
@@ -133,23 +138,13 @@ class _Timer:
 class _Run:
     """One search run; methods are the stages, each skipped when its output exists."""
 
-    def __init__(
-        self,
-        job: SearchJob,
-        preset: SearchPreset,
-        space: SearchSpace,
-        budget: Budget,
-        data: DataBundle,
-        constraint: Constraint,
-        out: Path,
-        info: DistInfo,
-        quiet: bool,
-    ):
-        self.job, self.preset, self.space0, self.budget = job, preset, space, budget
-        self.constraint, self.out, self.info, self.quiet = constraint, out, info, quiet
-        self.resolution = preset.supernet.resolution or space.resolution
-        self.collapsed: list[Collapsed] = space.collapsed(self.resolution)
-        self.timer = _Timer(out / "timings.json", info.is_main)
+    def __init__(self, job: SearchJob, constraint: Constraint, info: DistInfo, quiet: bool):
+        self.job, self.preset, self.space0, self.budget = job, job.preset, job.space, job.budget
+        self.constraint, self.out, self.info, self.quiet = constraint, job.out, info, quiet
+        self.resolution = job.resolution
+        self.collapsed: list[Collapsed] = job.space.collapsed(self.resolution)
+        self.timer = _Timer(self.out / "timings.json", info.is_main)
+        preset, data = job.preset, job.data
         # validation and test
         self.eval_tf = data.transform(self.resolution, job.in_chans, train=False, recipe=preset.supernet.train_config().image_recipe())
         # the validation split: the first images score every candidate (E-T, search), the next ones only pick the winner
@@ -172,6 +167,14 @@ class _Run:
         if self.info.is_main:
             atomic_write_json(path, obj)
 
+    def once(self, done: Path, make: Callable[[], Any]) -> Any:
+        """A stage's result: read back from ``done`` when an earlier session finished it, else made and written there."""
+        if done.is_file():
+            return read_json(done)
+        result = make()
+        self.write_json(done, result)
+        return result
+
     def cost_row(self, arch: Arch) -> dict:
         return deploy_cost(arch, self.space0, self.job.in_chans, self.data.num_classes)
 
@@ -192,18 +195,8 @@ class _Run:
         )
 
     def scorer(self, supernet: Supernet, step: int) -> SupernetScorer:
-        return SupernetScorer(
-            supernet,
-            self.data.val,
-            self.eval_tf,
-            batch_size=self.preset.eval_batch_size,
-            device=self.info.device,
-            memo=self.out / "evolution" / f"step-{step}" / "scores.jsonl",
-            dist=self.info,
-            quiet=self.quiet,
-            workers=self.job.workers,
-            images=self.val_images,
-        )
+        memo = self.out / "evolution" / f"step-{step}" / "scores.jsonl"
+        return SupernetScorer.of_images(supernet, self.val_images, memo=memo, dist=self.info, quiet=self.quiet)
 
     def mark_collapsed(self, records: list[dict]) -> None:
         """Say in each record of a collapsed (stage, dimension) that it was fixed, and to what (it has one choice left)."""
@@ -232,45 +225,33 @@ class _Run:
             return load_supernet(run_dir).to(self.info.device)
         recipe = self.preset.supernet
         if step:
-            recipe = replace(
-                recipe,
-                epochs=self.preset.evolve_epochs,
-                warmup_epochs=self.preset.evolve_warmup_epochs,
-                lr=self.preset.evolve_lr or recipe.lr,
+            recipe = recipe.with_overrides(
+                {"epochs": self.preset.evolve_epochs, "warmup_epochs": self.preset.evolve_warmup_epochs, "lr": self.preset.evolve_lr}
             )
-        with torch.random.fork_rng(devices=[]):  # initial (and newly grown) weights are a function of the seed
-            torch.manual_seed(self.job.seed * 1009 + step)
-            net = Supernet(
-                space,
-                num_classes=self.data.num_classes,
-                in_chans=self.job.in_chans,
-                img_size=self.resolution,
-                drop_path_rate=recipe.drop_path_rate,
-            )
-        if previous is not None:
-            net.inherit_from(previous)
         what = "from scratch" if previous is None else "inheriting the previous step's weights"
-        self.say(f"[bold]supernet step {step}[/]: {recipe.epochs} epoch(s) on {space.name} at {self.resolution} px, {what}")
+        self.say(f"[bold]supernet step {step}[/]: {recipe.train.epochs} epoch(s) on {space.name} at {self.resolution} px, {what}")
         with self.timer.stage(f"supernet-{step}"):
-            fit_supernet(
+            trained = fit_supernet(
                 space,
                 self.data,
                 run_dir,
                 preset=recipe,
-                supernet=net,
+                inherit=previous,
                 in_chans=self.job.in_chans,
                 resume=True,
                 quiet=self.quiet,
                 device=self.job.device,
                 seed=self.job.seed + step,
+                init_seed=self.job.seed * 1009 + step,  # initial (and newly grown) weights are a function of the seed
                 keep_checkpoints=1,
                 num_workers=self.job.workers,
                 checkpoint_every=self.job.checkpoint_every,
                 logger=self.job.logger,
             )
+            net = cast(Supernet, trained.model)  # fit_supernet's model is the supernet it built
         barrier(self.info)
         if self.info.is_main:
-            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the finished weights are in model.safetensors
+            discard_checkpoints(run_dir)  # the finished weights are in model.safetensors
         self._drop_superseded(step)
         return net
 
@@ -281,10 +262,11 @@ class _Run:
 
     # --- 2. E-T error and space evolution --------------------------------------------------------
     def et_step(self, step: int, space: SearchSpace, supernet: Supernet | None, last: bool) -> dict:
+        return self.once(self.out / "evolution" / f"step-{step}" / "et.json", lambda: self._et_record(step, space, supernet, last))
+
+    def _et_record(self, step: int, space: SearchSpace, supernet: Supernet | None, last: bool) -> dict:
         step_dir = self.out / "evolution" / f"step-{step}"
         done = step_dir / "et.json"
-        if done.is_file():
-            return read_json(done)
         if supernet is None:
             raise NascompError(
                 f"cannot resume {self.out}: {done} is missing and step {step}'s supernet weights were deleted once "
@@ -329,7 +311,6 @@ class _Run:
             space.save(step_dir / "space.yaml")
         with self.run_log("evolution", resume_step=step) as logger:
             log_et_step(logger, record)
-        self.write_json(done, record)
         return record
 
     def _validator(self, space: SearchSpace) -> str | None:
@@ -342,9 +323,9 @@ class _Run:
 
     # --- 3. evolutionary search ---------------------------------------------------------------------
     def search(self, space: SearchSpace, supernet: Supernet, step: int, seeds: list[Arch]) -> dict:
-        done = self.out / "search" / "result.json"
-        if done.is_file():
-            return read_json(done)
+        return self.once(self.out / "search" / "result.json", lambda: self._search(space, supernet, step, seeds))
+
+    def _search(self, space: SearchSpace, supernet: Supernet, step: int, seeds: list[Arch]) -> dict:
         scorer = self.scorer(supernet, step)
         cfg = self.preset.evolution
         self.say(
@@ -386,9 +367,7 @@ class _Run:
                     "arch": c.arch.to_dict(),
                 }
             )
-        doc = {"space": space.to_dict(), "config": asdict(cfg), "history": result.history, "candidates": rows}
-        self.write_json(done, doc)
-        return doc
+        return {"space": space.to_dict(), "config": asdict(cfg), "history": result.history, "candidates": rows}
 
     # --- 4. finish: standalone finalists, optional retraining, test set ----------------------------
     def finalists(self, search: dict) -> list[dict]:
@@ -402,16 +381,17 @@ class _Run:
         return rows[: self.preset.top]
 
     def finish(self, picks: list[dict], supernet: Supernet) -> list[dict]:
-        results = []
-        for k, row in enumerate(picks, start=1):
-            done = self.out / "finalists" / f"rank-{k}" / "result.json"
-            if done.is_file():
-                results.append(read_json(done))
-                continue
+        return [
+            self.once(self.out / "finalists" / f"rank-{k}" / "result.json", self._finisher(k, row, supernet))
+            for k, row in enumerate(picks, 1)
+        ]
+
+    def _finisher(self, k: int, row: dict, supernet: Supernet) -> Callable[[], dict]:
+        def finish() -> dict:
             with self.timer.stage(f"finalist-{k}"):
-                results.append(self._finish_one(k, row, supernet))
-            self.write_json(done, results[-1])
-        return results
+                return self._finish_one(k, row, supernet)
+
+        return finish
 
     def check_predictions(self, finalists: list[dict]) -> dict | None:
         """A latency or energy budget: measure the finalists end to end on the predictor's protocol, beside their predictions."""
@@ -419,12 +399,10 @@ class _Run:
         done = self.out / "finalists" / "prediction_check.json"
         if predictor is None or not finalists or not self.info.is_main:  # one rank measures; the others have no outputs to write
             return None
-        if done.is_file():
-            doc = read_json(done)
-        else:
+
+        def measure() -> dict:
             from nascomp.profiling.check import check_predictions
 
-            unit = self.budget.unit
             with self.timer.stage("finalists-measured"):
                 report = check_predictions(
                     predictor,
@@ -432,14 +410,15 @@ class _Run:
                     [f"rank-{f['rank']}" for f in finalists],
                     limit=self.constraint.limit,
                 )
-            doc = {
-                "unit": unit,
+            return {
+                "unit": self.budget.unit,
                 "protocol": report.protocol,
                 "interval_method": report.method,
                 "notes": report.notes,
                 "finalists": [c.to_row() for c in report.checks],
             }
-            self.write_json(done, doc)
+
+        doc = self.once(done, measure)
         for f, row in zip(finalists, doc["finalists"]):
             f["prediction_check"] = row
             interval = f"{row['level']:.0%} interval {row['low']:.2f}-{row['high']:.2f}" if row["low"] is not None else "no interval"
@@ -453,19 +432,8 @@ class _Run:
 
     def _selection_score(self, arch: Arch, supernet: Supernet) -> dict:
         """Inherited-weight score on the selection images (memoised like the search's scores)."""
-        scorer = SupernetScorer(
-            supernet,
-            self.select_val,
-            self.eval_tf,
-            batch_size=self.preset.eval_batch_size,
-            device=self.info.device,
-            memo=self.out / "finalists" / "selection.jsonl",
-            dist=self.info,
-            quiet=True,
-            workers=self.job.workers,
-            images=self.select_images,
-        )
-        assert self.select_val is not None  # called only when a selection split exists
+        assert self.select_val is not None and self.select_images is not None  # called only when a selection split exists
+        scorer = SupernetScorer.of_images(supernet, self.select_images, memo=self.out / "finalists" / "selection.jsonl", dist=self.info)
         return {**scorer.score([arch])[0], "n": len(self.select_val)}
 
     def _finish_one(self, k: int, row: dict, supernet: Supernet) -> dict:
@@ -481,8 +449,10 @@ class _Run:
                     model = build_from_arch(arch, self.data.num_classes, self.job.in_chans, self.resolution, drop_path)
             else:
                 model = extract(supernet, arch)
-            lr = p.retrain_lr or (p.supernet.lr if p.retrain_from == "scratch" else p.supernet.lr / 4)  # fine-tuning: gentler
-            warmup = min(p.supernet.warmup_epochs, p.retrain_epochs / 4) if p.retrain_warmup_epochs is None else p.retrain_warmup_epochs
+            lr = p.retrain_lr or (p.supernet.train.lr if p.retrain_from == "scratch" else p.supernet.train.lr / 4)  # fine-tuning: gentler
+            warmup = (
+                min(p.supernet.train.warmup_epochs, p.retrain_epochs / 4) if p.retrain_warmup_epochs is None else p.retrain_warmup_epochs
+            )
             # the supernet's recipe (augmentation, Mixup, optimiser...) with the retraining's length, rate and EMA
             cfg = replace(
                 p.supernet.train_config(
@@ -513,7 +483,7 @@ class _Run:
                 metadata={"search": {"rank": k, "source": p.retrain_from}},
             )
             if self.info.is_main:
-                shutil.rmtree(folder / "model" / "checkpoints", ignore_errors=True)
+                discard_checkpoints(folder / "model")
             val, test = metrics["val"], metrics["test"]
             source = f"retrained {p.retrain_epochs} epoch(s) from {p.retrain_from} weights"
         else:
@@ -547,17 +517,16 @@ class _Run:
 
     # --- 5. the winner stand-alone next to a hand-designed arch of the budget ------------------------
     def standalone_check(self, winner: dict) -> dict | None:
-        p = self.preset
         done = self.out / "compare" / "result.json"
-        if done.is_file():
-            return read_json(done)
-        if not p.compare_epochs:
+        if not done.is_file() and not self.preset.compare_epochs:
             return None
+        return self.once(done, lambda: self._standalone(winner))
+
+    def _standalone(self, winner: dict) -> dict:
+        p = self.preset
         baseline = hand_designed_arch(self.space0, self.constraint)
         if baseline is None:
-            doc: dict[str, Any] = {"skipped": f"no hand-designed arch of {self.space0.name} fits {self.budget.text}"}
-            self.write_json(done, doc)
-            return doc
+            return {"skipped": f"no hand-designed arch of {self.space0.name} fits {self.budget.text}"}
         found = Arch.from_dict(winner["arch"])
         archs = {"found": Arch(found.stages, found.patch_size, name="the search's winner"), "hand-designed": baseline}
         # the supernet's recipe (augmentation, Mixup, optimiser...), shortened to the check's length
@@ -571,7 +540,7 @@ class _Run:
                 checkpoint_every=self.job.checkpoint_every,
             ),
             epochs=p.compare_epochs,
-            warmup_epochs=min(p.supernet.warmup_epochs, p.compare_epochs / 4),
+            warmup_epochs=min(p.supernet.train.warmup_epochs, p.compare_epochs / 4),
         )
         data = replace(self.data, val=self.select_val) if self.select_val is not None else self.data
         self.say(
@@ -600,18 +569,18 @@ class _Run:
                         metadata={"search": {"compare": name, "seed": seed}},
                     )
                     if self.info.is_main:
-                        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+                        discard_checkpoints(folder)
                         _drop_weights(folder)  # a measurement: its scores are what the run reports
                     runs[name].append({"seed": seed, "val_top1": metrics["val"]["top1"], "test_top1": metrics["test"]["top1"]})
         tests = {name: [r["test_top1"] for r in rows] for name, rows in runs.items()}
-        doc = {
+        doc: dict[str, Any] = {
             "recipe": {
                 "epochs": p.compare_epochs,
                 "seeds": p.compare_seeds,
                 "train_images": len(self.data.train),  # type: ignore[arg-type]  # map-style datasets define __len__
                 "resolution": self.resolution,
-                "lr": p.supernet.lr,
-                "batch_size": p.supernet.batch_size,
+                "lr": p.supernet.train.lr,
+                "batch_size": p.supernet.train.batch_size,
                 "from": "scratch",
             },
             "archs": {
@@ -630,7 +599,6 @@ class _Run:
         verdict = "separated" if d["separated"] else "not told apart"
         ci = f"95 % CI {d['ci'][0]:+.2f} to {d['ci'][1]:+.2f}" if d["ci"] else "no CI from one seed each"
         self.say(f"stand-alone: found - {baseline.name} = {d['difference']:+.2f} test points ({ci}): {verdict}")
-        self.write_json(done, doc)
         return doc
 
 
@@ -685,18 +653,16 @@ def _check_settings(out: Path, settings: dict, resume: bool) -> None:
         raise NascompError(f"{out} holds {holds(out)}, not a search run; choose a new --out")
 
 
-def run_search(job: SearchJob, out: str | Path, resume: bool = False, quiet: bool = False) -> dict:
-    """Run (or resume) a search; returns the summary also written to best_arch.json (empty on non-main DDP ranks)."""
-    space, budget, preset, data = job.space, job.budget, job.preset, job.data
+def run_search(job: SearchJob, resume: bool = False, quiet: bool = False) -> dict:
+    """Run (or resume) a search in ``job.out``; returns the summary also written to best_arch.json (empty on non-main DDP ranks)."""
+    space, budget, preset, data, out, resolution = job.space, job.budget, job.preset, job.data, job.out, job.resolution
     info = init_distributed(job.device)
     if preset.data_hint and data.name == "fashion-mnist" and info.is_main and not quiet:
         console.print(f"[yellow]note:[/] {preset.data_hint}")
     constraint = make_constraint(budget, space, job.in_chans, data.num_classes, job.lut, job.runtime)
-    resolution = preset.supernet.resolution or space.resolution
     cheapest = check_feasible(constraint, space)
     searched = space.pinned(resolution)  # what the proxy collapses is fixed for the whole run
     check_feasible(constraint, searched)
-    out = Path(out)
     settings = job.settings()
     _check_settings(out, settings, resume)
     barrier(info)  # every rank has checked before rank 0 writes run.json
@@ -705,7 +671,7 @@ def run_search(job: SearchJob, out: str | Path, resume: bool = False, quiet: boo
         if not (out / "run.json").is_file():
             atomic_write_json(out / "run.json", {"settings": settings, "command": _command(), "out": str(out)})
     barrier(info)
-    run = _Run(job, preset, space, budget, data, constraint, out, info, quiet)
+    run = _Run(job, constraint, info, quiet)
     run.say(f"[bold]S3 search[/] of {space.name} under {budget.describe()} (cheapest member {budget.format(cheapest)}) -> {out}")
     for c in run.collapsed:
         run.say(f"[yellow]not searched at the {resolution} px proxy:[/] {c.describe()}")
@@ -733,8 +699,8 @@ def run_search(job: SearchJob, out: str | Path, resume: bool = False, quiet: boo
         job.seed,
         job.in_chans,
         data.describe(),
-        run.resolution,
-        [c.to_dict() for c in run.collapsed] + _collapsed_later(steps, run.resolution, run.say),
+        resolution,
+        [c.to_dict() for c in run.collapsed] + _collapsed_later(steps, resolution, run.say),
     )
     summary = write_outputs(facts, steps, search, finalists, cheapest, compare) if info.is_main else {}
     barrier(info)

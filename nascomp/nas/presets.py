@@ -50,9 +50,10 @@ from typing import Any
 
 from nascomp.core.errors import NascompError
 from nascomp.core.validate import fraction, non_negative, positive
+from nascomp.engine.config import TrainConfig
 from nascomp.nas.evolutionary import EvolutionConfig
 from nascomp.nas.space_evolution import EvolutionRule
-from nascomp.nas.supernet.recipe import SUPERNET_PRESETS, SupernetPreset
+from nascomp.nas.supernet.recipe import OVERRIDABLE, SUPERNET_PRESETS, SupernetPreset
 
 __all__ = ["SearchPreset", "PRESETS", "resolve_preset", "override_routes"]
 
@@ -102,7 +103,7 @@ class SearchPreset:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["rule"] = self.rule.to_dict()
+        d["supernet"], d["rule"] = self.supernet.to_dict(), self.rule.to_dict()
         return d
 
 
@@ -125,10 +126,7 @@ PRESETS: dict[str, SearchPreset] = {
     "cpu": SearchPreset(
         supernet=SupernetPreset(
             resolution=32,
-            epochs=4,
-            batch_size=64,
-            lr=2e-3,
-            warmup_epochs=0.5,
+            train=TrainConfig(epochs=4, batch_size=64, lr=2e-3, warmup_epochs=0.5),
             drop_path_rate=0.0,
             sampler="sandwich",
             limit_train=4000,
@@ -182,7 +180,6 @@ PRESETS: dict[str, SearchPreset] = {
 # 2-core CPU: about 50 CPU-hours per run (3.3 s per training image, 0.24 s per scored subnet-image), against 59
 # CPU-minutes for cpu (experiments/s3-proxy-geometry): an option for a GPU or a patient machine, not the default.
 PRESETS["cpu-geometry"] = replace(PRESETS["cpu"], supernet=replace(PRESETS["cpu"].supernet, resolution=None))
-_SUPERNET_FIELDS = {f.name for f in fields(SupernetPreset)}
 
 
 def override_routes() -> dict[str, str]:
@@ -192,7 +189,7 @@ def override_routes() -> dict[str, str]:
         "EvolutionConfig": {f.name for f in fields(EvolutionConfig)},
         "EvolutionRule": {f.name for f in fields(EvolutionRule)},
         "SearchPreset": {f.name for f in fields(SearchPreset)} - {"supernet", "rule", "evolution"},
-        "SupernetPreset": _SUPERNET_FIELDS,
+        "SupernetPreset": set(OVERRIDABLE),
     }
     routes: dict[str, str] = {}
     for owner, names in groups.items():
@@ -226,7 +223,7 @@ def resolve_preset(name: str | SearchPreset, overrides: Mapping[str, Any] | None
     part = {owner: {k: v for k, v in overrides.items() if _ROUTES[k] == owner} for owner in set(_ROUTES.values())}
     return replace(
         preset,
-        supernet=replace(preset.supernet, **part["SupernetPreset"]),
+        supernet=preset.supernet.with_overrides(part["SupernetPreset"]),
         rule=replace(preset.rule, **part["EvolutionRule"]),
         evolution=replace(preset.evolution, **part["EvolutionConfig"]),
         **part["SearchPreset"],

@@ -412,7 +412,7 @@ def _report_md(run: RunFacts, steps: list[dict], search: dict, finalists: list[d
         "|---|---|---|---|---|---|---|---|",
     ]
     for s in steps:
-        epochs = preset.supernet.epochs if s["step"] == 0 else preset.evolve_epochs
+        epochs = preset.supernet.train.epochs if s["step"] == 0 else preset.evolve_epochs
         lines.append(
             f"| {s['step']} | {s['space']['name']} | {epochs} | {s['et']['Q']:.2f} | {s['et']['E']:.2f} | {s['et']['T']:.2f} | "
             f"{s['et']['n']} | {s['et']['k']} |"

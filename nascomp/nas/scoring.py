@@ -91,6 +91,24 @@ class SupernetScorer:
         self._scores = read_memo(self.memo) if self.memo else {}
         self.evaluated = 0  # archs actually run (not read from the memo)
 
+    @classmethod
+    def of_images(
+        cls, supernet: Supernet, images: DecodedEvalSet, *, memo: str | Path | None = None, dist: DistInfo | None = None, quiet: bool = True
+    ) -> SupernetScorer:
+        """A scorer on already decoded images (their split, transform, batch size, device and workers)."""
+        return cls(
+            supernet,
+            images.dataset,
+            images.transform,
+            batch_size=images.batch_size,
+            device=images.device,
+            memo=memo,
+            dist=dist,
+            quiet=quiet,
+            workers=images.workers,
+            images=images,
+        )
+
     def __len__(self) -> int:
         return len(self._scores)
 

@@ -27,6 +27,22 @@ _AXIS_LABELS = {
 }
 
 
+# the figure's type: sizes for a single-column paper figure, fonts kept as text in the SVG, no top or right spine
+_STYLE: dict[Any, Any] = {
+    "font.size": 8.5,
+    "axes.labelsize": 9,
+    "axes.titlesize": 10,
+    "legend.fontsize": 7.5,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "font.family": "DejaVu Sans",
+    "svg.fonttype": "none",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+_FADED = 0.4  # the alpha of dominated points, on the axes and in the legend
+
+
 def label_text(value: Any) -> str:
     """How a label cell is printed: 3.0 -> '3' (CSV readers turn ids and ranks into floats)."""
     if isinstance(value, float) and value.is_integer():
@@ -117,8 +133,6 @@ def plot_front(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nascomp.core.io import atomic_write_bytes
-
     if len(table.columns) < 2:
         raise NascompError("a plot needs two objectives (--x and --y)")
     xs, ys = table.values[:, 0], table.values[:, 1]
@@ -126,104 +140,15 @@ def plot_front(
     dominated = [i for i in range(len(xs)) if i not in front]
     front_idx = sorted(front, key=lambda i: xs[i])
     label_dominated = len(xs) <= 16 if label_dominated is None else label_dominated
-    areas = None
-    if size:
-        sizes = np.array([float(r.get(size) or 0.0) for r in table.rows])
-        areas = 20 + 220 * sizes / max(sizes.max(), 1e-12)
-
-    rc: dict[Any, Any] = {
-        "font.size": 8.5,
-        "axes.labelsize": 9,
-        "axes.titlesize": 10,
-        "legend.fontsize": 7.5,
-        "xtick.labelsize": 8,
-        "ytick.labelsize": 8,
-        "font.family": "DejaVu Sans",
-        "svg.fonttype": "none",
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-    }
-    with plt.rc_context(rc):
+    areas = _point_areas(table, size)
+    with plt.rc_context(_STYLE):
         fig, ax = plt.subplots(figsize=(5.6, 3.9), dpi=150)
-        groups = sorted({str(r.get(group)) for r in table.rows}) if group else [None]
-        palette = plt.get_cmap("tab10")
-        colours = {g: palette(k % 10) for k, g in enumerate(groups)}
-        markers = dict(zip(groups, "osD^vP*Xhp" * 3))
-        faded = 0.4
-        for g in groups:
-            members = [i for i in range(len(xs)) if group is None or str(table.rows[i].get(group)) == g]
-            dom = [i for i in members if i not in front]
-            fr = [i for i in members if i in front]
-            colour = colours[g] if group else "#1f5fa8"
-            if dom:
-                ax.scatter(
-                    xs[dom],
-                    ys[dom],
-                    s=30 if areas is None else areas[dom],
-                    marker=markers[g],
-                    color=colour if group else "#8c8c8c",
-                    alpha=faded,
-                    linewidths=0,
-                    zorder=2,
-                )
-            if fr:
-                ax.scatter(
-                    xs[fr],
-                    ys[fr],
-                    s=48 if areas is None else areas[fr],
-                    marker=markers[g],
-                    color=colour,
-                    edgecolors="black",
-                    linewidths=0.7,
-                    zorder=4,
-                )
+        groups, colours, markers = _draw_points(ax, table, front, group, areas)
         sx, sy = _staircase(xs[front_idx], ys[front_idx], table.senses[0], table.senses[1])
         ax.plot(sx, sy, color="black", lw=1.0, alpha=0.8, zorder=3)
-        from matplotlib.lines import Line2D
-
-        handles = []
-        if group:
-            handles += [Line2D([], [], ls="none", marker=markers[g], color=colours[g], markersize=6, label=g) for g in groups]
-        handles += [
-            Line2D(
-                [],
-                [],
-                color="black",
-                lw=1.0,
-                marker="o",
-                markerfacecolor="white" if group else "#1f5fa8",
-                markeredgecolor="black",
-                markersize=6,
-                label="Pareto-optimal",
-            ),
-            Line2D([], [], ls="none", marker="o", color="#8c8c8c", alpha=faded, markersize=5.5, label="dominated (faded)"),
-        ]
-        if log_x:  # plain numbers (5, 10, 20, 50...) read better in a paper than powers of ten
-            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-            ax.set_xscale("log")
-            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(xlabel or axis_label(table.columns[0]))
-        ax.set_ylabel(ylabel or axis_label(table.columns[1]))
-        ax.grid(True, which="major", color="#e6e6e6", lw=0.6, zorder=0)
-        ax.set_axisbelow(True)
-        ax.margins(x=0.08, y=0.1)
-        better_x = "←" if table.senses[0] == "min" else "→"
-        better_y = "↑" if table.senses[1] == "max" else "↓"
-        corner_x = 0.02 if table.senses[0] == "min" else 0.98
-        corner_y = 0.97 if table.senses[1] == "max" else 0.03
-        ax.text(
-            corner_x,
-            corner_y,
-            f"better {better_x}{better_y}",
-            transform=ax.transAxes,
-            ha="left" if corner_x < 0.5 else "right",
-            va="top" if corner_y > 0.5 else "bottom",
-            fontsize=7.5,
-            color="#555555",
-        )
+        handles = _legend_handles(group, groups, colours, markers)
+        _set_axes(ax, table, log_x, xlabel, ylabel)
+        _mark_better_corner(ax, table.senses)
         ax.legend(
             handles=handles,
             loc="best",
@@ -238,26 +163,144 @@ def plot_front(
             ax.set_title(title)
         fig.tight_layout()
         if label:
-            items = [(xs[i], ys[i], label_text(table.rows[i].get(label)), {"fontsize": 7.5, "color": "#111111"}) for i in front_idx]
-            if label_dominated:
-                items += [(xs[i], ys[i], label_text(table.rows[i].get(label)), {"fontsize": 6.8, "color": "#7a7a7a"}) for i in dominated]
-            # keep labels off the points and off the front's staircase line
-            line = (
-                np.concatenate([np.linspace((sx[k], sy[k]), (sx[k + 1], sy[k + 1]), 12) for k in range(len(sx) - 1)])
-                if len(sx) > 1
-                else np.zeros((0, 2))
-            )
-            _place_labels(ax, fig, [it for it in items if it[2]], table.values[:, :2], line)
+            _label_points(ax, fig, table, label, front_idx, dominated if label_dominated else [], sx, sy)
         if protocol:
             wrapped = "\n".join(textwrap.wrap(protocol, 118))
             fig.text(0.01, 0.0, wrapped, ha="left", va="top", fontsize=6.3, color="#444444", transform=fig.transFigure)
-        out = Path(out)
-        paths = []
-        for suffix in (".png", ".svg"):
-            buf = io.BytesIO()
-            fig.savefig(buf, format=suffix[1:], dpi=300, bbox_inches="tight", pad_inches=0.05)
-            target = out.with_suffix(suffix)
-            atomic_write_bytes(target, buf.getvalue())
-            paths.append(target)
+        paths = _save(fig, Path(out))
         plt.close(fig)
+    return paths
+
+
+def _point_areas(table: Table, size: str | None) -> np.ndarray | None:
+    """Marker areas in proportion to the ``size`` column (the largest 240 pt²), or None for the fixed sizes."""
+    if not size:
+        return None
+    sizes = np.array([float(r.get(size) or 0.0) for r in table.rows])
+    return 20 + 220 * sizes / max(sizes.max(), 1e-12)
+
+
+def _draw_points(ax, table: Table, front: set[int], group: str | None, areas: np.ndarray | None) -> tuple[list, dict, dict]:
+    """Scatter each group's dominated points faded and its front points outlined, so the front stands out in every
+    group; returns the groups with their colours and markers, for the legend."""
+    import matplotlib.pyplot as plt
+
+    xs, ys = table.values[:, 0], table.values[:, 1]
+    groups = sorted({str(r.get(group)) for r in table.rows}) if group else [None]
+    palette = plt.get_cmap("tab10")
+    colours = {g: palette(k % 10) for k, g in enumerate(groups)}
+    markers = dict(zip(groups, "osD^vP*Xhp" * 3))
+    for g in groups:
+        members = [i for i in range(len(xs)) if group is None or str(table.rows[i].get(group)) == g]
+        dom = [i for i in members if i not in front]
+        fr = [i for i in members if i in front]
+        colour = colours[g] if group else "#1f5fa8"
+        if dom:
+            ax.scatter(
+                xs[dom],
+                ys[dom],
+                s=30 if areas is None else areas[dom],
+                marker=markers[g],
+                color=colour if group else "#8c8c8c",
+                alpha=_FADED,
+                linewidths=0,
+                zorder=2,
+            )
+        if fr:
+            ax.scatter(
+                xs[fr],
+                ys[fr],
+                s=48 if areas is None else areas[fr],
+                marker=markers[g],
+                color=colour,
+                edgecolors="black",
+                linewidths=0.7,
+                zorder=4,
+            )
+    return groups, colours, markers
+
+
+def _legend_handles(group: str | None, groups: list, colours: dict, markers: dict) -> list:
+    """One entry per group (when grouped), then what the front line and the faded points mean."""
+    from matplotlib.lines import Line2D
+
+    handles = []
+    if group:
+        handles += [Line2D([], [], ls="none", marker=markers[g], color=colours[g], markersize=6, label=g) for g in groups]
+    handles += [
+        Line2D(
+            [],
+            [],
+            color="black",
+            lw=1.0,
+            marker="o",
+            markerfacecolor="white" if group else "#1f5fa8",
+            markeredgecolor="black",
+            markersize=6,
+            label="Pareto-optimal",
+        ),
+        Line2D([], [], ls="none", marker="o", color="#8c8c8c", alpha=_FADED, markersize=5.5, label="dominated (faded)"),
+    ]
+    return handles
+
+
+def _set_axes(ax, table: Table, log_x: bool, xlabel: str | None, ylabel: str | None) -> None:
+    """Scale, labels, a light grid behind the points, and margins that keep edge points off the frame."""
+    if log_x:  # plain numbers (5, 10, 20, 50...) read better in a paper than powers of ten
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel or axis_label(table.columns[0]))
+    ax.set_ylabel(ylabel or axis_label(table.columns[1]))
+    ax.grid(True, which="major", color="#e6e6e6", lw=0.6, zorder=0)
+    ax.set_axisbelow(True)
+    ax.margins(x=0.08, y=0.1)
+
+
+def _mark_better_corner(ax, senses: list[str]) -> None:
+    """Arrows in the corner the objectives improve towards, so a reader need not work out which way is better."""
+    better_x = "←" if senses[0] == "min" else "→"
+    better_y = "↑" if senses[1] == "max" else "↓"
+    corner_x = 0.02 if senses[0] == "min" else 0.98
+    corner_y = 0.97 if senses[1] == "max" else 0.03
+    ax.text(
+        corner_x,
+        corner_y,
+        f"better {better_x}{better_y}",
+        transform=ax.transAxes,
+        ha="left" if corner_x < 0.5 else "right",
+        va="top" if corner_y > 0.5 else "bottom",
+        fontsize=7.5,
+        color="#555555",
+    )
+
+
+def _label_points(ax, fig, table: Table, label: str, front_idx: list[int], dominated: list[int], sx: np.ndarray, sy: np.ndarray) -> None:
+    """Label the front's points and the ``dominated`` ones (smaller, greyer), kept off the points and the staircase
+    line ``sx``, ``sy``; points whose label is empty stay unlabelled."""
+    xs, ys = table.values[:, 0], table.values[:, 1]
+    items = [(xs[i], ys[i], label_text(table.rows[i].get(label)), {"fontsize": 7.5, "color": "#111111"}) for i in front_idx]
+    items += [(xs[i], ys[i], label_text(table.rows[i].get(label)), {"fontsize": 6.8, "color": "#7a7a7a"}) for i in dominated]
+    line = (
+        np.concatenate([np.linspace((sx[k], sy[k]), (sx[k + 1], sy[k + 1]), 12) for k in range(len(sx) - 1)])
+        if len(sx) > 1
+        else np.zeros((0, 2))
+    )
+    _place_labels(ax, fig, [it for it in items if it[2]], table.values[:, :2], line)
+
+
+def _save(fig, out: Path) -> list[Path]:
+    """Write ``out`` as a 300 dpi PNG and an SVG beside it, each atomically (a reader never sees half an image)."""
+    from nascomp.core.io import atomic_write_bytes
+
+    paths = []
+    for suffix in (".png", ".svg"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=suffix[1:], dpi=300, bbox_inches="tight", pad_inches=0.05)
+        target = out.with_suffix(suffix)
+        atomic_write_bytes(target, buf.getvalue())
+        paths.append(target)
     return paths

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,16 @@ from nascomp.profiling.targets import Target, parse_target
 from nascomp.spaces.arch import Arch
 from nascomp.spaces.space import SearchSpace
 
-__all__ = ["profile", "profile_options", "build_latency_table", "TransferredTable", "transfer_latency_table", "validate_latency_table"]
+__all__ = [
+    "profile",
+    "profile_options",
+    "LatencyTable",
+    "build_latency_table",
+    "TransferredTable",
+    "transfer_latency_table",
+    "TableValidation",
+    "validate_latency_table",
+]
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -148,6 +157,26 @@ def _lut_protocol(
     return proto.resolved()
 
 
+def _fit_summary(table: dict) -> dict:
+    """A table's fitted correction without its per-subnet evidence (calibration points, leave-one-out weights)."""
+    return {k: v for k, v in (table.get("fit") or {}).items() if k not in ("calibration", "loo_weights")}
+
+
+@dataclass
+class LatencyTable:
+    """A latency lookup table measured layer by layer on a target (`build_latency_table`): ``table`` is the document
+    written to ``path``; ``entries`` counts its layer configurations, ``fit`` is its correction of the layer sums
+    without the calibration subnets, ``seconds`` the profiling time."""
+
+    path: Path
+    table: dict
+    target: str
+    protocol: dict
+    entries: int
+    fit: dict
+    seconds: float
+
+
 def build_latency_table(
     space: SearchSpace | str,
     target: str = "mobile-cpu",
@@ -169,7 +198,7 @@ def build_latency_table(
     energy: bool = False,
     fit: str = "ridge",
     progress: ProgressFn | None = None,
-) -> dict:
+) -> LatencyTable:
     """Measure every layer configuration of ``space`` on ``target``: the latency predictor search budgets use.
 
     Args:
@@ -193,7 +222,9 @@ def build_latency_table(
         resolution: measurement protocol, the input side, as for `profile`.
 
     Returns:
-        The table (``entries``, ``protocol``, ``fit``, ``path``), also written to ``lut``.
+        `LatencyTable`: the path and the table document written there (``.table``: ``entries``, ``protocol``, ``fit``,
+        ``power``, ``host``...), its target and protocol, the number of layer configurations measured, the fitted
+        correction (without its calibration subnets) and the profiling seconds.
     """
     from nascomp.profiling.correction import FIT_METHODS
     from nascomp.profiling.predictor import build_lut, lut_path
@@ -205,7 +236,9 @@ def build_latency_table(
     proto = _lut_protocol(space, target, runtime, precision, threads, cores, timer, exporter, probe, warmup, repeat, batch, resolution)
     path = output_file(lut, "--lut") or lut_path(space.name, proto.target, proto.runtime, precision)
     table = build_lut(space, proto, path, calibrate=calibrate, seed=seed, energy=energy, progress=progress, fit=fit)
-    return {**table, "path": str(path)}
+    return LatencyTable(
+        Path(path), table, table["target"], table["protocol"], len(table["entries"]), _fit_summary(table), table["build_seconds"]
+    )
 
 
 @dataclass
@@ -285,7 +318,7 @@ def transfer_latency_table(
     check_source(source_table, space, proto, str(src))
     path = output_file(lut, "--lut") or lut_path(space.name, proto.target, proto.runtime, precision)
     table = transfer_lut(source_table, space, proto, path, shots=shots, seed=seed, energy=energy, source_path=str(src), progress=progress)
-    fit = {k: v for k, v in table["fit"].items() if k not in ("calibration", "loo_weights")}
+    fit = _fit_summary(table)
     loo = np.asarray(table["fit"].get("loo_errors") or [])
     return TransferredTable(
         Path(path),
@@ -299,6 +332,31 @@ def transfer_latency_table(
     )
 
 
+@dataclass
+class TableValidation:
+    """A latency table checked on random subnets measured end to end (`validate_latency_table`); errors are relative
+    (``predicted / measured - 1``), ``interval`` is ``{"level", "method", "coverage"}`` and ``rows`` one dict per subnet
+    (``predicted_ms``, ``measured_ms``, ``error``, ``low_ms``, ``high_ms``, ``covered``, ``depths``, ``embed_dims``, ``arch``)."""
+
+    subnets: int
+    seed: int
+    tolerance: float
+    within_tolerance: float
+    within_5pct: float
+    mean_abs_error: float
+    max_abs_error: float
+    spearman: float | None
+    interval: dict
+    measured_ms_range: list[float]
+    fit_id: str
+    seconds: float
+    rows: list[dict]
+
+    def to_dict(self) -> dict:
+        """The validation report as stored in the table (``"validation"``), keys in field order."""
+        return asdict(self)
+
+
 def validate_latency_table(
     space: SearchSpace | str,
     target: str = "mobile-cpu",
@@ -310,7 +368,7 @@ def validate_latency_table(
     precision: str = "fp32",
     level: float = 0.9,
     progress: ProgressFn | None = None,
-) -> dict:
+) -> TableValidation:
     """Measure ``n`` random subnets of ``space`` end to end and compare with the table's predictions and intervals.
 
     Args:
@@ -322,9 +380,9 @@ def validate_latency_table(
         progress: ``progress(stage, done, total)`` callback.
 
     Returns:
-        ``{"subnets", "within_tolerance", "within_5pct", "tolerance", "mean_abs_error", "max_abs_error", "spearman",
-        "interval": {"level", "method", "coverage"}, "rows"}``; stored in the table, whose later intervals are then
-        split-conformal on these subnets.
+        `TableValidation`: the share of subnets within the tolerance and within 5 %, the mean and largest error, the
+        Spearman rank correlation, the intervals' coverage and the rows; ``.to_dict()`` is stored in the table, whose
+        later intervals are then split-conformal on these subnets.
     """
     from nascomp.profiling.intervals import check_level
     from nascomp.profiling.predictor import lut_path, validate_lut
@@ -335,4 +393,4 @@ def validate_latency_table(
     path = Path(lut) if lut else lut_path(space.name, parse_target(target).label, runtime, precision)
     if not path.is_file():
         raise NascompError(f"no lookup table at {path}; build it with --build-lut")
-    return validate_lut(read_json(path), space, n=n, seed=seed, path=path, progress=progress, level=level)
+    return TableValidation(**validate_lut(read_json(path), space, n=n, seed=seed, path=path, progress=progress, level=level))

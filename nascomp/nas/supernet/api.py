@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ from nascomp.core.outputs import claim_output, output_lock
 from nascomp.core.runlog import check_logger
 from nascomp.core.validate import non_negative, positive
 from nascomp.data.source import check_source
-from nascomp.nas.supernet.recipe import SAMPLERS, SupernetPreset, resolve_recipe
+from nascomp.nas.supernet.recipe import SupernetPreset, resolve_recipe
 from nascomp.spaces.arch import Arch
 from nascomp.spaces.registry import load_arch
 from nascomp.spaces.space import SearchSpace
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from nascomp.engine.api import TrainResult
     from nascomp.nas.supernet.model import Supernet
 
-__all__ = ["as_supernet", "subnet_arch", "train_supernet", "evaluate_supernet", "extract_subnet"]
+__all__ = ["as_supernet", "subnet_arch", "train_supernet", "SubnetScore", "evaluate_supernet", "extract_subnet"]
 
 
 def check_supernet_dir(supernet: object) -> None:
@@ -94,9 +95,7 @@ def train_supernet(
     if isinstance(data, str):
         check_source(data, data_dir)
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
-    recipe = resolve_recipe(preset, overrides)
-    if recipe.sampler not in SAMPLERS:
-        raise NascompError(f"unknown sampler {recipe.sampler!r}; choose {' or '.join(SAMPLERS)}")
+    recipe = resolve_recipe(preset, overrides)  # a SupernetPreset checks itself, the sampler included
     claim = claim_output(
         out,
         resume=resume,
@@ -140,6 +139,21 @@ def subnet_arch(supernet: Supernet, arch: Arch | str | os.PathLike) -> Arch:
     return load_arch(arch)
 
 
+@dataclass
+class SubnetScore:
+    """One subnet's validation accuracy with the supernet's inherited weights (`evaluate_supernet`): top-1 and top-5 in %,
+    the mean cross-entropy ``loss`` and ``n``, the images evaluated."""
+
+    top1: float
+    top5: float
+    loss: float
+    n: int
+
+    def to_dict(self) -> dict:
+        """``{"top1", "top5", "loss", "n"}``."""
+        return asdict(self)
+
+
 def evaluate_supernet(
     supernet: Supernet | str | os.PathLike,
     archs: Sequence[Arch | str],
@@ -150,7 +164,7 @@ def evaluate_supernet(
     quiet: bool = True,
     workers: int | None = None,
     **data_options,
-) -> list[dict]:
+) -> list[SubnetScore]:
     """Validation top-1/top-5 and loss of each arch with the supernet's inherited weights.
 
     Args:
@@ -161,7 +175,7 @@ def evaluate_supernet(
         workers: DataLoader workers for per-image data (default: `nascomp.data.default_workers`).
 
     Returns:
-        One ``{"top1", "top5", "loss", "n"}`` per arch, in order.
+        One `SubnetScore` (``top1``, ``top5``, ``loss``, ``n``) per arch, in order.
     """
     positive("--batch-size", batch_size)
     non_negative("--workers", workers)
@@ -179,7 +193,7 @@ def evaluate_supernet(
     bundle = load_data(data, **data_options) if isinstance(data, str) else data
     if bundle.num_classes != net.num_classes:
         raise NascompError(f"{bundle.name} has {bundle.num_classes} classes, the supernet {net.num_classes}; use its training data")
-    return evaluate_archs(
+    scores = evaluate_archs(
         net,
         chosen,
         bundle.val,
@@ -188,6 +202,7 @@ def evaluate_supernet(
         quiet=quiet,
         workers=workers,
     )
+    return [SubnetScore(**s) for s in scores]
 
 
 def extract_subnet(

@@ -37,75 +37,91 @@ from typing import Any
 
 from nascomp.core.errors import NascompError
 from nascomp.core.validate import fraction, non_negative, positive
-from nascomp.data.recipe import AUTO, RAND_AUGMENT
+from nascomp.data.recipe import RAND_AUGMENT
 from nascomp.engine.config import TrainConfig
 
-__all__ = ["SupernetPreset", "SUPERNET_PRESETS", "SAMPLERS", "resolve_recipe"]
+__all__ = ["SupernetPreset", "SUPERNET_PRESETS", "SAMPLERS", "RUN_SETTINGS", "resolve_recipe", "run_options"]
 
 SAMPLERS = ("uniform", "sandwich")
 
 
+# TrainConfig fields that each run sets (`SupernetPreset.train_config`'s settings), not part of a recipe or its record
+RUN_SETTINGS = frozenset(
+    {"seed", "resolution", "in_chans", "find_unused_parameters", "num_workers", "checkpoint_every", "keep_checkpoints"}
+    | {"eval_batch_size", "amp", "strict"}
+)
+# A recipe's record (run.json's settings, which --resume compares, and the supernet's model.json), in its 0.x layout so
+# that runs started before the recipe composed a TrainConfig still resume; other training fields follow when not default.
+_RECORD = (
+    "resolution", "epochs", "batch_size", "lr", "min_lr", "warmup_epochs", "weight_decay", "label_smoothing", "drop_path_rate",
+    "sampler", "num_random", "distill", "limit_train", "limit_val", "warmup_lr", "grad_clip", "lr_base_batch", "auto_augment",
+    "color_jitter", "random_erasing", "crop_scale", "crop_pct", "interpolation", "mixup", "cutmix", "mixup_prob",
+    "mixup_switch_prob", "repeated_aug", "ema_decay",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class SupernetPreset:
-    """A complete supernet training recipe. ``resolution=None`` means the space's own resolution.
-
-    The fields it shares with `TrainConfig` (from ``epochs`` to ``ema_decay``) mean what they mean there.
-    """
+    """A complete supernet training recipe: how to train (``train``, a `TrainConfig` whose run settings each run fills in)
+    and what only a supernet has. ``resolution=None`` means the space's own resolution."""
 
     resolution: int | None
-    epochs: int
-    batch_size: int
-    lr: float
-    min_lr: float = 1e-5
-    warmup_epochs: float = 1.0
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
+    train: TrainConfig
     drop_path_rate: float = 0.1
     sampler: str = "sandwich"
     num_random: int = 1
     distill: bool = False  # in-place distillation from the largest subnet (sandwich only)
     limit_train: int | None = None
     limit_val: int | None = None
-    warmup_lr: float = 1e-6
-    grad_clip: float | None = 5.0
-    lr_base_batch: int | None = None
-    auto_augment: str | None = AUTO
-    color_jitter: float | str = AUTO
-    random_erasing: float | str = AUTO
-    crop_scale: float | str = AUTO
-    crop_pct: float = 0.875
-    interpolation: str = "bicubic"
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    mixup_prob: float = 1.0
-    mixup_switch_prob: float = 0.5
-    repeated_aug: int = 1
-    ema_decay: float = 0.0
 
     def __post_init__(self):
         for name in ("resolution", "limit_train", "limit_val"):
             positive(f"--{name.replace('_', '-')}", getattr(self, name))
         non_negative("--num-random", self.num_random)
         fraction("--drop-path", self.drop_path_rate, low_open=False)
-        self.train_config()  # checks the training fields the way TrainConfig does
+        if self.sampler not in SAMPLERS:
+            raise NascompError(f"unknown sampler {self.sampler!r}; choose {' or '.join(SAMPLERS)}")
 
     def train_config(self, **settings: Any) -> TrainConfig:
-        """The `TrainConfig` of this recipe; ``settings`` give the rest (seed, resolution, in_chans, workers...)."""
-        return TrainConfig(**{k: getattr(self, k) for k in _TRAIN_FIELDS}, **settings)
+        """The `TrainConfig` of this recipe; ``settings`` give the run's part (seed, resolution, in_chans, workers...)."""
+        return replace(self.train, **settings)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> SupernetPreset:
+        """This recipe with flat options replacing fields: a supernet field here, any training field in ``train``
+        (``None`` keeps the recipe's); anything else is refused, naming it."""
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        bad = sorted(set(overrides) - set(OVERRIDABLE))
+        if bad:
+            raise NascompError(f"unknown supernet training options {bad}")
+        own = {k: v for k, v in overrides.items() if k in _OWN}
+        training = {k: v for k, v in overrides.items() if k not in _OWN}
+        return replace(self, **own, train=replace(self.train, **training) if training else self.train)
+
+    def to_dict(self) -> dict:
+        """The recipe as recorded (see ``_RECORD``); run settings are not part of it."""
+        record = {k: getattr(self if k in _OWN else self.train, k) for k in _RECORD}
+        defaults = {f.name: f.default for f in fields(TrainConfig)}
+        extra = {k: getattr(self.train, k) for k in defaults if k not in record and k not in RUN_SETTINGS}
+        return {**record, **{k: v for k, v in extra.items() if v != defaults[k]}}
 
 
-_TRAIN_FIELDS = tuple(f.name for f in fields(SupernetPreset) if f.name in TrainConfig.__dataclass_fields__ and f.name != "resolution")
+_OWN = frozenset(f.name for f in fields(SupernetPreset)) - {"train"}
+# the flat option names a recipe takes: its own fields and every training field that is not a run setting
+OVERRIDABLE = _OWN | (frozenset(TrainConfig.__dataclass_fields__) - RUN_SETTINGS)
+# run settings a caller may pass beside a recipe's options (the supernet's trainer sets the others itself)
+RUN_ONLY = RUN_SETTINGS - _OWN - {"seed", "in_chans", "find_unused_parameters"}
 
 SUPERNET_PRESETS: dict[str, SupernetPreset] = {
     "smoke": SupernetPreset(
-        resolution=32, epochs=1, batch_size=32, lr=1e-3, warmup_epochs=0.0, drop_path_rate=0.0, limit_train=128, limit_val=64
+        resolution=32,
+        train=TrainConfig(epochs=1, batch_size=32, lr=1e-3, warmup_epochs=0.0),
+        drop_path_rate=0.0,
+        limit_train=128,
+        limit_val=64,
     ),
     "cpu": SupernetPreset(
         resolution=32,
-        epochs=12,
-        batch_size=64,
-        lr=2e-3,
-        warmup_epochs=1.0,
+        train=TrainConfig(epochs=12, batch_size=64, lr=2e-3, warmup_epochs=1.0),
         drop_path_rate=0.0,
         num_random=2,
         limit_train=2000,
@@ -113,30 +129,32 @@ SUPERNET_PRESETS: dict[str, SupernetPreset] = {
     ),
     "full": SupernetPreset(
         resolution=None,
-        epochs=500,
-        batch_size=128,
-        lr=5e-4,
-        lr_base_batch=512,
-        min_lr=1e-5,
-        warmup_lr=1e-6,
-        warmup_epochs=20.0,
-        weight_decay=0.05,
-        label_smoothing=0.1,
+        train=TrainConfig(
+            epochs=500,
+            batch_size=128,
+            lr=5e-4,
+            lr_base_batch=512,
+            min_lr=1e-5,
+            warmup_lr=1e-6,
+            warmup_epochs=20.0,
+            weight_decay=0.05,
+            label_smoothing=0.1,
+            grad_clip=None,
+            auto_augment=RAND_AUGMENT,
+            color_jitter=0.4,
+            random_erasing=0.25,
+            crop_scale=0.08,
+            crop_pct=0.875,
+            interpolation="bicubic",
+            mixup=0.8,
+            cutmix=1.0,
+            mixup_prob=1.0,
+            mixup_switch_prob=0.5,
+            repeated_aug=3,
+            ema_decay=0.0,
+        ),
         drop_path_rate=0.1,
         sampler="uniform",
-        grad_clip=None,
-        auto_augment=RAND_AUGMENT,
-        color_jitter=0.4,
-        random_erasing=0.25,
-        crop_scale=0.08,
-        crop_pct=0.875,
-        interpolation="bicubic",
-        mixup=0.8,
-        cutmix=1.0,
-        mixup_prob=1.0,
-        mixup_switch_prob=0.5,
-        repeated_aug=3,
-        ema_decay=0.0,
     ),
 }
 
@@ -146,8 +164,9 @@ def resolve_recipe(preset: str | SupernetPreset, overrides: Mapping[str, Any]) -
         if preset not in SUPERNET_PRESETS:
             raise NascompError(f"unknown preset {preset!r}; choose one of {', '.join(SUPERNET_PRESETS)}")
         preset = SUPERNET_PRESETS[preset]
-    known = {f.name for f in fields(SupernetPreset)}
-    bad = sorted(k for k in overrides if k not in known and k not in TrainConfig.__dataclass_fields__)
-    if bad:
-        raise NascompError(f"unknown supernet training options {bad}")
-    return replace(preset, **{k: v for k, v in overrides.items() if k in known and v is not None})
+    return preset.with_overrides({k: v for k, v in overrides.items() if k not in RUN_ONLY})
+
+
+def run_options(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The run settings among flat options (``num_workers``, ``amp``, ``checkpoint_every``...), for `SupernetPreset.train_config`."""
+    return {k: v for k, v in overrides.items() if k in RUN_ONLY and v is not None}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,14 +32,14 @@ from nascomp.core.progress import console
 from nascomp.core.validate import removed_on_failure
 from nascomp.cost.arch_cost import arch_cost
 from nascomp.data import DataBundle, load_data
-from nascomp.engine import StepContext, TrainConfig, evaluate, fit
+from nascomp.engine import StepContext, evaluate, fit
 from nascomp.engine.api import TrainResult
 from nascomp.nas.supernet.model import Supernet
-from nascomp.nas.supernet.recipe import SAMPLERS, SupernetPreset, resolve_recipe
+from nascomp.nas.supernet.recipe import SAMPLERS, SupernetPreset, resolve_recipe, run_options
 from nascomp.spaces.arch import Arch
 from nascomp.spaces.space import SearchSpace
 
-__all__ = ["SupernetPreset", "SAMPLERS", "resolve_recipe", "sample_subnets", "make_step", "make_eval", "fit_supernet"]
+__all__ = ["SupernetPreset", "SAMPLERS", "resolve_recipe", "sample_subnets", "make_step", "make_eval", "build_supernet", "fit_supernet"]
 
 
 def sample_subnets(space: SearchSpace, rng, sampler: str = "sandwich", num_random: int = 1) -> list[Arch]:
@@ -117,13 +116,20 @@ def make_eval(archs: Mapping[str, Arch], batch_size: int = 256, main: str | None
     return eval_fn
 
 
+def build_supernet(space: SearchSpace, num_classes: int, in_chans: int, resolution: int, recipe: SupernetPreset, seed: int) -> Supernet:
+    """A new supernet over ``space`` whose initial weights are a function of ``seed`` alone (the global RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Supernet(space, num_classes=num_classes, in_chans=in_chans, img_size=resolution, drop_path_rate=recipe.drop_path_rate)
+
+
 def fit_supernet(
     space: SearchSpace | str,
     data: DataBundle | str,
     out_dir: str | Path,
     *,
     preset: str | SupernetPreset = "cpu",
-    supernet: Supernet | None = None,
+    inherit: Supernet | None = None,
     in_chans: int = 3,
     eval_archs: Mapping[str, Arch] | None = None,
     data_dir: str | None = None,
@@ -131,11 +137,13 @@ def fit_supernet(
     quiet: bool = False,
     device: str | None = None,
     seed: int = 0,
+    init_seed: int | None = None,
     logger: str | None = "none",
     **overrides: Any,
 ) -> TrainResult:
-    """Train a supernet over ``space`` on ``data`` into ``out_dir`` (uniform or sandwich subnet sampling): the work of
-    `nascomp.train_supernet`, which checks the arguments and claims the folder first; the search pipeline calls it per step.
+    """Build a supernet over ``space`` and train it on ``data`` into ``out_dir`` (uniform or sandwich subnet sampling): the
+    work of `nascomp.train_supernet`, which checks the arguments and claims the folder first; the search pipeline calls it
+    per evolution step. The supernet is built here and only here, at the recipe's resolution and drop path.
 
     Args:
         space: a `SearchSpace` or a shipped space name / YAML path.
@@ -145,11 +153,14 @@ def fit_supernet(
         preset: ``smoke``, ``cpu``, ``full`` or a `SupernetPreset`; keyword ``overrides`` replace its fields
             (``epochs``, ``lr``, ``resolution``, ``sampler``, ``num_random``, ``limit_train``, ``drop_path_rate``,
             ``mixup``, ``ema_decay``...) and any other `TrainConfig` field (``amp``, ``num_workers``, ``checkpoint_every``...).
-        supernet: continue from existing weights, e.g. one grown for an evolved space with ``Supernet.inherit_from``.
+        inherit: a trained supernet whose weights the new one starts from wherever their shapes overlap
+            (`Supernet.inherit_from`), e.g. the previous evolution step's for an evolved space.
         in_chans: model input channels (grey images are repeated).
         eval_archs: archs whose inherited validation accuracy is reported every epoch (default: largest and smallest).
-        resume, quiet, device, seed, logger: as for `nascomp.train`; the log adds ``supernet/sampled_macs``, the mean MACs of
+        resume, quiet, device, logger: as for `nascomp.train`; the log adds ``supernet/sampled_macs``, the mean MACs of
             the subnets each step drew.
+        seed: the training's seed (data order, subnet draws).
+        init_seed: the initial weights' seed (default ``seed``).
 
     Returns:
         `TrainResult` (``.out``, ``.model`` = the `Supernet`, ``.metrics`` = metrics.json).
@@ -157,37 +168,22 @@ def fit_supernet(
     out_dir = Path(out_dir)
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
     recipe = resolve_recipe(preset, overrides)
-    if recipe.sampler not in SAMPLERS:
-        raise NascompError(f"unknown sampler {recipe.sampler!r}; choose {' or '.join(SAMPLERS)}")
     resolution = recipe.resolution or space.resolution
     if isinstance(data, str):
         data = load_data(data, data_dir, limit_train=recipe.limit_train, limit_val=recipe.limit_val)
-    if supernet is None:
-        with torch.random.fork_rng(devices=[]):  # the initial weights are a function of the seed
-            torch.manual_seed(seed)
-            supernet = Supernet(
-                space, num_classes=data.num_classes, in_chans=in_chans, img_size=resolution, drop_path_rate=recipe.drop_path_rate
-            )
-    else:
-        if supernet.num_classes != data.num_classes:
-            raise NascompError(f"the given supernet has {supernet.num_classes} classes, the data {data.num_classes}")
-        why = supernet.misfit(space.largest(), resolution)
-        if why:
-            raise NascompError(f"the given supernet cannot run space {space.name!r}'s largest arch: {why}")
-        supernet.img_size, supernet.drop_path_rate = resolution, recipe.drop_path_rate
+    if inherit is not None and (inherit.num_classes, inherit.in_chans) != (data.num_classes, in_chans):
+        raise NascompError(
+            f"the supernet to inherit from has {inherit.num_classes} classes and {inherit.in_chans} input channels, "
+            f"the run {data.num_classes} and {in_chans}"
+        )
+    supernet = build_supernet(space, data.num_classes, in_chans, resolution, recipe, seed if init_seed is None else init_seed)
+    if inherit is not None:
+        supernet.inherit_from(inherit)
     for name, arch in (eval_archs or {}).items():
         if supernet.misfit(arch, resolution):
             raise NascompError(f"eval arch {name!r} does not fit the supernet: {supernet.misfit(arch, resolution)}")
     archs = dict(eval_archs) if eval_archs else {"largest": space.largest(), "smallest": space.smallest()}
-    fixed = {"seed", "resolution", "in_chans", "find_unused_parameters", *asdict(recipe)}
-    train_extra = {k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__ and k not in fixed}
-    cfg = recipe.train_config(
-        seed=seed,
-        resolution=resolution,
-        in_chans=supernet.in_chans,
-        find_unused_parameters=True,
-        **{k: v for k, v in train_extra.items() if v is not None},
-    )
+    cfg = recipe.train_config(seed=seed, resolution=resolution, in_chans=in_chans, find_unused_parameters=True, **run_options(overrides))
     notes = space.degenerate_windows(resolution)
     if resolution != space.resolution:
         notes.insert(0, f"training at a proxy resolution of {resolution} px; the space's budgets and costs refer to {space.resolution} px")
@@ -198,7 +194,7 @@ def fit_supernet(
         "supernet": {
             "space": space.name,
             "preset": preset if isinstance(preset, str) else "custom",
-            "recipe": asdict(recipe),
+            "recipe": recipe.to_dict(),
             "resolution": resolution,
             "eval_archs": {n: a.to_dict() for n, a in archs.items()},
             "notes": notes,
