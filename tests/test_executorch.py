@@ -212,6 +212,27 @@ def test_static_int8_export_checks_against_the_quantized_simulation(tmp_path, fa
     assert (tmp_path / "m" / "executorch-int8" / "model.pte").is_file()
 
 
+def test_an_int8_file_outside_its_tolerance_is_not_written_and_the_error_says_what_to_try(tmp_path, fake_fmnist, capsys, monkeypatch):
+    from nascomp.deploy import pte
+    from nascomp.models import save_model, timm_spec
+
+    # the runtime's outputs as far from the int8 simulation as an untrained DeiT-Tiny's were (0.149 on logits below 1)
+    monkeypatch.setattr(pte, "_compare", lambda *a: (0.149, 0.8, 0.5))
+
+    save_model(
+        tmp_path / "m",
+        _deit(),
+        timm_spec("deit_tiny_patch16_224", img_size=16, patch_size=4, embed_dim=16, depth=1, num_heads=2, in_chans=1, num_classes=10),
+    )
+    argv = ["export", str(tmp_path / "m"), "--format", "pte", "--precision", "int8", "--calib-images", "8", "--check-images", "8"]
+    code = main([*argv, "--data-dir", str(fake_fmnist)])
+    # (under pytest's capture the runtime's C++ probe lines show up here too; a terminal sees the error line alone)
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("[")]
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: the ExecuTorch program's output differs"), err
+    assert "untrained" in err[0] and "--checkpoint" in err[0] and "--tolerance" in err[0] and "--no-rewrite" not in err[0]
+    assert not (tmp_path / "m" / "executorch-int8" / "model.pte").exists()
+
+
 def test_missing_extra_is_one_line_naming_it(monkeypatch, tmp_path):
     import nascomp
     from nascomp.deploy import et_runtime

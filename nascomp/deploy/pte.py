@@ -249,9 +249,17 @@ def export_pte(
             failed = noise > tolerance * max(1.0, noise_scale)
             diff, scale = noise, noise_scale
         if failed:
+            advice = (
+                "Try again with --no-rewrite to tell a formulation problem from a runtime one"
+                if precision == "fp32"
+                # XNNPACK's int8 kernels round differently from PT2E's simulation; on an untrained model's near-zero logits
+                # (a timm name without weights) that rounding is the whole signal
+                else "If the model is untrained (random weights), load its trained weights (--checkpoint); "
+                "to accept a larger int8 error, raise --tolerance"
+            )
             raise NascompError(
                 f"the ExecuTorch program's output differs from PyTorch by {diff:.3g} (allowed {tolerance:g} x "
-                f"{max(1.0, scale):.3g}); not written. Try again with --no-rewrite to tell a formulation problem from a runtime one"
+                f"{max(1.0, scale):.3g}); not written. {advice}"
             )
         os.replace(tmp, path)
     finally:
