@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from nascomp.cli.common import add_model_args, model_overrides, print_json, str_list
 
 if TYPE_CHECKING:
-    from rich.progress import TaskID
+    pass
 
 __all__ = ["register", "run"]
 
@@ -232,7 +232,7 @@ def _run_lut(args: argparse.Namespace) -> int:
     import nascomp
     from nascomp.core.errors import NascompError
     from nascomp.core.io import read_json
-    from nascomp.core.progress import progress_bar
+    from nascomp.core.progress import stage_progress
     from nascomp.profiling.predictor import lut_path
     from nascomp.profiling.targets import parse_target
 
@@ -245,14 +245,7 @@ def _run_lut(args: argparse.Namespace) -> int:
     if args.shots is not None and not args.source:
         raise NascompError("--shots needs --from TABLE (the other target's table to transfer); a full build measures every layer")
     space = nascomp.load_space(args.space)
-    with progress_bar(not args.quiet) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total, info="")
-            bar.update(tasks[stage], completed=done)
-
+    with stage_progress(not args.quiet) as progress:
         protocol = dict(
             runtime=(args.runtime or [None])[0],
             precision=(args.precision or ["fp32"])[0],

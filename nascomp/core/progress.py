@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-__all__ = ["progress_bar", "console"]
+__all__ = ["progress_bar", "stage_progress", "console"]
 
 console = Console(stderr=True)
 
@@ -46,3 +46,18 @@ def progress_bar(enabled: bool = True) -> Iterator[Progress | _Silent]:
         transient=False,
     ) as p:
         yield p
+
+
+@contextlib.contextmanager
+def stage_progress(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
+    """A ``progress(stage, done, total)`` callback (what the latency-table builders report) drawing one bar per stage,
+    with the time elapsed and left: a table takes minutes to hours, and a silent wait looks like a hang."""
+    with progress_bar(enabled) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total, info="")
+            bar.update(tasks[stage], completed=done)
+
+        yield progress

@@ -67,6 +67,7 @@ def shrink_constraint(budget: Budget, space: ShrinkSpace, in_chans: int, num_cla
     """
     if not budget.measured:
         return make_constraint(budget, space, in_chans, num_classes)
+    from nascomp.core.progress import stage_progress
     from nascomp.profiling.predictor import LutProtocol, build_lut, load_predictor, lut_path
     from nascomp.profiling.targets import parse_target
 
@@ -87,7 +88,8 @@ def shrink_constraint(budget: Budget, space: ShrinkSpace, in_chans: int, num_cla
                 f"measuring the layers of the model's neighbourhood on {label} for the latency table {path} (once per model and target)",
                 file=sys.stderr,
             )
-        build_lut(space, proto, path, fit="affine")
+        with stage_progress(not quiet) as progress:
+            build_lut(space, proto, path, fit="affine", progress=progress)
     return make_constraint(budget, space, in_chans, num_classes, lut=path, runtime=runtime)
 
 
