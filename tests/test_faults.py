@@ -243,8 +243,9 @@ def test_every_long_command_stops_on_a_signal_within_2_s_with_one_line_and_resum
             [sys.executable, "-m", "nascomp", *argv], env=env, stderr=subprocess.PIPE, text=True, preexec_fn=_as_from_a_terminal
         )
         deadline = time.time() + 240
-        while not any(out.rglob("checkpoints")) and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.2)  # a first checkpoint: the run is well under way
+        # a first finished checkpoint (the checkpoints folder appears before it, while it is still being written)
+        while not any(out.rglob("checkpoints/epoch-*")) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
         assert proc.poll() is None, f"{name} ended before the signal: {proc.stderr.read()[-500:]}"
         sent = time.time()
         proc.send_signal(sig)

@@ -27,16 +27,13 @@ def _worker(rank: int, world: int, port: int, data_dir: str, out_dir: str, disti
         return archs
 
     train_module.sample_subnets = recording
-    from nascomp.nas.supernet import Supernet
 
     data = load_data("fashion-mnist", data_dir, limit_train=128, limit_val=32)
-    torch.manual_seed(rank)  # different initial weights per rank: DDP must broadcast rank 0's
-    net = Supernet(TINY, num_classes=10, img_size=16)
-    train_module.fit_supernet(
+    net = train_module.fit_supernet(
         TINY,
         data,
         out_dir,
-        supernet=net,
+        init_seed=rank,  # different initial weights per rank: DDP must broadcast rank 0's
         preset="smoke",
         resolution=16,
         epochs=2,
@@ -46,7 +43,7 @@ def _worker(rank: int, world: int, port: int, data_dir: str, out_dir: str, disti
         sampler="sandwich",
         num_random=2,
         distill=distill,
-    )
+    ).model
     dist.barrier()
     results[rank] = (drawn, {k: v.detach().clone() for k, v in net.state_dict().items()})
     dist.destroy_process_group()
