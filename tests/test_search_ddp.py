@@ -67,3 +67,46 @@ def test_ranks_share_scores_and_take_the_same_decisions(fake_fmnist, tmp_path):
     assert summary0["budget"]["within"]
     memo = (out / "evolution" / "step-1" / "scores.jsonl").read_text().splitlines()
     assert len(memo) == len(set(memo))  # written once, by rank 0
+
+
+def _memo_worker(rank: int, world: int, port: int, data_dir: str, memo: str, results) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    from nascomp.core.distributed import init_distributed
+    from nascomp.data import load_data
+    from nascomp.nas import scoring
+    from nascomp.nas.supernet import Supernet
+    from tests.test_supernet import TINY
+
+    info = init_distributed("cpu")
+    if rank == 1:  # this rank read the memo before rank 0 had appended its last line
+        scoring.read_memo = lambda path: {}
+    data = load_data("fashion-mnist", data_dir, limit_train=32, limit_val=16)
+    net = Supernet(TINY, num_classes=10, img_size=16)
+    scorer = scoring.SupernetScorer(net, data.val, data.transform(16, 3, train=False), batch_size=8, memo=memo, dist=info)
+    try:
+        results[rank] = [s["top1"] for s in scorer.score([TINY.largest(), TINY.smallest()])]
+    except KeyError as e:
+        results[rank] = f"KeyError {e}"
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_every_rank_scores_from_rank_0s_memo_even_when_it_read_the_file_early(fake_fmnist, tmp_path):
+    import json
+
+    import torch.multiprocessing as mp
+
+    from tests.test_supernet import TINY
+
+    memo = tmp_path / "scores.jsonl"  # rank 0's memo already holds the largest arch's score
+    memo.write_text(json.dumps({"arch": TINY.largest().to_dict(), "score": {"top1": 12.5, "top5": 50.0, "loss": 2.0, "n": 16}}) + "\n")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.spawn(_memo_worker, args=(2, port, str(fake_fmnist), str(memo), results), nprocs=2)
+    assert results[0] == results[1] and results[0][0] == 12.5, dict(results)  # the memo's score, on both ranks
+    assert len(memo.read_text().splitlines()) == 2  # the smallest arch's score, appended once

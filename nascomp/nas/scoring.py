@@ -13,7 +13,8 @@ replaying them over the memo reproduces an uninterrupted run exactly. A line cut
 ignored.
 
 Under ``torchrun`` every rank scores a share of the candidates and the results are all-gathered, so
-all ranks take the same decisions; only rank 0 writes the memo.
+all ranks take the same decisions; only rank 0 reads and writes the memo, and gives what it read to the others
+(scorers are made at the same points on every rank).
 """
 
 from __future__ import annotations
@@ -88,7 +89,13 @@ class SupernetScorer:
         self.memo = Path(memo) if memo else None
         if self.memo and self.dist.is_main:
             _drop_torn_line(self.memo)
-        self._scores = read_memo(self.memo) if self.memo else {}
+        self._scores = read_memo(self.memo) if self.memo and self.dist.is_main else {}
+        if self.memo and self.dist.enabled:
+            # every rank starts from rank 0's reading: read on its own, a rank may find the file before rank 0 has appended
+            # the last scores, then ask for other archs than rank 0 and take another share of the work (a missing score)
+            shared = [self._scores]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            self._scores = shared[0]
         self.evaluated = 0  # archs actually run (not read from the memo)
 
     @classmethod
