@@ -78,14 +78,14 @@ class StallCheck:
         self.chance = math.log(max(2, num_classes))
         self.total = total_steps
         self.first: list[float] = []
-        self.reported = not enabled
+        self.enabled, self.reported = enabled, False
 
     def step(self, global_step: int, loss: float) -> None:
         if global_step < self.FIRST:
             self.first.append(loss)
 
     def check(self, done_steps: int, epoch_loss: float) -> str | None:
-        if self.reported or done_steps < STALL_FRACTION * self.total:
+        if not self.enabled or self.reported or done_steps < STALL_FRACTION * self.total:
             return None
         start = min(self.chance, sum(self.first) / len(self.first)) if self.first else self.chance
         if epoch_loss < STALL_RATIO * start:

@@ -38,7 +38,7 @@ from typing import Any
 from nascomp.core.errors import NascompError
 from nascomp.core.validate import fraction, non_negative, positive
 from nascomp.data.recipe import RAND_AUGMENT
-from nascomp.engine.config import TrainConfig
+from nascomp.engine.config import RUN_ONLY, TrainConfig
 
 __all__ = ["SupernetPreset", "SUPERNET_PRESETS", "SAMPLERS", "RUN_SETTINGS", "resolve_recipe", "run_options"]
 
@@ -46,10 +46,16 @@ SAMPLERS = ("uniform", "sandwich")
 
 
 # TrainConfig fields that each run sets (`SupernetPreset.train_config`'s settings), not part of a recipe or its record
-RUN_SETTINGS = frozenset(
-    {"seed", "resolution", "in_chans", "find_unused_parameters", "num_workers", "checkpoint_every", "keep_checkpoints"}
-    | {"eval_batch_size", "amp", "strict"}
-)
+# (the engine's RUN_ONLY, which a resume may change, and the settings a run fixes)
+RUN_SETTINGS = frozenset(RUN_ONLY) | {
+    "seed",
+    "resolution",
+    "in_chans",
+    "find_unused_parameters",
+    "keep_checkpoints",
+    "eval_batch_size",
+    "amp",
+}
 # A recipe's record (run.json's settings, which --resume compares, and the supernet's model.json), in its 0.x layout so
 # that runs started before the recipe composed a TrainConfig still resume; other training fields follow when not default.
 _RECORD = (
@@ -109,7 +115,7 @@ _OWN = frozenset(f.name for f in fields(SupernetPreset)) - {"train"}
 # the flat option names a recipe takes: its own fields and every training field that is not a run setting
 OVERRIDABLE = _OWN | (frozenset(TrainConfig.__dataclass_fields__) - RUN_SETTINGS)
 # run settings a caller may pass beside a recipe's options (the supernet's trainer sets the others itself)
-RUN_ONLY = RUN_SETTINGS - _OWN - {"seed", "in_chans", "find_unused_parameters"}
+_CALLER_SETTINGS = RUN_SETTINGS - _OWN - {"seed", "in_chans", "find_unused_parameters"}
 
 SUPERNET_PRESETS: dict[str, SupernetPreset] = {
     "smoke": SupernetPreset(
@@ -164,9 +170,9 @@ def resolve_recipe(preset: str | SupernetPreset, overrides: Mapping[str, Any]) -
         if preset not in SUPERNET_PRESETS:
             raise NascompError(f"unknown preset {preset!r}; choose one of {', '.join(SUPERNET_PRESETS)}")
         preset = SUPERNET_PRESETS[preset]
-    return preset.with_overrides({k: v for k, v in overrides.items() if k not in RUN_ONLY})
+    return preset.with_overrides({k: v for k, v in overrides.items() if k not in _CALLER_SETTINGS})
 
 
 def run_options(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The run settings among flat options (``num_workers``, ``amp``, ``checkpoint_every``...), for `SupernetPreset.train_config`."""
-    return {k: v for k, v in overrides.items() if k in RUN_ONLY and v is not None}
+    return {k: v for k, v in overrides.items() if k in _CALLER_SETTINGS and v is not None}
